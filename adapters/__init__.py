@@ -1,0 +1,1 @@
+"""The edges of gridshift: protobuf codec, forecast providers, stores, the gRPC server."""

@@ -1,0 +1,106 @@
+"""Translate between the protobuf API (gridshift.api.v1) and the domain.
+
+Requests go proto → dict (the JSON mapping, proto field names) → optimizer.parsing, so the
+gRPC and file paths share one validator. Results go SolveResult → OptimizeResponse.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from gridshift.api.v1 import optimize_pb2 as pb
+from optimizer.accounting import PlanFigures, Totals
+from optimizer.solve import SolveResult
+
+
+def request_to_dict(request: pb.OptimizeRequest) -> dict[str, Any]:
+    """The JSON-mapping dict of a request message, with proto field names."""
+    return json_format.MessageToDict(request, preserving_proto_field_name=True)
+
+
+def response_to_json(response: pb.OptimizeResponse) -> str:
+    """Protobuf JSON mapping of a response, proto field names, indented."""
+    return json_format.MessageToJson(response, preserving_proto_field_name=True, indent=2)
+
+
+def response_from_json(text: str) -> pb.OptimizeResponse:
+    return json_format.Parse(text, pb.OptimizeResponse())
+
+
+def _ts(value: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def _totals(t: Totals) -> pb.Totals:
+    return pb.Totals(energy_kwh=t.energy_kwh, grid_energy_kwh=t.grid_energy_kwh,
+                     emissions_kg=t.emissions_kg, cost=t.cost, wait_hours=t.wait_hours)
+
+
+def _finite(x: float, default: float = 0.0) -> float:
+    return x if math.isfinite(x) else default
+
+
+def to_response(result: SolveResult, plan_id: str | None = None) -> pb.OptimizeResponse:
+    """Build the canonical response for a solve result."""
+    p = result.problem
+    response = pb.OptimizeResponse(plan_id=plan_id or uuid.uuid4().hex,
+                                   status=pb.PlanStatus.Value(result.status))
+    for j in sorted(result.plan.placements, key=lambda k: p.job_ids[k]):
+        placement = result.plan.placements[j]
+        a = response.assignments.add(job_id=p.job_ids[j], site_id=p.site_ids[placement.site])
+        a.start.CopyFrom(_ts(p.slot_time(placement.start_slot)))
+        a.end.CopyFrom(_ts(p.slot_time(placement.end_slot)))
+        for lo, hi in placement.runs():
+            a.runs.add(start=_ts(p.slot_time(lo)), end=_ts(p.slot_time(hi)))
+    for j in sorted(result.plan.unscheduled, key=lambda k: p.job_ids[k]):
+        response.unscheduled.add(job_id=p.job_ids[j], reason=result.plan.unscheduled[j])
+    if result.status != "INFEASIBLE":
+        _add_figures(response, result)
+    response.solver.CopyFrom(pb.SolverInfo(
+        backend=result.backend, objective=_finite(result.objective),
+        best_bound=_finite(result.best_bound), gap=_finite(result.gap, 1.0),
+        wall_seconds=result.wall_seconds, status_detail=result.detail))
+    for f in p.forecasts:
+        prov = response.provenance.add(region=f.region, provider=f.provider, stale=f.stale,
+                                       fallback=f.fallback)
+        if f.issued_at is not None:
+            prov.issued_at.CopyFrom(_ts(f.issued_at))
+        if f.fallback:
+            prov.detail = "no forecast in the request; embedded typical-day profile used"
+    return response
+
+
+def _add_figures(response: pb.OptimizeResponse, result: SolveResult) -> None:
+    p, fig, base = result.problem, result.figures, result.baseline_figures
+    response.totals.CopyFrom(_totals(fig.totals))
+    response.baseline.CopyFrom(_totals(base.totals))
+    saved = base.totals.emissions_kg - fig.totals.emissions_kg
+    response.savings_kg = saved
+    response.savings_pct = 100.0 * saved / base.totals.emissions_kg if base.totals.emissions_kg else 0
+    response.baseline_unplaced.extend(sorted(p.job_ids[j] for j in result.baseline.unscheduled))
+    for j in sorted(fig.jobs, key=lambda k: p.job_ids[k]):
+        jf = fig.jobs[j]
+        response.jobs.add(job_id=p.job_ids[j], site_id=p.site_ids[jf.site],
+                          energy_kwh=jf.energy_kwh, grid_energy_kwh=jf.grid_energy_kwh,
+                          emissions_kg=jf.emissions_kg, cost=jf.cost, wait_hours=jf.wait_hours,
+                          baseline_emissions_kg=_baseline_job_kg(base, j))
+    for s, site_id in enumerate(p.site_ids):
+        response.sites.add(site_id=site_id, load_kw=fig.load_kw[s].tolist(),
+                           grid_kw=fig.grid_kw[s].tolist(),
+                           gpus_used=fig.gpus_used[s].astype(int).tolist(),
+                           emissions_kg=float((fig.grid_kw[s] * p.ci_g_per_kwh[s]).sum()
+                                              * p.slot_hours / 1000),
+                           energy_kwh=float(fig.load_kw[s].sum() * p.slot_hours))
+
+
+def _baseline_job_kg(base: PlanFigures, j: int) -> float:
+    jf = base.jobs.get(j)
+    return jf.emissions_kg if jf else 0.0

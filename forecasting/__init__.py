@@ -1,0 +1,1 @@
+"""Forecast series, slot alignment and forecast sources (pure: no HTTP)."""

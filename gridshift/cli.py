@@ -1,0 +1,157 @@
+"""The `gridshift` command.
+
+Exit codes: 0 a plan was found, 2 invalid input, 3 infeasible, 1 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INVALID, EXIT_INFEASIBLE = 0, 1, 2, 3
+BACKENDS = ("auto", "highs", "cpsat", "greedy")
+
+log = logging.getLogger("gridshift")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gridshift", description="Energy-aware scheduling optimizer for AI compute.",
+        epilog="Exit codes: 0 plan found, 2 invalid input, 3 infeasible, 1 internal error.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("plan", help="plan an OptimizeRequest (protobuf JSON) into a response")
+    p.add_argument("request", help="OptimizeRequest JSON file, or - for standard input")
+    p.add_argument("-o", "--output", help="write the OptimizeResponse JSON here (default stdout)")
+    _add_solver_flags(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    d = sub.add_parser("demo", help="plan a realistic day of AI jobs on embedded data")
+    _add_solver_flags(d)
+    d.add_argument("-o", "--output", help="also write the OptimizeResponse JSON here")
+    d.add_argument("--request-out", help="write the demo OptimizeRequest JSON here")
+    d.add_argument("--seed", type=int, default=7, help="seed of the demo's job mix")
+    return parser
+
+
+def _add_solver_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--time-limit", type=float, metavar="S",
+                   help="solver time limit in seconds (overrides options.time_limit_seconds)")
+    p.add_argument("--backend", choices=BACKENDS, help="solver backend (overrides options)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=os.environ.get("GRIDSHIFT_LOG_LEVEL", "WARNING"),
+                        format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "plan":
+            return _plan(args)
+        return _demo(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERNAL
+    except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into exit code 1
+        from optimizer.errors import InvalidInputError
+
+        if isinstance(exc, InvalidInputError):
+            _print_invalid(exc)
+            return EXIT_INVALID
+        log.debug("internal error", exc_info=True)
+        print(f"gridshift: internal error ({type(exc).__name__}); set GRIDSHIFT_LOG_LEVEL=DEBUG "
+              "for details", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _print_invalid(exc) -> None:
+    print(f"gridshift: invalid request ({len(exc.violations)} problem(s)):", file=sys.stderr)
+    for v in exc.violations:
+        print(f"  {v}", file=sys.stderr)
+
+
+def _read_request(path: str) -> Any:
+    from optimizer.errors import FieldViolation, InvalidInputError
+
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError([FieldViolation("", f"cannot read {path}: {exc}")]) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError([FieldViolation("", f"unreadable JSON in {path}: {exc}")]) from None
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from gridshift.planning import plan
+
+    outcome = plan(_read_request(args.request), time_limit_s=args.time_limit,
+                   backend=args.backend)
+    _write_response(outcome.response, args.output)
+    if not args.quiet:
+        print(summary(outcome.result), file=sys.stderr)
+    return EXIT_INFEASIBLE if outcome.result.status == "INFEASIBLE" else EXIT_OK
+
+
+def _write_response(response, output: str | None) -> None:
+    from adapters.codec import response_to_json
+
+    text = response_to_json(response) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+        return
+    # Write then rename, so a crash never leaves half a file behind.
+    target = Path(output)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(target)
+
+
+def summary(result) -> str:
+    """A short human summary of a solve result."""
+    p = result.problem
+    if result.status == "INFEASIBLE":
+        lines = [f"INFEASIBLE: {len(result.plan.unscheduled)} job(s) cannot be placed"]
+        lines += [f"  {p.job_ids[j]}: {why}" for j, why in sorted(
+            result.plan.unscheduled.items(), key=lambda kv: p.job_ids[kv[0]])]
+        return "\n".join(lines)
+    t, b = result.figures.totals, result.baseline_figures.totals
+    saved = b.emissions_kg - t.emissions_kg
+    pct = 100 * saved / b.emissions_kg if b.emissions_kg else 0.0
+    gap = f"{100 * result.gap:.2f} %" if result.gap == result.gap and result.gap < 1e9 else "n/a"
+    lines = [
+        f"status {result.status} ({result.backend}) in {result.wall_seconds:.2f} s, gap {gap}",
+        f"emissions {t.emissions_kg:,.1f} kg CO2e vs FIFO baseline {b.emissions_kg:,.1f} kg: "
+        f"saves {saved:,.1f} kg ({pct:.1f} %)",
+        f"energy {t.energy_kwh:,.0f} kWh, from the grid {t.grid_energy_kwh:,.0f} kWh; "
+        f"{len(result.plan.placements)} job(s) on {p.n_sites} site(s)",
+    ]
+    if result.plan.unscheduled:
+        lines.append(f"unscheduled: {len(result.plan.unscheduled)} job(s)")
+        lines += [f"  {p.job_ids[j]}: {why}" for j, why in result.plan.unscheduled.items()]
+    if result.baseline.unscheduled:
+        lines.append(f"note: the FIFO baseline could not place {len(result.baseline.unscheduled)} "
+                     "job(s) within the horizon")
+    return "\n".join(lines)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from gridshift.demo import demo_request
+    from gridshift.planning import plan
+    from gridshift.report import demo_report
+
+    request = demo_request(seed=args.seed)
+    if args.request_out:
+        Path(args.request_out).write_text(json.dumps(request, indent=2) + "\n", encoding="utf-8")
+    outcome = plan(request, time_limit_s=args.time_limit, backend=args.backend)
+    if args.output:
+        _write_response(outcome.response, args.output)
+    print(demo_report(outcome.result))
+    return EXIT_OK if outcome.result.status != "INFEASIBLE" else EXIT_INFEASIBLE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

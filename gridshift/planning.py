@@ -1,0 +1,96 @@
+"""The planning use case, wired to concrete sources: request dict → validated problem with
+forecasts filled in → solve → canonical response. Shared by the CLI and (later) the server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from forecasting.series import Forecast
+from forecasting.sources import EmbeddedProfileSource, ForecastSource
+from gridshift.api.v1 import optimize_pb2 as pb
+from optimizer.domain import Request
+from optimizer.errors import FieldViolation, InvalidInputError
+from optimizer.parsing import parse_request
+from optimizer.problem import Problem, build_problem
+from optimizer.solve import SolveResult, solve
+
+
+@dataclass
+class PlanOutcome:
+    result: SolveResult
+    response: pb.OptimizeResponse
+
+
+def default_sources() -> list[ForecastSource]:
+    """The ordered fallback chain used when a request carries no forecast for a region."""
+    return [EmbeddedProfileSource()]
+
+
+def resolve_forecasts(request: Request, sources: list[ForecastSource]) -> list[Forecast]:
+    """The request's forecasts plus, for each site region without one, the first source that
+    knows the region. Raises InvalidInputError naming the sites whose region nobody covers."""
+    h = request.horizon
+    by_region = {f.region: f for f in request.forecasts}
+    violations: list[FieldViolation] = []
+    for i, site in enumerate(request.sites):
+        if site.region in by_region:
+            continue
+        for source in sources:
+            try:
+                by_region[site.region] = source.forecast(site.region, h.start, h.slots,
+                                                         h.slot_minutes)
+                break
+            except (KeyError, LookupError):
+                continue
+        else:
+            violations.append(FieldViolation(
+                f"sites[{i}].region", f"no forecast for region {site.region!r} in the request, "
+                "and no forecast source knows it"))
+            continue
+        if request.objective.cost_weight > 0 and not by_region[site.region].price_per_mwh:
+            violations.append(FieldViolation(
+                f"sites[{i}].region", f"objective.cost_weight > 0 needs prices for region "
+                f"{site.region!r}; add a forecast with price_per_mwh"))
+    if violations:
+        raise InvalidInputError(violations)
+    return list(by_region.values())
+
+
+def prepare(data: dict[str, Any], sources: list[ForecastSource] | None = None) -> Problem:
+    """Validate a request dict and compile it with forecasts resolved."""
+    request = parse_request(data)
+    forecasts = resolve_forecasts(request, default_sources() if sources is None else sources)
+    return build_problem(request, forecasts)
+
+
+def plan(data: dict[str, Any], *, time_limit_s: float | None = None, backend: str | None = None,
+         on_progress: Callable[[dict], None] | None = None,
+         stop_flag: Callable[[], bool] | None = None) -> PlanOutcome:
+    """Plan a request dict end to end; CLI overrides are applied before validation."""
+    data = apply_overrides(data, time_limit_s=time_limit_s, backend=backend)
+    problem = prepare(data)
+    result = solve(problem, on_progress=on_progress, stop_flag=stop_flag)
+    from adapters.codec import to_response
+
+    return PlanOutcome(result=result, response=to_response(result))
+
+
+def apply_overrides(data: Any, *, time_limit_s: float | None = None,
+                    backend: str | None = None) -> Any:
+    """Copy of a request dict with options overridden (left alone if it is not a dict)."""
+    if not isinstance(data, dict) or (time_limit_s is None and backend is None):
+        return data
+    data = dict(data)
+    options = dict(data.get("options") or {})
+    if time_limit_s is not None:
+        options.pop("timeLimitSeconds", None)
+        options["time_limit_seconds"] = time_limit_s
+    if backend is not None:
+        options["backend"] = {"auto": "BACKEND_AUTO"}.get(backend.lower(), backend.upper())
+    data["options"] = options
+    return data
+
+
+__all__ = ["PlanOutcome", "plan", "prepare", "resolve_forecasts", "default_sources"]

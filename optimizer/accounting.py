@@ -1,0 +1,98 @@
+"""Vectorised figures of a plan: totals, per-job attribution and per-site load profiles.
+
+Grid energy in a slot is attributed to the jobs running at the site in proportion to their
+facility power, so per-job emissions add up to the site's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from optimizer.plan import Plan
+from optimizer.problem import Problem
+
+
+@dataclass(frozen=True)
+class Totals:
+    energy_kwh: float = 0.0
+    grid_energy_kwh: float = 0.0
+    emissions_kg: float = 0.0
+    cost: float = 0.0
+    wait_hours: float = 0.0
+    weighted_wait_hours: float = 0.0
+
+    def objective(self, problem: Problem) -> float:
+        w = problem.objective
+        return (w.carbon_weight * self.emissions_kg + w.cost_weight * self.cost
+                + w.delay_weight * self.weighted_wait_hours)
+
+
+@dataclass(frozen=True)
+class JobFigures:
+    job: int
+    site: int
+    energy_kwh: float
+    grid_energy_kwh: float
+    emissions_kg: float
+    cost: float
+    wait_hours: float
+
+
+@dataclass(frozen=True)
+class PlanFigures:
+    totals: Totals
+    jobs: dict[int, JobFigures]
+    load_kw: np.ndarray      # [S, T] facility load
+    grid_kw: np.ndarray      # [S, T]
+    gpus_used: np.ndarray    # [S, T]
+
+
+def site_loads(problem: Problem, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
+    """GPUs used and facility load in kW per [site, slot]."""
+    gpus = np.zeros((problem.n_sites, problem.n_slots), dtype=np.int64)
+    it_kw = np.zeros((problem.n_sites, problem.n_slots))
+    for j, p in plan.placements.items():
+        idx = np.asarray(p.slots, dtype=np.int64)
+        gpus[p.site, idx] += problem.gpus[j]
+        it_kw[p.site, idx] += problem.power_kw[j]
+    return gpus, it_kw * problem.pue[:, None]
+
+
+def wait_hours(problem: Problem, job: int, end_slot: int) -> float:
+    """end - earliest_start - duration, in hours."""
+    return (end_slot * problem.slot_hours - float(problem.earliest_hours[job])
+            - float(problem.duration_minutes[job]) / 60.0)
+
+
+def figures(problem: Problem, plan: Plan) -> PlanFigures:
+    """Totals, per-job and per-site figures of a plan (DESIGN.md formulas)."""
+    gpus, load_kw = site_loads(problem, plan)
+    grid_kw = np.maximum(0.0, load_kw - problem.renewable_kw)
+    hours = problem.slot_hours
+    # Share of each slot's grid draw per kW of facility load (0 where there is no load).
+    grid_share = np.divide(grid_kw, load_kw, out=np.zeros_like(load_kw), where=load_kw > 0)
+    jobs: dict[int, JobFigures] = {}
+    total_wait = weighted_wait = 0.0
+    for j, p in plan.placements.items():
+        idx = np.asarray(p.slots, dtype=np.int64)
+        kw = problem.facility_kw(j, p.site)
+        job_grid_kwh = kw * grid_share[p.site, idx] * hours
+        wait = wait_hours(problem, j, p.end_slot)
+        total_wait += wait
+        weighted_wait += float(problem.priority[j]) * wait
+        jobs[j] = JobFigures(
+            job=j, site=p.site, energy_kwh=kw * len(idx) * hours,
+            grid_energy_kwh=float(job_grid_kwh.sum()),
+            emissions_kg=float((job_grid_kwh * problem.ci_g_per_kwh[p.site, idx]).sum() / 1000),
+            cost=float((job_grid_kwh * problem.price_per_mwh[p.site, idx]).sum() / 1000),
+            wait_hours=wait)
+    totals = Totals(
+        energy_kwh=float(load_kw.sum() * hours),
+        grid_energy_kwh=float(grid_kw.sum() * hours),
+        emissions_kg=float((grid_kw * problem.ci_g_per_kwh).sum() * hours / 1000),
+        cost=float((grid_kw * problem.price_per_mwh).sum() * hours / 1000),
+        wait_hours=total_wait, weighted_wait_hours=weighted_wait)
+    return PlanFigures(totals=totals, jobs=jobs, load_kw=load_kw, grid_kw=grid_kw,
+                       gpus_used=gpus)

@@ -1,0 +1,118 @@
+"""HiGHS (branch and cut) on the array model, passed straight in as a column-wise matrix."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+
+from optimizer.backends import BackendResult, ProgressCallback
+from optimizer.milp import MilpModel
+
+_banner_lock = threading.Lock()
+_banner_shown = False
+
+
+def new_highs():
+    """A Highs instance. The library prints a banner to stdout (fd 1) the first time one is
+    made in a process, which would corrupt JSON written to stdout; that first time, fd 1 is
+    pointed at /dev/null while the object is built."""
+    import highspy
+
+    global _banner_shown
+    with _banner_lock:
+        if _banner_shown:
+            return highspy.Highs()
+        sys.stdout.flush()
+        saved = os.dup(1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 1)
+            h = highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(devnull)
+            _banner_shown = True
+        return h
+
+
+def solve_highs(model: MilpModel, *, time_limit_s: float, relative_gap: float, workers: int = 0,
+                seed: int = 0, hint: np.ndarray | None = None,
+                on_progress: ProgressCallback | None = None, relax: bool = False) -> BackendResult:
+    """Solve with HiGHS; honours the time limit, gap, thread count, seed and a warm start.
+    With `relax`, integrality is dropped and the LP relaxation's optimum is the bound."""
+    import highspy
+
+    started = time.monotonic()
+    h = new_highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("time_limit", max(0.01, float(time_limit_s)))
+    h.setOptionValue("mip_rel_gap", float(relative_gap))
+    h.setOptionValue("random_seed", int(seed))
+    h.setOptionValue("threads", int(workers or os.cpu_count() or 1))
+    lp = _to_lp(model, highspy)
+    if relax:
+        lp.integrality_ = []
+    h.passModel(lp)
+    if hint is not None and not relax:
+        sol = highspy.HighsSolution()
+        sol.col_value = list(map(float, hint))
+        sol.value_valid = True
+        h.setSolution(sol)
+    if on_progress is not None:
+        def report(event) -> None:
+            data = event.data_out
+            on_progress(data.objective_function_value + 0.0, data.mip_dual_bound,
+                        time.monotonic() - started)
+        h.cbMipImprovingSolution.subscribe(report)
+    h.run()
+    result = _result(h, highspy, model, time.monotonic() - started)
+    if relax and result.status == "optimal":
+        result.best_bound = result.objective
+    return result
+
+
+def _to_lp(model: MilpModel, highspy):
+    order = np.lexsort((model.a_row, model.a_col))
+    cols, rows, vals = model.a_col[order], model.a_row[order], model.a_val[order]
+    starts = np.searchsorted(cols, np.arange(model.n_cols + 1)).astype(np.int32)
+    lp = highspy.HighsLp()
+    lp.num_col_ = model.n_cols
+    lp.num_row_ = model.n_rows
+    lp.col_cost_ = model.cost
+    lp.col_lower_ = model.lower
+    lp.col_upper_ = model.upper
+    lp.row_lower_ = np.where(np.isfinite(model.row_lo), model.row_lo, -highspy.kHighsInf)
+    lp.row_upper_ = np.where(np.isfinite(model.row_hi), model.row_hi, highspy.kHighsInf)
+    lp.offset_ = model.offset
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = starts
+    lp.a_matrix_.index_ = rows.astype(np.int32)
+    lp.a_matrix_.value_ = vals
+    lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
+                       for i in model.integer]
+    return lp
+
+
+def _result(h, highspy, model: MilpModel, wall: float) -> BackendResult:
+    status = h.getModelStatus()
+    info = h.getInfo()
+    has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
+    values = np.asarray(h.getSolution().col_value) if has_solution else None
+    bound = info.mip_dual_bound if math.isfinite(info.mip_dual_bound) else -math.inf
+    objective = info.objective_function_value if has_solution else math.nan
+    name = h.modelStatusToString(status)
+    if status == highspy.HighsModelStatus.kOptimal:
+        kind = "optimal"
+    elif status == highspy.HighsModelStatus.kInfeasible:
+        kind = "infeasible"
+    elif has_solution:
+        kind = "feasible"
+    else:
+        kind = "no_solution"
+    return BackendResult(kind, values, objective, bound, wall, f"HiGHS: {name}")

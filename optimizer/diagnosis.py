@@ -1,0 +1,90 @@
+"""Why jobs cannot be placed: alone (no site/window fits the job even on an empty fleet) or
+jointly (a small set of jobs that cannot all fit together)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from optimizer import greedy
+from optimizer.problem import Problem
+
+
+def alone_infeasible(problem: Problem) -> dict[int, str]:
+    """Jobs that fit at none of their allowed sites even with every other job removed."""
+    empty = greedy._State.empty(problem)
+    reasons: dict[int, str] = {}
+    for j in range(problem.n_jobs):
+        if greedy.best_placement(problem, empty, j) is None:
+            reasons[j] = _alone_reason(problem, j)
+    return reasons
+
+
+def _alone_reason(problem: Problem, j: int) -> str:
+    sites = problem.allowed_sites[j]
+    lo, hi = int(problem.first_slot[j]), int(problem.last_slot[j])
+    best_gpus = max(int(problem.gpu_capacity[s, lo:hi].max()) for s in sites)
+    names = ", ".join(problem.site_ids[s] for s in sites)
+    if problem.gpus[j] > best_gpus:
+        return (f"needs {problem.gpus[j]} GPUs; its allowed sites ({names}) have at most "
+                f"{best_gpus} in its window")
+    if all(problem.facility_kw(j, s) > problem.power_cap_kw[s] for s in sites):
+        return (f"needs {min(problem.facility_kw(j, s) for s in sites):.1f} kW facility power, "
+                f"above the power cap of every allowed site ({names})")
+    return (f"no {problem.duration_slots[j]}-slot stretch between earliest_start and deadline "
+            f"where an allowed site ({names}) has {problem.gpus[j]} GPUs free (capacity windows)")
+
+
+def _overlap(problem: Problem, a: int, b: int) -> float:
+    """GPU-slots of contention between two jobs: shared sites x shared window x GPUs."""
+    if not set(problem.allowed_sites[a]) & set(problem.allowed_sites[b]):
+        return 0.0
+    lo = max(problem.first_slot[a], problem.first_slot[b])
+    hi = min(problem.last_slot[a], problem.last_slot[b])
+    return float(max(0, hi - lo) * min(problem.gpus[a], problem.gpus[b]))
+
+
+def conflict_set(problem: Problem, job: int, excluded: set[int], budget_s: float,
+                 max_candidates: int = 30) -> tuple[list[int], bool]:
+    """A small set of jobs, including `job`, that cannot all be placed together.
+
+    Deletion filter over the jobs that contend with `job`: a job is dropped from the set when
+    the rest is still proven infeasible. Returns (set, minimal) where `minimal` says whether
+    every test finished within the budget.
+    """
+    from optimizer.backends.cpsat import solve_cpsat
+    from optimizer.milp import build_milp
+
+    deadline = time.monotonic() + budget_s
+    contenders = [k for k in range(problem.n_jobs)
+                  if k != job and k not in excluded and _overlap(problem, job, k) > 0]
+    contenders.sort(key=lambda k: -_overlap(problem, job, k))
+    members = [job] + contenders[:max_candidates]
+    minimal = len(contenders) <= max_candidates
+
+    def infeasible(jobs: list[int]) -> bool | None:
+        if not greedy.greedy_plan(problem, 0.05, jobs=set(jobs)).unscheduled:
+            return False
+        remaining = deadline - time.monotonic()
+        if remaining <= 0.05:
+            return None
+        model = build_milp(problem, jobs, count_objective=True)
+        result = solve_cpsat(model, time_limit_s=min(remaining, 2.0), relative_gap=0.0)
+        return {"infeasible": True, "optimal": False, "feasible": False}.get(result.status)
+
+    for k in list(reversed(members[1:])):
+        trial = [m for m in members if m != k]
+        verdict = infeasible(trial)
+        if verdict is None:
+            minimal = False
+            break
+        if verdict:
+            members = trial
+    return sorted(members, key=lambda m: problem.job_ids[m]), minimal
+
+
+def demand_note(problem: Problem, jobs: list[int]) -> str:
+    """A short description of what a conflicting set asks for."""
+    gpus = int(np.sum(problem.gpus[jobs]))
+    return f"together they need {gpus} GPUs in overlapping windows"

@@ -1,0 +1,212 @@
+"""The construction heuristic: place jobs one by one where their exact marginal objective is
+lowest, respecting GPU capacity and power caps, then improve by remove-and-reinsert.
+
+Marginal cost of a slot accounts for on-site renewables exactly: adding facility power p to a
+site whose load is L and renewable supply R costs max(0, L+p-R) - max(0, L-R) grid kW.
+Contiguous jobs pick the best start from prefix sums of that cost; interruptible jobs pick the
+cheapest slots that form runs of at least min_run slots by a small dynamic programme.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from optimizer.plan import Placement, Plan
+from optimizer.problem import Problem
+
+UNPLACEABLE = "no site and window where its GPUs and power fit beside the other jobs"
+
+
+@dataclass
+class _State:
+    free_gpus: np.ndarray   # [S, T]
+    load_kw: np.ndarray     # [S, T] facility load
+    coef: np.ndarray        # [S, T] objective per grid kWh
+    problem: Problem
+
+    @staticmethod
+    def empty(problem: Problem) -> _State:
+        return _State(problem.gpu_capacity.astype(np.int64).copy(),
+                      np.zeros((problem.n_sites, problem.n_slots)),
+                      problem.grid_cost_per_kwh(), problem)
+
+    def apply(self, j: int, p: Placement, sign: int) -> None:
+        idx = np.asarray(p.slots, dtype=np.int64)
+        self.free_gpus[p.site, idx] -= sign * self.problem.gpus[j]
+        self.load_kw[p.site, idx] += sign * self.problem.facility_kw(j, p.site)
+
+
+def slot_costs(problem: Problem, state: _State, j: int, s: int) -> np.ndarray:
+    """Objective added per slot if job j ran at site s in that slot, given current loads."""
+    kw = problem.facility_kw(j, s)
+    load = state.load_kw[s]
+    renewable = problem.renewable_kw[s]
+    delta_grid_kw = np.maximum(0.0, load + kw - renewable) - np.maximum(0.0, load - renewable)
+    return delta_grid_kw * problem.slot_hours * state.coef[s]
+
+
+def _fits(problem: Problem, state: _State, j: int, s: int) -> np.ndarray:
+    kw = problem.facility_kw(j, s)
+    return (state.free_gpus[s] >= problem.gpus[j]) & (
+        state.load_kw[s] + kw <= problem.power_cap_kw[s] + 1e-9)
+
+
+def _delay_cost(problem: Problem, j: int, end_slots: np.ndarray) -> np.ndarray:
+    w = problem.objective.delay_weight * float(problem.priority[j])
+    return w * end_slots * problem.slot_hours
+
+
+def best_placement(problem: Problem, state: _State, j: int) -> tuple[Placement, float] | None:
+    """Cheapest feasible placement of job j given the jobs already in `state`."""
+    best: tuple[Placement, float] | None = None
+    for s in problem.allowed_sites[j]:
+        found = (_best_interruptible(problem, state, j, s) if problem.interruptible[j]
+                 and problem.min_run_slots[j] < problem.duration_slots[j]
+                 else _best_contiguous(problem, state, j, s))
+        if found is not None and (best is None or found[1] < best[1] - 1e-12):
+            best = found
+    return best
+
+
+def _best_contiguous(problem: Problem, state: _State, j: int, s: int):
+    d = int(problem.duration_slots[j])
+    lo, hi = int(problem.first_slot[j]), int(problem.last_slot[j])
+    starts = np.arange(lo, hi - d + 1)
+    if len(starts) == 0:
+        return None
+    cost = np.concatenate([[0.0], np.cumsum(slot_costs(problem, state, j, s))])
+    blocked = np.concatenate([[0], np.cumsum(~_fits(problem, state, j, s))])
+    window_cost = cost[starts + d] - cost[starts] + _delay_cost(problem, j, starts + d)
+    window_cost[blocked[starts + d] - blocked[starts] > 0] = np.inf
+    k = int(np.argmin(window_cost))
+    if not np.isfinite(window_cost[k]):
+        return None
+    return Placement.contiguous(s, int(starts[k]), d), float(window_cost[k])
+
+
+def _best_interruptible(problem: Problem, state: _State, j: int, s: int):
+    """DP over slots with state (slots chosen, current run length capped at min_run)."""
+    d, m = int(problem.duration_slots[j]), int(problem.min_run_slots[j])
+    lo, hi = int(problem.first_slot[j]), int(problem.last_slot[j])
+    costs = slot_costs(problem, state, j, s)
+    ok = _fits(problem, state, j, s)
+    value = np.full((d + 1, m + 1), np.inf)
+    value[0, 0] = 0.0
+    history = []
+    for t in range(lo, hi):
+        new = np.full_like(value, np.inf)
+        pred = np.zeros(value.shape, dtype=np.int64)  # predecessor run state
+        stay_from_m = value[:, m] < value[:, 0]
+        new[:, 0] = np.where(stay_from_m, value[:, m], value[:, 0])
+        pred[:, 0] = np.where(stay_from_m, m, 0)
+        if ok[t]:
+            c = costs[t]
+            for q in range(1, m + 1):
+                sources = [q - 1] + ([m] if q == m and m > 0 else [])
+                cand = np.stack([value[:-1, src] for src in sources])
+                pick = np.argmin(cand, axis=0)
+                new[1:, q] = cand[pick, np.arange(d)] + c
+                pred[1:, q] = np.array(sources)[pick]
+            new[d, 1:] += _delay_cost(problem, j, np.array([t + 1]))[0]
+        history.append((t, pred))
+        value = new
+    end_q = 0 if value[d, 0] <= value[d, m] else m
+    total = value[d, end_q]
+    if not np.isfinite(total):
+        return None
+    return Placement(s, _backtrack(history, d, end_q)), float(total)
+
+
+def _backtrack(history, k: int, q: int) -> tuple[int, ...]:
+    chosen = []
+    for t, pred in reversed(history):
+        if q >= 1:
+            chosen.append(t)
+            q, k = int(pred[k, q]), k - 1
+        else:
+            q = int(pred[k, 0])
+        if k == 0 and q == 0:
+            break
+    return tuple(sorted(chosen))
+
+
+def construct(problem: Problem, order: list[int], jobs: set[int] | None = None) -> Plan:
+    """Place jobs in `order` (restricted to `jobs` if given) one by one at their cheapest spot."""
+    state = _State.empty(problem)
+    plan = Plan()
+    for j in order:
+        if jobs is not None and j not in jobs:
+            continue
+        found = best_placement(problem, state, j)
+        if found is None:
+            plan.unscheduled[j] = UNPLACEABLE
+            continue
+        plan.placements[j] = found[0]
+        state.apply(j, found[0], +1)
+    return plan
+
+
+def improve(problem: Problem, plan: Plan, deadline: float) -> Plan:
+    """Remove-and-reinsert local search until no job moves or the deadline (time.monotonic)."""
+    state = _State.empty(problem)
+    for j, p in plan.placements.items():
+        state.apply(j, p, +1)
+    improved = True
+    while improved and time.monotonic() < deadline:
+        improved = False
+        for j in list(plan.placements):
+            current = plan.placements[j]
+            state.apply(j, current, -1)
+            current_cost = float(slot_costs(problem, state, j, current.site)[list(current.slots)]
+                                 .sum() + _delay_cost(problem, j, np.array([current.end_slot]))[0])
+            found = best_placement(problem, state, j)
+            if found is not None and found[1] < current_cost - 1e-9:
+                plan.placements[j] = found[0]
+                improved = True
+            state.apply(j, plan.placements[j], +1)
+            if time.monotonic() >= deadline:
+                break
+    return plan
+
+
+def job_orders(problem: Problem, seed: int = 0, randomised: int = 2) -> list[list[int]]:
+    """Several job orders worth trying: big energy first, tight windows first, FIFO, random."""
+    jobs = range(problem.n_jobs)
+    energy = problem.power_kw * problem.duration_slots
+    slack = (problem.last_slot - problem.first_slot) - problem.duration_slots
+    orders = [
+        sorted(jobs, key=lambda j: (-energy[j] * problem.gpus[j], problem.job_ids[j])),
+        sorted(jobs, key=lambda j: (-problem.gpus[j], slack[j], problem.job_ids[j])),
+        sorted(jobs, key=lambda j: (slack[j], -energy[j], problem.job_ids[j])),
+        sorted(jobs, key=lambda j: (problem.first_slot[j], problem.job_ids[j])),
+    ]
+    rng = np.random.default_rng(seed)
+    for _ in range(randomised):
+        noise = rng.lognormal(0.0, 0.5, problem.n_jobs)
+        orders.append(sorted(jobs, key=lambda j: -energy[j] * problem.gpus[j] * noise[j]))
+    return orders
+
+
+def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
+                jobs: set[int] | None = None) -> Plan:
+    """Best of several constructions (fewest unplaced jobs, then lowest objective), improved
+    by local search. Jobs that fail to place are retried first in a restart."""
+    from optimizer.accounting import figures
+
+    deadline = time.monotonic() + time_budget_s
+    best, best_key = None, None
+    orders = job_orders(problem, seed)
+    while orders and time.monotonic() < deadline:
+        order = orders.pop(0)
+        plan = construct(problem, order, jobs)
+        if plan.unscheduled and len(orders) < 8:
+            failed = [j for j in order if j in plan.unscheduled]
+            orders.append(failed + [j for j in order if j not in plan.unscheduled])
+        key = (len(plan.unscheduled), figures(problem, plan).totals.objective(problem))
+        if best_key is None or key < best_key:
+            best, best_key = plan, key
+    assert best is not None
+    return improve(problem, best, deadline)

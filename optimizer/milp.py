@@ -1,0 +1,310 @@
+"""The time-indexed shift-and-place MILP, built as numpy arrays shared by every exact backend.
+
+Columns
+  x[j,s,τ]  contiguous job j starts at site s in slot τ (binary)
+  y[j,s]    interruptible job j runs at site s (binary); r[j,s,t] it runs in slot t (binary)
+  u[j]      job j is left unscheduled (only when partial plans are being built)
+  g[s,t]    grid kW at a site/slot with on-site renewables (>= load - renewable, >= 0)
+  z[s,t]    g is exactly max(0, load - renewable) where its objective weight is negative
+  e[j]      end slot of an interruptible job (only with a delay weight)
+Rows: one assignment per job, duration and minimum-run rows for interruptible jobs, GPU
+capacity and power cap per site/slot, the grid rows, and the end-slot rows.
+
+Where a site/slot has no renewables, grid kW equals load and its cost is folded straight
+into the x / r coefficients, so g columns exist only where renewables do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from optimizer.plan import Placement, Plan
+from optimizer.problem import Problem
+
+KIND_X, KIND_Y, KIND_R, KIND_U, KIND_G, KIND_Z, KIND_E = range(7)
+
+
+@dataclass
+class MilpModel:
+    """Minimise c·v + offset subject to row_lo <= A v <= row_hi, lb <= v <= ub."""
+
+    problem: Problem
+    cost: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    integer: np.ndarray
+    kind: np.ndarray            # KIND_* per column
+    col_job: np.ndarray         # job per column (-1 for g/z)
+    col_site: np.ndarray        # site per column (-1 for u/e)
+    col_slot: np.ndarray        # start slot (x) / slot (r, g, z) / -1
+    col_scale: np.ndarray       # units per column for integer solvers (1000 for kW columns)
+    a_row: np.ndarray
+    a_col: np.ndarray
+    a_val: np.ndarray
+    row_lo: np.ndarray
+    row_hi: np.ndarray
+    row_scale: np.ndarray       # multiplier that makes a row's coefficients near-integral
+    offset: float = 0.0
+    jobs: tuple[int, ...] = ()
+    partial: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_cols(self) -> int:
+        return len(self.cost)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.row_lo)
+
+    def decode(self, values: np.ndarray) -> Plan:
+        """Turn a solution vector into a Plan (jobs with u=1 become unscheduled)."""
+        plan = Plan()
+        on = values > 0.5
+        for c in np.flatnonzero(on & (self.kind == KIND_X)):
+            j = int(self.col_job[c])
+            d = int(self.problem.duration_slots[j])
+            site, start = int(self.col_site[c]), int(self.col_slot[c])
+            plan.placements[j] = Placement.contiguous(site, start, d)
+        runs: dict[int, list[int]] = {}
+        sites: dict[int, int] = {}
+        for c in np.flatnonzero(on & (self.kind == KIND_Y)):
+            sites[int(self.col_job[c])] = int(self.col_site[c])
+        for c in np.flatnonzero(on & (self.kind == KIND_R)):
+            j = int(self.col_job[c])
+            if sites.get(j) == int(self.col_site[c]):
+                runs.setdefault(j, []).append(int(self.col_slot[c]))
+        for j, s in sites.items():
+            plan.placements[j] = Placement(s, tuple(sorted(runs.get(j, []))))
+        for c in np.flatnonzero(on & (self.kind == KIND_U)):
+            plan.unscheduled[int(self.col_job[c])] = "left out"
+        return plan
+
+    def encode(self, plan: Plan) -> np.ndarray:
+        """A solution vector for a plan (used as a warm start); jobs absent get u = 1."""
+        values = np.zeros(self.n_cols)
+        key = {(int(k), int(j), int(s), int(t)): c for c, (k, j, s, t) in enumerate(
+            zip(self.kind, self.col_job, self.col_site, self.col_slot, strict=True))}
+        load = np.zeros((self.problem.n_sites, self.problem.n_slots))
+        for j in self.jobs:
+            p = plan.placements.get(j)
+            if p is None:
+                values[key[(KIND_U, j, -1, -1)]] = 1
+                continue
+            load[p.site, list(p.slots)] += self.problem.facility_kw(j, p.site)
+            if (KIND_Y, j, p.site, -1) in key:
+                values[key[(KIND_Y, j, p.site, -1)]] = 1
+                for t in p.slots:
+                    values[key[(KIND_R, j, p.site, t)]] = 1
+                if (KIND_E, j, -1, -1) in key:
+                    values[key[(KIND_E, j, -1, -1)]] = p.end_slot
+            else:
+                values[key[(KIND_X, j, p.site, p.start_slot)]] = 1
+        for c in np.flatnonzero((self.kind == KIND_G) | (self.kind == KIND_Z)):
+            s, t = int(self.col_site[c]), int(self.col_slot[c])
+            over = load[s, t] - self.problem.renewable_kw[s, t]
+            values[c] = max(0.0, over) if self.kind[c] == KIND_G else float(over > 0)
+        return values
+
+
+class _Builder:
+    """Accumulates columns and COO entries as numpy chunks."""
+
+    def __init__(self) -> None:
+        self.cols: dict[str, list[np.ndarray]] = {k: [] for k in (
+            "cost", "lower", "upper", "integer", "kind", "job", "site", "slot", "scale")}
+        self.n_cols = 0
+        self.entries: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.rows: dict[str, list[np.ndarray]] = {"lo": [], "hi": [], "scale": []}
+        self.n_rows = 0
+
+    def add_cols(self, n: int, kind: int, *, cost, upper=1.0, integer=True, job=-1, site=-1,
+                 slot=-1, scale=1.0) -> np.ndarray:
+        def full(v, dtype=float):
+            return np.broadcast_to(np.asarray(v, dtype=dtype), (n,)).copy()
+
+        for name, v, dt in (("cost", cost, float), ("lower", 0.0, float), ("upper", upper, float),
+                            ("integer", integer, bool), ("kind", kind, np.int64),
+                            ("job", job, np.int64), ("site", site, np.int64),
+                            ("slot", slot, np.int64), ("scale", scale, float)):
+            self.cols[name].append(full(v, dt))
+        first = self.n_cols
+        self.n_cols += n
+        return np.arange(first, first + n)
+
+    def add_rows(self, n: int, lo, hi, scale: float = 1.0) -> np.ndarray:
+        self.rows["lo"].append(np.broadcast_to(np.asarray(lo, float), (n,)).copy())
+        self.rows["hi"].append(np.broadcast_to(np.asarray(hi, float), (n,)).copy())
+        self.rows["scale"].append(np.full(n, scale))
+        first = self.n_rows
+        self.n_rows += n
+        return np.arange(first, first + n)
+
+    def add_entries(self, rows, cols, vals) -> None:
+        rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+        self.entries.append((rows, cols, np.broadcast_to(np.asarray(vals, float),
+                                                          rows.shape).copy()))
+
+    def cat(self, parts, dtype=float) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+
+def build_milp(problem: Problem, jobs: list[int] | None = None, partial: bool = False,
+               count_objective: bool = False) -> MilpModel:
+    """Build the model for `jobs` (default all). With `partial`, jobs may be left out (u=1);
+    with `count_objective`, the objective is the number of jobs left out (phase 1)."""
+    jobs = list(range(problem.n_jobs)) if jobs is None else list(jobs)
+    S, T, h = problem.n_sites, problem.n_slots, problem.slot_hours
+    coef = problem.grid_cost_per_kwh()
+    has_renewable = problem.renewable_kw > 0
+    direct_coef = np.where(has_renewable, 0.0, coef) * h     # objective per facility kW, [S,T]
+    if count_objective:
+        direct_coef = np.zeros_like(direct_coef)
+    w_delay = 0.0 if count_objective else problem.objective.delay_weight
+    b = _Builder()
+    gpu_rows = b.add_rows(S * T, -np.inf, problem.gpu_capacity.reshape(-1).astype(float))
+    capped = np.flatnonzero(np.isfinite(problem.power_cap_kw))
+    power_rows = np.full(S, -1, dtype=np.int64)
+    for s in capped:
+        power_rows[s] = b.add_rows(T, -np.inf, problem.power_cap_kw[s], scale=1000.0)[0]
+    grid_row = -np.ones((S, T), dtype=np.int64)
+    rs, rt = np.nonzero(has_renewable)
+    if len(rs):
+        grid_row[rs, rt] = b.add_rows(len(rs), -np.inf, problem.renewable_kw[rs, rt], scale=1000.0)
+    occupancy: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]] = []   # cols, site, slot, job
+    offset = 0.0
+    for j in jobs:
+        assign_row = b.add_rows(1, 1.0, 1.0)[0]
+        if partial:
+            u = b.add_cols(1, KIND_U, cost=1.0 if count_objective else 0.0, job=j)
+            b.add_entries([assign_row], u, 1.0)
+        offset -= w_delay * problem.priority[j] * (problem.earliest_hours[j]
+                                                   + problem.duration_minutes[j] / 60.0)
+        if problem.interruptible[j] and problem.min_run_slots[j] < problem.duration_slots[j]:
+            _add_interruptible(b, problem, j, assign_row, direct_coef, w_delay, occupancy)
+        else:
+            _add_contiguous(b, problem, j, assign_row, direct_coef, w_delay, occupancy)
+    _add_resource_entries(b, problem, occupancy, gpu_rows, power_rows, grid_row)
+    if len(rs):
+        _add_grid_columns(b, problem, rs, rt, coef * h, grid_row, zero=count_objective)
+    A_rows, A_cols, A_vals = (b.cat([e[i] for e in b.entries]) for i in range(3))
+    c = b.cols
+    return MilpModel(
+        problem=problem, cost=b.cat(c["cost"]), lower=b.cat(c["lower"]), upper=b.cat(c["upper"]),
+        integer=b.cat(c["integer"], bool), kind=b.cat(c["kind"], np.int64),
+        col_job=b.cat(c["job"], np.int64), col_site=b.cat(c["site"], np.int64),
+        col_slot=b.cat(c["slot"], np.int64), col_scale=b.cat(c["scale"]),
+        a_row=A_rows.astype(np.int64), a_col=A_cols.astype(np.int64), a_val=A_vals,
+        row_lo=b.cat(b.rows["lo"]), row_hi=b.cat(b.rows["hi"]), row_scale=b.cat(b.rows["scale"]),
+        offset=0.0 if count_objective else float(offset), jobs=tuple(jobs), partial=partial)
+
+
+def _add_contiguous(b: _Builder, problem: Problem, j: int, assign_row: int,
+                    direct_coef: np.ndarray, w_delay: float, occupancy: list) -> None:
+    d = int(problem.duration_slots[j])
+    lo, hi = int(problem.first_slot[j]), int(problem.last_slot[j])
+    starts = np.arange(lo, hi - d + 1)
+    h = problem.slot_hours
+    for s in problem.allowed_sites[j]:
+        kw = problem.facility_kw(j, s)
+        window = np.concatenate([[0.0], np.cumsum(direct_coef[s])])
+        cost = kw * (window[starts + d] - window[starts])
+        cost = cost + w_delay * problem.priority[j] * (starts + d) * h
+        cols = b.add_cols(len(starts), KIND_X, cost=cost, job=j, site=s, slot=starts)
+        b.add_entries(np.full(len(cols), assign_row), cols, 1.0)
+        occ_cols = np.repeat(cols, d)
+        occ_slots = (starts[:, None] + np.arange(d)[None, :]).reshape(-1)
+        occupancy.append((occ_cols, np.full(len(occ_cols), s), occ_slots, j))
+
+
+def _add_interruptible(b: _Builder, problem: Problem, j: int, assign_row: int,
+                       direct_coef: np.ndarray, w_delay: float, occupancy: list) -> None:
+    d, m = int(problem.duration_slots[j]), int(problem.min_run_slots[j])
+    lo, hi = int(problem.first_slot[j]), int(problem.last_slot[j])
+    slots = np.arange(lo, hi)
+    n = len(slots)
+    end_col = None
+    if w_delay > 0:
+        end_col = b.add_cols(1, KIND_E, cost=w_delay * problem.priority[j] * problem.slot_hours,
+                             upper=float(hi), integer=True, job=j)[0]
+    for s in problem.allowed_sites[j]:
+        kw = problem.facility_kw(j, s)
+        y = b.add_cols(1, KIND_Y, cost=0.0, job=j, site=s)[0]
+        b.add_entries([assign_row], [y], 1.0)
+        r = b.add_cols(n, KIND_R, cost=kw * direct_coef[s, slots], job=j, site=s, slot=slots)
+        # Σ_t r = d·y
+        dur_row = b.add_rows(1, 0.0, 0.0)[0]
+        b.add_entries(np.full(n + 1, dur_row), np.append(r, y), np.append(np.ones(n), -d))
+        occupancy.append((r, np.full(n, s), slots, j))
+        if m > 1:
+            _add_min_run_rows(b, r, n, m)
+        if end_col is not None:
+            # e >= (t+1)·r[t]
+            rows = b.add_rows(n, -np.inf, 0.0)
+            b.add_entries(np.repeat(rows, 2), np.column_stack([r, np.full(n, end_col)]).ravel(),
+                          np.column_stack([slots + 1.0, -np.ones(n)]).ravel())
+
+
+def _add_min_run_rows(b: _Builder, r: np.ndarray, n: int, m: int) -> None:
+    """A run that starts at t (r[t] - r[t-1] = 1) continues for m slots: r[t]-r[t-1] <= r[t+k]."""
+    for k in range(1, m):
+        t = np.arange(n)
+        inside = t + k < n
+        rows = b.add_rows(n, -np.inf, 0.0)
+        b.add_entries(rows, r[t], 1.0)
+        has_prev = t > 0
+        b.add_entries(rows[has_prev], r[t[has_prev] - 1], -1.0)
+        b.add_entries(rows[inside], r[t[inside] + k], -1.0)
+
+
+def _add_resource_entries(b: _Builder, problem: Problem, occupancy: list, gpu_rows: np.ndarray,
+                          power_rows: np.ndarray, grid_row: np.ndarray) -> None:
+    T = problem.n_slots
+    for cols, sites, slots, j in occupancy:
+        b.add_entries(gpu_rows[sites * T + slots], cols, float(problem.gpus[j]))
+        kw = problem.power_kw[j] * problem.pue[sites]
+        capped = power_rows[sites] >= 0
+        b.add_entries(power_rows[sites[capped]] + slots[capped], cols[capped], kw[capped])
+        g_rows = grid_row[sites, slots]
+        has = g_rows >= 0
+        b.add_entries(g_rows[has], cols[has], kw[has])
+
+
+def _add_grid_columns(b: _Builder, problem: Problem, rs: np.ndarray, rt: np.ndarray,
+                      cost_per_kw: np.ndarray, grid_row: np.ndarray, zero: bool) -> None:
+    max_load = problem.pue[rs] * np.minimum(problem.power_kw.sum(), problem.power_cap_kw[rs])
+    big = np.maximum(max_load, problem.renewable_kw[rs, rt]) + 1.0
+    cost = np.zeros(len(rs)) if zero else cost_per_kw[rs, rt]
+    g = b.add_cols(len(rs), KIND_G, cost=cost, upper=big, integer=False, site=rs, slot=rt,
+                   scale=1000.0)
+    b.add_entries(grid_row[rs, rt], g, -1.0)           # load - g <= renewable
+    negative = np.flatnonzero(cost < 0)
+    if len(negative) == 0:
+        return
+    # Negative weight (e.g. negative prices): force g = max(0, load - renewable) with z.
+    z = b.add_cols(len(negative), KIND_Z, cost=0.0, site=rs[negative], slot=rt[negative])
+    gn, bn = g[negative], big[negative]
+    rows = b.add_rows(len(negative), -np.inf, 0.0, scale=1000.0)      # g - M z <= 0
+    b.add_entries(np.repeat(rows, 2), np.column_stack([gn, z]).ravel(),
+                  np.column_stack([np.ones(len(z)), -bn]).ravel())
+    # g <= load - renewable + M (1 - z)  →  g - load + M z <= M - renewable
+    rows2 = b.add_rows(len(negative), -np.inf, bn - problem.renewable_kw[rs[negative],
+                                                                      rt[negative]], scale=1000.0)
+    b.add_entries(np.repeat(rows2, 2), np.column_stack([gn, z]).ravel(),
+                  np.column_stack([np.ones(len(z)), bn]).ravel())
+    src = grid_row[rs[negative], rt[negative]]
+    for row_new, row_src in zip(rows2, src, strict=True):
+        mask = b_entries_for_row(b, row_src)
+        b.add_entries(np.full(len(mask[0]), row_new), mask[0], -mask[1])
+
+
+def b_entries_for_row(b: _Builder, row: int) -> tuple[np.ndarray, np.ndarray]:
+    """Load columns and coefficients of a grid row (excluding its g column)."""
+    cols, vals = [], []
+    for rows, c, v in b.entries:
+        hit = (rows == row) & (v > 0)
+        cols.append(c[hit])
+        vals.append(v[hit])
+    return np.concatenate(cols), np.concatenate(vals)

@@ -1,0 +1,464 @@
+"""Parse the canonical request (protobuf's JSON mapping, as a dict) into typed domain objects.
+
+Every problem is collected with its field path (`jobs[3].deadline: before earliest_start`) and
+reported at once in one InvalidInputError. Both snake_case proto names and the JSON mapping's
+lowerCamelCase names are accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from forecasting.alignment import covers
+from optimizer.domain import (
+    DEFAULT_RELATIVE_GAP,
+    DEFAULT_TIME_LIMIT_SECONDS,
+    Backend,
+    CapacityWindow,
+    Forecast,
+    Horizon,
+    Job,
+    Objective,
+    Options,
+    Request,
+    RiskMeasure,
+    Site,
+)
+from optimizer.errors import FieldViolation, InvalidInputError
+
+MAX_SLOTS = 20_000
+INT32_MAX = 2**31 - 1
+_MISSING = object()
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+class _Reader:
+    """Reads typed values out of nested dicts, recording violations instead of raising."""
+
+    def __init__(self) -> None:
+        self.violations: list[FieldViolation] = []
+
+    def error(self, path: str, problem: str) -> None:
+        self.violations.append(FieldViolation(path, problem))
+
+    def obj(self, value: Any, path: str, allowed: set[str]) -> dict[str, Any]:
+        if value is None or value is _MISSING:
+            return {}
+        if not isinstance(value, dict):
+            self.error(path, "must be an object")
+            return {}
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            name = _snake(str(key))
+            if name not in allowed:
+                self.error(_join(path, str(key)), "unknown field")
+            else:
+                out[name] = item
+        return out
+
+    def list_(self, value: Any, path: str) -> list[Any]:
+        if value is None or value is _MISSING:
+            return []
+        if not isinstance(value, list):
+            self.error(path, "must be a list")
+            return []
+        return value
+
+    def string(self, value: Any, path: str) -> str:
+        if value is None or value is _MISSING:
+            return ""
+        if not isinstance(value, str):
+            self.error(path, "must be a string")
+            return ""
+        return value
+
+    def boolean(self, value: Any, path: str) -> bool:
+        if value is None or value is _MISSING:
+            return False
+        if not isinstance(value, bool):
+            self.error(path, "must be true or false")
+            return False
+        return value
+
+    def integer(self, value: Any, path: str, default: int = 0) -> int:
+        if value is None or value is _MISSING:
+            return default
+        if isinstance(value, str):  # the JSON mapping allows integers as strings
+            try:
+                value = int(value)
+            except ValueError:
+                self.error(path, f"must be an integer, got {value!r}")
+                return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.error(path, f"must be an integer, got {value!r}")
+            return default
+        if isinstance(value, float) and (not math.isfinite(value) or value != int(value)):
+            self.error(path, f"must be an integer, got {value!r}")
+            return default
+        if abs(int(value)) > INT32_MAX:
+            self.error(path, "out of range for int32")
+            return default
+        return int(value)
+
+    def number(self, value: Any, path: str, default: float = 0.0) -> float:
+        if value is None or value is _MISSING:
+            return default
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                self.error(path, f"must be a number, got {value!r}")
+                return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.error(path, f"must be a number, got {value!r}")
+            return default
+        if not math.isfinite(value):
+            self.error(path, "must be a finite number")
+            return default
+        return float(value)
+
+    def numbers(self, value: Any, path: str) -> tuple[float, ...]:
+        items = self.list_(value, path)
+        return tuple(self.number(v, f"{path}[{i}]") for i, v in enumerate(items))
+
+    def timestamp(self, value: Any, path: str) -> datetime | None:
+        if value is None or value is _MISSING:
+            return None
+        if not isinstance(value, str):
+            self.error(path, "must be an RFC 3339 timestamp string")
+            return None
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            self.error(path, f"malformed timestamp {value!r} (expected RFC 3339, "
+                             "e.g. 2026-06-15T00:00:00Z)")
+            return None
+        if parsed.tzinfo is None:
+            self.error(path, f"timestamp {value!r} has no UTC offset (add Z or +00:00)")
+            return None
+        return parsed.astimezone(UTC)
+
+    def enum(self, value: Any, path: str, enum_type: type, default: Any) -> Any:
+        if value is None or value is _MISSING:
+            return default
+        for member in enum_type:
+            if value == member.value or (isinstance(value, int) and not isinstance(value, bool)
+                                         and value == list(enum_type).index(member)):
+                return member
+        names = ", ".join(m.value for m in enum_type)
+        self.error(path, f"unknown value {value!r} (expected one of {names})")
+        return default
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def parse_request_json(text: str | bytes) -> Request:
+    """Parse a request from JSON text; unreadable JSON is an InvalidInputError too."""
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInputError([FieldViolation("", f"unreadable JSON: {exc}")]) from None
+    return parse_request(data)
+
+
+def parse_request(data: Any) -> Request:
+    """Parse and validate a request dict; raises InvalidInputError listing every problem."""
+    r = _Reader()
+    if not isinstance(data, dict):
+        raise InvalidInputError([FieldViolation("", "request must be a JSON object")])
+    top = r.obj(data, "", {"horizon", "sites", "jobs", "forecasts", "objective", "options"})
+    horizon = _parse_horizon(r, top.get("horizon"))
+    sites = [_parse_site(r, s, f"sites[{i}]", horizon)
+             for i, s in enumerate(r.list_(top.get("sites"), "sites"))]
+    jobs = [_parse_job(r, j, f"jobs[{i}]", horizon)
+            for i, j in enumerate(r.list_(top.get("jobs"), "jobs"))]
+    forecasts = [_parse_forecast(r, f, f"forecasts[{i}]", horizon)
+                 for i, f in enumerate(r.list_(top.get("forecasts"), "forecasts"))]
+    objective = _parse_objective(r, top.get("objective"))
+    options = _parse_options(r, top.get("options"))
+    _check_references(r, sites, jobs, forecasts, horizon, objective)
+    if r.violations:
+        raise InvalidInputError(r.violations)
+    assert horizon is not None
+    return Request(horizon=horizon, sites=tuple(sites), jobs=tuple(jobs),
+                   forecasts=tuple(forecasts), objective=objective, options=options)
+
+
+def _parse_horizon(r: _Reader, value: Any) -> Horizon | None:
+    if value is None:
+        r.error("horizon", "required")
+        return None
+    h = r.obj(value, "horizon", {"start", "slot_minutes", "slots"})
+    start = r.timestamp(h.get("start"), "horizon.start")
+    if start is None and "start" not in h:
+        r.error("horizon.start", "required")
+    slot_minutes = r.integer(h.get("slot_minutes"), "horizon.slot_minutes", default=60) or 60
+    slots = r.integer(h.get("slots"), "horizon.slots")
+    ok = True
+    if not 0 < slot_minutes <= 1440:
+        r.error("horizon.slot_minutes", f"must be between 1 and 1440, got {slot_minutes}")
+        ok = False
+    if not 0 < slots <= MAX_SLOTS:
+        r.error("horizon.slots", f"must be between 1 and {MAX_SLOTS}, got {slots}")
+        ok = False
+    if start is None or not ok:
+        return None
+    return Horizon(start=start, slot_minutes=slot_minutes, slots=slots)
+
+
+def _parse_site(r: _Reader, value: Any, path: str, horizon: Horizon | None) -> Site:
+    s = r.obj(value, path, {"id", "region", "gpu_capacity", "pue", "power_cap_kw",
+                            "renewable_kw", "capacity_windows"})
+    site_id = r.string(s.get("id"), f"{path}.id")
+    if not site_id.strip():
+        r.error(f"{path}.id", "empty")
+    region = r.string(s.get("region"), f"{path}.region")
+    if not region.strip():
+        r.error(f"{path}.region", "empty")
+    capacity = r.integer(s.get("gpu_capacity"), f"{path}.gpu_capacity")
+    if capacity < 0:
+        r.error(f"{path}.gpu_capacity", f"negative ({capacity})")
+    pue = r.number(s.get("pue"), f"{path}.pue") or 1.0
+    if pue < 1.0:
+        r.error(f"{path}.pue", f"must be >= 1 (or 0/unset for 1.0), got {pue}")
+    cap = None
+    if s.get("power_cap_kw") is not None:
+        cap = r.number(s.get("power_cap_kw"), f"{path}.power_cap_kw")
+        if cap <= 0:
+            r.error(f"{path}.power_cap_kw", f"must be positive when set, got {cap}")
+    renewable = r.numbers(s.get("renewable_kw"), f"{path}.renewable_kw")
+    for i, kw in enumerate(renewable):
+        if kw < 0:
+            r.error(f"{path}.renewable_kw[{i}]", f"negative ({kw})")
+    if renewable and horizon is not None and len(renewable) != horizon.slots:
+        r.error(f"{path}.renewable_kw",
+                f"has {len(renewable)} values; needs one per slot ({horizon.slots})")
+    windows = []
+    for i, w in enumerate(r.list_(s.get("capacity_windows"), f"{path}.capacity_windows")):
+        wpath = f"{path}.capacity_windows[{i}]"
+        wd = r.obj(w, wpath, {"start", "end", "gpu_capacity"})
+        w_start = r.timestamp(wd.get("start"), f"{wpath}.start")
+        w_end = r.timestamp(wd.get("end"), f"{wpath}.end")
+        w_cap = r.integer(wd.get("gpu_capacity"), f"{wpath}.gpu_capacity")
+        if w_start is None or w_end is None:
+            if "start" not in wd or "end" not in wd:
+                r.error(wpath, "start and end are required")
+            continue
+        if w_end <= w_start:
+            r.error(f"{wpath}.end", "not after start")
+        if w_cap < 0:
+            r.error(f"{wpath}.gpu_capacity", f"negative ({w_cap})")
+        if w_cap > capacity:
+            r.error(f"{wpath}.gpu_capacity",
+                    f"{w_cap} exceeds the site's gpu_capacity {capacity} (windows only lower it)")
+        windows.append(CapacityWindow(w_start, w_end, w_cap))
+    return Site(id=site_id, region=region, gpu_capacity=capacity, pue=pue, power_cap_kw=cap,
+                renewable_kw=renewable, capacity_windows=tuple(windows))
+
+
+def _parse_job(r: _Reader, value: Any, path: str, horizon: Horizon | None) -> Job:
+    j = r.obj(value, path, {"id", "team", "gpus", "power_kw", "duration_minutes",
+                            "earliest_start", "deadline", "allowed_sites", "home_site",
+                            "interruptible", "min_run_minutes", "priority"})
+    job_id = r.string(j.get("id"), f"{path}.id")
+    if not job_id.strip():
+        r.error(f"{path}.id", "empty")
+    gpus = r.integer(j.get("gpus"), f"{path}.gpus")
+    if gpus <= 0:
+        r.error(f"{path}.gpus", f"must be positive, got {gpus}")
+    power_kw = r.number(j.get("power_kw"), f"{path}.power_kw")
+    if power_kw <= 0:
+        r.error(f"{path}.power_kw", f"must be positive, got {power_kw}")
+    duration = r.integer(j.get("duration_minutes"), f"{path}.duration_minutes")
+    if duration <= 0:
+        r.error(f"{path}.duration_minutes", f"must be positive, got {duration}")
+    earliest = r.timestamp(j.get("earliest_start"), f"{path}.earliest_start")
+    deadline = r.timestamp(j.get("deadline"), f"{path}.deadline")
+    allowed = tuple(r.string(a, f"{path}.allowed_sites[{i}]")
+                    for i, a in enumerate(r.list_(j.get("allowed_sites"), f"{path}.allowed_sites")))
+    min_run = r.integer(j.get("min_run_minutes"), f"{path}.min_run_minutes")
+    if min_run < 0:
+        r.error(f"{path}.min_run_minutes", f"negative ({min_run})")
+    priority = r.number(j.get("priority"), f"{path}.priority", default=1.0)
+    if priority < 0:
+        r.error(f"{path}.priority", f"negative ({priority})")
+    if horizon is not None:
+        earliest = earliest or horizon.start
+        deadline = deadline or horizon.end
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return Job(id=job_id, gpus=gpus, power_kw=power_kw, duration_minutes=duration,
+               earliest_start=earliest or epoch, deadline=deadline or epoch,
+               allowed_sites=allowed, home_site=r.string(j.get("home_site"), f"{path}.home_site"),
+               interruptible=r.boolean(j.get("interruptible"), f"{path}.interruptible"),
+               min_run_minutes=min_run, priority=priority,
+               team=r.string(j.get("team"), f"{path}.team"))
+
+
+def _parse_forecast(r: _Reader, value: Any, path: str, horizon: Horizon | None) -> Forecast:
+    f = r.obj(value, path, {"region", "start", "slot_minutes", "carbon_intensity",
+                            "carbon_intensity_p10", "carbon_intensity_p90", "price_per_mwh"})
+    region = r.string(f.get("region"), f"{path}.region")
+    if not region.strip():
+        r.error(f"{path}.region", "empty")
+    start = r.timestamp(f.get("start"), f"{path}.start")
+    if start is None and "start" not in f:
+        start = horizon.start if horizon else None
+    step = r.integer(f.get("slot_minutes"), f"{path}.slot_minutes", default=0)
+    if step == 0:
+        step = horizon.slot_minutes if horizon else 60
+    if step < 0:
+        r.error(f"{path}.slot_minutes", f"negative ({step})")
+        step = 60
+    ci = r.numbers(f.get("carbon_intensity"), f"{path}.carbon_intensity")
+    if not ci:
+        r.error(f"{path}.carbon_intensity", "empty")
+    for i, v in enumerate(ci):
+        if v < 0:
+            r.error(f"{path}.carbon_intensity[{i}]", f"negative ({v})")
+    series = {"carbon_intensity": ci}
+    for name in ("carbon_intensity_p10", "carbon_intensity_p90", "price_per_mwh"):
+        series[name] = r.numbers(f.get(name), f"{path}.{name}")
+        if series[name] and len(series[name]) != len(ci):
+            r.error(f"{path}.{name}",
+                    f"has {len(series[name])} values; carbon_intensity has {len(ci)}")
+    if start is not None and horizon is not None and ci:
+        minutes = horizon.slots * horizon.slot_minutes
+        if not covers(start, step, len(ci), horizon.start, minutes):
+            end = start + timedelta(minutes=step * len(ci))
+            r.error(path, f"covers {_fmt(start)} to {_fmt(end)}, not the horizon "
+                          f"{_fmt(horizon.start)} to {_fmt(horizon.end)}")
+    return Forecast(region=region, start=start or datetime(1970, 1, 1, tzinfo=UTC),
+                    slot_minutes=step, **series)
+
+
+def _parse_objective(r: _Reader, value: Any) -> Objective:
+    o = r.obj(value, "objective", {"carbon_weight", "cost_weight", "delay_weight"})
+    weights = {name: r.number(o.get(name), f"objective.{name}") for name in
+               ("carbon_weight", "cost_weight", "delay_weight")}
+    for name, w in weights.items():
+        if w < 0:
+            r.error(f"objective.{name}", f"negative ({w})")
+    if all(w == 0 for w in weights.values()):
+        return Objective()
+    return Objective(**weights)
+
+
+def _parse_options(r: _Reader, value: Any) -> Options:
+    o = r.obj(value, "options", {"time_limit_seconds", "relative_gap", "workers", "random_seed",
+                                 "allow_partial", "risk_measure", "scenarios", "backend"})
+    time_limit = r.number(o.get("time_limit_seconds"), "options.time_limit_seconds")
+    if time_limit < 0:
+        r.error("options.time_limit_seconds", f"negative ({time_limit})")
+    gap = r.number(o.get("relative_gap"), "options.relative_gap")
+    if not 0 <= gap < 1:
+        r.error("options.relative_gap", f"must be in [0, 1), got {gap}")
+    workers = r.integer(o.get("workers"), "options.workers")
+    if workers < 0:
+        r.error("options.workers", f"negative ({workers})")
+    scenarios = r.integer(o.get("scenarios"), "options.scenarios")
+    if scenarios < 0:
+        r.error("options.scenarios", f"negative ({scenarios})")
+    return Options(
+        time_limit_seconds=time_limit if time_limit > 0 else DEFAULT_TIME_LIMIT_SECONDS,
+        relative_gap=gap if gap > 0 else DEFAULT_RELATIVE_GAP,
+        workers=workers,
+        random_seed=r.integer(o.get("random_seed"), "options.random_seed"),
+        allow_partial=r.boolean(o.get("allow_partial"), "options.allow_partial"),
+        risk_measure=r.enum(o.get("risk_measure"), "options.risk_measure", RiskMeasure,
+                            RiskMeasure.UNSPECIFIED),
+        scenarios=scenarios,
+        backend=r.enum(o.get("backend"), "options.backend", Backend, Backend.AUTO),
+    )
+
+
+def _check_references(r: _Reader, sites: list[Site], jobs: list[Job], forecasts: list[Forecast],
+                      horizon: Horizon | None, objective: Objective) -> None:
+    """Cross-field checks: unique ids, known sites, windows, forecast coverage per region."""
+    if not sites:
+        r.error("sites", "at least one site is required")
+    site_ids = _check_unique(r, [s.id for s in sites], "sites")
+    _check_unique(r, [j.id for j in jobs], "jobs")
+    for i, job in enumerate(jobs):
+        _check_job_references(r, job, f"jobs[{i}]", site_ids, horizon)
+    seen_regions: dict[str, int] = {}
+    for i, f in enumerate(forecasts):
+        if f.region in seen_regions:
+            r.error(f"forecasts[{i}].region",
+                    f"duplicate region {f.region!r} (also forecasts[{seen_regions[f.region]}])")
+        seen_regions.setdefault(f.region, i)
+    for site in sites:
+        k = seen_regions.get(site.region)
+        if k is None:
+            continue  # filled later from a forecast source (or reported missing there)
+        if objective.cost_weight > 0 and not forecasts[k].price_per_mwh:
+            r.error(f"forecasts[{k}].price_per_mwh",
+                    f"required when objective.cost_weight > 0 (site {site.id!r} uses region "
+                    f"{site.region!r})")
+
+
+def _check_unique(r: _Reader, ids: list[str], path: str) -> set[str]:
+    seen: dict[str, int] = {}
+    for i, ident in enumerate(ids):
+        if ident and ident in seen:
+            r.error(f"{path}[{i}].id", f"duplicate id {ident!r} (also {path}[{seen[ident]}])")
+        seen.setdefault(ident, i)
+    return set(seen)
+
+
+def _check_job_references(r: _Reader, job: Job, path: str, site_ids: set[str],
+                          horizon: Horizon | None) -> None:
+    for k, site in enumerate(job.allowed_sites):
+        if site not in site_ids:
+            r.error(f"{path}.allowed_sites[{k}]", f"unknown site {site!r}")
+    if len(set(job.allowed_sites)) != len(job.allowed_sites):
+        r.error(f"{path}.allowed_sites", "lists a site twice")
+    if job.home_site:
+        if job.home_site not in site_ids:
+            r.error(f"{path}.home_site", f"unknown site {job.home_site!r}")
+        elif job.allowed_sites and job.home_site not in job.allowed_sites:
+            r.error(f"{path}.home_site", f"{job.home_site!r} is not among allowed_sites")
+    if horizon is None or job.duration_minutes <= 0:
+        return
+    if job.deadline <= job.earliest_start:
+        r.error(f"{path}.deadline", "before earliest_start" if job.deadline < job.earliest_start
+                else "equal to earliest_start")
+        return
+    if job.earliest_start >= horizon.end:
+        r.error(f"{path}.earliest_start", f"at or after the horizon's end {_fmt(horizon.end)}")
+        return
+    if job.deadline <= horizon.start:
+        r.error(f"{path}.deadline", f"at or before the horizon's start {_fmt(horizon.start)}")
+        return
+    first, last = window_slots(horizon, job.earliest_start, job.deadline)
+    need = duration_slots(horizon, job.duration_minutes)
+    if last - first < need:
+        r.error(path, f"window earliest_start..deadline holds {max(0, last - first)} whole "
+                      f"slot(s) of {horizon.slot_minutes} min inside the horizon; the job needs "
+                      f"{need} ({job.duration_minutes} min)")
+
+
+def duration_slots(horizon: Horizon, duration_minutes: int) -> int:
+    """Whole slots a job occupies: ceil(duration / slot)."""
+    return -(-duration_minutes // horizon.slot_minutes)
+
+
+def window_slots(horizon: Horizon, earliest: datetime, deadline: datetime) -> tuple[int, int]:
+    """[first, last) slots a job may occupy: earliest rounded up, deadline rounded down,
+    clipped to the horizon."""
+    slot_seconds = horizon.slot_minutes * 60
+    first = math.ceil((earliest - horizon.start).total_seconds() / slot_seconds - 1e-9)
+    last = math.floor((deadline - horizon.start).total_seconds() / slot_seconds + 1e-9)
+    return max(0, first), min(horizon.slots, last)
+
+
+def _fmt(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,192 @@
+"""The solve pipeline: diagnose, construct, solve exactly with a warm start, verify.
+
+1. Jobs that fit nowhere even alone are named (INFEASIBLE unless partial plans are allowed).
+2. The construction heuristic gives a plan in well under a second.
+3. If it leaves jobs out, an exact phase-1 model finds the most jobs that fit together; the
+   ones left out are named with a small conflicting set.
+4. The chosen exact backend improves the plan under the request's time limit and reports its
+   bound; the better of the heuristic and exact plans is returned.
+5. The independent checker verifies the plan; its figures are what the response reports.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from optimizer import diagnosis, greedy
+from optimizer.accounting import PlanFigures, figures
+from optimizer.backends import BackendResult
+from optimizer.baseline import fifo_baseline
+from optimizer.checker import check_plan
+from optimizer.domain import Backend
+from optimizer.milp import build_milp
+from optimizer.plan import Plan
+from optimizer.problem import Problem
+
+# Chosen by bench/solver.py: see README "Benchmarks".
+DEFAULT_BACKEND = Backend.HIGHS
+
+ProgressSink = Callable[[dict], None]
+
+
+class PlanCheckError(AssertionError):
+    """A solver produced a plan that the independent checker rejects (a bug)."""
+
+
+@dataclass
+class SolveResult:
+    """A verified plan with its status, solver report, figures and the FIFO baseline."""
+
+    problem: Problem
+    plan: Plan
+    status: str                 # "OPTIMAL" | "FEASIBLE" | "INFEASIBLE"
+    backend: str
+    objective: float
+    best_bound: float
+    gap: float
+    wall_seconds: float
+    detail: str
+    figures: PlanFigures
+    baseline: Plan
+    baseline_figures: PlanFigures
+    conflicts: dict[int, list[int]] = field(default_factory=dict)
+
+
+def solve(problem: Problem, on_progress: ProgressSink | None = None,
+          stop_flag: Callable[[], bool] | None = None,
+          time_limit_s: float | None = None) -> SolveResult:
+    """Plan `problem` under its options (or an explicit, shorter time limit)."""
+    started = time.monotonic()
+    opts = problem.options
+    limit = opts.time_limit_seconds if time_limit_s is None else time_limit_s
+    deadline = started + limit
+    backend = DEFAULT_BACKEND if opts.backend == Backend.AUTO else opts.backend
+    notes: list[str] = []
+
+    def emit(kind: str, **data) -> None:
+        if on_progress is not None:
+            on_progress({"kind": kind, "elapsed_s": time.monotonic() - started, **data})
+
+    unscheduled = {j: f"cannot be placed alone: {why}"
+                   for j, why in diagnosis.alone_infeasible(problem).items()}
+    candidates = [j for j in range(problem.n_jobs) if j not in unscheduled]
+    plan = greedy.greedy_plan(problem, min(1.0, 0.2 * limit), opts.random_seed, set(candidates))
+    emit("heuristic", objective=_objective(problem, plan), unplaced=len(plan.unscheduled))
+    conflicts: dict[int, list[int]] = {}
+    if plan.unscheduled and backend != Backend.GREEDY:
+        plan = _most_jobs(problem, plan, candidates, backend, deadline, notes)
+    for j in list(plan.unscheduled):
+        members, minimal = diagnosis.conflict_set(
+            problem, j, set(unscheduled), budget_s=max(0.2, min(5.0, 0.2 * limit)))
+        conflicts[j] = members
+        names = ", ".join(problem.job_ids[m] for m in members)
+        unscheduled[j] = (f"cannot be placed together with the other jobs: "
+                          f"{'minimal ' if minimal else ''}conflicting set {{{names}}} "
+                          f"({diagnosis.demand_note(problem, members)})")
+    if unscheduled and not opts.allow_partial:
+        return _finish(problem, Plan(unscheduled=unscheduled), "INFEASIBLE", backend, math.nan,
+                       math.nan, started, "; ".join(notes) or "jobs cannot be placed", conflicts)
+    placed = sorted(plan.placements)
+    plan.unscheduled = {}
+    status, detail = "FEASIBLE", "construction heuristic"
+    bound = _independent_bound(problem, placed)
+    if backend != Backend.GREEDY and placed:
+        result, exact_plan = _exact(problem, placed, plan, backend, deadline, stop_flag, emit)
+        detail = result.detail
+        bound = max(bound, result.best_bound)
+        if exact_plan is not None and _objective(problem, exact_plan) <= _objective(problem, plan):
+            plan = exact_plan
+            status = "OPTIMAL" if result.status == "optimal" else "FEASIBLE"
+    plan.unscheduled = unscheduled
+    return _finish(problem, plan, status, backend, _objective(problem, plan), bound, started,
+                   "; ".join([detail, *notes]), conflicts)
+
+
+def _objective(problem: Problem, plan: Plan) -> float:
+    return figures(problem, plan).totals.objective(problem)
+
+
+def _independent_bound(problem: Problem, jobs: list[int]) -> float:
+    """Sum of each job's cheapest placement on an empty fleet. Valid when every grid cost
+    weight is non-negative (grid draw is superadditive in load); -inf otherwise."""
+    if (problem.grid_cost_per_kwh() < 0).any():
+        return -math.inf
+    empty = greedy._State.empty(problem)
+    total = 0.0
+    for j in jobs:
+        found = greedy.best_placement(problem, empty, j)
+        total += found[1] if found else 0.0
+        total -= problem.objective.delay_weight * problem.priority[j] * (
+            problem.earliest_hours[j] + problem.duration_minutes[j] / 60.0)
+    return total
+
+
+def _run_backend(backend: Backend, model, hint, deadline: float, problem: Problem,
+                 stop_flag=None, on_progress=None) -> BackendResult:
+    from optimizer.backends.cpsat import solve_cpsat
+    from optimizer.backends.highs import solve_highs
+
+    opts = problem.options
+    kwargs = dict(time_limit_s=max(0.05, deadline - time.monotonic()),
+                  relative_gap=opts.relative_gap, workers=opts.workers, seed=opts.random_seed,
+                  hint=hint, on_progress=on_progress)
+    if backend == Backend.CPSAT:
+        return solve_cpsat(model, stop_flag=stop_flag, **kwargs)
+    return solve_highs(model, **kwargs)
+
+
+def _most_jobs(problem: Problem, plan: Plan, candidates: list[int], backend: Backend,
+               deadline: float, notes: list[str]) -> Plan:
+    """Phase 1: the largest set of jobs that fit together (exact, warm-started)."""
+    model = build_milp(problem, candidates, partial=True, count_objective=True)
+    budget = time.monotonic() + 0.5 * max(0.0, deadline - time.monotonic())
+    result = _run_backend(backend, model, model.encode(plan), budget, problem)
+    if result.values is None:
+        notes.append("phase 1 found no better packing than the heuristic")
+        return plan
+    packed = model.decode(result.values)
+    if len(packed.unscheduled) > len(plan.unscheduled):
+        return plan
+    if result.status != "optimal":
+        notes.append("phase 1 (most jobs placed) stopped at its time limit: jobs left out may "
+                     "fit with more time")
+    return packed
+
+
+def _exact(problem: Problem, jobs: list[int], start: Plan, backend: Backend, deadline: float,
+           stop_flag, emit) -> tuple[BackendResult, Plan | None]:
+    model = build_milp(problem, jobs)
+
+    def progress(objective: float, bound: float, elapsed: float) -> None:
+        emit("incumbent", objective=objective, best_bound=bound)
+
+    result = _run_backend(backend, model, model.encode(start), deadline, problem,
+                          stop_flag=stop_flag, on_progress=progress)
+    if result.values is None:
+        return result, None
+    candidate = model.decode(result.values)
+    if not check_plan(problem, candidate).ok:
+        result.detail += " (solution rejected by the checker; heuristic plan kept)"
+        return result, None
+    return result, candidate
+
+
+def _finish(problem: Problem, plan: Plan, status: str, backend: Backend, objective: float,
+            bound: float, started: float, detail: str, conflicts) -> SolveResult:
+    check = check_plan(problem, plan)
+    if status != "INFEASIBLE" and not check.ok:
+        raise PlanCheckError("; ".join(check.violations[:5]))
+    base = fifo_baseline(problem)
+    if math.isfinite(objective) and math.isfinite(bound):
+        bound = min(bound, objective)
+        gap = (objective - bound) / max(abs(objective), 1e-9)
+    else:
+        gap = math.nan if status == "INFEASIBLE" else math.inf
+    return SolveResult(problem=problem, plan=plan, status=status, backend=backend.value.lower()
+                       if backend != Backend.AUTO else "auto", objective=objective,
+                       best_bound=bound, gap=gap, wall_seconds=time.monotonic() - started,
+                       detail=detail, figures=figures(problem, plan), baseline=base,
+                       baseline_figures=figures(problem, base), conflicts=conflicts)
