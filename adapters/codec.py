@@ -84,7 +84,8 @@ def _add_figures(response: pb.OptimizeResponse, result: SolveResult) -> None:
     response.baseline.CopyFrom(_totals(base.totals))
     saved = base.totals.emissions_kg - fig.totals.emissions_kg
     response.savings_kg = saved
-    response.savings_pct = 100.0 * saved / base.totals.emissions_kg if base.totals.emissions_kg else 0
+    base_kg = base.totals.emissions_kg
+    response.savings_pct = 100.0 * saved / base_kg if base_kg else 0.0
     response.baseline_unplaced.extend(sorted(p.job_ids[j] for j in result.baseline.unscheduled))
     for j in sorted(fig.jobs, key=lambda k: p.job_ids[k]):
         jf = fig.jobs[j]

@@ -6,6 +6,7 @@ Exit codes: 0 a plan was found, 2 invalid input, 3 infeasible, 1 internal error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -44,8 +45,11 @@ def _add_solver_flags(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=os.environ.get("GRIDSHIFT_LOG_LEVEL", "WARNING"),
-                        format="%(levelname)s %(name)s: %(message)s")
+    level = os.environ.get("GRIDSHIFT_LOG_LEVEL", "WARNING").strip().upper() or "WARNING"
+    if not isinstance(logging.getLevelName(level), int):  # an unknown name must not crash
+        print(f"gridshift: ignoring unknown GRIDSHIFT_LOG_LEVEL {level!r}", file=sys.stderr)
+        level = "WARNING"
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
         if args.command == "plan":
@@ -60,10 +64,17 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, InvalidInputError):
             _print_invalid(exc)
             return EXIT_INVALID
+        if isinstance(exc, OutputError):
+            print(f"gridshift: {exc}", file=sys.stderr)
+            return EXIT_INVALID
         log.debug("internal error", exc_info=True)
         print(f"gridshift: internal error ({type(exc).__name__}); set GRIDSHIFT_LOG_LEVEL=DEBUG "
               "for details", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+class OutputError(Exception):
+    """An output path given on the command line cannot be written (a usage error, not a bug)."""
 
 
 def _print_invalid(exc) -> None:
@@ -106,8 +117,13 @@ def _write_response(response, output: str | None) -> None:
     # Write then rename, so a crash never leaves half a file behind.
     target = Path(output)
     tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(target)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {output}: {exc.strerror or exc}") from None
 
 
 def summary(result) -> str:

@@ -82,6 +82,8 @@ def apply_overrides(data: Any, *, time_limit_s: float | None = None,
     """Copy of a request dict with options overridden (left alone if it is not a dict)."""
     if not isinstance(data, dict) or (time_limit_s is None and backend is None):
         return data
+    if not isinstance(data.get("options") or {}, dict):
+        return data  # malformed options: left for the validator to report
     data = dict(data)
     options = dict(data.get("options") or {})
     if time_limit_s is not None:

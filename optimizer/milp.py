@@ -6,6 +6,7 @@ Columns
   u[j]      job j is left unscheduled (only when partial plans are being built)
   g[s,t]    grid kW at a site/slot with on-site renewables (>= load - renewable, >= 0)
   z[s,t]    g is exactly max(0, load - renewable) where its objective weight is negative
+  w[s,t]    unused renewable kW there (load - g + w = renewable; w <= M (1 - z), g <= M z)
   e[j]      end slot of an interruptible job (only with a delay weight)
 Rows: one assignment per job, duration and minimum-run rows for interruptible jobs, GPU
 capacity and power cap per site/slot, the grid rows, and the end-slot rows.
@@ -23,7 +24,7 @@ import numpy as np
 from optimizer.plan import Placement, Plan
 from optimizer.problem import Problem
 
-KIND_X, KIND_Y, KIND_R, KIND_U, KIND_G, KIND_Z, KIND_E = range(7)
+KIND_X, KIND_Y, KIND_R, KIND_U, KIND_G, KIND_Z, KIND_E, KIND_W = range(8)
 
 
 @dataclass
@@ -102,10 +103,11 @@ class MilpModel:
                     values[key[(KIND_E, j, -1, -1)]] = p.end_slot
             else:
                 values[key[(KIND_X, j, p.site, p.start_slot)]] = 1
-        for c in np.flatnonzero((self.kind == KIND_G) | (self.kind == KIND_Z)):
+        for c in np.flatnonzero(np.isin(self.kind, (KIND_G, KIND_Z, KIND_W))):
             s, t = int(self.col_site[c]), int(self.col_slot[c])
             over = load[s, t] - self.problem.renewable_kw[s, t]
-            values[c] = max(0.0, over) if self.kind[c] == KIND_G else float(over > 0)
+            values[c] = {KIND_G: max(0.0, over), KIND_Z: float(over > 0),
+                         KIND_W: max(0.0, -over)}[int(self.kind[c])]
         return values
 
 
@@ -119,6 +121,7 @@ class _Builder:
         self.entries: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.rows: dict[str, list[np.ndarray]] = {"lo": [], "hi": [], "scale": []}
         self.n_rows = 0
+        self.row_lo_updates: list[tuple[np.ndarray, np.ndarray]] = []   # (rows, new lower)
 
     def add_cols(self, n: int, kind: int, *, cost, upper=1.0, integer=True, job=-1, site=-1,
                  slot=-1, scale=1.0) -> np.ndarray:
@@ -190,6 +193,9 @@ def build_milp(problem: Problem, jobs: list[int] | None = None, partial: bool = 
     if len(rs):
         _add_grid_columns(b, problem, rs, rt, coef * h, grid_row, zero=count_objective)
     A_rows, A_cols, A_vals = (b.cat([e[i] for e in b.entries]) for i in range(3))
+    row_lo = b.cat(b.rows["lo"])
+    for rows, lo in b.row_lo_updates:
+        row_lo[rows] = lo
     c = b.cols
     return MilpModel(
         problem=problem, cost=b.cat(c["cost"]), lower=b.cat(c["lower"]), upper=b.cat(c["upper"]),
@@ -197,7 +203,7 @@ def build_milp(problem: Problem, jobs: list[int] | None = None, partial: bool = 
         col_job=b.cat(c["job"], np.int64), col_site=b.cat(c["site"], np.int64),
         col_slot=b.cat(c["slot"], np.int64), col_scale=b.cat(c["scale"]),
         a_row=A_rows.astype(np.int64), a_col=A_cols.astype(np.int64), a_val=A_vals,
-        row_lo=b.cat(b.rows["lo"]), row_hi=b.cat(b.rows["hi"]), row_scale=b.cat(b.rows["scale"]),
+        row_lo=row_lo, row_hi=b.cat(b.rows["hi"]), row_scale=b.cat(b.rows["scale"]),
         offset=0.0 if count_objective else float(offset), jobs=tuple(jobs), partial=partial)
 
 
@@ -283,28 +289,26 @@ def _add_grid_columns(b: _Builder, problem: Problem, rs: np.ndarray, rt: np.ndar
     negative = np.flatnonzero(cost < 0)
     if len(negative) == 0:
         return
-    # Negative weight (e.g. negative prices): force g = max(0, load - renewable) with z.
-    z = b.add_cols(len(negative), KIND_Z, cost=0.0, site=rs[negative], slot=rt[negative])
-    gn, bn = g[negative], big[negative]
-    rows = b.add_rows(len(negative), -np.inf, 0.0, scale=1000.0)      # g - M z <= 0
-    b.add_entries(np.repeat(rows, 2), np.column_stack([gn, z]).ravel(),
-                  np.column_stack([np.ones(len(z)), -bn]).ravel())
-    # g <= load - renewable + M (1 - z)  →  g - load + M z <= M - renewable
-    rows2 = b.add_rows(len(negative), -np.inf, bn - problem.renewable_kw[rs[negative],
-                                                                      rt[negative]], scale=1000.0)
-    b.add_entries(np.repeat(rows2, 2), np.column_stack([gn, z]).ravel(),
-                  np.column_stack([np.ones(len(z)), bn]).ravel())
-    src = grid_row[rs[negative], rt[negative]]
-    for row_new, row_src in zip(rows2, src, strict=True):
-        mask = b_entries_for_row(b, row_src)
-        b.add_entries(np.full(len(mask[0]), row_new), mask[0], -mask[1])
-
-
-def b_entries_for_row(b: _Builder, row: int) -> tuple[np.ndarray, np.ndarray]:
-    """Load columns and coefficients of a grid row (excluding its g column)."""
-    cols, vals = [], []
-    for rows, c, v in b.entries:
-        hit = (rows == row) & (v > 0)
-        cols.append(c[hit])
-        vals.append(v[hit])
-    return np.concatenate(cols), np.concatenate(vals)
+    # Negative weight (e.g. negative prices): g must be exactly max(0, load - renewable), never
+    # inflated. The grid row becomes the equality load - g + w = renewable, with w >= 0 the
+    # unused renewable supply, and a binary z chooses which of g and w is zero:
+    # g <= M z and w <= Mw (1 - z). The renewable figure sits in that one equality row and the
+    # big-Ms are whole kW, so a backend that rounds rows to integer watts (CP-SAT) rounds it
+    # once and consistently; a second row carrying the renewable figure, rounded on its own,
+    # could leave no integer g and wrongly forbid load above the renewable supply.
+    ns, nt = rs[negative], rt[negative]
+    renewable = problem.renewable_kw[ns, nt]
+    g_big = np.ceil(big[negative])
+    w_big = np.ceil(renewable) + 1.0
+    z = b.add_cols(len(negative), KIND_Z, cost=0.0, site=ns, slot=nt)
+    w = b.add_cols(len(negative), KIND_W, cost=0.0, upper=w_big, integer=False, site=ns,
+                   slot=nt, scale=1000.0)
+    equality = grid_row[ns, nt]
+    b.add_entries(equality, w, 1.0)
+    b.row_lo_updates.append((equality, renewable))
+    rows = b.add_rows(len(negative), -np.inf, 0.0, scale=1000.0)       # g - M z <= 0
+    b.add_entries(np.repeat(rows, 2), np.column_stack([g[negative], z]).ravel(),
+                  np.column_stack([np.ones(len(z)), -g_big]).ravel())
+    rows = b.add_rows(len(negative), -np.inf, w_big, scale=1000.0)     # w + Mw z <= Mw
+    b.add_entries(np.repeat(rows, 2), np.column_stack([w, z]).ravel(),
+                  np.column_stack([np.ones(len(z)), w_big]).ravel())

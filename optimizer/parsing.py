@@ -44,30 +44,48 @@ class _Reader:
 
     def __init__(self) -> None:
         self.violations: list[FieldViolation] = []
+        # Paths whose value could not be read at all (wrong type, malformed): follow-on checks
+        # of the same field or of fields inside it would only repeat the problem with a
+        # misleading default ("must be positive, got 0" after "must be an integer, got 'two'").
+        self._broken: set[str] = set()
 
     def error(self, path: str, problem: str) -> None:
+        if self._broken and self._under_broken(path):
+            return
         self.violations.append(FieldViolation(path, problem))
+
+    def invalid(self, path: str, problem: str) -> None:
+        """A value that cannot be read; later problems at or under `path` are not repeated."""
+        self.error(path, problem)
+        self._broken.add(path)
+
+    def _under_broken(self, path: str) -> bool:
+        return any(path == b or path.startswith((f"{b}.", f"{b}[")) for b in self._broken)
 
     def obj(self, value: Any, path: str, allowed: set[str]) -> dict[str, Any]:
         if value is None or value is _MISSING:
             return {}
         if not isinstance(value, dict):
-            self.error(path, "must be an object")
+            self.invalid(path, "must be an object")
             return {}
         out: dict[str, Any] = {}
+        given_as: dict[str, str] = {}
         for key, item in value.items():
             name = _snake(str(key))
             if name not in allowed:
                 self.error(_join(path, str(key)), "unknown field")
+            elif name in out:
+                self.error(_join(path, str(key)), f"given twice (also as {given_as[name]!r})")
             else:
                 out[name] = item
+                given_as[name] = str(key)
         return out
 
     def list_(self, value: Any, path: str) -> list[Any]:
         if value is None or value is _MISSING:
             return []
         if not isinstance(value, list):
-            self.error(path, "must be a list")
+            self.invalid(path, "must be a list")
             return []
         return value
 
@@ -75,7 +93,7 @@ class _Reader:
         if value is None or value is _MISSING:
             return ""
         if not isinstance(value, str):
-            self.error(path, "must be a string")
+            self.invalid(path, "must be a string")
             return ""
         return value
 
@@ -83,7 +101,7 @@ class _Reader:
         if value is None or value is _MISSING:
             return False
         if not isinstance(value, bool):
-            self.error(path, "must be true or false")
+            self.invalid(path, "must be true or false")
             return False
         return value
 
@@ -94,16 +112,16 @@ class _Reader:
             try:
                 value = int(value)
             except ValueError:
-                self.error(path, f"must be an integer, got {value!r}")
+                self.invalid(path, f"must be an integer, got {value!r}")
                 return default
         if isinstance(value, bool) or not isinstance(value, int | float):
-            self.error(path, f"must be an integer, got {value!r}")
+            self.invalid(path, f"must be an integer, got {value!r}")
             return default
         if isinstance(value, float) and (not math.isfinite(value) or value != int(value)):
-            self.error(path, f"must be an integer, got {value!r}")
+            self.invalid(path, f"must be an integer, got {value!r}")
             return default
         if abs(int(value)) > INT32_MAX:
-            self.error(path, "out of range for int32")
+            self.invalid(path, "out of range for int32")
             return default
         return int(value)
 
@@ -114,13 +132,13 @@ class _Reader:
             try:
                 value = float(value)
             except ValueError:
-                self.error(path, f"must be a number, got {value!r}")
+                self.invalid(path, f"must be a number, got {value!r}")
                 return default
         if isinstance(value, bool) or not isinstance(value, int | float):
-            self.error(path, f"must be a number, got {value!r}")
+            self.invalid(path, f"must be a number, got {value!r}")
             return default
         if not math.isfinite(value):
-            self.error(path, "must be a finite number")
+            self.invalid(path, "must be a finite number")
             return default
         return float(value)
 
@@ -132,18 +150,23 @@ class _Reader:
         if value is None or value is _MISSING:
             return None
         if not isinstance(value, str):
-            self.error(path, "must be an RFC 3339 timestamp string")
+            self.invalid(path, "must be an RFC 3339 timestamp string")
             return None
         try:
             parsed = datetime.fromisoformat(value.strip())
         except ValueError:
-            self.error(path, f"malformed timestamp {value!r} (expected RFC 3339, "
-                             "e.g. 2026-06-15T00:00:00Z)")
+            self.invalid(path, f"malformed timestamp {value!r} (expected RFC 3339, "
+                               "e.g. 2026-06-15T00:00:00Z)")
             return None
         if parsed.tzinfo is None:
-            self.error(path, f"timestamp {value!r} has no UTC offset (add Z or +00:00)")
+            self.invalid(path, f"timestamp {value!r} has no UTC offset (add Z or +00:00)")
             return None
-        return parsed.astimezone(UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            self.invalid(path, f"timestamp {value!r} is out of range "
+                               "(0001-01-01 to 9999-12-31 UTC)")
+            return None
 
     def enum(self, value: Any, path: str, enum_type: type, default: Any) -> Any:
         if value is None or value is _MISSING:
@@ -153,7 +176,7 @@ class _Reader:
                                          and value == list(enum_type).index(member)):
                 return member
         names = ", ".join(m.value for m in enum_type)
-        self.error(path, f"unknown value {value!r} (expected one of {names})")
+        self.invalid(path, f"unknown value {value!r} (expected one of {names})")
         return default
 
 
@@ -199,7 +222,7 @@ def _parse_horizon(r: _Reader, value: Any) -> Horizon | None:
         return None
     h = r.obj(value, "horizon", {"start", "slot_minutes", "slots"})
     start = r.timestamp(h.get("start"), "horizon.start")
-    if start is None and "start" not in h:
+    if h.get("start") is None:  # absent or null (the JSON mapping's "unset")
         r.error("horizon.start", "required")
     slot_minutes = r.integer(h.get("slot_minutes"), "horizon.slot_minutes", default=60) or 60
     slots = r.integer(h.get("slots"), "horizon.slots")
@@ -212,7 +235,14 @@ def _parse_horizon(r: _Reader, value: Any) -> Horizon | None:
         ok = False
     if start is None or not ok:
         return None
-    return Horizon(start=start, slot_minutes=slot_minutes, slots=slots)
+    horizon = Horizon(start=start, slot_minutes=slot_minutes, slots=slots)
+    try:
+        horizon.end  # noqa: B018 - only checks that the end is representable
+    except OverflowError:
+        r.error("horizon.slots", f"the horizon of {slots} slot(s) from {_fmt(start)} ends after "
+                                 "9999-12-31")
+        return None
+    return horizon
 
 
 def _parse_site(r: _Reader, value: Any, path: str, horizon: Horizon | None) -> Site:
@@ -250,7 +280,7 @@ def _parse_site(r: _Reader, value: Any, path: str, horizon: Horizon | None) -> S
         w_end = r.timestamp(wd.get("end"), f"{wpath}.end")
         w_cap = r.integer(wd.get("gpu_capacity"), f"{wpath}.gpu_capacity")
         if w_start is None or w_end is None:
-            if "start" not in wd or "end" not in wd:
+            if wd.get("start") is None or wd.get("end") is None:  # absent or null
                 r.error(wpath, "start and end are required")
             continue
         if w_end <= w_start:
@@ -310,7 +340,7 @@ def _parse_forecast(r: _Reader, value: Any, path: str, horizon: Horizon | None) 
     if not region.strip():
         r.error(f"{path}.region", "empty")
     start = r.timestamp(f.get("start"), f"{path}.start")
-    if start is None and "start" not in f:
+    if start is None and f.get("start") is None:  # absent or null: the horizon's start
         start = horizon.start if horizon else None
     step = r.integer(f.get("slot_minutes"), f"{path}.slot_minutes", default=0)
     if step == 0:
@@ -333,8 +363,11 @@ def _parse_forecast(r: _Reader, value: Any, path: str, horizon: Horizon | None) 
     if start is not None and horizon is not None and ci:
         minutes = horizon.slots * horizon.slot_minutes
         if not covers(start, step, len(ci), horizon.start, minutes):
-            end = start + timedelta(minutes=step * len(ci))
-            r.error(path, f"covers {_fmt(start)} to {_fmt(end)}, not the horizon "
+            try:
+                end = _fmt(start + timedelta(minutes=step * len(ci)))
+            except OverflowError:
+                end = "after 9999-12-31"
+            r.error(path, f"covers {_fmt(start)} to {end}, not the horizon "
                           f"{_fmt(horizon.start)} to {_fmt(horizon.end)}")
     return Forecast(region=region, start=start or datetime(1970, 1, 1, tzinfo=UTC),
                     slot_minutes=step, **series)

@@ -1,0 +1,153 @@
+"""Seeded benchmark instances on real carbon curves.
+
+Carbon intensity comes from the real hourly 2022 EIA-930 series of six US balancing
+authorities and the German 15-min series in ../shared/data (the development tree); where that
+folder is absent, the embedded typical-day profiles stand in (and the bench says so).
+Capacity is sized so that the fleet's GPU demand, with every job at its earliest start, peaks
+at about `peak_utilisation` of the total.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+EIA_FILES = {
+    "US-CAL-CISO": "CISO_NG_&_avgCI.csv", "US-TEX-ERCO": "ERCO_NG_&_avgCI.csv",
+    "US-MIDA-PJM": "PJM_NG_&_avgCI.csv", "US-NW-BPAT": "BPAT_NG_&_avgCI.csv",
+    "US-NY-NYIS": "NYIS_NG_&_avgCI.csv", "US-MIDW-MISO": "MISO_NG_&_avgCI.csv",
+}
+REGIONS = ["US-CAL-CISO", "US-TEX-ERCO", "US-MIDA-PJM", "US-NW-BPAT", "DE", "US-MIDW-MISO",
+           "US-NY-NYIS"]
+# Job sizes in GPUs and their weights (node-granular, shaped like the Philly trace's GPU time).
+GPU_SIZES = np.array([1, 2, 4, 8, 16, 32])
+GPU_WEIGHTS = np.array([0.30, 0.10, 0.20, 0.25, 0.10, 0.05])
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    name: str
+    jobs: int
+    sites: int
+    slots: int
+    slot_minutes: int = 60
+    peak_utilisation: float = 0.85
+    seed: int = 1
+
+
+SIZES = {
+    "small": InstanceSpec("small", jobs=20, sites=3, slots=48),
+    "medium": InstanceSpec("medium", jobs=200, sites=5, slots=96),
+    "large": InstanceSpec("large", jobs=2000, sites=10, slots=96),
+    "xlarge": InstanceSpec("xlarge", jobs=10000, sites=10, slots=168),
+}
+
+
+def carbon_source() -> str:
+    return "EIA-930 2022 / DE 2020 real series" if SHARED_DATA.exists() else \
+        "embedded typical-day profiles (../shared/data absent)"
+
+
+def _real_series(region: str, start: datetime, hours: int) -> np.ndarray | None:
+    if not SHARED_DATA.exists():
+        return None
+    if region == "DE":
+        frame = pd.read_csv(SHARED_DATA / "vessim" / "carbon_intensity.csv", parse_dates=["time"])
+        series = frame.set_index("time")["DE"].resample("1h").mean()
+        series.index = series.index.tz_localize("UTC")
+    else:
+        frame = pd.read_csv(SHARED_DATA / "sustaindc-eia" / EIA_FILES[region])
+        frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+        series = frame.set_index("timestamp")["avg_CI"]
+    window = series[(series.index >= start) & (series.index < start + timedelta(hours=hours))]
+    values = window.interpolate(limit_direction="both").to_numpy(dtype=float)
+    return values if len(values) == hours and np.isfinite(values).all() else None
+
+
+def _series(region: str, start: datetime, hours: int) -> list[float]:
+    real = _real_series(region, start, hours)
+    if real is None:
+        from forecasting.profiles import typical_intensity
+
+        real = typical_intensity(region, start, hours, 60)
+    return [round(float(v), 2) for v in real]
+
+
+def make_request(spec: InstanceSpec) -> dict:
+    """The OptimizeRequest (JSON-mapping dict) of a benchmark instance."""
+    rng = np.random.default_rng(spec.seed)
+    year = 2020 if "DE" in REGIONS[:spec.sites] else 2022
+    start = datetime(year, 5, 10, tzinfo=timezone.utc)
+    hours = math.ceil(spec.slots * spec.slot_minutes / 60)
+    regions = REGIONS[:spec.sites]
+    jobs = _jobs(spec, rng, regions)
+    total_gpus = _capacity_for(jobs, spec)
+    shares = rng.dirichlet(np.full(spec.sites, 4.0))
+    sites = []
+    for s, region in enumerate(regions):
+        site = {"id": f"site-{s}", "region": region,
+                "gpu_capacity": int(max(32, round(total_gpus * shares[s]))),
+                "pue": round(float(rng.uniform(1.08, 1.4)), 2)}
+        if s == 0:   # one site with on-site solar
+            t = np.arange(spec.slots) * spec.slot_minutes / 60.0
+            solar = np.clip(np.sin((t % 24 - 13) / 12 * math.pi + math.pi / 2), 0, None)
+            site["renewable_kw"] = [round(float(v), 2)
+                                    for v in 0.25 * site["gpu_capacity"] * 0.7 * solar]
+        if s == 1:
+            site["power_cap_kw"] = round(0.8 * site["gpu_capacity"] * 0.7 * site["pue"], 1)
+        sites.append(site)
+    for j in jobs:
+        j["home_site"] = j.get("allowed_sites", [s["id"] for s in sites])[0] if j.get(
+            "allowed_sites") else sites[int(rng.integers(spec.sites))]["id"]
+    forecasts = [{"region": r, "start": _ts(start), "slot_minutes": 60,
+                  "carbon_intensity": _series(r, start, hours)} for r in regions]
+    return {"horizon": {"start": _ts(start), "slot_minutes": spec.slot_minutes,
+                        "slots": spec.slots},
+            "sites": sites, "jobs": [_with_times(j, start, spec) for j in jobs],
+            "forecasts": forecasts}
+
+
+def _jobs(spec: InstanceSpec, rng: np.random.Generator, regions: list[str]) -> list[dict]:
+    jobs = []
+    for i in range(spec.jobs):
+        gpus = int(rng.choice(GPU_SIZES, p=GPU_WEIGHTS))
+        dur_slots = int(np.clip(rng.lognormal(math.log(4), 0.6), 1, spec.slots // 3))
+        slack = int(rng.integers(0, max(1, spec.slots // 3)))
+        first = int(rng.integers(0, spec.slots - dur_slots - slack + 1))
+        job = {"id": f"job-{i:05d}", "gpus": gpus,
+               "power_kw": round(gpus * float(rng.uniform(0.55, 0.8)), 3),
+               "_first": first, "_dur": dur_slots, "_last": first + dur_slots + slack}
+        if rng.random() < 0.3 and dur_slots >= 3:
+            job["interruptible"] = True
+            job["min_run_minutes"] = spec.slot_minutes * 2
+        if rng.random() < 0.2 and spec.sites > 2:
+            picks = rng.choice(spec.sites, size=2, replace=False)
+            job["allowed_sites"] = [f"site-{int(s)}" for s in picks]
+        jobs.append(job)
+    return jobs
+
+
+def _capacity_for(jobs: list[dict], spec: InstanceSpec) -> int:
+    demand = np.zeros(spec.slots)
+    for j in jobs:
+        demand[j["_first"]:j["_first"] + j["_dur"]] += j["gpus"]
+    return int(math.ceil(demand.max() / spec.peak_utilisation))
+
+
+def _with_times(job: dict, start: datetime, spec: InstanceSpec) -> dict:
+    step = timedelta(minutes=spec.slot_minutes)
+    out = {k: v for k, v in job.items() if not k.startswith("_")}
+    out["duration_minutes"] = job["_dur"] * spec.slot_minutes
+    out["earliest_start"] = _ts(start + job["_first"] * step)
+    out["deadline"] = _ts(start + job["_last"] * step)
+    return out
+
+
+def _ts(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,28 @@
+"""The README's example request stays valid and plans correctly."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from conftest import PROJECT_ROOT, solve_checked
+
+from gridshift.planning import prepare
+
+
+def readme_request() -> dict:
+    text = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```json\n(.*?)\n```", text, re.S)
+    assert block, "README has no ```json request example"
+    return json.loads(block.group(1))
+
+
+def test_readme_example_plans_and_beats_the_baseline() -> None:
+    problem = prepare(readme_request())
+    result = solve_checked(problem)
+    assert result.status == "OPTIMAL"
+    assert len(result.plan.placements) == problem.n_jobs
+    # eval-sweep is pinned to va-east by data residency.
+    eval_sweep = problem.job_ids.index("eval-sweep")
+    assert problem.site_ids[result.plan.placements[eval_sweep].site] == "va-east"
+    assert result.figures.totals.emissions_kg <= result.baseline_figures.totals.emissions_kg
