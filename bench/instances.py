@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +83,7 @@ def make_request(spec: InstanceSpec) -> dict:
     """The OptimizeRequest (JSON-mapping dict) of a benchmark instance."""
     rng = np.random.default_rng(spec.seed)
     year = 2020 if "DE" in REGIONS[:spec.sites] else 2022
-    start = datetime(year, 5, 10, tzinfo=timezone.utc)
+    start = datetime(year, 5, 10, tzinfo=UTC)
     hours = math.ceil(spec.slots * spec.slot_minutes / 60)
     regions = REGIONS[:spec.sites]
     jobs = _jobs(spec, rng, regions)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,9 @@ START = "2026-06-15T00:00:00Z"
 
 def hours(h: float) -> str:
     """RFC 3339 timestamp `h` hours after START."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
-    t = datetime(2026, 6, 15, tzinfo=timezone.utc) + timedelta(hours=h)
+    t = datetime(2026, 6, 15, tzinfo=UTC) + timedelta(hours=h)
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
