@@ -98,13 +98,27 @@ def _read_request(path: str) -> Any:
 
 def _plan(args: argparse.Namespace) -> int:
     from gridshift.planning import plan
+    from gridshift.progress import solve_progress
 
-    outcome = plan(_read_request(args.request), time_limit_s=args.time_limit,
-                   backend=args.backend)
+    request = _read_request(args.request)
+    with solve_progress(_time_limit_of(request, args.time_limit), not args.quiet) as sink:
+        outcome = plan(request, time_limit_s=args.time_limit, backend=args.backend,
+                       on_progress=sink)
     _write_response(outcome.response, args.output)
     if not args.quiet:
         print(summary(outcome.result), file=sys.stderr)
     return EXIT_INFEASIBLE if outcome.result.status == "INFEASIBLE" else EXIT_OK
+
+
+def _time_limit_of(request: Any, override: float | None) -> float:
+    from optimizer.domain import DEFAULT_TIME_LIMIT_SECONDS
+
+    if override is not None:
+        return override
+    options = request.get("options") if isinstance(request, dict) else None
+    value = (options or {}).get("time_limit_seconds", (options or {}).get("timeLimitSeconds"))
+    return float(value) if isinstance(value, int | float) and value > 0 else \
+        DEFAULT_TIME_LIMIT_SECONDS
 
 
 def _write_response(response, output: str | None) -> None:
@@ -162,7 +176,11 @@ def _demo(args: argparse.Namespace) -> int:
     request = demo_request(seed=args.seed)
     if args.request_out:
         Path(args.request_out).write_text(json.dumps(request, indent=2) + "\n", encoding="utf-8")
-    outcome = plan(request, time_limit_s=args.time_limit, backend=args.backend)
+    from gridshift.progress import solve_progress
+
+    with solve_progress(_time_limit_of(request, args.time_limit)) as sink:
+        outcome = plan(request, time_limit_s=args.time_limit, backend=args.backend,
+                       on_progress=sink)
     if args.output:
         _write_response(outcome.response, args.output)
     print(demo_report(outcome.result))

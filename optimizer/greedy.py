@@ -10,6 +10,7 @@ cheapest slots that form runs of at least min_run slots by a small dynamic progr
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -191,9 +192,11 @@ def job_orders(problem: Problem, seed: int = 0, randomised: int = 2) -> list[lis
 
 
 def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
-                jobs: set[int] | None = None) -> Plan:
+                jobs: set[int] | None = None,
+                on_first_plan: Callable[[Plan], None] | None = None) -> Plan:
     """Best of several constructions (fewest unplaced jobs, then lowest objective), improved
-    by local search. Jobs that fail to place are retried first in a restart."""
+    by local search. Jobs that fail to place are retried first in a restart. The first
+    construction is reported through `on_first_plan` as soon as it exists."""
     from optimizer.accounting import figures
 
     deadline = time.monotonic() + time_budget_s
@@ -202,6 +205,8 @@ def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
     while orders and time.monotonic() < deadline:
         order = orders.pop(0)
         plan = construct(problem, order, jobs)
+        if best is None and on_first_plan is not None:
+            on_first_plan(plan)
         if plan.unscheduled and len(orders) < 8:
             failed = [j for j in order if j in plan.unscheduled]
             orders.append(failed + [j for j in order if j not in plan.unscheduled])

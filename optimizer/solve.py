@@ -73,7 +73,10 @@ def solve(problem: Problem, on_progress: ProgressSink | None = None,
     unscheduled = {j: f"cannot be placed alone: {why}"
                    for j, why in diagnosis.alone_infeasible(problem).items()}
     candidates = [j for j in range(problem.n_jobs) if j not in unscheduled]
-    plan = greedy.greedy_plan(problem, min(1.0, 0.2 * limit), opts.random_seed, set(candidates))
+    plan = greedy.greedy_plan(
+        problem, min(0.5, 0.1 * limit), opts.random_seed, set(candidates),
+        on_first_plan=lambda first: emit("first_plan", objective=_objective(problem, first),
+                                         unplaced=len(first.unscheduled)))
     emit("heuristic", objective=_objective(problem, plan), unplaced=len(plan.unscheduled))
     conflicts: dict[int, list[int]] = {}
     if plan.unscheduled and backend != Backend.GREEDY:
@@ -168,7 +171,10 @@ def _exact(problem: Problem, jobs: list[int], start: Plan, backend: Backend, dea
     if result.values is None:
         return result, None
     candidate = model.decode(result.values)
-    if not check_plan(problem, candidate).ok:
+    # The model covers only `jobs`; the others are left out of this plan on purpose (partial
+    # plans), so the check lists them as unscheduled rather than reporting them as missing.
+    left_out = {j: "left out" for j in range(problem.n_jobs) if j not in set(jobs)}
+    if not check_plan(problem, Plan(dict(candidate.placements), left_out)).ok:
         result.detail += " (solution rejected by the checker; heuristic plan kept)"
         return result, None
     return result, candidate

@@ -1,0 +1,57 @@
+"""Progress display for long CLI work: a tqdm bar over the solver's time budget on a terminal,
+plain log lines when stderr is not a terminal."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+log = logging.getLogger("gridshift.progress")
+
+
+@contextmanager
+def solve_progress(time_limit_s: float, enabled: bool = True) -> Iterator[Callable[[dict], None]]:
+    """Yields a progress sink for optimizer.solve events (first_plan, heuristic, incumbent)."""
+    if not enabled:
+        yield lambda event: None
+        return
+    if not sys.stderr.isatty():
+        yield _log_event
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=round(time_limit_s, 1), unit="s", desc="solving", file=sys.stderr,
+               bar_format="{desc}: {bar} {n:.1f}/{total:.1f} s {postfix}", leave=False)
+    started = time.monotonic()
+    done = threading.Event()
+
+    def tick() -> None:
+        while not done.wait(0.25):
+            bar.n = min(bar.total, time.monotonic() - started)
+            bar.refresh()
+
+    def sink(event: dict) -> None:
+        if "objective" in event:
+            bound = event.get("best_bound")
+            bar.set_postfix_str(f"objective {event['objective']:,.2f}"
+                                + (f", bound {bound:,.2f}" if bound is not None
+                                   and bound > -1e300 else ""))
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield sink
+    finally:
+        done.set()
+        thread.join()
+        bar.close()
+
+
+def _log_event(event: dict) -> None:
+    if "objective" in event:
+        log.info("%s after %.2f s: objective %.3f", event["kind"], event["elapsed_s"],
+                 event["objective"])
