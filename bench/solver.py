@@ -74,7 +74,7 @@ def _cold(model, backend: str, time_limit: float) -> dict:
 
     first: list[float] = []
 
-    def progress(objective: float, bound: float, elapsed: float) -> None:
+    def progress(objective: float, bound: float, elapsed: float, values=None) -> None:
         if not first:
             first.append(elapsed)
 

@@ -25,7 +25,7 @@ def solve_progress(time_limit_s: float, enabled: bool = True) -> Iterator[Callab
     from tqdm import tqdm
 
     bar = tqdm(total=round(time_limit_s, 1), unit="s", desc="solving", file=sys.stderr,
-               bar_format="{desc}: {bar} {n:.1f}/{total:.1f} s {postfix}", leave=False)
+               bar_format="{desc}: {bar} {n:.1f}/{total:.1f} s{postfix}", leave=False)
     started = time.monotonic()
     done = threading.Event()
 

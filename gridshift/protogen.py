@@ -6,6 +6,7 @@ temporary folder and fails when the committed copies differ.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -20,14 +21,13 @@ def proto_files() -> list[Path]:
 
 
 def generate(out_dir: Path) -> list[Path]:
-    """Run protoc (from grpcio-tools) into out_dir; returns the generated files."""
+    """Run protoc (from grpcio-tools, in a subprocess) into out_dir; returns the files made."""
     import grpc_tools
-    from grpc_tools import protoc
 
     well_known = Path(grpc_tools.__file__).parent / "_proto"
     out_dir.mkdir(parents=True, exist_ok=True)
-    args = [
-        "protoc",
+    command = [
+        sys.executable, "-m", "grpc_tools.protoc",
         f"-I{PROTO_ROOT}",
         f"-I{well_known}",
         f"--python_out={out_dir}",
@@ -35,8 +35,9 @@ def generate(out_dir: Path) -> list[Path]:
         f"--grpc_python_out={out_dir}",
         *[str(p) for p in proto_files()],
     ]
-    if protoc.main(args) != 0:
-        raise RuntimeError("protoc failed on " + ", ".join(map(str, proto_files())))
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"protoc failed: {done.stderr.strip()}")
     return sorted((out_dir / PROTO_PACKAGE).glob("*_pb2*.py*"))
 
 

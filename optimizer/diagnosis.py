@@ -24,16 +24,32 @@ def alone_infeasible(problem: Problem) -> dict[int, str]:
 def _alone_reason(problem: Problem, j: int) -> str:
     sites = problem.allowed_sites[j]
     lo, hi = int(problem.first_slot[j]), int(problem.last_slot[j])
-    best_gpus = max(int(problem.gpu_capacity[s, lo:hi].max()) for s in sites)
     names = ", ".join(problem.site_ids[s] for s in sites)
+    most_gpus = {s: int(problem.gpu_capacity[s, lo:hi].max()) for s in sites}
+    best_gpus = max(most_gpus.values())
     if problem.gpus[j] > best_gpus:
         return (f"needs {problem.gpus[j]} GPUs; its allowed sites ({names}) have at most "
                 f"{best_gpus} in its window")
     if all(problem.facility_kw(j, s) > problem.power_cap_kw[s] for s in sites):
         return (f"needs {min(problem.facility_kw(j, s) for s in sites):.1f} kW facility power, "
                 f"above the power cap of every allowed site ({names})")
-    return (f"no {problem.duration_slots[j]}-slot stretch between earliest_start and deadline "
-            f"where an allowed site ({names}) has {problem.gpus[j]} GPUs free (capacity windows)")
+    stretch = (f"no {problem.duration_slots[j]}-slot stretch between earliest_start and "
+               f"deadline where {{}} has {problem.gpus[j]} GPUs free (capacity windows)")
+    per_site = []
+    for s in sites:
+        if problem.gpus[j] > most_gpus[s]:
+            per_site.append(f"{problem.site_ids[s]} has at most {most_gpus[s]} GPUs in its "
+                            f"window, it needs {problem.gpus[j]}")
+        elif problem.facility_kw(j, s) > problem.power_cap_kw[s]:
+            per_site.append(f"{problem.site_ids[s]} caps power at {problem.power_cap_kw[s]:.1f} "
+                            f"kW, it needs {problem.facility_kw(j, s):.1f} kW")
+    if not per_site:
+        return stretch.format(f"an allowed site ({names})")
+    # Sites ruled out for different reasons: name each one.
+    per_site += [stretch.format(problem.site_ids[s]) for s in sites
+                 if problem.gpus[j] <= most_gpus[s]
+                 and problem.facility_kw(j, s) <= problem.power_cap_kw[s]]
+    return "; ".join(per_site)
 
 
 def _overlap(problem: Problem, a: int, b: int) -> float:

@@ -28,6 +28,8 @@ from optimizer.problem import Problem
 
 # Chosen by bench/solver.py: see README "Benchmarks".
 DEFAULT_BACKEND = Backend.HIGHS
+# Models at least this large are solved in a killable child process.
+ISOLATE_MIN_COLUMNS = 2000
 
 ProgressSink = Callable[[dict], None]
 
@@ -80,7 +82,7 @@ def solve(problem: Problem, on_progress: ProgressSink | None = None,
     emit("heuristic", objective=_objective(problem, plan), unplaced=len(plan.unscheduled))
     conflicts: dict[int, list[int]] = {}
     if plan.unscheduled and backend != Backend.GREEDY:
-        plan = _most_jobs(problem, plan, candidates, backend, deadline, notes)
+        plan = _most_jobs(problem, plan, candidates, backend, deadline, notes, stop_flag)
     for j in list(plan.unscheduled):
         members, minimal = diagnosis.conflict_set(
             problem, j, set(unscheduled), budget_s=max(0.2, min(5.0, 0.2 * limit)))
@@ -129,24 +131,29 @@ def _independent_bound(problem: Problem, jobs: list[int]) -> float:
 
 def _run_backend(backend: Backend, model, hint, deadline: float, problem: Problem,
                  stop_flag=None, on_progress=None) -> BackendResult:
+    """Run an exact backend under the deadline. Models past ISOLATE_MIN_COLUMNS run in a
+    child process that is killed on cancellation or overrun (see backends/isolated.py);
+    tiny ones, which finish in milliseconds, run in-process."""
     from optimizer.backends.cpsat import solve_cpsat
     from optimizer.backends.highs import solve_highs
+    from optimizer.backends.isolated import solve_isolated
 
     opts = problem.options
     kwargs = dict(time_limit_s=max(0.05, deadline - time.monotonic()),
                   relative_gap=opts.relative_gap, workers=opts.workers, seed=opts.random_seed,
-                  hint=hint, on_progress=on_progress)
-    if backend == Backend.CPSAT:
-        return solve_cpsat(model, stop_flag=stop_flag, **kwargs)
-    return solve_highs(model, **kwargs)
+                  hint=hint, on_progress=on_progress, stop_flag=stop_flag)
+    name = "cpsat" if backend == Backend.CPSAT else "highs"
+    if model.n_cols >= ISOLATE_MIN_COLUMNS:
+        return solve_isolated(name, model, **kwargs)
+    return (solve_cpsat if name == "cpsat" else solve_highs)(model, **kwargs)
 
 
 def _most_jobs(problem: Problem, plan: Plan, candidates: list[int], backend: Backend,
-               deadline: float, notes: list[str]) -> Plan:
+               deadline: float, notes: list[str], stop_flag=None) -> Plan:
     """Phase 1: the largest set of jobs that fit together (exact, warm-started)."""
     model = build_milp(problem, candidates, partial=True, count_objective=True)
     budget = time.monotonic() + 0.5 * max(0.0, deadline - time.monotonic())
-    result = _run_backend(backend, model, model.encode(plan), budget, problem)
+    result = _run_backend(backend, model, model.encode(plan), budget, problem, stop_flag)
     if result.values is None:
         notes.append("phase 1 found no better packing than the heuristic")
         return plan
@@ -163,7 +170,7 @@ def _exact(problem: Problem, jobs: list[int], start: Plan, backend: Backend, dea
            stop_flag, emit) -> tuple[BackendResult, Plan | None]:
     model = build_milp(problem, jobs)
 
-    def progress(objective: float, bound: float, elapsed: float) -> None:
+    def progress(objective: float, bound: float, elapsed: float, values=None) -> None:
         emit("incumbent", objective=objective, best_bound=bound)
 
     result = _run_backend(backend, model, model.encode(start), deadline, problem,

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Called with (objective, best_bound, elapsed_seconds) on every improved solution.
-ProgressCallback = Callable[[float, float, float], None]
+# Called with (objective, best_bound, elapsed_seconds, solution values or None) on every
+# improved solution.
+ProgressCallback = Callable[[float, float, float, "np.ndarray | None"], None]
 
 
 @dataclass

@@ -2,13 +2,15 @@
 
 CP-SAT needs integers: rows that carry kW coefficients are scaled by 1000 (watts) and
 rounded, and continuous kW columns become integer watt columns. The error is under a watt per
-job; the plan is re-checked and its objective recomputed exactly afterwards.
+job (capacity rows round up, so caps are never exceeded); the plan is re-checked and its
+objective recomputed exactly afterwards.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 
 import numpy as np
@@ -35,8 +37,15 @@ def solve_cpsat(model: MilpModel, *, time_limit_s: float, relative_gap: float, w
     params.relative_gap_limit = float(relative_gap)
     params.num_workers = int(workers or os.cpu_count() or 1)
     params.random_seed = int(seed)
-    callback = _Progress(cp_model, on_progress, started, model.offset, stop_flag)
-    code = solver.solve(cp, callback)
+    callback = _Progress(cp_model, on_progress, started, model.offset, stop_flag, variables,
+                         model.col_scale)
+    finished = threading.Event()
+    if stop_flag is not None:
+        threading.Thread(target=_watch, args=(solver, stop_flag, finished), daemon=True).start()
+    try:
+        code = solver.solve(cp, callback)
+    finally:
+        finished.set()
     wall = time.monotonic() - started
     status = {cp_model.OPTIMAL: "optimal", cp_model.FEASIBLE: "feasible",
               cp_model.INFEASIBLE: "infeasible"}.get(code, "no_solution")
@@ -68,10 +77,18 @@ def _to_cp(model: MilpModel, cp_model):
         if lo_idx == hi_idx:
             continue
         k = model.row_scale[i]
-        coeffs = np.rint(vals[lo_idx:hi_idx] * k / model.col_scale[cols[lo_idx:hi_idx]])
+        lo, hi = model.row_lo[i], model.row_hi[i]
+        coeffs = vals[lo_idx:hi_idx] * k / model.col_scale[cols[lo_idx:hi_idx]]
+        if not math.isfinite(lo) and (coeffs >= 0).all():
+            # A packing row (GPUs, power cap) over non-negative columns: round coefficients up
+            # (past float noise), so that every integer solution also keeps the exact kW cap.
+            # Rounding to nearest could pack loads a fraction of a watt over the cap, and the
+            # checker would then reject the plan.
+            coeffs = np.ceil(coeffs - 1e-6)
+        else:
+            coeffs = np.rint(coeffs)
         expr = cp_model.LinearExpr.weighted_sum(
             [variables[c] for c in cols[lo_idx:hi_idx]], coeffs.astype(np.int64).tolist())
-        lo, hi = model.row_lo[i], model.row_hi[i]
         if lo == hi:
             cp.add(expr == int(round(lo * k)))
         else:
@@ -85,15 +102,24 @@ def _to_cp(model: MilpModel, cp_model):
     return cp, variables
 
 
+def _watch(solver, stop_flag, finished: threading.Event) -> None:
+    """Stop the search from outside as soon as stop_flag() turns true (CP-SAT allows this)."""
+    while not finished.wait(0.05):
+        if stop_flag():
+            solver.stop_search()
+            return
+
+
 class _Progress:
     """CP-SAT solution callback that reports improvements and honours an external stop flag."""
 
-    def __new__(cls, cp_model, on_progress, started, offset, stop_flag):
+    def __new__(cls, cp_model, on_progress, started, offset, stop_flag, variables, scales):
         class Callback(cp_model.CpSolverSolutionCallback):
             def on_solution_callback(self) -> None:
                 if on_progress is not None:
+                    values = np.array([self.value(v) for v in variables], dtype=float) / scales
                     on_progress(self.objective_value + offset, self.best_objective_bound + offset,
-                                time.monotonic() - started)
+                                time.monotonic() - started, values)
                 if stop_flag is not None and stop_flag():
                     self.stop_search()
 

@@ -7,6 +7,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -41,11 +42,42 @@ def new_highs():
         return h
 
 
+_scheduler_lock = threading.Lock()
+_scheduler_threads = 0     # threads of HiGHS's process-wide scheduler (0: not made yet)
+_scheduler_users = 0       # runs using it now
+
+
+def _claim_scheduler(highspy, wanted: int) -> int:
+    """The thread count to run with. HiGHS keeps one thread scheduler per process, made by the
+    first run with that run's `threads`; a later run that asks for another count fails at once
+    (model status "Not Set") instead of solving. So the scheduler is rebuilt for the new count
+    when no other run is using it, and shared (its count kept) when one is."""
+    global _scheduler_threads, _scheduler_users
+    with _scheduler_lock:
+        if _scheduler_threads and wanted != _scheduler_threads:
+            if _scheduler_users == 0:
+                highspy.Highs.resetGlobalScheduler(True)
+            else:
+                wanted = _scheduler_threads
+        _scheduler_threads = wanted
+        _scheduler_users += 1
+        return wanted
+
+
+def _release_scheduler() -> None:
+    global _scheduler_users
+    with _scheduler_lock:
+        _scheduler_users -= 1
+
+
 def solve_highs(model: MilpModel, *, time_limit_s: float, relative_gap: float, workers: int = 0,
                 seed: int = 0, hint: np.ndarray | None = None,
-                on_progress: ProgressCallback | None = None, relax: bool = False) -> BackendResult:
+                on_progress: ProgressCallback | None = None, relax: bool = False,
+                stop_flag: Callable[[], bool] | None = None) -> BackendResult:
     """Solve with HiGHS; honours the time limit, gap, thread count, seed and a warm start.
-    With `relax`, integrality is dropped and the LP relaxation's optimum is the bound."""
+    With `relax`, integrality is dropped and the LP relaxation's optimum is the bound.
+    `stop_flag` is polled by HiGHS's interrupt callbacks (best effort: some phases do not
+    poll; optimizer.backends.isolated enforces hard stops)."""
     import highspy
 
     started = time.monotonic()
@@ -54,7 +86,8 @@ def solve_highs(model: MilpModel, *, time_limit_s: float, relative_gap: float, w
     h.setOptionValue("time_limit", max(0.01, float(time_limit_s)))
     h.setOptionValue("mip_rel_gap", float(relative_gap))
     h.setOptionValue("random_seed", int(seed))
-    h.setOptionValue("threads", int(workers or os.cpu_count() or 1))
+    threads = _claim_scheduler(highspy, int(workers or os.cpu_count() or 1))
+    h.setOptionValue("threads", threads)
     lp = _to_lp(model, highspy)
     if relax:
         lp.integrality_ = []
@@ -68,9 +101,18 @@ def solve_highs(model: MilpModel, *, time_limit_s: float, relative_gap: float, w
         def report(event) -> None:
             data = event.data_out
             on_progress(data.objective_function_value + 0.0, data.mip_dual_bound,
-                        time.monotonic() - started)
+                        time.monotonic() - started, np.array(data.mip_solution, dtype=float))
         h.cbMipImprovingSolution.subscribe(report)
-    h.run()
+    if stop_flag is not None:
+        def interrupt(event) -> None:
+            if stop_flag():
+                event.data_in.user_interrupt = True
+        for name in ("cbMipInterrupt", "cbSimplexInterrupt", "cbIpmInterrupt"):
+            getattr(h, name).subscribe(interrupt)
+    try:
+        h.run()
+    finally:
+        _release_scheduler()
     result = _result(h, highspy, model, time.monotonic() - started)
     if relax and result.status == "optimal":
         result.best_bound = result.objective

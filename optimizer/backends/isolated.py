@@ -1,0 +1,136 @@
+"""Run an exact backend in a worker process so that it can be stopped from outside.
+
+Solver libraries do not always notice a time limit or an interrupt promptly (HiGHS can spend
+seconds in phases that poll nothing). The worker streams every improved solution back; when
+the caller cancels, or the hard wall-clock limit passes, the worker is killed and the last
+incumbent is returned — so a cancelled or overrunning solve frees its slot at once.
+
+Workers are plain subprocesses (`python -m optimizer.backends.worker`), never forks of the
+caller, so they inherit no threads (gRPC) and need no `__main__` guard. Idle workers are kept
+warm and reused; a killed one is replaced.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from optimizer.backends import BackendResult, ProgressCallback
+from optimizer.milp import MilpModel
+
+# Extra time a solver gets past its own time limit before it is killed.
+KILL_GRACE_S = 0.5
+MAX_IDLE_WORKERS = 4
+_PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+class _Worker:
+    def __init__(self) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PROJECT_ROOT,
+                                                          env.get("PYTHONPATH")]))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "optimizer.backends.worker"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=None, env=env)
+        self.messages: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        stream = self.process.stdout
+        while True:
+            try:
+                self.messages.put(pickle.load(stream))
+            except Exception:  # noqa: BLE001 - EOF or a killed worker ends the stream
+                self.messages.put(("eof",))
+                return
+
+    def send(self, payload: tuple) -> None:
+        pickle.dump(payload, self.process.stdin)
+        self.process.stdin.flush()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=5)
+
+
+_idle: list[_Worker] = []
+_idle_lock = threading.Lock()
+
+
+def _acquire() -> _Worker:
+    with _idle_lock:
+        while _idle:
+            worker = _idle.pop()
+            if worker.process.poll() is None:
+                return worker
+    return _Worker()
+
+
+def _release(worker: _Worker) -> None:
+    with _idle_lock:
+        if len(_idle) < MAX_IDLE_WORKERS and worker.process.poll() is None:
+            _idle.append(worker)
+            return
+    worker.kill()
+
+
+def prewarm(count: int = 1) -> None:
+    """Start idle workers ahead of the first solve (a server calls this at start-up)."""
+    workers = [_Worker() for _ in range(count)]
+    for w in workers:
+        _release(w)
+
+
+def solve_isolated(backend: str, model: MilpModel, *, time_limit_s: float,
+                   on_progress: ProgressCallback | None = None,
+                   stop_flag: Callable[[], bool] | None = None, **kwargs: Any) -> BackendResult:
+    """Solve in a worker; returns the solver's result, or the last incumbent when the solve is
+    cancelled (stop_flag) or overruns time_limit_s + KILL_GRACE_S."""
+    started = time.monotonic()
+    worker = _acquire()
+    worker.send((backend, model, dict(kwargs, time_limit_s=time_limit_s)))
+    hard_deadline = started + time_limit_s + KILL_GRACE_S
+    best: tuple[float, float, np.ndarray | None] = (math.nan, -math.inf, None)
+    while True:
+        if stop_flag is not None and stop_flag():
+            reason = "cancelled"
+            break
+        if time.monotonic() > hard_deadline:
+            reason = "killed at the wall-clock limit"
+            break
+        try:
+            message = worker.messages.get(timeout=0.05)
+        except queue.Empty:
+            continue
+        if message[0] == "progress":
+            _, objective, bound, elapsed, values = message
+            best = (objective, bound, values)
+            if on_progress is not None:
+                on_progress(objective, bound, elapsed, values)
+        elif message[0] == "result":
+            _release(worker)
+            return message[1]
+        elif message[0] == "error":
+            _release(worker)
+            raise RuntimeError(f"{backend} solver failed: {message[1]}")
+        else:
+            worker.kill()
+            raise RuntimeError(f"{backend} solver process ended without a result "
+                               f"(exit code {worker.process.poll()})")
+    worker.kill()
+    objective, bound, values = best
+    status = "feasible" if values is not None else "no_solution"
+    return BackendResult(status, values, objective, bound, time.monotonic() - started,
+                         f"{backend}: {reason}; last incumbent returned")
