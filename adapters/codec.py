@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import json_format
@@ -105,3 +105,27 @@ def _add_figures(response: pb.OptimizeResponse, result: SolveResult) -> None:
 def _baseline_job_kg(base: PlanFigures, j: int) -> float:
     jf = base.jobs.get(j)
     return jf.emissions_kg if jf else 0.0
+
+
+def plan_from_response(problem, response: pb.OptimizeResponse):
+    """Rebuild a Plan from a response's assignments (to re-check a remote plan locally)."""
+
+    from optimizer.plan import Placement, Plan
+
+    job_index = {job_id: j for j, job_id in enumerate(problem.job_ids)}
+    site_index = {site_id: s for s, site_id in enumerate(problem.site_ids)}
+    step_s = problem.horizon.slot_minutes * 60
+
+    def slot_of(ts: Timestamp) -> int:
+        offset = ts.ToDatetime(tzinfo=UTC) - problem.horizon.start
+        return round(offset.total_seconds() / step_s)
+
+    plan = Plan()
+    for a in response.assignments:
+        slots: list[int] = []
+        for run in a.runs or [pb.Run(start=a.start, end=a.end)]:
+            slots.extend(range(slot_of(run.start), slot_of(run.end)))
+        plan.placements[job_index[a.job_id]] = Placement(site_index[a.site_id], tuple(slots))
+    for u in response.unscheduled:
+        plan.unscheduled[job_index[u.job_id]] = u.reason
+    return plan

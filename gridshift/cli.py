@@ -30,11 +30,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write the OptimizeResponse JSON here (default stdout)")
     _add_solver_flags(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    p.add_argument("--server", metavar="HOST:PORT",
+                   help="solve remotely on a `gridshift serve` instance instead of in-process")
+    p.add_argument("--timeout", type=float, metavar="S",
+                   help="with --server: the call's deadline in seconds")
     d = sub.add_parser("demo", help="plan a realistic day of AI jobs on embedded data")
     _add_solver_flags(d)
     d.add_argument("-o", "--output", help="also write the OptimizeResponse JSON here")
     d.add_argument("--request-out", help="write the demo OptimizeRequest JSON here")
     d.add_argument("--seed", type=int, default=7, help="seed of the demo's job mix")
+    s = sub.add_parser("serve", help="run the gRPC Scheduler service")
+    s.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    s.add_argument("--port", type=int, help="port (default 50051; 0 picks a free one)")
+    s.add_argument("--max-concurrent-solves", type=int, metavar="N",
+                   help="solves running at once (default: number of cores)")
+    s.add_argument("--max-queued-solves", type=int, metavar="N",
+                   help="solves waiting for a slot before RESOURCE_EXHAUSTED (default 8)")
+    s.add_argument("--grace", type=float, metavar="S",
+                   help="on SIGTERM, seconds in-flight calls get to finish (default 30)")
+    s.add_argument("--config", metavar="FILE", help="TOML file with a [server] table")
+    s.add_argument("--log-level", default="INFO", help="log level (default INFO)")
+    h = sub.add_parser("health", help="check a server's health (exit 0 when SERVING)")
+    h.add_argument("--server", default="127.0.0.1:50051", metavar="HOST:PORT")
+    h.add_argument("--service", default="", help="service name (default: the whole server)")
     return parser
 
 
@@ -53,7 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "plan":
-            return _plan(args)
+            return _remote_plan(args) if args.server else _plan(args)
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "health":
+            return _health(args)
         return _demo(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -67,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, OutputError):
             print(f"gridshift: {exc}", file=sys.stderr)
             return EXIT_INVALID
+        from optimizer.errors import UpstreamUnavailableError
+
+        if isinstance(exc, UpstreamUnavailableError):
+            print(f"gridshift: server unavailable: {exc}", file=sys.stderr)
+            return EXIT_INTERNAL
         log.debug("internal error", exc_info=True)
         print(f"gridshift: internal error ({type(exc).__name__}); set GRIDSHIFT_LOG_LEVEL=DEBUG "
               "for details", file=sys.stderr)
@@ -108,6 +135,44 @@ def _plan(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(summary(outcome.result), file=sys.stderr)
     return EXIT_INFEASIBLE if outcome.result.status == "INFEASIBLE" else EXIT_OK
+
+
+def _remote_plan(args: argparse.Namespace) -> int:
+    from gridshift.remote import plan_remotely
+
+    request = _read_request(args.request)
+    response, check_text = plan_remotely(args.server, request, time_limit_s=args.time_limit,
+                                         backend=args.backend, timeout_s=args.timeout)
+    _write_response(response, args.output)
+    if not args.quiet:
+        print(check_text, file=sys.stderr)
+    return EXIT_INFEASIBLE if response.status == 3 else EXIT_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gridshift.config import load_server_settings
+    from gridshift.server import configure_json_logging, serve
+
+    configure_json_logging(args.log_level.upper())
+    settings = load_server_settings(args.config, {
+        "host": args.host, "port": args.port, "max_concurrent_solves": args.max_concurrent_solves,
+        "max_queued_solves": args.max_queued_solves, "grace_seconds": args.grace})
+    return serve(settings)
+
+
+def _health(args: argparse.Namespace) -> int:
+    import grpc
+
+    from adapters.grpc_client import SchedulerClient
+
+    with SchedulerClient(args.server, retries=False) as client:
+        try:
+            status = client.health(args.service)
+        except grpc.RpcError as exc:
+            print(f"{args.server}: {exc.code().name}", file=sys.stderr)
+            return EXIT_INTERNAL
+    print(status)
+    return EXIT_OK if status == "SERVING" else EXIT_INTERNAL
 
 
 def _time_limit_of(request: Any, override: float | None) -> float:

@@ -1,0 +1,77 @@
+"""SchedulerClient: a small typed client for the gridshift gRPC service.
+
+Retries on UNAVAILABLE use gRPC's own retry policy (service config), with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from gridshift.api.v1 import optimize_pb2 as pb
+from gridshift.api.v1 import scheduler_pb2, scheduler_pb2_grpc
+
+SERVICE = "gridshift.api.v1.Scheduler"
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+RETRY_SERVICE_CONFIG = json.dumps({"methodConfig": [{
+    "name": [{"service": SERVICE}, {"service": "grpc.health.v1.Health"}],
+    "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.1s", "maxBackoff": "2s",
+                    "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]},
+}]})
+
+
+class SchedulerClient:
+    """Typed helpers over a channel to `target` (HOST:PORT). Use as a context manager."""
+
+    def __init__(self, target: str, *, retries: bool = True) -> None:
+        options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                   ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
+        if retries:
+            options += [("grpc.enable_retries", 1), ("grpc.service_config", RETRY_SERVICE_CONFIG)]
+        self.channel = grpc.insecure_channel(target, options=options)
+        self.stub = scheduler_pb2_grpc.SchedulerStub(self.channel)
+        self.health_stub = health_pb2_grpc.HealthStub(self.channel)
+
+    def __enter__(self) -> SchedulerClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.channel.close()
+
+    @staticmethod
+    def to_request(request: pb.OptimizeRequest | dict[str, Any]) -> pb.OptimizeRequest:
+        """Accepts a message or its JSON-mapping dict."""
+        if isinstance(request, pb.OptimizeRequest):
+            return request
+        return json_format.ParseDict(request, pb.OptimizeRequest())
+
+    def optimize(self, request: pb.OptimizeRequest | dict[str, Any], *,
+                 timeout: float | None = None,
+                 request_id: str | None = None) -> pb.OptimizeResponse:
+        """Unary Optimize; `timeout` becomes the call's deadline."""
+        return self.stub.Optimize(self.to_request(request), timeout=timeout,
+                                  metadata=_metadata(request_id), wait_for_ready=True)
+
+    def stream_optimize(self, request: pb.OptimizeRequest | dict[str, Any], *,
+                        timeout: float | None = None) -> Iterator[scheduler_pb2.OptimizeEvent]:
+        """StreamOptimize: progress events, then one event carrying the final response."""
+        return self.stub.StreamOptimize(self.to_request(request), timeout=timeout,
+                                        wait_for_ready=True)
+
+    def health(self, service: str = "", timeout: float = 5.0) -> str:
+        """SERVING, NOT_SERVING, ... for the whole server ("") or one service."""
+        reply = self.health_stub.Check(health_pb2.HealthCheckRequest(service=service),
+                                       timeout=timeout)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+def _metadata(request_id: str | None) -> tuple[tuple[str, str], ...] | None:
+    return (("x-request-id", request_id),) if request_id else None

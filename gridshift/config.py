@@ -1,0 +1,60 @@
+"""Configuration: defaults, an optional TOML file (`--config`), then GRIDSHIFT_* environment
+variables, then command-line flags — later ones win."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+from adapters.grpc_service import ServerSettings
+from optimizer.errors import FieldViolation, InvalidInputError
+
+ENV_PREFIX = "GRIDSHIFT_"
+
+
+def default_concurrency() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def load_server_settings(config_path: str | None = None,
+                         overrides: dict[str, Any] | None = None) -> ServerSettings:
+    """Server settings from the [server] table of a TOML file, the environment
+    (GRIDSHIFT_PORT, GRIDSHIFT_MAX_CONCURRENT_SOLVES, ...) and explicit overrides."""
+    settings = ServerSettings(max_concurrent_solves=default_concurrency())
+    known = {f.name: f.type for f in fields(ServerSettings)}
+    values: dict[str, Any] = {}
+    if config_path:
+        try:
+            table = tomllib.loads(Path(config_path).read_text(encoding="utf-8")).get("server", {})
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise InvalidInputError([FieldViolation("--config", f"cannot read: {exc}")]) from None
+        unknown = sorted(set(table) - set(known))
+        if unknown:
+            raise InvalidInputError([FieldViolation(f"[server].{k}", "unknown setting")
+                                     for k in unknown])
+        values.update(table)
+    for name in known:
+        env = os.environ.get(ENV_PREFIX + name.upper())
+        if env is not None:
+            values[name] = env
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return replace(settings, **_typed(values, settings))
+
+
+def _typed(values: dict[str, Any], settings: ServerSettings) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    problems = []
+    for name, value in values.items():
+        kind = type(getattr(settings, name))
+        try:
+            out[name] = kind(value)
+        except (TypeError, ValueError):
+            problems.append(FieldViolation(name, f"expected {kind.__name__}, got {value!r}"))
+    if out.get("max_concurrent_solves", 1) < 1:
+        problems.append(FieldViolation("max_concurrent_solves", "must be at least 1"))
+    if problems:
+        raise InvalidInputError(problems)
+    return out
