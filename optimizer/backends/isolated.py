@@ -63,6 +63,11 @@ class _Worker:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait(timeout=5)
+        for stream in (self.process.stdin, self.process.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
 
 
 _idle: list[_Worker] = []

@@ -1,0 +1,227 @@
+"""The gRPC service, exercised through real channels to a real server on a loopback port."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import grpc
+import pytest
+from conftest import PROJECT_ROOT, hours, job, small_request
+from google.protobuf import json_format
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from adapters.codec import plan_from_response
+from adapters.grpc_client import SchedulerClient
+from adapters.grpc_service import ServerSettings, start_server
+from gridshift.api.v1 import optimize_pb2 as pb
+from gridshift.planning import prepare
+from optimizer.checker import check_plan
+
+sys.path.insert(0, str(PROJECT_ROOT / "bench"))
+from instances import SIZES, make_request  # noqa: E402
+
+
+@contextmanager
+def running(prepare_fn=prepare, **settings) -> Iterator[str]:
+    server = start_server(prepare_fn, ServerSettings(port=0, **settings))
+    try:
+        yield f"127.0.0.1:{server.port}"
+    finally:
+        server.server.stop(0).wait()
+
+
+def request_of_three_jobs() -> dict:
+    request = small_request(slots=8, ci=[300, 250, 120, 80, 90, 200, 280, 320])
+    request["sites"].append({"id": "b", "region": "R", "gpu_capacity": 4, "pue": 1.2})
+    request["jobs"] = [job("j1", gpus=4, power_kw=3, duration_minutes=120),
+                       job("j2", gpus=8, power_kw=6, duration_minutes=60, allowed_sites=["a"]),
+                       job("j3", gpus=2, power_kw=1.5, duration_minutes=180, interruptible=True,
+                           min_run_minutes=60, deadline=hours(8))]
+    return request
+
+
+def slow_request(time_limit_s: float) -> dict:
+    """The medium benchmark instance: an exact solve does not finish within seconds."""
+    request = make_request(SIZES["medium"])
+    request["options"] = {"time_limit_seconds": time_limit_s, "relative_gap": 1e-9}
+    return request
+
+
+def assert_checked(request: dict, response: pb.OptimizeResponse) -> None:
+    problem = prepare(request)
+    check = check_plan(problem, plan_from_response(problem, response))
+    assert check.ok, check.violations
+    assert response.totals.emissions_kg == pytest.approx(check.emissions_kg, rel=1e-9)
+    assert len(response.assignments) + len(response.unscheduled) == problem.n_jobs
+
+
+def test_optimize_returns_a_checked_plan() -> None:
+    request = request_of_three_jobs()
+    with running() as target, SchedulerClient(target) as client:
+        response = client.optimize(request, timeout=30)
+    assert pb.PlanStatus.Name(response.status) == "OPTIMAL"
+    assert_checked(request, response)
+    assert response.baseline.emissions_kg >= response.totals.emissions_kg - 1e-9
+
+
+def test_stream_optimize_sends_progress_then_the_final_plan() -> None:
+    request = request_of_three_jobs()
+    with running() as target, SchedulerClient(target) as client:
+        events = list(client.stream_optimize(request, timeout=30))
+    kinds = [e.WhichOneof("event") for e in events]
+    assert kinds[-1] == "result" and kinds.count("result") == 1
+    progress = [e.progress for e in events if e.WhichOneof("event") == "progress"]
+    assert progress, "no progress before the result"
+    assert all(b.elapsed_seconds >= a.elapsed_seconds for a, b in zip(progress, progress[1:]))
+    assert_checked(request, events[-1].result)
+    assert events[-1].result.totals.emissions_kg <= progress[0].objective + 1e-9
+
+
+def test_health_and_reflection() -> None:
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+        ProtoReflectionDescriptorDatabase,
+    )
+
+    with running() as target, SchedulerClient(target) as client:
+        assert client.health() == "SERVING"
+        assert client.health("gridshift.api.v1.Scheduler") == "SERVING"
+        database = ProtoReflectionDescriptorDatabase(client.channel)
+        services = set(database.get_services())
+        assert "gridshift.api.v1.Scheduler" in services
+        assert "grpc.health.v1.Health" in services
+        symbol = database.FindFileContainingSymbol("gridshift.api.v1.Scheduler")
+        assert any(s.name == "Scheduler" for s in symbol.service)
+
+
+def test_invalid_request_is_invalid_argument_with_every_field_path() -> None:
+    request = request_of_three_jobs()
+    request["jobs"][0]["gpus"] = 0
+    request["jobs"][1]["deadline"] = hours(-1)
+    request["sites"][1]["pue"] = 0.5
+    with running() as target, SchedulerClient(target) as client:
+        with pytest.raises(grpc.RpcError) as caught:
+            client.optimize(request, timeout=30)
+        # The server is still fine afterwards.
+        assert client.health() == "SERVING"
+    error = caught.value
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    for path in ("jobs[0].gpus", "jobs[1].deadline", "sites[1].pue"):
+        assert path in error.details()
+    status = rpc_status.from_call(error)
+    bad = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad)
+    assert {v.field for v in bad.field_violations} >= {"jobs[0].gpus", "sites[1].pue"}
+
+
+def test_unexpected_error_is_internal_without_internals() -> None:
+    def broken(_: dict):
+        raise RuntimeError("secret connection string postgres://user:pw@db")
+
+    with running(broken) as target, SchedulerClient(target) as client:
+        with pytest.raises(grpc.RpcError) as caught:
+            client.optimize(request_of_three_jobs(), timeout=30, request_id="req-42")
+    assert caught.value.code() == grpc.StatusCode.INTERNAL
+    assert "secret" not in caught.value.details() and "postgres" not in caught.value.details()
+    assert "req-42" in caught.value.details()
+
+
+def test_infeasible_is_a_normal_answer_naming_the_job() -> None:
+    request = request_of_three_jobs()
+    request["jobs"].append(job("huge", gpus=64))
+    with running() as target, SchedulerClient(target) as client:
+        response = client.optimize(request, timeout=30)
+    assert pb.PlanStatus.Name(response.status) == "INFEASIBLE"
+    assert [u.job_id for u in response.unscheduled] == ["huge"]
+    assert "64 GPUs" in response.unscheduled[0].reason
+
+
+def test_short_deadline_returns_a_feasible_plan_in_time() -> None:
+    request = slow_request(time_limit_s=60)
+    with running() as target, SchedulerClient(target) as client:
+        client.health()
+        started = time.monotonic()
+        response = client.optimize(request, timeout=4.0)
+        elapsed = time.monotonic() - started
+    assert elapsed < 4.0
+    assert pb.PlanStatus.Name(response.status) == "FEASIBLE"
+    assert response.solver.gap > 0
+    assert_checked(request, response)
+
+
+def test_overload_is_resource_exhausted_at_once() -> None:
+    with running(max_concurrent_solves=1, max_queued_solves=0) as target, \
+            SchedulerClient(target) as first, SchedulerClient(target) as second:
+        call = first.stub.Optimize.future(
+            json_format.ParseDict(slow_request(20), pb.OptimizeRequest()), timeout=30)
+        time.sleep(1.5)
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as caught:
+            second.optimize(request_of_three_jobs(), timeout=30)
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert time.monotonic() - started < 1.0
+        call.cancel()
+
+
+def test_cancellation_frees_the_worker() -> None:
+    with running(max_concurrent_solves=1, max_queued_solves=0) as target, \
+            SchedulerClient(target) as client:
+        call = client.stub.Optimize.future(
+            json_format.ParseDict(slow_request(60), pb.OptimizeRequest()), timeout=90)
+        time.sleep(2.0)
+        assert call.cancel()
+        time.sleep(1.0)   # the solver is stopped within a second of the cancellation
+        started = time.monotonic()
+        response = client.optimize(request_of_three_jobs(), timeout=30)
+        assert time.monotonic() - started < 3.0
+    assert pb.PlanStatus.Name(response.status) == "OPTIMAL"
+
+
+def test_sigterm_drains_an_in_flight_call(tmp_path: Path) -> None:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gridshift.cli", "serve", "--port", "0", "--grace", "30"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=PROJECT_ROOT)
+    try:
+        line = server.stdout.readline()
+        assert "serving on" in line, server.stderr.read()
+        target = line.strip().rsplit(" ", 1)[-1]
+        request = slow_request(time_limit_s=4)
+        outcome: dict = {}
+
+        def call() -> None:
+            with SchedulerClient(target) as client:
+                outcome["response"] = client.optimize(request, timeout=60)
+
+        worker = threading.Thread(target=call)
+        worker.start()
+        time.sleep(1.5)
+        server.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        with SchedulerClient(target, retries=False) as late:
+            with pytest.raises(grpc.RpcError) as refused:
+                late.stub.Optimize(json_format.ParseDict(request_of_three_jobs(),
+                                                         pb.OptimizeRequest()), timeout=5)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        worker.join(timeout=60)
+        assert server.wait(timeout=60) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        stderr = server.stderr.read()
+        server.stdout.close()
+        server.stderr.close()
+    response = outcome["response"]
+    assert pb.PlanStatus.Name(response.status) in ("OPTIMAL", "FEASIBLE")
+    assert_checked(request, response)
+    logs = [json.loads(x) for x in stderr.splitlines() if x.startswith("{")]
+    assert any("draining" in entry["message"] for entry in logs)
+    assert any(entry.get("request_id", "-") != "-" for entry in logs)
