@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The Node.js client of the interop test (tests/test_interop_node.py); without npm the test
+# is skipped. The stamp lives inside node_modules, so removing node_modules reinstalls.
+INTEROP := tests/interop
+INTEROP_STAMP := $(INTEROP)/node_modules/.installed
 
-.PHONY: demo test protos lint bench install clean
+.PHONY: demo test protos lint bench bench-grpc install interop clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +23,17 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/gridshift demo
 
-test: $(STAMP)
+$(INTEROP_STAMP): $(INTEROP)/package.json $(INTEROP)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		if npm ci --prefix $(INTEROP) --no-audit --no-fund --ignore-scripts --loglevel=error; \
+		then touch $@; \
+		else rm -rf $(INTEROP)/node_modules; \
+			echo "npm ci failed: the Node.js interop test will be skipped" >&2; fi; \
+	fi
+
+interop: $(INTEROP_STAMP)
+
+test: $(STAMP) $(INTEROP_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
@@ -31,6 +45,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/solver.py
+
+bench-grpc: $(STAMP)
+	$(BIN)/python bench/grpc_latency.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

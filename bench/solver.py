@@ -63,7 +63,12 @@ def _run(size: str, config: str, time_limit: float) -> dict:
         out.update(first_s=first[0] if first else math.nan, objective=result.objective,
                    bound=result.best_bound, wall_s=result.wall_seconds, status=result.status,
                    kg=result.figures.totals.emissions_kg)
-    out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # Exact solves run in worker processes: count the largest of this process and them.
+    from optimizer.backends.isolated import shutdown
+
+    shutdown()
+    out["peak_mb"] = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                         resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
     return out
 
 

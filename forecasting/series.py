@@ -21,6 +21,8 @@ class Forecast:
     issued_at: datetime | None = None
     stale: bool = False
     fallback: bool = False
+    # How the series was obtained, for provenance (sources tried, extension, ...).
+    detail: str = ""
 
     @property
     def end(self) -> datetime:

@@ -89,6 +89,18 @@ def conflict_set(problem: Problem, job: int, excluded: set[int], budget_s: float
         result = solve_cpsat(model, time_limit_s=min(remaining, 2.0), relative_gap=0.0)
         return {"infeasible": True, "optimal": False, "feasible": False}.get(result.status)
 
+    # The deletion filter must start from a set proven infeasible. The direct contenders can
+    # leave room for `job` when jobs that contend only with them take part too (a chain), so
+    # then every job not excluded is the starting set; unproven, the set is not called minimal.
+    verdict = infeasible(members)
+    if verdict is False:
+        others = sorted((k for k in range(problem.n_jobs)
+                         if k != job and k not in excluded and k not in members),
+                        key=lambda k: -_overlap(problem, job, k))
+        members = members + others
+        verdict = infeasible(members) if others else False
+    if not verdict:
+        return sorted(members, key=lambda m: problem.job_ids[m]), False
     for k in list(reversed(members[1:])):
         trial = [m for m in members if m != k]
         verdict = infeasible(trial)

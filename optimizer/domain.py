@@ -66,6 +66,10 @@ class Site:
     power_cap_kw: float | None = None
     renewable_kw: tuple[float, ...] = ()
     capacity_windows: tuple[CapacityWindow, ...] = ()
+    latitude: float = 0.0
+    longitude: float = 0.0
+    solar_kwp: float = 0.0
+    wind_kw: float = 0.0
 
 
 @dataclass(frozen=True)

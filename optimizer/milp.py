@@ -50,6 +50,7 @@ class MilpModel:
     offset: float = 0.0
     jobs: tuple[int, ...] = ()
     partial: bool = False
+    background_kw: np.ndarray | None = None   # [S, T] facility load of fixed jobs
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -89,6 +90,8 @@ class MilpModel:
         key = {(int(k), int(j), int(s), int(t)): c for c, (k, j, s, t) in enumerate(
             zip(self.kind, self.col_job, self.col_site, self.col_slot, strict=True))}
         load = np.zeros((self.problem.n_sites, self.problem.n_slots))
+        if self.background_kw is not None:
+            load += self.background_kw
         for j in self.jobs:
             p = plan.placements.get(j)
             if p is None:
@@ -155,10 +158,17 @@ class _Builder:
 
 
 def build_milp(problem: Problem, jobs: list[int] | None = None, partial: bool = False,
-               count_objective: bool = False) -> MilpModel:
+               count_objective: bool = False,
+               background: tuple[np.ndarray, np.ndarray] | None = None) -> MilpModel:
     """Build the model for `jobs` (default all). With `partial`, jobs may be left out (u=1);
-    with `count_objective`, the objective is the number of jobs left out (phase 1)."""
+    with `count_objective`, the objective is the number of jobs left out (phase 1).
+
+    `background` = (gpus [S,T], facility kW [S,T]) of jobs that stay fixed (large-neighbourhood
+    search): they use capacity and power, and their load counts against renewables. The
+    objective then omits the fixed jobs' constant cost in slots without renewables."""
     jobs = list(range(problem.n_jobs)) if jobs is None else list(jobs)
+    bg_gpus, bg_kw = background if background is not None else (
+        np.zeros((problem.n_sites, problem.n_slots)), np.zeros((problem.n_sites, problem.n_slots)))
     S, T, h = problem.n_sites, problem.n_slots, problem.slot_hours
     coef = problem.grid_cost_per_kwh()
     has_renewable = problem.renewable_kw > 0
@@ -167,15 +177,18 @@ def build_milp(problem: Problem, jobs: list[int] | None = None, partial: bool = 
         direct_coef = np.zeros_like(direct_coef)
     w_delay = 0.0 if count_objective else problem.objective.delay_weight
     b = _Builder()
-    gpu_rows = b.add_rows(S * T, -np.inf, problem.gpu_capacity.reshape(-1).astype(float))
+    gpu_rows = b.add_rows(S * T, -np.inf, (problem.gpu_capacity - bg_gpus).reshape(-1)
+                          .astype(float))
     capped = np.flatnonzero(np.isfinite(problem.power_cap_kw))
     power_rows = np.full(S, -1, dtype=np.int64)
     for s in capped:
-        power_rows[s] = b.add_rows(T, -np.inf, problem.power_cap_kw[s], scale=1000.0)[0]
+        power_rows[s] = b.add_rows(T, -np.inf, problem.power_cap_kw[s] - bg_kw[s],
+                                   scale=1000.0)[0]
     grid_row = -np.ones((S, T), dtype=np.int64)
     rs, rt = np.nonzero(has_renewable)
     if len(rs):
-        grid_row[rs, rt] = b.add_rows(len(rs), -np.inf, problem.renewable_kw[rs, rt], scale=1000.0)
+        grid_row[rs, rt] = b.add_rows(len(rs), -np.inf,
+                                      problem.renewable_kw[rs, rt] - bg_kw[rs, rt], scale=1000.0)
     occupancy: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]] = []   # cols, site, slot, job
     offset = 0.0
     for j in jobs:
@@ -191,7 +204,8 @@ def build_milp(problem: Problem, jobs: list[int] | None = None, partial: bool = 
             _add_contiguous(b, problem, j, assign_row, direct_coef, w_delay, occupancy)
     _add_resource_entries(b, problem, occupancy, gpu_rows, power_rows, grid_row)
     if len(rs):
-        _add_grid_columns(b, problem, rs, rt, coef * h, grid_row, zero=count_objective)
+        _add_grid_columns(b, problem, rs, rt, coef * h, grid_row, zero=count_objective,
+                          background_kw=bg_kw)
     A_rows, A_cols, A_vals = (b.cat([e[i] for e in b.entries]) for i in range(3))
     row_lo = b.cat(b.rows["lo"])
     for rows, lo in b.row_lo_updates:
@@ -204,7 +218,8 @@ def build_milp(problem: Problem, jobs: list[int] | None = None, partial: bool = 
         col_slot=b.cat(c["slot"], np.int64), col_scale=b.cat(c["scale"]),
         a_row=A_rows.astype(np.int64), a_col=A_cols.astype(np.int64), a_val=A_vals,
         row_lo=row_lo, row_hi=b.cat(b.rows["hi"]), row_scale=b.cat(b.rows["scale"]),
-        offset=0.0 if count_objective else float(offset), jobs=tuple(jobs), partial=partial)
+        offset=0.0 if count_objective else float(offset), jobs=tuple(jobs), partial=partial,
+        background_kw=bg_kw)
 
 
 def _add_contiguous(b: _Builder, problem: Problem, j: int, assign_row: int,
@@ -279,7 +294,8 @@ def _add_resource_entries(b: _Builder, problem: Problem, occupancy: list, gpu_ro
 
 
 def _add_grid_columns(b: _Builder, problem: Problem, rs: np.ndarray, rt: np.ndarray,
-                      cost_per_kw: np.ndarray, grid_row: np.ndarray, zero: bool) -> None:
+                      cost_per_kw: np.ndarray, grid_row: np.ndarray, zero: bool,
+                      background_kw: np.ndarray) -> None:
     max_load = problem.pue[rs] * np.minimum(problem.power_kw.sum(), problem.power_cap_kw[rs])
     big = np.maximum(max_load, problem.renewable_kw[rs, rt]) + 1.0
     cost = np.zeros(len(rs)) if zero else cost_per_kw[rs, rt]
@@ -297,9 +313,10 @@ def _add_grid_columns(b: _Builder, problem: Problem, rs: np.ndarray, rt: np.ndar
     # once and consistently; a second row carrying the renewable figure, rounded on its own,
     # could leave no integer g and wrongly forbid load above the renewable supply.
     ns, nt = rs[negative], rt[negative]
-    renewable = problem.renewable_kw[ns, nt]
+    # The renewable supply left for the modelled jobs after the fixed (background) ones.
+    renewable = problem.renewable_kw[ns, nt] - background_kw[ns, nt]
     g_big = np.ceil(big[negative])
-    w_big = np.ceil(renewable) + 1.0
+    w_big = np.ceil(np.maximum(renewable, 0.0)) + 1.0
     z = b.add_cols(len(negative), KIND_Z, cost=0.0, site=ns, slot=nt)
     w = b.add_cols(len(negative), KIND_W, cost=0.0, upper=w_big, integer=False, site=ns,
                    slot=nt, scale=1000.0)

@@ -247,7 +247,8 @@ def _parse_horizon(r: _Reader, value: Any) -> Horizon | None:
 
 def _parse_site(r: _Reader, value: Any, path: str, horizon: Horizon | None) -> Site:
     s = r.obj(value, path, {"id", "region", "gpu_capacity", "pue", "power_cap_kw",
-                            "renewable_kw", "capacity_windows"})
+                            "renewable_kw", "capacity_windows", "latitude", "longitude",
+                            "solar_kwp", "wind_kw"})
     site_id = r.string(s.get("id"), f"{path}.id")
     if not site_id.strip():
         r.error(f"{path}.id", "empty")
@@ -291,8 +292,24 @@ def _parse_site(r: _Reader, value: Any, path: str, horizon: Horizon | None) -> S
             r.error(f"{wpath}.gpu_capacity",
                     f"{w_cap} exceeds the site's gpu_capacity {capacity} (windows only lower it)")
         windows.append(CapacityWindow(w_start, w_end, w_cap))
+    location = _parse_location(r, s, path)
     return Site(id=site_id, region=region, gpu_capacity=capacity, pue=pue, power_cap_kw=cap,
-                renewable_kw=renewable, capacity_windows=tuple(windows))
+                renewable_kw=renewable, capacity_windows=tuple(windows), **location)
+
+
+def _parse_location(r: _Reader, s: dict[str, Any], path: str) -> dict[str, float]:
+    """Latitude/longitude (degrees) and on-site generation (kWp of PV, kW of wind)."""
+    out = {name: r.number(s.get(name), f"{path}.{name}")
+           for name in ("latitude", "longitude", "solar_kwp", "wind_kw")}
+    if not -90 <= out["latitude"] <= 90:
+        r.error(f"{path}.latitude", f"must be within [-90, 90] degrees, got {out['latitude']}")
+    if not -180 <= out["longitude"] <= 180:
+        r.error(f"{path}.longitude",
+                f"must be within [-180, 180] degrees, got {out['longitude']}")
+    for name in ("solar_kwp", "wind_kw"):
+        if out[name] < 0:
+            r.error(f"{path}.{name}", f"negative ({out[name]})")
+    return out
 
 
 def _parse_job(r: _Reader, value: Any, path: str, horizon: Horizon | None) -> Job:

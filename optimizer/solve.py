@@ -24,6 +24,7 @@ from optimizer.checker import check_plan
 from optimizer.domain import Backend
 from optimizer.milp import build_milp
 from optimizer.plan import Plan
+from optimizer.portfolio import improve_plan
 from optimizer.problem import Problem
 
 # Chosen by bench/solver.py: see README "Benchmarks".
@@ -81,8 +82,14 @@ def solve(problem: Problem, on_progress: ProgressSink | None = None,
                                          unplaced=len(first.unscheduled)))
     emit("heuristic", objective=_objective(problem, plan), unplaced=len(plan.unscheduled))
     conflicts: dict[int, list[int]] = {}
-    if plan.unscheduled and backend != Backend.GREEDY:
-        plan = _most_jobs(problem, plan, candidates, backend, deadline, notes, stop_flag)
+    if plan.unscheduled:
+        # Only an exact model proves that jobs cannot all fit: the heuristic may just have
+        # packed them badly. With the GREEDY backend, phase 1 runs on HiGHS for that proof,
+        # and its packing is then improved by the heuristic's local search.
+        prover = Backend.HIGHS if backend == Backend.GREEDY else backend
+        plan = _most_jobs(problem, plan, candidates, prover, deadline, notes, stop_flag)
+        if backend == Backend.GREEDY:
+            plan = greedy.improve(problem, plan, time.monotonic() + min(0.5, 0.1 * limit))
     for j in list(plan.unscheduled):
         members, minimal = diagnosis.conflict_set(
             problem, j, set(unscheduled), budget_s=max(0.2, min(5.0, 0.2 * limit)))
@@ -99,12 +106,14 @@ def solve(problem: Problem, on_progress: ProgressSink | None = None,
     status, detail = "FEASIBLE", "construction heuristic"
     bound = _independent_bound(problem, placed)
     if backend != Backend.GREEDY and placed:
-        result, exact_plan = _exact(problem, placed, plan, backend, deadline, stop_flag, emit)
-        detail = result.detail
-        bound = max(bound, result.best_bound)
-        if exact_plan is not None and _objective(problem, exact_plan) <= _objective(problem, plan):
-            plan = exact_plan
-            status = "OPTIMAL" if result.status == "optimal" else "FEASIBLE"
+        def run_exact(until: float, stop) -> tuple[BackendResult, Plan | None]:
+            return _exact(problem, placed, plan, backend, until, stop, emit)
+
+        better = improve_plan(problem, placed, plan, backend, deadline, run_exact, stop_flag,
+                              emit)
+        plan, detail = better.plan, better.detail
+        bound = max(bound, better.bound)
+        status = "OPTIMAL" if better.optimal else "FEASIBLE"
     plan.unscheduled = unscheduled
     return _finish(problem, plan, status, backend, _objective(problem, plan), bound, started,
                    "; ".join([detail, *notes]), conflicts)

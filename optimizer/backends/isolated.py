@@ -91,6 +91,16 @@ def _release(worker: _Worker) -> None:
     worker.kill()
 
 
+def shutdown() -> None:
+    """End the idle workers (they also end by themselves when this process exits)."""
+    with _idle_lock:
+        workers, _idle[:] = list(_idle), []
+    for worker in workers:
+        worker.process.stdin.close()
+        worker.process.wait(timeout=10)
+        worker.process.stdout.close()
+
+
 def prewarm(count: int = 1) -> None:
     """Start idle workers ahead of the first solve (a server calls this at start-up)."""
     workers = [_Worker() for _ in range(count)]

@@ -64,7 +64,7 @@ class CapacityWindow(_message.Message):
     def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., gpu_capacity: _Optional[int] = ...) -> None: ...
 
 class Site(_message.Message):
-    __slots__ = ("id", "region", "gpu_capacity", "pue", "power_cap_kw", "renewable_kw", "capacity_windows")
+    __slots__ = ("id", "region", "gpu_capacity", "pue", "power_cap_kw", "renewable_kw", "capacity_windows", "latitude", "longitude", "solar_kwp", "wind_kw")
     ID_FIELD_NUMBER: _ClassVar[int]
     REGION_FIELD_NUMBER: _ClassVar[int]
     GPU_CAPACITY_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +72,10 @@ class Site(_message.Message):
     POWER_CAP_KW_FIELD_NUMBER: _ClassVar[int]
     RENEWABLE_KW_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    LATITUDE_FIELD_NUMBER: _ClassVar[int]
+    LONGITUDE_FIELD_NUMBER: _ClassVar[int]
+    SOLAR_KWP_FIELD_NUMBER: _ClassVar[int]
+    WIND_KW_FIELD_NUMBER: _ClassVar[int]
     id: str
     region: str
     gpu_capacity: int
@@ -79,7 +83,11 @@ class Site(_message.Message):
     power_cap_kw: float
     renewable_kw: _containers.RepeatedScalarFieldContainer[float]
     capacity_windows: _containers.RepeatedCompositeFieldContainer[CapacityWindow]
-    def __init__(self, id: _Optional[str] = ..., region: _Optional[str] = ..., gpu_capacity: _Optional[int] = ..., pue: _Optional[float] = ..., power_cap_kw: _Optional[float] = ..., renewable_kw: _Optional[_Iterable[float]] = ..., capacity_windows: _Optional[_Iterable[_Union[CapacityWindow, _Mapping]]] = ...) -> None: ...
+    latitude: float
+    longitude: float
+    solar_kwp: float
+    wind_kw: float
+    def __init__(self, id: _Optional[str] = ..., region: _Optional[str] = ..., gpu_capacity: _Optional[int] = ..., pue: _Optional[float] = ..., power_cap_kw: _Optional[float] = ..., renewable_kw: _Optional[_Iterable[float]] = ..., capacity_windows: _Optional[_Iterable[_Union[CapacityWindow, _Mapping]]] = ..., latitude: _Optional[float] = ..., longitude: _Optional[float] = ..., solar_kwp: _Optional[float] = ..., wind_kw: _Optional[float] = ...) -> None: ...
 
 class Job(_message.Message):
     __slots__ = ("id", "team", "gpus", "power_kw", "duration_minutes", "earliest_start", "deadline", "allowed_sites", "home_site", "interruptible", "min_run_minutes", "priority")
@@ -270,16 +278,24 @@ class SolverInfo(_message.Message):
     def __init__(self, backend: _Optional[str] = ..., objective: _Optional[float] = ..., best_bound: _Optional[float] = ..., gap: _Optional[float] = ..., wall_seconds: _Optional[float] = ..., status_detail: _Optional[str] = ...) -> None: ...
 
 class Risk(_message.Message):
-    __slots__ = ("expected_kg", "p90_kg", "cvar95_kg", "scenarios")
+    __slots__ = ("expected_kg", "p90_kg", "cvar95_kg", "scenarios", "measure", "candidates", "point_plan_measure_kg", "chosen_measure_kg")
     EXPECTED_KG_FIELD_NUMBER: _ClassVar[int]
     P90_KG_FIELD_NUMBER: _ClassVar[int]
     CVAR95_KG_FIELD_NUMBER: _ClassVar[int]
     SCENARIOS_FIELD_NUMBER: _ClassVar[int]
+    MEASURE_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    POINT_PLAN_MEASURE_KG_FIELD_NUMBER: _ClassVar[int]
+    CHOSEN_MEASURE_KG_FIELD_NUMBER: _ClassVar[int]
     expected_kg: float
     p90_kg: float
     cvar95_kg: float
     scenarios: int
-    def __init__(self, expected_kg: _Optional[float] = ..., p90_kg: _Optional[float] = ..., cvar95_kg: _Optional[float] = ..., scenarios: _Optional[int] = ...) -> None: ...
+    measure: RiskMeasure
+    candidates: int
+    point_plan_measure_kg: float
+    chosen_measure_kg: float
+    def __init__(self, expected_kg: _Optional[float] = ..., p90_kg: _Optional[float] = ..., cvar95_kg: _Optional[float] = ..., scenarios: _Optional[int] = ..., measure: _Optional[_Union[RiskMeasure, str]] = ..., candidates: _Optional[int] = ..., point_plan_measure_kg: _Optional[float] = ..., chosen_measure_kg: _Optional[float] = ...) -> None: ...
 
 class Provenance(_message.Message):
     __slots__ = ("region", "provider", "issued_at", "stale", "fallback", "detail")

@@ -1,0 +1,142 @@
+"""The improvement phase after construction, chosen by size.
+
+- Small models go to the exact backend alone (it usually proves optimality in seconds).
+- Mid-size models run a portfolio on two cores: the exact backend on the whole model in one
+  worker process, large-neighbourhood search in another; the better plan wins.
+- Models too large for the exact backend get large-neighbourhood search on both cores.
+Every size gets the Lagrangian lower bound (optimizer/lagrangian.py), so each plan states an
+honest gap; where the exact backend ran, its bound is used when it is higher.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from optimizer.accounting import figures
+from optimizer.backends import BackendResult
+from optimizer.domain import Backend
+from optimizer.lagrangian import lagrangian_bound
+from optimizer.lns import large_neighbourhood_search
+from optimizer.plan import Plan
+from optimizer.problem import Problem
+
+# Estimated model columns up to which the exact backend runs alone / in a portfolio.
+EXACT_ALONE_MAX_COLUMNS = 25_000
+EXACT_PORTFOLIO_MAX_COLUMNS = 400_000
+
+
+@dataclass
+class Improvement:
+    plan: Plan
+    optimal: bool
+    bound: float
+    detail: str
+
+
+def estimate_columns(problem: Problem, jobs: list[int]) -> int:
+    """Columns of the time-indexed model for `jobs`, without building it."""
+    n_sites = np.array([len(problem.allowed_sites[j]) for j in jobs])
+    window = problem.last_slot[jobs] - problem.first_slot[jobs]
+    starts = np.where(problem.interruptible[jobs], window + 1,
+                      window - problem.duration_slots[jobs] + 1)
+    return int((n_sites * np.maximum(starts, 1)).sum())
+
+
+def restricted(problem: Problem, jobs: list[int]) -> Problem:
+    """The problem with only `jobs` (for bounds over a partial plan's placed jobs)."""
+    import dataclasses
+
+    idx = np.asarray(jobs, dtype=np.int64)
+    pick = {name: getattr(problem, name)[idx] for name in (
+        "gpus", "power_kw", "duration_minutes", "duration_slots", "first_slot", "last_slot",
+        "earliest_hours", "home_site", "interruptible", "min_run_slots", "priority")}
+    return dataclasses.replace(
+        problem, job_ids=tuple(problem.job_ids[j] for j in jobs),
+        job_teams=tuple(problem.job_teams[j] for j in jobs),
+        allowed_sites=tuple(problem.allowed_sites[j] for j in jobs), **pick)
+
+
+def improve_plan(problem: Problem, jobs: list[int], plan: Plan, backend: Backend,
+                 deadline: float, run_exact: Callable[..., tuple[BackendResult, Plan | None]],
+                 stop_flag: Callable[[], bool] | None,
+                 emit: Callable[..., None]) -> Improvement:
+    """Improve `plan` (every job in `jobs` placed) until `deadline`; see the module docstring.
+    `run_exact(deadline, stop_flag)` solves the whole model with the chosen backend."""
+    objective = figures(problem, plan).totals.objective(problem)
+    remaining = deadline - time.monotonic()
+    lag = lagrangian_bound(restricted(problem, jobs), objective,
+                           time_budget_s=max(0.05, min(2.0, 0.15 * remaining)))
+    bound_note = (f"bound: Lagrangian relaxation ({lag.iterations} subgradient steps, "
+                  "converges to the LP relaxation)" if lag.valid else "bound: none valid")
+    columns = estimate_columns(problem, jobs)
+    if columns <= EXACT_ALONE_MAX_COLUMNS or len(jobs) < 20:
+        result, exact_plan = run_exact(deadline, stop_flag)
+        return _pick(problem, plan, exact_plan, result, lag.bound, bound_note)
+    lns_stop = threading.Event()
+
+    def stop_lns() -> bool:
+        return lns_stop.is_set() or (stop_flag is not None and stop_flag())
+
+    exact: dict = {}
+    worker = None
+    if columns <= EXACT_PORTFOLIO_MAX_COLUMNS:
+        def exact_run() -> None:
+            exact["result"], exact["plan"] = run_exact(deadline, stop_flag)
+            if exact["result"].status == "optimal":
+                lns_stop.set()
+        worker = threading.Thread(target=exact_run, daemon=True)
+        worker.start()
+    best = {"objective": objective}
+
+    def on_improve(new_plan: Plan, _: float) -> None:
+        value = figures(problem, new_plan).totals.objective(problem)
+        if value < best["objective"]:
+            best["objective"] = value
+            emit("incumbent", objective=value,
+                 best_bound=lag.bound if math.isfinite(lag.bound) else None)
+
+    lns_plan, stats = large_neighbourhood_search(
+        problem, plan, deadline, _lns_sub_solver(backend), seed=problem.options.random_seed,
+        parallel=1 if worker else 2, on_improve=on_improve, stop_flag=stop_lns)
+    if worker is not None:
+        worker.join()
+    note = stats.summary()
+    if worker is None:
+        return Improvement(lns_plan, False, lag.bound, f"{note}; {bound_note}")
+    result, exact_plan = exact["result"], exact["plan"]
+    chosen = _pick(problem, lns_plan, exact_plan, result, lag.bound, bound_note)
+    chosen.detail = f"portfolio: {chosen.detail}; {note}"
+    return chosen
+
+
+def _pick(problem: Problem, plan: Plan, exact_plan: Plan | None, result: BackendResult,
+          lag_bound: float, bound_note: str) -> Improvement:
+    bound = max(lag_bound, result.best_bound)
+    if bound == result.best_bound and math.isfinite(result.best_bound):
+        bound_note = f"bound: {result.detail.split(':')[0]} branch and bound"
+    current = figures(problem, plan).totals.objective(problem)
+    if exact_plan is not None:
+        value = figures(problem, exact_plan).totals.objective(problem)
+        # Ties go to the exact plan, so a proven optimum is reported as OPTIMAL.
+        if value <= current + 1e-9 * max(1.0, abs(current)):
+            return Improvement(exact_plan, result.status == "optimal", bound,
+                               f"{result.detail}; {bound_note}")
+    return Improvement(plan, False, bound, f"{result.detail}; {bound_note}")
+
+
+def _lns_sub_solver(backend: Backend):
+    from optimizer.backends.isolated import solve_isolated
+
+    name = "cpsat" if backend == Backend.CPSAT else "highs"
+
+    def solve_sub(model, hint, limit: float, stopped) -> BackendResult:
+        return solve_isolated(name, model, time_limit_s=limit, relative_gap=1e-6, workers=1,
+                              hint=hint, stop_flag=stopped)
+    return solve_sub
+

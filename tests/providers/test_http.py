@@ -1,0 +1,179 @@
+"""The HTTP layer: timeouts, retries with backoff/jitter, Retry-After, body faults, redaction."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+from urllib3.util.retry import RequestHistory
+
+from adapters.http import (
+    HttpClient,
+    HttpError,
+    ProviderRetry,
+    basic_auth_header_value,
+    make_session,
+    redact,
+)
+
+from .fake_servers import JsonServer
+
+SECRET = "tok-9f8e7d6c5b4a-secret"
+
+
+@pytest.fixture
+def server() -> Iterator[JsonServer]:
+    with JsonServer(timeout_delay_s=1.0) as srv:
+        yield srv
+
+
+@pytest.fixture
+def client() -> Iterator[HttpClient]:
+    with HttpClient("generic", timeout_s=0.3, retries=2, backoff_s=0.001,
+                    retry_after_max_s=0.05, secrets=[SECRET]) as http:
+        yield http
+
+
+def test_success_parses_json(server: JsonServer, client: HttpClient) -> None:
+    assert client.get_json(f"{server.url}/ok") == {"ok": True, "n": 1}
+
+
+def test_timeout_applies_to_every_call(server: JsonServer) -> None:
+    server.inject("timeout", times=None)
+    with HttpClient("generic", timeout_s=0.2, retries=0, backoff_s=0.001) as http:
+        t0 = time.monotonic()
+        with pytest.raises(HttpError) as err:
+            http.get_json(f"{server.url}/ok")
+        assert time.monotonic() - t0 < 0.9
+    assert err.value.status is None
+    assert "timed out" in err.value.reason
+
+
+def test_session_default_timeout(server: JsonServer) -> None:
+    server.inject("timeout", times=None)
+    session = make_session("generic", timeout_s=0.2, retries=0, backoff_s=0.001)
+    with session, pytest.raises(requests.exceptions.ConnectionError):
+        # No timeout argument: the session's default (0.2 s) applies.
+        session.get(f"{server.url}/ok")
+
+
+@pytest.mark.parametrize("fault", ["timeout", "reset", "429", "500", "503", "truncated",
+                                   "short_body"])
+def test_transient_fault_is_retried(server: JsonServer, client: HttpClient, fault: str) -> None:
+    server.inject(fault, times=2)
+    assert client.get_json(f"{server.url}/ok") == {"ok": True, "n": 3}
+    assert server.count("/ok") == 3
+
+
+@pytest.mark.parametrize(("fault", "status", "words"), [
+    ("timeout", None, "timed out"),
+    ("reset", None, "connection reset"),
+    ("429", 429, "rate limited (HTTP 429"),
+    ("500", 500, "upstream error (HTTP 500"),
+    ("truncated", None, "malformed JSON"),
+    ("short_body", None, "cut off"),
+])
+def test_persistent_fault_gives_clear_error(server: JsonServer, client: HttpClient,
+                                            caplog: pytest.LogCaptureFixture, fault: str,
+                                            status: int | None, words: str) -> None:
+    caplog.set_level(logging.DEBUG)
+    server.inject(fault, times=None)
+    with pytest.raises(HttpError) as err:
+        client.get_json(f"{server.url}/ok", headers={"auth-token": SECRET})
+    assert err.value.status == status
+    assert words in err.value.reason
+    assert server.count("/ok") == 3  # 1 try + 2 retries
+    assert SECRET not in str(err.value)
+    assert SECRET not in caplog.text
+
+
+def test_status_error_carries_provider_message_and_is_not_retried(
+        server: JsonServer, client: HttpClient) -> None:
+    with pytest.raises(HttpError) as err:
+        client.get_json(f"{server.url}/status/403")
+    assert err.value.status == 403
+    assert "status 403 as asked" in err.value.reason
+    assert server.count("/status") == 1
+
+
+def test_retry_after_is_honoured(server: JsonServer) -> None:
+    server.inject("429", times=1, retry_after="1")
+    with HttpClient("generic", timeout_s=2, retries=2, backoff_s=0.001,
+                    retry_after_max_s=5) as http:
+        t0 = time.monotonic()
+        assert http.get_json(f"{server.url}/ok")["ok"]
+        assert time.monotonic() - t0 >= 0.95
+
+
+def test_retry_after_is_capped(server: JsonServer) -> None:
+    server.inject("503", times=1, retry_after="3600")
+    with HttpClient("generic", timeout_s=2, retries=2, backoff_s=0.001,
+                    retry_after_max_s=0.1) as http:
+        t0 = time.monotonic()
+        assert http.get_json(f"{server.url}/ok")["ok"]
+        assert time.monotonic() - t0 < 1.0
+
+
+def test_malformed_retry_after_falls_back_to_backoff(server: JsonServer,
+                                                     client: HttpClient) -> None:
+    server.inject("429", times=1, retry_after="soon, maybe")
+    assert client.get_json(f"{server.url}/ok")["ok"]
+
+
+def test_backoff_is_exponential_with_jitter_and_capped() -> None:
+    retry = ProviderRetry(total=5, backoff_factor=0.1, backoff_jitter=0.0, backoff_max=0.5)
+    step = RequestHistory("GET", "/x", None, 500, None)
+    waits = [retry.new(history=(step,) * n).get_backoff_time() for n in range(5)]
+    assert waits == pytest.approx([0.0, 0.1, 0.2, 0.4, 0.5])
+    jittered = ProviderRetry(total=5, backoff_factor=0.1, backoff_jitter=0.05)
+    samples = {jittered.new(history=(step,) * 2).get_backoff_time() for _ in range(20)}
+    assert all(0.2 <= s <= 0.25 for s in samples) and len(samples) > 1
+    assert jittered.new(history=(step,)).retry_after_max_s == jittered.retry_after_max_s
+
+
+def test_html_error_body_is_summarised(server: JsonServer, client: HttpClient) -> None:
+    with pytest.raises(HttpError) as err:
+        client.get_json(f"{server.url}/html")
+    assert "malformed JSON" in err.value.reason
+
+
+def test_connection_refused_is_an_http_error() -> None:
+    with JsonServer() as srv:
+        url = f"{srv.url}/ok"
+    with HttpClient("generic", timeout_s=0.3, retries=1, backoff_s=0.001) as http, \
+            pytest.raises(HttpError) as err:
+        http.get_json(url)
+    assert err.value.status is None
+    assert "refused" in err.value.reason or "failed" in err.value.reason
+
+
+def test_secret_header_is_dropped_on_cross_host_redirect(server: JsonServer) -> None:
+    with JsonServer() as other, HttpClient("generic", timeout_s=1, retries=0,
+                                           sensitive_headers=["auth-token"]) as http:
+        target = f"{other.url.replace('127.0.0.1', 'localhost')}/headers"
+        body = http.get_json(f"{server.url}/redirect", params={"to": target},
+                             headers={"auth-token": SECRET})
+        assert "auth-token" not in body["headers"]
+        same_host = http.get_json(f"{server.url}/redirect", params={"to": "/headers"},
+                                  headers={"auth-token": SECRET})
+        assert same_host["headers"]["auth-token"] == SECRET
+
+
+def test_redact() -> None:
+    assert redact("token=abc123 and abc123", ["abc123"]) == "token=*** and ***"
+    assert redact("p%40ss and p@ss", ["p@ss"]) == "*** and ***"
+    assert redact("nothing", [None, ""]) == "nothing"
+    assert redact("abcdef", ["abc", "abcdef"]) == "***"
+    header = basic_auth_header_value("user", "pw")
+    assert redact(f"Basic {header}", [header]) == "Basic ***"
+
+
+def test_logs_are_scrubbed(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with HttpClient("generic", secrets=["s3cr3t-value"]):
+        logging.getLogger("urllib3.connectionpool").warning("url /x?key=s3cr3t-value")
+    assert "s3cr3t-value" not in caplog.text
+    assert "key=***" in caplog.text
