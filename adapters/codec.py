@@ -73,9 +73,22 @@ def to_response(result: SolveResult, plan_id: str | None = None) -> pb.OptimizeR
                                        fallback=f.fallback)
         if f.issued_at is not None:
             prov.issued_at.CopyFrom(_ts(f.issued_at))
-        if f.fallback:
-            prov.detail = "no forecast in the request; embedded typical-day profile used"
+        prov.detail = provenance_detail(f)
     return response
+
+
+def provenance_detail(f) -> str:
+    """Human note on where a series came from."""
+    parts = []
+    if f.provider == "request":
+        parts.append("inline in the request")
+    elif f.provider == "embedded-typical-profile":
+        parts.append("embedded typical-day profile (month x hour), not a forecast")
+    if f.stale:
+        parts.append("stale: served from the cache after the provider failed")
+    if f.detail:
+        parts.append(f.detail)
+    return "; ".join(parts)
 
 
 def _add_figures(response: pb.OptimizeResponse, result: SolveResult) -> None:

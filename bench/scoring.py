@@ -83,21 +83,27 @@ def _synthetic_job(rng: np.random.Generator, j: int) -> dict:
     return job
 
 
-def synthetic_batch(problem: Problem, n: int, seed: int = 1) -> CandidateBatch:
+def synthetic_batch(problem: Problem, n: int, seed: int = 1, block: int = 8192
+                    ) -> CandidateBatch:
     """n random candidates inside each job's window at an allowed site (int32 arrays)."""
     rng = np.random.default_rng(seed)
-    n_jobs = problem.n_jobs
-    allowed = [np.asarray(a) for a in problem.allowed_sites]
-    pick = rng.integers(0, 1 << 30, (n, n_jobs))
+    n_jobs, n_sites = problem.n_jobs, problem.n_sites
+    choices = np.zeros((n_jobs, n_sites), dtype=np.int32)       # allowed sites, padded
+    n_choices = np.array([len(a) for a in problem.allowed_sites], dtype=np.int32)
+    for j, sites in enumerate(problem.allowed_sites):
+        choices[j, :len(sites)] = sites
+    offset = np.arange(n_jobs, dtype=np.int32) * n_sites
+    span = (problem.last_slot - problem.first_slot - problem.duration_slots + 1).astype(np.int32)
     site = np.empty((n, n_jobs), dtype=np.int32)
-    for j in range(n_jobs):   # instance generation, not the benchmarked code
-        site[:, j] = allowed[j][pick[:, j] % allowed[j].size]
-    span = problem.last_slot - problem.first_slot - problem.duration_slots + 1
-    start = (problem.first_slot + rng.integers(0, 1 << 30, (n, n_jobs)) % span).astype(np.int32)
+    start = np.empty((n, n_jobs), dtype=np.int32)
+    for lo in range(0, n, block):
+        draw = rng.integers(0, 1 << 30, (2, min(block, n - lo), n_jobs), dtype=np.int32)
+        site[lo:lo + block] = choices.ravel()[offset + draw[0] % n_choices]
+        start[lo:lo + block] = problem.first_slot.astype(np.int32) + draw[1] % span
     jobs = np.flatnonzero(problem.interruptible)
-    slot = np.arange(problem.n_slots)
+    slot = np.arange(problem.n_slots, dtype=np.int32)
     first = start[:, jobs, None]
-    mask = (slot >= first) & (slot < first + problem.duration_slots[jobs, None])
+    mask = (slot >= first) & (slot < first + problem.duration_slots[jobs, None].astype(np.int32))
     return CandidateBatch(site=site, start=start, run_mask=mask, interruptible_jobs=jobs)
 
 

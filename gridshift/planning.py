@@ -4,12 +4,13 @@ forecasts filled in → solve → canonical response. Shared by the CLI and (lat
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from forecasting.series import Forecast
-from forecasting.sources import EmbeddedProfileSource, ForecastSource
+from forecasting.sources import ForecastSource
 from gridshift.api.v1 import optimize_pb2 as pb
+from gridshift.forecasts import ForecastService, fill_site_renewables
 from optimizer.domain import Request
 from optimizer.errors import FieldViolation, InvalidInputError
 from optimizer.parsing import parse_request
@@ -24,30 +25,49 @@ class PlanOutcome:
 
 
 def default_sources() -> list[ForecastSource]:
-    """The ordered fallback chain used when a request carries no forecast for a region."""
-    return [EmbeddedProfileSource()]
+    """The forecast sources used when a request carries no forecast for a region: the
+    configured provider chains (see gridshift/forecasts.py), ending in the embedded profile."""
+    return [default_forecast_service()]
+
+
+_service: ForecastService | None = None
+
+
+def default_forecast_service() -> ForecastService:
+    """The process-wide forecast service (configured by `configure_forecasts`)."""
+    global _service
+    if _service is None:
+        _service = ForecastService()
+    return _service
+
+
+def configure_forecasts(service: ForecastService) -> None:
+    """Install the forecast service used by requests without inline forecasts."""
+    global _service
+    _service = service
 
 
 def resolve_forecasts(request: Request, sources: list[ForecastSource]) -> list[Forecast]:
     """The request's forecasts plus, for each site region without one, the first source that
-    knows the region. Raises InvalidInputError naming the sites whose region nobody covers."""
+    answers. Raises InvalidInputError naming the sites whose region no source covers."""
     h = request.horizon
     by_region = {f.region: f for f in request.forecasts}
     violations: list[FieldViolation] = []
     for i, site in enumerate(request.sites):
         if site.region in by_region:
             continue
+        reasons = []
         for source in sources:
             try:
                 by_region[site.region] = source.forecast(site.region, h.start, h.slots,
                                                          h.slot_minutes)
                 break
-            except (KeyError, LookupError):
-                continue
+            except LookupError as exc:
+                reasons.append(str(exc))
         else:
             violations.append(FieldViolation(
                 f"sites[{i}].region", f"no forecast for region {site.region!r} in the request, "
-                "and no forecast source knows it"))
+                f"and no forecast source has one ({'; '.join(reasons)})"))
             continue
         if request.objective.cost_weight > 0 and not by_region[site.region].price_per_mwh:
             violations.append(FieldViolation(
@@ -59,10 +79,14 @@ def resolve_forecasts(request: Request, sources: list[ForecastSource]) -> list[F
 
 
 def prepare(data: dict[str, Any], sources: list[ForecastSource] | None = None) -> Problem:
-    """Validate a request dict and compile it with forecasts resolved."""
+    """Validate a request dict and compile it with forecasts and site renewables resolved."""
     request = parse_request(data)
+    request, renewable_notes = fill_site_renewables(request)
     forecasts = resolve_forecasts(request, default_sources() if sources is None else sources)
-    return build_problem(request, forecasts)
+    problem = build_problem(request, forecasts)
+    if renewable_notes:
+        problem = replace(problem, forecasts=problem.forecasts + tuple(renewable_notes))
+    return problem
 
 
 def plan(data: dict[str, Any], *, time_limit_s: float | None = None, backend: str | None = None,

@@ -16,6 +16,25 @@ from optimizer.problem import Problem, build_problem
 from optimizer.solve import SolveResult, solve
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory):
+    """Forecast caches and stores go to a temporary folder, never the user's data dir; the
+    providers are not asked (no credentials, no URLs) unless a test sets them up."""
+    provider_vars = ("GRIDSHIFT_EMAPS_TOKEN", "GRIDSHIFT_WATTTIME_USER",
+                     "GRIDSHIFT_WATTTIME_PASSWORD", "GRIDSHIFT_OPENMETEO_URL",
+                     "GRIDSHIFT_UKCI_URL", "GRIDSHIFT_EMAPS_URL", "GRIDSHIFT_WATTTIME_URL")
+    saved = {k: os.environ.get(k) for k in ("GRIDSHIFT_DATA_DIR", *provider_vars)}
+    for key in provider_vars:
+        os.environ.pop(key, None)
+    os.environ["GRIDSHIFT_DATA_DIR"] = str(tmp_path_factory.mktemp("gridshift-data"))
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 SHARED_DATA = Path(os.environ.get("GRIDSHIFT_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
 START = "2026-06-15T00:00:00Z"
 

@@ -1,0 +1,215 @@
+"""Forecast wiring: which providers answer for which region, in which order, behind which cache.
+
+Each region has an ordered fallback chain of steps, written as `provider:zone`, `cached` or
+`embedded`, e.g. `["electricitymaps:DE", "cached", "embedded"]`. Chains come from the
+`[forecasts.regions.NAME]` tables of the config file; a region without one gets the default:
+Electricity Maps (zone = region name) when GRIDSHIFT_EMAPS_TOKEN is set, WattTime for the
+regions it is mapped for when GRIDSHIFT_WATTTIME_USER/PASSWORD are set, UK Carbon Intensity
+for `GB` (national) and `GB-<id>` (regional), then the cache, then the embedded typical-day
+profile. Every provider sits behind a persisted cache with a per-provider TTL; a provider
+whose horizon ends before the window is asked for what it has and the rest is extended by
+the seasonal model, labelled in provenance.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from forecasting.cache import CachedForecastSource, CachingSource
+from forecasting.chain import ChainResult, FallbackChain
+from forecasting.errors import ForecastUnavailable
+from forecasting.extension import extend
+from forecasting.series import Forecast
+from forecasting.sources import EmbeddedProfileSource
+
+log = logging.getLogger("gridshift.forecasts")
+
+PROVIDER_TTL_S = {"ukci": 30 * 60, "electricitymaps": 60 * 60, "watttime": 5 * 60}
+PROVIDER_HORIZON_H = {"ukci": 48, "electricitymaps": 72, "watttime": 72}
+# gridshift region → WattTime region (balancing-authority sub-regions).
+WATTTIME_ZONES = {"US-CAL-CISO": "CAISO_NORTH", "US-TEX-ERCO": "ERCOT_OTHER",
+                  "US-MIDA-PJM": "PJM_DC", "US-NW-BPAT": "BPA", "US-NY-NYIS": "NYISO_NYC",
+                  "US-MIDW-MISO": "MISO_INDIANAPOLIS"}
+
+
+def default_data_dir() -> Path:
+    """GRIDSHIFT_DATA_DIR, else $XDG_DATA_HOME/gridshift, else ~/.local/share/gridshift."""
+    explicit = os.environ.get("GRIDSHIFT_DATA_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "gridshift"
+
+
+@dataclass
+class ForecastConfig:
+    """Per-region chains (steps as strings) and the cache file."""
+
+    chains: dict[str, list[str]] = field(default_factory=dict)
+    cache_path: Path | None = None
+
+    @staticmethod
+    def from_table(table: dict[str, Any]) -> ForecastConfig:
+        regions = table.get("regions", {})
+        chains = {name: list(spec.get("chain", [])) for name, spec in regions.items()}
+        path = table.get("cache_path")
+        return ForecastConfig(chains, Path(path) if path else None)
+
+
+def default_chain(region: str) -> list[str]:
+    """The chain used for a region that has none configured (see the module docstring)."""
+    steps = []
+    if os.environ.get("GRIDSHIFT_EMAPS_TOKEN"):
+        steps.append(f"electricitymaps:{region}")
+    if os.environ.get("GRIDSHIFT_WATTTIME_USER") and region in WATTTIME_ZONES:
+        steps.append(f"watttime:{WATTTIME_ZONES[region]}")
+    if region == "GB":
+        steps.append("ukci:national")
+    elif region.startswith("GB-"):
+        steps.append(f"ukci:{region[3:]}")
+    return steps + ["cached", "embedded"]
+
+
+class ExtendingSource:
+    """A provider source whose forecasts are extended past its horizon by the seasonal model."""
+
+    def __init__(self, inner: Any, name: str, horizon_h: float) -> None:
+        self.inner = inner
+        self.name = name
+        self.horizon_h = horizon_h
+
+    def forecast(self, region: str, start: datetime, slots: int, slot_minutes: int) -> Forecast:
+        end = start + timedelta(minutes=slots * slot_minutes)
+        reach = datetime.now(UTC) + timedelta(hours=self.horizon_h)
+        if end <= reach:
+            return self.inner.forecast(region, start, slots, slot_minutes)
+        if start >= reach - timedelta(hours=1):
+            raise ForecastUnavailable(self.name, region,
+                                      f"window starts beyond the {self.horizon_h:g} h horizon")
+        available = int((reach - start).total_seconds() // (slot_minutes * 60))
+        partial = self.inner.forecast(region, start, max(1, available), slot_minutes)
+        extension = extend(partial, end)
+        return replace(extension.forecast, detail=extension.detail)
+
+
+class ForecastService:
+    """Resolves a region's series through its chain (built on first use, then kept)."""
+
+    def __init__(self, config: ForecastConfig | None = None, store: Any | None = None) -> None:
+        self.config = config or ForecastConfig()
+        self._store = store
+        self._chains: dict[str, FallbackChain] = {}
+        self._lock = threading.Lock()
+
+    def store(self) -> Any:
+        if self._store is None:
+            from adapters.forecast_cache import SqliteForecastStore
+
+            path = self.config.cache_path or default_data_dir() / "forecast-cache.sqlite"
+            self._store = SqliteForecastStore(path)
+        return self._store
+
+    def chain(self, region: str) -> FallbackChain:
+        with self._lock:
+            if region not in self._chains:
+                steps = self.config.chains.get(region) or default_chain(region)
+                self._chains[region] = self._build(region, steps)
+            return self._chains[region]
+
+    def _build(self, region: str, steps: list[str]) -> FallbackChain:
+        sources: list[Any] = []
+        providers: list[str] = []
+        for step in steps:
+            if step == "embedded":
+                sources.append(EmbeddedProfileSource())
+            elif step == "cached":
+                sources.append(CachedForecastSource(self.store(), list(providers)))
+            else:
+                provider, _, zone = step.partition(":")
+                inner = _provider(provider, region, zone or region)
+                providers.append(provider)
+                extending = ExtendingSource(inner, provider, PROVIDER_HORIZON_H.get(provider, 24))
+                sources.append(CachingSource(extending, self.store(),
+                                             PROVIDER_TTL_S.get(provider, 1800), provider=provider))
+        return FallbackChain(sources, name=f"chain[{region}]")
+
+    def forecast(self, region: str, start: datetime, slots: int, slot_minutes: int) -> Forecast:
+        """ForecastSource protocol: same as resolve()."""
+        return self.resolve(region, start, slots, slot_minutes)
+
+    def resolve(self, region: str, start: datetime, slots: int, slot_minutes: int) -> Forecast:
+        """The region's series with provenance detail; raises ForecastUnavailable (with every
+        source tried) when the whole chain fails."""
+        result: ChainResult = self.chain(region).resolve(region, start, slots, slot_minutes)
+        detail = "; ".join(x for x in (result.forecast.detail, result.detail) if x)
+        return replace(result.forecast, detail=detail)
+
+
+def _provider(name: str, region: str, zone: str) -> Any:
+    """A provider adapter configured from the environment for one region → zone."""
+    zones = {region: zone}
+    if name == "electricitymaps":
+        from adapters.providers.electricitymaps import ElectricityMaps
+
+        return ElectricityMaps.from_env(zones)
+    if name == "watttime":
+        from adapters.providers.watttime import WattTime
+
+        return WattTime.from_env(zones)
+    if name == "ukci":
+        from adapters.providers.ukci import UKCarbonIntensity
+
+        return UKCarbonIntensity.from_env(zones)
+    raise ValueError(f"unknown forecast provider {name!r} (electricitymaps, watttime, ukci, "
+                     "cached, embedded)")
+
+
+def fill_site_renewables(request: Any) -> tuple[Any, list[Forecast]]:
+    """Sites with solar_kwp / wind_kw but no renewable_kw get a forecast of their supply:
+    Open-Meteo weather through the PV and wind models when GRIDSHIFT_OPENMETEO_URL is set,
+    else the embedded solar capacity-factor profile of the site's region (labelled a
+    fallback; no wind). Returns the new request and provenance entries (one per site)."""
+    h = request.horizon
+    sites, notes = [], []
+    for site in request.sites:
+        if site.renewable_kw or (site.solar_kwp <= 0 and site.wind_kw <= 0):
+            sites.append(site)
+            continue
+        values, provider, fallback, detail = _site_supply_kw(site, h)
+        sites.append(replace(site, renewable_kw=tuple(float(v) for v in values)))
+        notes.append(Forecast(region=f"site:{site.id}/renewable_kw", start=h.start,
+                              slot_minutes=h.slot_minutes, carbon_intensity=(),
+                              provider=provider, issued_at=datetime.now(UTC),
+                              fallback=fallback, detail=detail))
+    return replace(request, sites=tuple(sites)), notes
+
+
+def _site_supply_kw(site: Any, h: Any) -> tuple[Any, str, bool, str]:
+    import numpy as np
+
+    tried = []
+    if os.environ.get("GRIDSHIFT_OPENMETEO_URL"):
+        from adapters.providers.openmeteo import OpenMeteoRenewables
+
+        try:
+            source = OpenMeteoRenewables.from_env()
+            values = source.renewable_kw(site.latitude, site.longitude, h.start, h.slots,
+                                         h.slot_minutes, site.solar_kwp, site.wind_kw)
+            return values, "open-meteo", False, "PV and wind power-curve models on weather"
+        except (LookupError, ValueError) as exc:
+            tried.append(f"open-meteo: {exc}")
+    from forecasting.profiles import typical_solar_cf
+
+    try:
+        cf = typical_solar_cf(site.region, h.start, h.slots, h.slot_minutes)
+        detail = "embedded typical solar capacity factor x solar_kwp; wind not modelled"
+    except KeyError:
+        cf = np.zeros(h.slots)
+        detail = f"no solar profile for region {site.region!r}: supply taken as 0 kW"
+    return site.solar_kwp * cf, "embedded-typical-profile", True, "; ".join(tried + [detail])
