@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from adapters.codec import request_to_dict, to_response
+from adapters.forecast_codec import best_window_response, forecast_response, timestamp_or_none
 from adapters.grpc_errors import ErrorMappingInterceptor
 from gridshift.api.v1 import optimize_pb2 as pb
 from gridshift.api.v1 import scheduler_pb2, scheduler_pb2_grpc
@@ -78,10 +79,13 @@ PrepareFn = Callable[[dict[str, Any]], Problem]
 
 
 class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
-    """Optimize and StreamOptimize over an injected `prepare` (request dict → Problem)."""
+    """Optimize and StreamOptimize over an injected `prepare` (request dict → Problem), and the
+    forecast queries over an injected `forecasts` object (get_forecasts / best_windows)."""
 
-    def __init__(self, prepare: PrepareFn, settings: ServerSettings) -> None:
+    def __init__(self, prepare: PrepareFn, settings: ServerSettings,
+                 forecasts: Any = None) -> None:
         self._prepare = prepare
+        self._forecasts = forecasts
         self._settings = settings
         self._slots = SolveSlots(settings.max_concurrent_solves, settings.max_queued_solves)
 
@@ -110,6 +114,23 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
         if "error" in outcome:
             raise outcome["error"]
         yield scheduler_pb2.OptimizeEvent(result=to_response(outcome["result"]))
+
+    def _queries(self, context: grpc.ServicerContext) -> Any:
+        if self._forecasts is None:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "forecast queries are not configured")
+        return self._forecasts
+
+    def GetForecast(self, request, context: grpc.ServicerContext):
+        start, end = timestamp_or_none(request, "start"), timestamp_or_none(request, "end")
+        series = self._queries(context).get_forecasts(list(request.regions), start, end,
+                                               request.slot_minutes or 60)
+        return forecast_response(series)
+
+    def FindBestWindow(self, request, context: grpc.ServicerContext):
+        result = self._queries(context).best_windows(
+            list(request.regions), request.duration_minutes,
+            timestamp_or_none(request, "window_start"), timestamp_or_none(request, "window_end"))
+        return best_window_response(result)
 
     def _solve(self, request: pb.OptimizeRequest, context: grpc.ServicerContext,
                on_progress) -> SolveResult:
@@ -158,7 +179,8 @@ class RunningServer:
         return self.server.stop(grace_seconds)
 
 
-def start_server(prepare: PrepareFn, settings: ServerSettings) -> RunningServer:
+def start_server(prepare: PrepareFn, settings: ServerSettings,
+                 forecasts: Any = None) -> RunningServer:
     """Build, bind and start the server (port 0 picks a free port)."""
     options = [("grpc.max_receive_message_length", settings.max_message_bytes),
                ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -167,8 +189,8 @@ def start_server(prepare: PrepareFn, settings: ServerSettings) -> RunningServer:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rpc"),
                          interceptors=[ErrorMappingInterceptor()], options=options,
                          maximum_concurrent_rpcs=threads * 4)
-    scheduler_pb2_grpc.add_SchedulerServicer_to_server(SchedulerServicer(prepare, settings),
-                                                       server)
+    scheduler_pb2_grpc.add_SchedulerServicer_to_server(
+        SchedulerServicer(prepare, settings, forecasts), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

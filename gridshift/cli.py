@@ -50,10 +50,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="on SIGTERM, seconds in-flight calls get to finish (default 30)")
     s.add_argument("--config", metavar="FILE", help="TOML file with a [server] table")
     s.add_argument("--log-level", default="INFO", help="log level (default INFO)")
+    f = sub.add_parser("forecast", help="carbon-intensity forecasts with p10/p90 and provenance")
+    f.add_argument("--region", action="append", required=True, help="region (repeatable)")
+    f.add_argument("--start", help="RFC 3339 start (default: this hour)")
+    f.add_argument("--end", help="RFC 3339 end (default: start + 24 h)")
+    f.add_argument("--slot-minutes", type=int, default=60)
+    _add_query_flags(f)
+    w = sub.add_parser("best-window", help="best start for a run, per region and overall")
+    w.add_argument("--region", action="append", required=True, help="region (repeatable)")
+    w.add_argument("--duration", type=int, required=True, metavar="MINUTES")
+    w.add_argument("--start", help="RFC 3339 window start (default: this hour)")
+    w.add_argument("--end", help="RFC 3339 window end (default: start + 24 h)")
+    _add_query_flags(w)
     h = sub.add_parser("health", help="check a server's health (exit 0 when SERVING)")
     h.add_argument("--server", default="127.0.0.1:50051", metavar="HOST:PORT")
     h.add_argument("--service", default="", help="service name (default: the whole server)")
     return parser
+
+
+def _add_query_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--server", metavar="HOST:PORT", help="ask a running service instead")
+    p.add_argument("--config", metavar="FILE", help="TOML file with a [forecasts] table")
 
 
 def _add_solver_flags(p: argparse.ArgumentParser) -> None:
@@ -76,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "health":
             return _health(args)
+        if args.command in ("forecast", "best-window"):
+            from gridshift.queries import run_query
+
+            return run_query(args)
         return _demo(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -150,10 +172,13 @@ def _remote_plan(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from gridshift.config import load_server_settings
+    from gridshift.config import load_forecast_config, load_server_settings
+    from gridshift.forecasts import ForecastService
+    from gridshift.planning import configure_forecasts
     from gridshift.server import configure_json_logging, serve
 
     configure_json_logging(args.log_level.upper())
+    configure_forecasts(ForecastService(load_forecast_config(args.config)))
     settings = load_server_settings(args.config, {
         "host": args.host, "port": args.port, "max_concurrent_solves": args.max_concurrent_solves,
         "max_queued_solves": args.max_queued_solves, "grace_seconds": args.grace})

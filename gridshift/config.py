@@ -58,3 +58,16 @@ def _typed(values: dict[str, Any], settings: ServerSettings) -> dict[str, Any]:
     if problems:
         raise InvalidInputError(problems)
     return out
+
+
+def load_forecast_config(config_path: str | None):
+    """The [forecasts] table of the config file (chains per region, cache path)."""
+    from gridshift.forecasts import ForecastConfig
+
+    if not config_path:
+        return ForecastConfig()
+    try:
+        table = tomllib.loads(Path(config_path).read_text(encoding="utf-8")).get("forecasts", {})
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidInputError([FieldViolation("--config", f"cannot read: {exc}")]) from None
+    return ForecastConfig.from_table(table)

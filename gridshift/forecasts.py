@@ -53,13 +53,15 @@ class ForecastConfig:
 
     chains: dict[str, list[str]] = field(default_factory=dict)
     cache_path: Path | None = None
+    ttl_seconds: dict[str, float] = field(default_factory=dict)
 
     @staticmethod
     def from_table(table: dict[str, Any]) -> ForecastConfig:
         regions = table.get("regions", {})
         chains = {name: list(spec.get("chain", [])) for name, spec in regions.items()}
         path = table.get("cache_path")
-        return ForecastConfig(chains, Path(path) if path else None)
+        ttl = {k: float(v) for k, v in table.get("ttl_seconds", {}).items()}
+        return ForecastConfig(chains, Path(path) if path else None, ttl)
 
 
 def default_chain(region: str) -> list[str]:
@@ -101,9 +103,11 @@ class ExtendingSource:
 class ForecastService:
     """Resolves a region's series through its chain (built on first use, then kept)."""
 
-    def __init__(self, config: ForecastConfig | None = None, store: Any | None = None) -> None:
+    def __init__(self, config: ForecastConfig | None = None, store: Any | None = None,
+                 http_factory: Any = None) -> None:
         self.config = config or ForecastConfig()
         self._store = store
+        self._http_factory = http_factory
         self._chains: dict[str, FallbackChain] = {}
         self._lock = threading.Lock()
 
@@ -129,14 +133,17 @@ class ForecastService:
             if step == "embedded":
                 sources.append(EmbeddedProfileSource())
             elif step == "cached":
+                if not providers:
+                    continue   # nothing before it could have filled the cache
                 sources.append(CachedForecastSource(self.store(), list(providers)))
             else:
                 provider, _, zone = step.partition(":")
-                inner = _provider(provider, region, zone or region)
+                http = self._http_factory(provider) if self._http_factory else None
+                inner = _provider(provider, region, zone or region, http)
                 providers.append(provider)
                 extending = ExtendingSource(inner, provider, PROVIDER_HORIZON_H.get(provider, 24))
-                sources.append(CachingSource(extending, self.store(),
-                                             PROVIDER_TTL_S.get(provider, 1800), provider=provider))
+                ttl = self.config.ttl_seconds.get(provider, PROVIDER_TTL_S.get(provider, 1800))
+                sources.append(CachingSource(extending, self.store(), ttl, provider=provider))
         return FallbackChain(sources, name=f"chain[{region}]")
 
     def forecast(self, region: str, start: datetime, slots: int, slot_minutes: int) -> Forecast:
@@ -151,21 +158,21 @@ class ForecastService:
         return replace(result.forecast, detail=detail)
 
 
-def _provider(name: str, region: str, zone: str) -> Any:
+def _provider(name: str, region: str, zone: str, http: Any = None) -> Any:
     """A provider adapter configured from the environment for one region → zone."""
     zones = {region: zone}
     if name == "electricitymaps":
         from adapters.providers.electricitymaps import ElectricityMaps
 
-        return ElectricityMaps.from_env(zones)
+        return ElectricityMaps.from_env(zones, http=http)
     if name == "watttime":
         from adapters.providers.watttime import WattTime
 
-        return WattTime.from_env(zones)
+        return WattTime.from_env(zones, http=http)
     if name == "ukci":
         from adapters.providers.ukci import UKCarbonIntensity
 
-        return UKCarbonIntensity.from_env(zones)
+        return UKCarbonIntensity.from_env(zones, http=http)
     raise ValueError(f"unknown forecast provider {name!r} (electricitymaps, watttime, ukci, "
                      "cached, embedded)")
 
@@ -213,3 +220,125 @@ def _site_supply_kw(site: Any, h: Any) -> tuple[Any, str, bool, str]:
         cf = np.zeros(h.slots)
         detail = f"no solar profile for region {site.region!r}: supply taken as 0 kW"
     return site.solar_kwp * cf, "embedded-typical-profile", True, "; ".join(tried + [detail])
+
+
+# --- Queries: GetForecast and FindBestWindow ------------------------------------------------
+
+MAX_QUERY_HOURS = 24 * 14
+
+
+def _check_query(regions: list[str], start: datetime | None, end: datetime | None,
+                 names: tuple[str, str], extra: list | None = None) -> None:
+    from optimizer.errors import FieldViolation, InvalidInputError
+
+    problems = list(extra or [])
+    if not regions:
+        problems.append(FieldViolation("regions", "at least one region is required"))
+    for i, region in enumerate(regions):
+        if not region.strip():
+            problems.append(FieldViolation(f"regions[{i}]", "empty"))
+    if start is None:
+        problems.append(FieldViolation(names[0], "required"))
+    if end is None:
+        problems.append(FieldViolation(names[1], "required"))
+    for i, region in enumerate(regions):
+        if region.strip() and not _answerable(region):
+            from forecasting.profiles import known_regions
+
+            problems.append(FieldViolation(
+                f"regions[{i}]", f"unknown region {region!r}: no provider is configured for it "
+                f"and no embedded profile exists (embedded: {', '.join(known_regions())})"))
+    if start is not None and end is not None:
+        if end <= start:
+            problems.append(FieldViolation(names[1], f"not after {names[0]}"))
+        elif end - start > timedelta(hours=MAX_QUERY_HOURS):
+            problems.append(FieldViolation(names[1], f"window longer than {MAX_QUERY_HOURS} h"))
+    if problems:
+        raise InvalidInputError(problems)
+
+
+def _answerable(region: str) -> bool:
+    """Whether some source could answer: a configured/credentialed provider or the profile."""
+    from forecasting.profiles import known_regions
+
+    steps = default_chain(region)
+    return region in known_regions() or any(":" in step for step in steps)
+
+
+def get_forecasts(service: ForecastService, regions: list[str], start: datetime | None,
+                  end: datetime | None, slot_minutes: int = 60) -> list[Forecast]:
+    """Each region's series aligned to `slot_minutes` slots over [start, end), with p10/p90
+    (the provider's own, or the calibrated error model's) and provenance."""
+    import math
+
+    from forecasting.alignment import align_to_slots
+    from forecasting.uncertainty import with_quantiles
+    from optimizer.errors import FieldViolation, InvalidInputError
+
+    _check_query(regions, start, end, ("start", "end"))
+    if slot_minutes <= 0 or slot_minutes > 1440:
+        raise InvalidInputError([FieldViolation("slot_minutes", "must be within 1..1440")])
+    slots = math.ceil((end - start).total_seconds() / 60 / slot_minutes)
+    out = []
+    for region in dict.fromkeys(regions):
+        native = with_quantiles(_resolve(service, region, start, slots, slot_minutes))
+
+        def aligned(values: tuple[float, ...], native: Forecast = native) -> tuple[float, ...]:
+            if not values:
+                return ()
+            return tuple(float(v) for v in align_to_slots(
+                values, native.start, native.slot_minutes, start, slot_minutes, slots))
+        out.append(replace(native, start=start, slot_minutes=slot_minutes,
+                           carbon_intensity=aligned(native.carbon_intensity),
+                           carbon_intensity_p10=aligned(native.carbon_intensity_p10),
+                           carbon_intensity_p90=aligned(native.carbon_intensity_p90),
+                           price_per_mwh=aligned(native.price_per_mwh)))
+    return out
+
+
+def best_windows(service: ForecastService, regions: list[str], duration_minutes: int,
+                 window_start: datetime | None, window_end: datetime | None) -> Any:
+    """FindBestWindow over the regions' series (forecasting.best_window)."""
+    import math
+
+    from forecasting.best_window import find_best_window
+    from optimizer.errors import FieldViolation, InvalidInputError
+
+    _check_query(regions, window_start, window_end, ("window_start", "window_end"),
+                 [] if duration_minutes > 0 else [FieldViolation("duration_minutes",
+                                                                 "must be positive")])
+    if timedelta(minutes=duration_minutes) > window_end - window_start:
+        raise InvalidInputError([FieldViolation(
+            "duration_minutes", "longer than the window between window_start and window_end")])
+    step = 5 if duration_minutes < 60 else 15
+    slots = math.ceil((window_end - window_start).total_seconds() / 60 / step)
+    series = {r: _resolve(service, r, window_start, slots, step) for r in dict.fromkeys(regions)}
+    try:
+        return find_best_window(series, duration_minutes, window_start, window_end)
+    except ValueError as exc:
+        raise InvalidInputError([FieldViolation("", str(exc))]) from None
+
+
+def _resolve(service: ForecastService, region: str, start: datetime, slots: int,
+             slot_minutes: int) -> Forecast:
+    from optimizer.errors import UpstreamUnavailableError
+
+    try:
+        return service.resolve(region, start, slots, slot_minutes)
+    except LookupError as exc:
+        raise UpstreamUnavailableError(f"no forecast for region {region!r}: {exc}") from None
+
+
+class ForecastQueries:
+    """The forecast queries bound to one ForecastService (what the gRPC servicer calls)."""
+
+    def __init__(self, service: ForecastService) -> None:
+        self.service = service
+
+    def get_forecasts(self, regions: list[str], start: datetime | None, end: datetime | None,
+                      slot_minutes: int = 60) -> list[Forecast]:
+        return get_forecasts(self.service, regions, start, end, slot_minutes)
+
+    def best_windows(self, regions: list[str], duration_minutes: int,
+                     window_start: datetime | None, window_end: datetime | None) -> Any:
+        return best_windows(self.service, regions, duration_minutes, window_start, window_end)

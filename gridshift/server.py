@@ -9,7 +9,8 @@ import threading
 
 from adapters.grpc_errors import RequestIdFilter
 from adapters.grpc_service import ServerSettings, start_server
-from gridshift.planning import prepare
+from gridshift.forecasts import ForecastQueries
+from gridshift.planning import default_forecast_service, prepare
 
 log = logging.getLogger("gridshift.server")
 
@@ -33,7 +34,7 @@ def serve(settings: ServerSettings) -> int:
     from optimizer.backends.isolated import prewarm
 
     prewarm(min(settings.max_concurrent_solves, 4))
-    running = start_server(prepare, settings)
+    running = start_server(prepare, settings, ForecastQueries(default_forecast_service()))
     print(f"gridshift serving on {settings.host}:{running.port}", flush=True)
     stop = threading.Event()
 

@@ -159,6 +159,9 @@ def test_scenarios_equal_checker_with_each_scenario_series():
         ci = random_scenarios(rng, problem, 5)
         scores = score(problem, from_plans(problem, plans), ci, device="cpu")
         assert scores.emissions_kg.shape == (2, 5)
+        expected, p90, cvar95 = scores.risk()
+        assert np.allclose(expected, scores.emissions_kg.mean(axis=1), rtol=1e-12)
+        assert np.all(p90 <= cvar95) and np.all(cvar95 == scores.emissions_kg.max(axis=1))
         for c in range(5):
             variant = dataclasses.replace(problem, ci_g_per_kwh=ci[c])
             _assert_matches_checker(variant, plans, scores, scenario=c)
@@ -174,22 +177,38 @@ def test_batch_round_trips_through_plans():
             assert to_plan(problem, batch, b).placements == plan.placements
 
 
+def test_from_plans_rejects_what_a_batch_cannot_hold():
+    problem = problem_of(small_request(slots=4, jobs=[
+        job("c", duration_minutes=120), job("i", interruptible=True)]))
+    for placement, j in [(Placement(0, (0, 2)), 0), (Placement(0, ()), 0),
+                         (Placement(-1, (0, 1)), 0), (Placement(0, (5,)), 1)]:
+        with pytest.raises(ValueError):
+            from_plans(problem, [Plan(placements={j: placement})])
+
+
 def test_renewable_max_term_is_exact():
-    """load 15 kW (10 kW x PUE 1.5) against renewables 0, 5, 15, 20: grid 15, 10, 0, 0."""
-    request = small_request(slots=4, ci=[100.0, 200.0, 300.0, 400.0],
-                            jobs=[job("a", power_kw=10.0, duration_minutes=240)])
+    """PUE 1.5; a 10 kW job in slots 0-3 and an interruptible 2 kW job in slots 0 and 2:
+    load 18, 15, 18, 15 kW against renewables 0, 5, 15, 20 kW: grid 18, 10, 3, 0 kW."""
+    request = small_request(slots=4, ci=[100.0, 200.0, 300.0, 400.0], jobs=[
+        job("a", power_kw=10.0, duration_minutes=240),
+        job("b", power_kw=2.0, duration_minutes=120, interruptible=True, min_run_minutes=60)])
     request["sites"][0].update(pue=1.5, renewable_kw=[0.0, 5.0, 15.0, 20.0])
     request["forecasts"][0]["price_per_mwh"] = [40.0, 80.0, 1000.0, 1000.0]
     problem = problem_of(request)
-    batch = empty_batch(problem, 1)
-    batch.site[0, 0] = 0
+    batch = empty_batch(problem, 2)
+    batch.site[:] = 0
+    batch.run_mask[0, 0, [0, 2]] = True
+    batch.site[1, 1] = -1                      # candidate 1: job b left out
     scores = score(problem, batch, device="cpu")
-    assert scores.energy_kwh[0] == 60.0
-    assert scores.grid_energy_kwh[0] == 25.0
-    assert scores.emissions_kg[0, 0] == 3.5        # (15 * 100 + 10 * 200) / 1000
-    assert scores.cost[0] == 1.4                   # (15 * 40 + 10 * 80) / 1000
-    check = check_plan(problem, to_plan(problem, batch, 0))
-    assert (check.emissions_kg, check.grid_energy_kwh) == (3.5, 25.0)
+    assert scores.energy_kwh.tolist() == [66.0, 60.0]
+    assert scores.grid_energy_kwh.tolist() == [31.0, 25.0]
+    assert scores.emissions_kg[:, 0].tolist() == [4.7, 3.5]    # (18*100 + 10*200 + 3*300)/1000
+    assert scores.cost.tolist() == [4.52, 1.4]                # (18*40 + 10*80 + 3*1000)/1000
+    assert scores.feasible.tolist() == [True, True]
+    for b in range(2):
+        check = check_plan(problem, to_plan(problem, batch, b))
+        assert check.ok and check.grid_energy_kwh == scores.grid_energy_kwh[b]
+        assert check.emissions_kg == pytest.approx(scores.emissions_kg[b, 0], rel=1e-15)
 
 
 def test_violations_are_counted():

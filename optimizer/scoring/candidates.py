@@ -83,8 +83,9 @@ def empty_batch(problem: Problem, n_candidates: int, dtype: Any = np.int32) -> C
 def from_plans(problem: Problem, plans: list[Plan]) -> CandidateBatch:
     """Stack plans into a batch. Jobs without a placement become NOT_SCHEDULED.
 
-    Raises ValueError for what the batch cannot hold: a non-interruptible job whose slots are
-    not `duration_slots` consecutive slots, or an interruptible job's slot outside the horizon.
+    Raises ValueError for what the batch cannot hold: a negative site, a non-interruptible
+    job whose slots are not `duration_slots` consecutive slots, or an interruptible job's slot
+    outside the horizon.
     """
     batch = empty_batch(problem, len(plans))
     row_of = {int(j): i for i, j in enumerate(batch.interruptible_jobs)}
@@ -97,6 +98,8 @@ def from_plans(problem: Problem, plans: list[Plan]) -> CandidateBatch:
 def _put(problem: Problem, batch: CandidateBatch, b: int, j: int, placement: Placement,
          row: int | None) -> None:
     slots = list(placement.slots)
+    if placement.site < 0:
+        raise ValueError(f"job {problem.job_ids[j]}: negative site {placement.site}")
     batch.site[b, j] = placement.site
     batch.start[b, j] = slots[0] if slots else 0
     if row is not None:
@@ -105,7 +108,7 @@ def _put(problem: Problem, batch: CandidateBatch, b: int, j: int, placement: Pla
         batch.run_mask[b, row, slots] = True
         return
     contiguous = list(range(slots[0], slots[0] + int(problem.duration_slots[j]))) if slots else []
-    if slots != contiguous:
+    if not slots or slots != contiguous:
         raise ValueError(f"job {problem.job_ids[j]}: not {problem.duration_slots[j]} "
                          "consecutive slots; a batch cannot represent it")
 

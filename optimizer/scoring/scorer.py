@@ -162,6 +162,7 @@ class _ContiguousJobs:
         self.last_slot[masked] = OPEN_WINDOW
         self.power_kw = problem.power_kw.astype(float)
         self.gpus = problem.gpus.astype(float)
+        self.power_kw[masked], self.gpus[masked] = 0.0, 0.0   # their load: the run-mask path
         # [J, S + 1]: True where job j may not run at site s; the last column is no real site.
         self.forbidden = np.ones((problem.n_jobs, problem.n_sites + 1), dtype=bool)
         for j, sites in enumerate(problem.allowed_sites):

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from gridshift.api.v1 import forecast_pb2 as gridshift_dot_api_dot_v1_dot_forecast__pb2
 from gridshift.api.v1 import optimize_pb2 as gridshift_dot_api_dot_v1_dot_optimize__pb2
 from gridshift.api.v1 import scheduler_pb2 as gridshift_dot_api_dot_v1_dot_scheduler__pb2
 
@@ -45,6 +46,16 @@ class SchedulerStub:
                 request_serializer=gridshift_dot_api_dot_v1_dot_optimize__pb2.OptimizeRequest.SerializeToString,
                 response_deserializer=gridshift_dot_api_dot_v1_dot_scheduler__pb2.OptimizeEvent.FromString,
                 _registered_method=True)
+        self.GetForecast = channel.unary_unary(
+                '/gridshift.api.v1.Scheduler/GetForecast',
+                request_serializer=gridshift_dot_api_dot_v1_dot_forecast__pb2.GetForecastRequest.SerializeToString,
+                response_deserializer=gridshift_dot_api_dot_v1_dot_forecast__pb2.GetForecastResponse.FromString,
+                _registered_method=True)
+        self.FindBestWindow = channel.unary_unary(
+                '/gridshift.api.v1.Scheduler/FindBestWindow',
+                request_serializer=gridshift_dot_api_dot_v1_dot_forecast__pb2.FindBestWindowRequest.SerializeToString,
+                response_deserializer=gridshift_dot_api_dot_v1_dot_forecast__pb2.FindBestWindowResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServicer:
@@ -69,6 +80,21 @@ class SchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetForecast(self, request, context):
+        """Aligned carbon-intensity series with p10/p90 and provenance, per region.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FindBestWindow(self, request, context):
+        """The best start for a run of a given duration, per region and overall, with the
+        rolling-average curve (what the Carbon Aware SDK's forecasts/current answers).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -81,6 +107,16 @@ def add_SchedulerServicer_to_server(servicer, server):
                     servicer.StreamOptimize,
                     request_deserializer=gridshift_dot_api_dot_v1_dot_optimize__pb2.OptimizeRequest.FromString,
                     response_serializer=gridshift_dot_api_dot_v1_dot_scheduler__pb2.OptimizeEvent.SerializeToString,
+            ),
+            'GetForecast': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetForecast,
+                    request_deserializer=gridshift_dot_api_dot_v1_dot_forecast__pb2.GetForecastRequest.FromString,
+                    response_serializer=gridshift_dot_api_dot_v1_dot_forecast__pb2.GetForecastResponse.SerializeToString,
+            ),
+            'FindBestWindow': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindBestWindow,
+                    request_deserializer=gridshift_dot_api_dot_v1_dot_forecast__pb2.FindBestWindowRequest.FromString,
+                    response_serializer=gridshift_dot_api_dot_v1_dot_forecast__pb2.FindBestWindowResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -137,6 +173,60 @@ class Scheduler:
             '/gridshift.api.v1.Scheduler/StreamOptimize',
             gridshift_dot_api_dot_v1_dot_optimize__pb2.OptimizeRequest.SerializeToString,
             gridshift_dot_api_dot_v1_dot_scheduler__pb2.OptimizeEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetForecast(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gridshift.api.v1.Scheduler/GetForecast',
+            gridshift_dot_api_dot_v1_dot_forecast__pb2.GetForecastRequest.SerializeToString,
+            gridshift_dot_api_dot_v1_dot_forecast__pb2.GetForecastResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindBestWindow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gridshift.api.v1.Scheduler/FindBestWindow',
+            gridshift_dot_api_dot_v1_dot_forecast__pb2.FindBestWindowRequest.SerializeToString,
+            gridshift_dot_api_dot_v1_dot_forecast__pb2.FindBestWindowResponse.FromString,
             options,
             channel_credentials,
             insecure,

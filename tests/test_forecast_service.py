@@ -1,0 +1,185 @@
+"""Forecast wiring end to end: provider chains behind the cache, fallbacks labelled in
+provenance, GetForecast / FindBestWindow over gRPC, and requests filled from providers.
+Providers are real HTTP servers on loopback (tests/providers/fake_servers.py)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from conftest import job
+from providers.fake_servers import ElectricityMapsServer, fast_client
+
+from adapters.grpc_client import SchedulerClient
+from adapters.grpc_service import ServerSettings, start_server
+from gridshift.api.v1 import forecast_pb2
+from gridshift.api.v1 import optimize_pb2 as pb
+from gridshift.forecasts import ForecastConfig, ForecastQueries, ForecastService
+from gridshift.planning import configure_forecasts, plan, prepare
+from optimizer.checker import check_plan
+
+TOKEN = "emaps-integration-token-41"
+
+
+@pytest.fixture
+def emaps(monkeypatch: pytest.MonkeyPatch) -> Iterator[ElectricityMapsServer]:
+    with ElectricityMapsServer(TOKEN) as server:
+        monkeypatch.setenv("GRIDSHIFT_EMAPS_URL", f"{server.url}/v3")
+        monkeypatch.setenv("GRIDSHIFT_EMAPS_TOKEN", TOKEN)
+        yield server
+
+
+def service(tmp_path, ttl_s: float = 3600.0) -> ForecastService:
+    config = ForecastConfig(chains={"DE": ["electricitymaps:DE", "cached", "embedded"]},
+                            cache_path=tmp_path / "cache.sqlite",
+                            ttl_seconds={"electricitymaps": ttl_s})
+    return ForecastService(config, http_factory=lambda provider: fast_client(provider))
+
+
+def this_hour() -> datetime:
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def test_provider_answers_then_cache_then_stale_then_embedded(tmp_path, emaps) -> None:
+    start = this_hour()
+    svc = service(tmp_path, ttl_s=0.0)
+    first = svc.resolve("DE", start, 12, 60)
+    assert first.provider == "electricitymaps" and not first.fallback and not first.stale
+    expected = [emaps.value("DE", start + timedelta(hours=i)) for i in range(12)]
+    assert list(first.carbon_intensity[:12]) == expected
+    # The provider fails persistently: the cached forecast is served, marked stale.
+    emaps.inject("500", times=None)
+    stale = svc.resolve("DE", start, 12, 60)
+    assert stale.stale and list(stale.carbon_intensity[:12]) == expected
+    # A restart (a new service on the same cache file) still has it.
+    again = service(tmp_path, ttl_s=0.0).resolve("DE", start, 12, 60)
+    assert again.stale and list(again.carbon_intensity[:12]) == expected
+    # A window nothing cached covers falls through to the embedded profile, labelled.
+    later = service(tmp_path, ttl_s=0.0).resolve("DE", start + timedelta(days=2), 12, 60)
+    assert later.fallback and later.provider == "embedded-typical-profile"
+    assert "electricitymaps" in later.detail and "500" in later.detail
+    assert TOKEN not in later.detail
+
+
+def test_fresh_cache_is_served_without_asking_the_provider(tmp_path, emaps) -> None:
+    svc = service(tmp_path)
+    svc.resolve("DE", this_hour(), 6, 60)
+    calls = emaps.count("/v3/")
+    again = svc.resolve("DE", this_hour(), 6, 60)
+    assert emaps.count("/v3/") == calls
+    assert again.provider == "electricitymaps" and not again.stale
+
+
+@pytest.fixture
+def server(tmp_path, emaps) -> Iterator[str]:
+    svc = service(tmp_path)
+    configure_forecasts(svc)
+    running = start_server(prepare, ServerSettings(port=0), ForecastQueries(svc))
+    try:
+        yield f"127.0.0.1:{running.port}"
+    finally:
+        running.server.stop(0).wait()
+        configure_forecasts(ForecastService())
+
+
+def test_get_forecast_over_grpc(server: str, emaps) -> None:
+    start = this_hour()
+    request = forecast_pb2.GetForecastRequest(regions=["DE", "US-CAL-CISO"], slot_minutes=30)
+    request.start.FromDatetime(start)
+    request.end.FromDatetime(start + timedelta(hours=6))
+    with SchedulerClient(server) as client:
+        response = client.stub.GetForecast(request, timeout=30)
+    de, ca = response.forecasts
+    assert de.provenance.provider == "electricitymaps" and not de.provenance.fallback
+    assert len(de.carbon_intensity) == 12
+    # Hourly provider values on 30-min slots: each hour's value twice.
+    assert de.carbon_intensity[0] == de.carbon_intensity[1] == emaps.value("DE", start)
+    assert all(lo <= mid <= hi for lo, mid, hi in zip(
+        de.carbon_intensity_p10, de.carbon_intensity, de.carbon_intensity_p90, strict=True))
+    assert ca.provenance.fallback and ca.provenance.provider == "embedded-typical-profile"
+
+
+def brute_force_best(values: list[float], step_min: int, duration_min: int) -> tuple[int, float]:
+    """Earliest start (index on the step grid) with the lowest mean over the duration."""
+    per_minute = np.repeat(values, step_min)
+    means = [per_minute[i * step_min:i * step_min + duration_min].mean()
+             for i in range((len(per_minute) - duration_min) // step_min + 1)]
+    k = int(np.argmin(np.round(means, 9)))
+    return k, float(means[k])
+
+
+def test_find_best_window_over_grpc_agrees_with_a_scan(server: str) -> None:
+    start = this_hour()
+    end = start + timedelta(hours=12)
+    with SchedulerClient(server) as client:
+        series = client.stub.GetForecast(
+            forecast_pb2.GetForecastRequest(regions=["DE", "US-NW-BPAT"], slot_minutes=15,
+                                            start=_ts(start), end=_ts(end)), timeout=30)
+        windows = client.stub.FindBestWindow(
+            forecast_pb2.FindBestWindowRequest(regions=["DE", "US-NW-BPAT"],
+                                               duration_minutes=90, window_start=_ts(start),
+                                               window_end=_ts(end)), timeout=30)
+    by_region = {w.region: w for w in windows.regions}
+    for f in series.forecasts:
+        k, mean = brute_force_best(list(f.carbon_intensity), 15, 90)
+        answer = by_region[f.region]
+        assert answer.start.ToDatetime(tzinfo=UTC) == start + timedelta(minutes=15 * k)
+        assert answer.mean_g_per_kwh == pytest.approx(mean, rel=1e-9)
+        assert min(p.mean_g_per_kwh for p in answer.curve) == pytest.approx(mean, rel=1e-9)
+    assert windows.best.mean_g_per_kwh == min(w.mean_g_per_kwh for w in windows.regions)
+
+
+def test_bad_forecast_queries_are_invalid_argument(server: str) -> None:
+    import grpc
+
+    with SchedulerClient(server) as client:
+        with pytest.raises(grpc.RpcError) as caught:
+            client.stub.FindBestWindow(forecast_pb2.FindBestWindowRequest(
+                regions=["NOWHERE"], duration_minutes=0), timeout=30)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    for path in ("duration_minutes", "window_start", "window_end"):
+        assert path in caught.value.details()
+
+
+def test_unknown_region_is_named() -> None:
+    from gridshift.forecasts import best_windows
+    from optimizer.errors import InvalidInputError
+
+    start = this_hour()
+    with pytest.raises(InvalidInputError) as caught:
+        best_windows(ForecastService(), ["DE", "NOWHERE"], 60, start, start + timedelta(hours=6))
+    assert [v.field for v in caught.value.violations] == ["regions[1]"]
+    assert "NOWHERE" in str(caught.value)
+
+
+def test_request_without_forecasts_is_filled_by_the_provider(tmp_path, emaps) -> None:
+    svc = service(tmp_path)
+    configure_forecasts(svc)
+    try:
+        start = this_hour()
+        request = {"horizon": {"start": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "slots": 8},
+                   "sites": [{"id": "fra", "region": "DE", "gpu_capacity": 8}],
+                   "jobs": [job("a", gpus=4, power_kw=3, duration_minutes=120),
+                            job("b", gpus=8, power_kw=6, duration_minutes=60)]}
+        outcome = plan(request)
+    finally:
+        configure_forecasts(ForecastService())
+    result = outcome.result
+    assert check_plan(result.problem, result.plan).ok
+    expected = [emaps.value("DE", start + timedelta(hours=i)) for i in range(8)]
+    assert list(result.problem.ci_g_per_kwh[0]) == expected
+    (prov,) = outcome.response.provenance
+    assert prov.provider == "electricitymaps" and not prov.fallback
+    assert pb.PlanStatus.Name(outcome.response.status) == "OPTIMAL"
+    assert math.isfinite(outcome.response.totals.emissions_kg)
+
+
+def _ts(moment: datetime):
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    ts = Timestamp()
+    ts.FromDatetime(moment)
+    return ts
