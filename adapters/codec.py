@@ -64,6 +64,12 @@ def to_response(result: SolveResult, plan_id: str | None = None) -> pb.OptimizeR
         response.unscheduled.add(job_id=p.job_ids[j], reason=result.plan.unscheduled[j])
     if result.status != "INFEASIBLE":
         _add_figures(response, result)
+    if result.risk:
+        risk = dict(result.risk)
+        measure = risk.pop("measure", None)
+        response.risk.CopyFrom(pb.Risk(**risk))
+        if measure:
+            response.risk.measure = pb.RiskMeasure.Value(measure)
     response.solver.CopyFrom(pb.SolverInfo(
         backend=result.backend, objective=_finite(result.objective),
         best_bound=_finite(result.best_bound), gap=_finite(result.gap, 1.0),

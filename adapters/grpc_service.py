@@ -83,8 +83,11 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
     forecast queries over an injected `forecasts` object (get_forecasts / best_windows)."""
 
     def __init__(self, prepare: PrepareFn, settings: ServerSettings,
-                 forecasts: Any = None) -> None:
+                 forecasts: Any = None, solve_fn: Callable[..., SolveResult] = solve,
+                 scorer: Any = None) -> None:
         self._prepare = prepare
+        self._solve_fn = solve_fn
+        self._scorer = scorer
         self._forecasts = forecasts
         self._settings = settings
         self._slots = SolveSlots(settings.max_concurrent_solves, settings.max_queued_solves)
@@ -132,14 +135,20 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
             timestamp_or_none(request, "window_start"), timestamp_or_none(request, "window_end"))
         return best_window_response(result)
 
+    def ScoreSchedules(self, request, context: grpc.ServicerContext):
+        if self._scorer is None:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "scoring is not configured")
+        with self._slots.slot(context.is_active):
+            return self._scorer(request)
+
     def _solve(self, request: pb.OptimizeRequest, context: grpc.ServicerContext,
                on_progress) -> SolveResult:
         problem = self._prepare(request_to_dict(request))
         with self._slots.slot(context.is_active):
             limit = self._time_limit(problem, context)
             started = time.monotonic()
-            result = solve(problem, on_progress=on_progress, time_limit_s=limit,
-                           stop_flag=lambda: not context.is_active())
+            result = self._solve_fn(problem, on_progress=on_progress, time_limit_s=limit,
+                                    stop_flag=lambda: not context.is_active())
             log.info("solved %d jobs: %s, objective %.3f, gap %.4f, %.2f s (limit %.2f s)",
                      problem.n_jobs, result.status, result.objective, result.gap,
                      time.monotonic() - started, limit)
@@ -179,8 +188,9 @@ class RunningServer:
         return self.server.stop(grace_seconds)
 
 
-def start_server(prepare: PrepareFn, settings: ServerSettings,
-                 forecasts: Any = None) -> RunningServer:
+def start_server(prepare: PrepareFn, settings: ServerSettings, forecasts: Any = None,
+                 solve_fn: Callable[..., SolveResult] = solve,
+                 scorer: Any = None) -> RunningServer:
     """Build, bind and start the server (port 0 picks a free port)."""
     options = [("grpc.max_receive_message_length", settings.max_message_bytes),
                ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -190,7 +200,7 @@ def start_server(prepare: PrepareFn, settings: ServerSettings,
                          interceptors=[ErrorMappingInterceptor()], options=options,
                          maximum_concurrent_rpcs=threads * 4)
     scheduler_pb2_grpc.add_SchedulerServicer_to_server(
-        SchedulerServicer(prepare, settings, forecasts), server)
+        SchedulerServicer(prepare, settings, forecasts, solve_fn, scorer), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -64,7 +64,7 @@ step "GPU benchmark, 4 GiB chunks" 40 \
     "$PYTHON" bench/scoring.py --device gpu --sizes 100000 --scenarios 1,32 --max-chunk-mib 4096
 step "CPU benchmark (NumPy vs per-job loop)" 60 \
     "$PYTHON" bench/scoring.py --device cpu --sizes 1000,10000,100000 --scenarios 1,32 \
-    --repeat 1 --max-seconds 15
+    --repeat 2 --max-seconds 15
 
 echo
 echo "=== gpu_check: $([ "$status" -eq 0 ] && echo OK || echo FAILED) after $SECONDS s"

@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="on SIGTERM, seconds in-flight calls get to finish (default 30)")
     s.add_argument("--config", metavar="FILE", help="TOML file with a [server] table")
     s.add_argument("--log-level", default="INFO", help="log level (default INFO)")
+    s.add_argument("--device", choices=("auto", "cpu", "gpu"),
+                   help="where ScoreSchedules and risk scoring run (default $GRIDSHIFT_DEVICE)")
     f = sub.add_parser("forecast", help="carbon-intensity forecasts with p10/p90 and provenance")
     f.add_argument("--region", action="append", required=True, help="region (repeatable)")
     f.add_argument("--start", help="RFC 3339 start (default: this hour)")
@@ -62,6 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--start", help="RFC 3339 window start (default: this hour)")
     w.add_argument("--end", help="RFC 3339 window end (default: start + 24 h)")
     _add_query_flags(w)
+    c = sub.add_parser("score", help="score candidate schedules over forecast scenarios")
+    c.add_argument("request", help="OptimizeRequest JSON (the problem)")
+    c.add_argument("candidates", nargs="+",
+                   help="JSON files: {'candidates': [{name, assignments}]} or plan responses")
+    c.add_argument("--scenarios", type=int, default=0, help="forecast scenarios (default 32)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--device", choices=("auto", "cpu", "gpu"),
+                   help="NumPy (cpu) or CuPy (gpu); default $GRIDSHIFT_DEVICE, else auto")
+    c.add_argument("--format", choices=("table", "json"), default="table")
+    c.add_argument("--server", metavar="HOST:PORT", help="score on a running service")
     h = sub.add_parser("health", help="check a server's health (exit 0 when SERVING)")
     h.add_argument("--server", default="127.0.0.1:50051", metavar="HOST:PORT")
     h.add_argument("--service", default="", help="service name (default: the whole server)")
@@ -94,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "health":
             return _health(args)
+        if args.command == "score":
+            from gridshift.score_cli import run_score
+
+            return run_score(args, _read_request)
         if args.command in ("forecast", "best-window"):
             from gridshift.queries import run_query
 
@@ -112,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gridshift: {exc}", file=sys.stderr)
             return EXIT_INVALID
         from optimizer.errors import UpstreamUnavailableError
+        from optimizer.scoring.device import DeviceUnavailableError
+
+        if isinstance(exc, DeviceUnavailableError):
+            print(f"gridshift: {exc}", file=sys.stderr)
+            return EXIT_INVALID
 
         if isinstance(exc, UpstreamUnavailableError):
             print(f"gridshift: server unavailable: {exc}", file=sys.stderr)
@@ -178,6 +199,8 @@ def _serve(args: argparse.Namespace) -> int:
     from gridshift.server import configure_json_logging, serve
 
     configure_json_logging(args.log_level.upper())
+    if args.device:
+        os.environ["GRIDSHIFT_DEVICE"] = args.device
     configure_forecasts(ForecastService(load_forecast_config(args.config)))
     settings = load_server_settings(args.config, {
         "host": args.host, "port": args.port, "max_concurrent_solves": args.max_concurrent_solves,

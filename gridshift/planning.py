@@ -15,7 +15,7 @@ from optimizer.domain import Request
 from optimizer.errors import FieldViolation, InvalidInputError
 from optimizer.parsing import parse_request
 from optimizer.problem import Problem, build_problem
-from optimizer.solve import SolveResult, solve
+from optimizer.solve import SolveResult
 
 
 @dataclass
@@ -95,7 +95,9 @@ def plan(data: dict[str, Any], *, time_limit_s: float | None = None, backend: st
     """Plan a request dict end to end; CLI overrides are applied before validation."""
     data = apply_overrides(data, time_limit_s=time_limit_s, backend=backend)
     problem = prepare(data)
-    result = solve(problem, on_progress=on_progress, stop_flag=stop_flag)
+    from gridshift.risk import solve_with_risk
+
+    result = solve_with_risk(problem, on_progress=on_progress, stop_flag=stop_flag)
     from adapters.codec import to_response
 
     return PlanOutcome(result=result, response=to_response(result))

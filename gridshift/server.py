@@ -11,6 +11,8 @@ from adapters.grpc_errors import RequestIdFilter
 from adapters.grpc_service import ServerSettings, start_server
 from gridshift.forecasts import ForecastQueries
 from gridshift.planning import default_forecast_service, prepare
+from gridshift.risk import solve_with_risk
+from gridshift.scoring_service import score_schedules
 
 log = logging.getLogger("gridshift.server")
 
@@ -34,7 +36,9 @@ def serve(settings: ServerSettings) -> int:
     from optimizer.backends.isolated import prewarm
 
     prewarm(min(settings.max_concurrent_solves, 4))
-    running = start_server(prepare, settings, ForecastQueries(default_forecast_service()))
+    running = start_server(
+        prepare, settings, ForecastQueries(default_forecast_service()), solve_fn=solve_with_risk,
+        scorer=lambda request: score_schedules(request, prepare))
     print(f"gridshift serving on {settings.host}:{running.port}", flush=True)
     stop = threading.Event()
 

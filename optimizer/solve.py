@@ -56,6 +56,8 @@ class SolveResult:
     baseline: Plan
     baseline_figures: PlanFigures
     conflicts: dict[int, list[int]] = field(default_factory=dict)
+    # Emissions over forecast scenarios (set by the caller that samples them).
+    risk: dict | None = None
 
 
 def solve(problem: Problem, on_progress: ProgressSink | None = None,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from conftest import START, hours, problem_of, solve_checked
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from optimizer.checker import check_plan
@@ -263,8 +263,31 @@ def close(a: float, b: float) -> bool:
 # --- properties ---------------------------------------------------------------------------
 
 
+def _job(i: int, minutes: int, deadline: float, allowed: list[str] | None = None) -> JobSpec:
+    return JobSpec(f"j{i}", 1, 0.5, minutes, 0.0, deadline, allowed or [])
+
+
+# Found by this property: HiGHS with presolve and a warm start reported the optimum's
+# objective while returning the warm start's (worse) vector.
+STALE_VECTOR = Instance(
+    slots=6,
+    sites=[SiteSpec("s0", "R0", 6, 1.1), SiteSpec("s1", "R0", 1, 1.0),
+           SiteSpec("s2", "R0", 1, 1.0, renewable_kw=[0.0, 0.5, 0.0, 0.0, 0.0, 0.0])],
+    jobs=[_job(0, 180, 5.0, ["s0", "s2"]), _job(1, 60, 1.0), _job(2, 60, 1.0),
+          _job(3, 60, 1.0), _job(4, 120, 4.0), _job(5, 60, 1.0)],
+    ci={"R0": [1.0, 0.0, 0.0, 1.0, 0.0, 0.0]}, price={"R0": [0.0, 1.0, 0.0, 0.0, 0.0, 0.0]},
+    weights=(1.0, 0.5, 0.0))
+# Found by this property: the heuristic packs these badly (one GPU); they fit all the same.
+BAD_PACKING = Instance(
+    slots=5, sites=[SiteSpec("s0", "R0", 1, 1.0)],
+    jobs=[_job(0, 120, 5.0), _job(1, 180, 4.0)],
+    ci={"R0": [1.0, 0.0, 0.0, 0.0, 0.0]}, price=None, weights=(1.0, 0.0, 0.0))
+
+
 @PROPERTY_SETTINGS
 @given(inst=instances())
+@example(inst=STALE_VECTOR)
+@example(inst=BAD_PACKING)
 def test_backends_agree_and_every_plan_checks(inst: Instance) -> None:
     results = {b: solve_checked(inst.request(b)) for b in ("HIGHS", "CPSAT", "GREEDY")}
     for backend, r in results.items():

@@ -73,11 +73,17 @@ def _release_scheduler() -> None:
 def solve_highs(model: MilpModel, *, time_limit_s: float, relative_gap: float, workers: int = 0,
                 seed: int = 0, hint: np.ndarray | None = None,
                 on_progress: ProgressCallback | None = None, relax: bool = False,
-                stop_flag: Callable[[], bool] | None = None) -> BackendResult:
+                stop_flag: Callable[[], bool] | None = None,
+                presolve: bool = True) -> BackendResult:
     """Solve with HiGHS; honours the time limit, gap, thread count, seed and a warm start.
     With `relax`, integrality is dropped and the LP relaxation's optimum is the bound.
     `stop_flag` is polled by HiGHS's interrupt callbacks (best effort: some phases do not
-    poll; optimizer.backends.isolated enforces hard stops)."""
+    poll; optimizer.backends.isolated enforces hard stops).
+
+    The objective reported is always that of the solution vector returned: HiGHS (seen with
+    1.16, presolve on and a warm start) can report the objective of a solution it found
+    while handing back an older vector. Then the model is solved again without presolve,
+    from that vector, for the time left."""
     import highspy
 
     started = time.monotonic()
@@ -86,6 +92,8 @@ def solve_highs(model: MilpModel, *, time_limit_s: float, relative_gap: float, w
     h.setOptionValue("time_limit", max(0.01, float(time_limit_s)))
     h.setOptionValue("mip_rel_gap", float(relative_gap))
     h.setOptionValue("random_seed", int(seed))
+    if not presolve:
+        h.setOptionValue("presolve", "off")
     threads = _claim_scheduler(highspy, int(workers or os.cpu_count() or 1))
     h.setOptionValue("threads", threads)
     lp = _to_lp(model, highspy)
@@ -100,8 +108,9 @@ def solve_highs(model: MilpModel, *, time_limit_s: float, relative_gap: float, w
     if on_progress is not None:
         def report(event) -> None:
             data = event.data_out
-            on_progress(data.objective_function_value + 0.0, data.mip_dual_bound,
-                        time.monotonic() - started, np.array(data.mip_solution, dtype=float))
+            values = np.array(data.mip_solution, dtype=float)
+            on_progress(float(model.cost @ values + model.offset), data.mip_dual_bound,
+                        time.monotonic() - started, values)
         h.cbMipImprovingSolution.subscribe(report)
     if stop_flag is not None:
         def interrupt(event) -> None:
@@ -116,6 +125,22 @@ def solve_highs(model: MilpModel, *, time_limit_s: float, relative_gap: float, w
     result = _result(h, highspy, model, time.monotonic() - started)
     if relax and result.status == "optimal":
         result.best_bound = result.objective
+    if result.values is not None and not relax:
+        actual = float(model.cost @ result.values + model.offset)
+        if not math.isclose(actual, result.objective, rel_tol=1e-7, abs_tol=1e-9):
+            left = time_limit_s - (time.monotonic() - started)
+            if presolve and left > 0.05:
+                retry = solve_highs(model, time_limit_s=left, relative_gap=relative_gap,
+                                    workers=workers, seed=seed, hint=result.values,
+                                    on_progress=on_progress, stop_flag=stop_flag,
+                                    presolve=False)
+                retry.wall_seconds = time.monotonic() - started
+                retry.best_bound = max(retry.best_bound, result.best_bound)
+                return retry
+            result.objective = actual
+            if result.status == "optimal":
+                result.status = "feasible"
+            result.detail += " (reported objective did not match the solution returned)"
     return result
 
 

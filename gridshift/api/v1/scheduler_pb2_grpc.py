@@ -6,6 +6,7 @@ import warnings
 from gridshift.api.v1 import forecast_pb2 as gridshift_dot_api_dot_v1_dot_forecast__pb2
 from gridshift.api.v1 import optimize_pb2 as gridshift_dot_api_dot_v1_dot_optimize__pb2
 from gridshift.api.v1 import scheduler_pb2 as gridshift_dot_api_dot_v1_dot_scheduler__pb2
+from gridshift.api.v1 import scoring_pb2 as gridshift_dot_api_dot_v1_dot_scoring__pb2
 
 GRPC_GENERATED_VERSION = '1.81.1'
 GRPC_VERSION = grpc.__version__
@@ -56,6 +57,11 @@ class SchedulerStub:
                 request_serializer=gridshift_dot_api_dot_v1_dot_forecast__pb2.FindBestWindowRequest.SerializeToString,
                 response_deserializer=gridshift_dot_api_dot_v1_dot_forecast__pb2.FindBestWindowResponse.FromString,
                 _registered_method=True)
+        self.ScoreSchedules = channel.unary_unary(
+                '/gridshift.api.v1.Scheduler/ScoreSchedules',
+                request_serializer=gridshift_dot_api_dot_v1_dot_scoring__pb2.ScoreSchedulesRequest.SerializeToString,
+                response_deserializer=gridshift_dot_api_dot_v1_dot_scoring__pb2.ScoreSchedulesResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServicer:
@@ -95,6 +101,14 @@ class SchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ScoreSchedules(self, request, context):
+        """Score client-proposed schedules for a problem: emissions, cost, energy, constraint
+        violations and risk (expected, P90, CVaR95) over forecast scenarios, in one batch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -117,6 +131,11 @@ def add_SchedulerServicer_to_server(servicer, server):
                     servicer.FindBestWindow,
                     request_deserializer=gridshift_dot_api_dot_v1_dot_forecast__pb2.FindBestWindowRequest.FromString,
                     response_serializer=gridshift_dot_api_dot_v1_dot_forecast__pb2.FindBestWindowResponse.SerializeToString,
+            ),
+            'ScoreSchedules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ScoreSchedules,
+                    request_deserializer=gridshift_dot_api_dot_v1_dot_scoring__pb2.ScoreSchedulesRequest.FromString,
+                    response_serializer=gridshift_dot_api_dot_v1_dot_scoring__pb2.ScoreSchedulesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -227,6 +246,33 @@ class Scheduler:
             '/gridshift.api.v1.Scheduler/FindBestWindow',
             gridshift_dot_api_dot_v1_dot_forecast__pb2.FindBestWindowRequest.SerializeToString,
             gridshift_dot_api_dot_v1_dot_forecast__pb2.FindBestWindowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ScoreSchedules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gridshift.api.v1.Scheduler/ScoreSchedules',
+            gridshift_dot_api_dot_v1_dot_scoring__pb2.ScoreSchedulesRequest.SerializeToString,
+            gridshift_dot_api_dot_v1_dot_scoring__pb2.ScoreSchedulesResponse.FromString,
             options,
             channel_credentials,
             insecure,
