@@ -11,6 +11,9 @@ from forecasting.series import Forecast
 from forecasting.sources import ForecastSource
 from gridshift.api.v1 import optimize_pb2 as pb
 from gridshift.forecasts import ForecastService, fill_site_renewables
+
+# The solve used for plans: the optimizer's, plus risk over forecast scenarios.
+from gridshift.risk import solve_with_risk as solve
 from optimizer.domain import Request
 from optimizer.errors import FieldViolation, InvalidInputError
 from optimizer.parsing import parse_request
@@ -95,9 +98,7 @@ def plan(data: dict[str, Any], *, time_limit_s: float | None = None, backend: st
     """Plan a request dict end to end; CLI overrides are applied before validation."""
     data = apply_overrides(data, time_limit_s=time_limit_s, backend=backend)
     problem = prepare(data)
-    from gridshift.risk import solve_with_risk
-
-    result = solve_with_risk(problem, on_progress=on_progress, stop_flag=stop_flag)
+    result = solve(problem, on_progress=on_progress, stop_flag=stop_flag)
     from adapters.codec import to_response
 
     return PlanOutcome(result=result, response=to_response(result))
