@@ -3,8 +3,8 @@
 Carbon intensity comes from the real hourly 2022 EIA-930 series of six US balancing
 authorities and the German 15-min series in ../shared/data (the development tree); where that
 folder is absent, the embedded typical-day profiles stand in (and the bench says so).
-Capacity is sized so that the fleet's GPU demand, with every job at its earliest start, peaks
-at about `peak_utilisation` of the total.
+Each site's capacity is sized so that a feasible reference schedule (every job at its home site
+at its earliest start) peaks at `peak_utilisation` of it; every instance can place all jobs.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class InstanceSpec:
     sites: int
     slots: int
     slot_minutes: int = 60
-    peak_utilisation: float = 0.85
+    peak_utilisation: float = 0.85   # of each site's reference-schedule peak
     seed: int = 1
 
 
@@ -85,28 +85,30 @@ def make_request(spec: InstanceSpec) -> dict:
     year = 2020 if "DE" in REGIONS[:spec.sites] else 2022
     start = datetime(year, 5, 10, tzinfo=UTC)
     hours = math.ceil(spec.slots * spec.slot_minutes / 60)
-    regions = REGIONS[:spec.sites]
+    # More sites than regions: regions repeat (several sites in one grid region).
+    regions = [REGIONS[i % len(REGIONS)] for i in range(spec.sites)]
     jobs = _jobs(spec, rng, regions)
-    total_gpus = _capacity_for(jobs, spec)
-    shares = rng.dirichlet(np.full(spec.sites, 4.0))
+    weights = rng.dirichlet(np.full(spec.sites, 4.0))
+    for j in jobs:
+        allowed = [int(x.split("-")[1]) for x in j.get("allowed_sites", [])]
+        home = allowed[0] if allowed else int(rng.choice(spec.sites, p=weights))
+        j["home_site"] = f"site-{home}"
+    peak_gpus, peak_kw = _reference_peaks(jobs, spec)
     sites = []
     for s, region in enumerate(regions):
-        site = {"id": f"site-{s}", "region": region,
-                "gpu_capacity": int(max(32, round(total_gpus * shares[s]))),
+        capacity = int(max(32, math.ceil(peak_gpus[s] / spec.peak_utilisation)))
+        site = {"id": f"site-{s}", "region": region, "gpu_capacity": capacity,
                 "pue": round(float(rng.uniform(1.08, 1.4)), 2)}
         if s == 0:   # one site with on-site solar
             t = np.arange(spec.slots) * spec.slot_minutes / 60.0
             solar = np.clip(np.sin((t % 24 - 13) / 12 * math.pi + math.pi / 2), 0, None)
             site["renewable_kw"] = [round(float(v), 2)
-                                    for v in 0.25 * site["gpu_capacity"] * 0.7 * solar]
-        if s == 1:
-            site["power_cap_kw"] = round(0.8 * site["gpu_capacity"] * 0.7 * site["pue"], 1)
+                                    for v in 0.25 * capacity * 0.7 * solar]
+        if s == 1:   # a facility power cap that binds now and then
+            site["power_cap_kw"] = round(site["pue"] * max(peak_kw[s] / 0.9, 8.0), 1)
         sites.append(site)
-    for j in jobs:
-        j["home_site"] = j.get("allowed_sites", [s["id"] for s in sites])[0] if j.get(
-            "allowed_sites") else sites[int(rng.integers(spec.sites))]["id"]
     forecasts = [{"region": r, "start": _ts(start), "slot_minutes": 60,
-                  "carbon_intensity": _series(r, start, hours)} for r in regions]
+                  "carbon_intensity": _series(r, start, hours)} for r in dict.fromkeys(regions)]
     return {"horizon": {"start": _ts(start), "slot_minutes": spec.slot_minutes,
                         "slots": spec.slots},
             "sites": sites, "jobs": [_with_times(j, start, spec) for j in jobs],
@@ -133,11 +135,17 @@ def _jobs(spec: InstanceSpec, rng: np.random.Generator, regions: list[str]) -> l
     return jobs
 
 
-def _capacity_for(jobs: list[dict], spec: InstanceSpec) -> int:
-    demand = np.zeros(spec.slots)
+def _reference_peaks(jobs: list[dict], spec: InstanceSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Peak GPUs and IT kW per site with every job at its home site at its earliest start: a
+    feasible reference schedule, so every instance can place all its jobs, and capacity =
+    peak / peak_utilisation."""
+    gpus = np.zeros((spec.sites, spec.slots))
+    kw = np.zeros((spec.sites, spec.slots))
     for j in jobs:
-        demand[j["_first"]:j["_first"] + j["_dur"]] += j["gpus"]
-    return int(math.ceil(demand.max() / spec.peak_utilisation))
+        s = int(j["home_site"].split("-")[1])
+        gpus[s, j["_first"]:j["_first"] + j["_dur"]] += j["gpus"]
+        kw[s, j["_first"]:j["_first"] + j["_dur"]] += j["power_kw"]
+    return gpus.max(axis=1), kw.max(axis=1)
 
 
 def _with_times(job: dict, start: datetime, spec: InstanceSpec) -> dict:

@@ -61,64 +61,91 @@ def _delay_cost(problem: Problem, j: int, end_slots: np.ndarray) -> np.ndarray:
 
 
 def best_placement(problem: Problem, state: _State, j: int) -> tuple[Placement, float] | None:
-    """Cheapest feasible placement of job j given the jobs already in `state`."""
-    best: tuple[Placement, float] | None = None
-    for s in problem.allowed_sites[j]:
-        found = (_best_interruptible(problem, state, j, s) if problem.interruptible[j]
-                 and problem.min_run_slots[j] < problem.duration_slots[j]
-                 else _best_contiguous(problem, state, j, s))
-        if found is not None and (best is None or found[1] < best[1] - 1e-12):
-            best = found
-    return best
+    """Cheapest feasible placement of job j given the jobs already in `state`; all allowed
+    sites are evaluated at once (ties: the site listed first, then the earliest start)."""
+    sites = np.asarray(problem.allowed_sites[j], dtype=np.int64)
+    cost, ok = _site_costs(problem, state, j, sites)
+    if problem.interruptible[j] and problem.min_run_slots[j] < problem.duration_slots[j]:
+        return _best_interruptible(problem, j, sites, cost, ok)
+    return _best_contiguous(problem, j, sites, cost, ok)
 
 
-def _best_contiguous(problem: Problem, state: _State, j: int, s: int):
+def _site_costs(problem: Problem, state: _State, j: int,
+                sites: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Marginal objective [k, T] of job j per slot at each of `sites`, and where it fits."""
+    kw = problem.power_kw[j] * problem.pue[sites]
+    load = state.load_kw[sites]
+    renewable = problem.renewable_kw[sites]
+    delta_grid_kw = (np.maximum(0.0, load + kw[:, None] - renewable)
+                     - np.maximum(0.0, load - renewable))
+    cost = delta_grid_kw * problem.slot_hours * state.coef[sites]
+    ok = (state.free_gpus[sites] >= problem.gpus[j]) & (
+        load + kw[:, None] <= problem.power_cap_kw[sites][:, None] + 1e-9)
+    return cost, ok
+
+
+def _best_contiguous(problem: Problem, j: int, sites: np.ndarray, cost: np.ndarray,
+                     ok: np.ndarray):
     d = int(problem.duration_slots[j])
     lo, hi = int(problem.first_slot[j]), int(problem.last_slot[j])
     starts = np.arange(lo, hi - d + 1)
     if len(starts) == 0:
         return None
-    cost = np.concatenate([[0.0], np.cumsum(slot_costs(problem, state, j, s))])
-    blocked = np.concatenate([[0], np.cumsum(~_fits(problem, state, j, s))])
-    window_cost = cost[starts + d] - cost[starts] + _delay_cost(problem, j, starts + d)
-    window_cost[blocked[starts + d] - blocked[starts] > 0] = np.inf
-    k = int(np.argmin(window_cost))
-    if not np.isfinite(window_cost[k]):
+    k = len(sites)
+    cum = np.concatenate([np.zeros((k, 1)), np.cumsum(cost, axis=1)], axis=1)
+    blocked = np.concatenate([np.zeros((k, 1), dtype=np.int64),
+                              np.cumsum(~ok, axis=1)], axis=1)
+    window_cost = cum[:, starts + d] - cum[:, starts] + _delay_cost(problem, j, starts + d)
+    window_cost[blocked[:, starts + d] - blocked[:, starts] > 0] = np.inf
+    best = int(np.argmin(window_cost))
+    row, col = divmod(best, len(starts))
+    if not np.isfinite(window_cost[row, col]):
         return None
-    return Placement.contiguous(s, int(starts[k]), d), float(window_cost[k])
+    return (Placement.contiguous(int(sites[row]), int(starts[col]), d),
+            float(window_cost[row, col]))
 
 
-def _best_interruptible(problem: Problem, state: _State, j: int, s: int):
-    """DP over slots with state (slots chosen, current run length capped at min_run)."""
+def _best_interruptible(problem: Problem, j: int, sites: np.ndarray, cost: np.ndarray,
+                        ok: np.ndarray):
+    """DP over slots, all sites at once, with state (slots chosen, current run length capped
+    at min_run): a run may only end once it is min_run slots long."""
     d, m = int(problem.duration_slots[j]), int(problem.min_run_slots[j])
     lo, hi = int(problem.first_slot[j]), int(problem.last_slot[j])
-    costs = slot_costs(problem, state, j, s)
-    ok = _fits(problem, state, j, s)
-    value = np.full((d + 1, m + 1), np.inf)
-    value[0, 0] = 0.0
+    k = len(sites)
+    value = np.full((k, d + 1, m + 1), np.inf)
+    value[:, 0, 0] = 0.0
     history = []
     for t in range(lo, hi):
         new = np.full_like(value, np.inf)
-        pred = np.zeros(value.shape, dtype=np.int64)  # predecessor run state
-        stay_from_m = value[:, m] < value[:, 0]
-        new[:, 0] = np.where(stay_from_m, value[:, m], value[:, 0])
-        pred[:, 0] = np.where(stay_from_m, m, 0)
-        if ok[t]:
-            c = costs[t]
+        pred = np.zeros(value.shape, dtype=np.int8)  # predecessor run state
+        stay_from_m = value[:, :, m] < value[:, :, 0]
+        new[:, :, 0] = np.where(stay_from_m, value[:, :, m], value[:, :, 0])
+        pred[:, :, 0] = np.where(stay_from_m, m, 0)
+        here = ok[:, t]
+        if here.any():
+            c = np.where(here, cost[:, t], np.inf)[:, None]
             for q in range(1, m + 1):
-                sources = [q - 1] + ([m] if q == m and m > 0 else [])
-                cand = np.stack([value[:-1, src] for src in sources])
-                pick = np.argmin(cand, axis=0)
-                new[1:, q] = cand[pick, np.arange(d)] + c
-                pred[1:, q] = np.array(sources)[pick]
-            new[d, 1:] += _delay_cost(problem, j, np.array([t + 1]))[0]
+                if q == m and m > 1:
+                    from_m = value[:, :-1, m] < value[:, :-1, m - 1]
+                    new[:, 1:, q] = np.where(from_m, value[:, :-1, m], value[:, :-1, m - 1]) + c
+                    pred[:, 1:, q] = np.where(from_m, m, m - 1)
+                elif q == m:   # m == 1: a run of one slot is already complete
+                    from_m = value[:, :-1, 1] < value[:, :-1, 0]
+                    new[:, 1:, 1] = np.where(from_m, value[:, :-1, 1], value[:, :-1, 0]) + c
+                    pred[:, 1:, 1] = np.where(from_m, 1, 0)
+                else:
+                    new[:, 1:, q] = value[:, :-1, q - 1] + c
+                    pred[:, 1:, q] = q - 1
+            new[:, d, 1:] += _delay_cost(problem, j, np.array([t + 1]))[0]
         history.append((t, pred))
         value = new
-    end_q = 0 if value[d, 0] <= value[d, m] else m
-    total = value[d, end_q]
-    if not np.isfinite(total):
+    end_state = np.where(value[:, d, 0] <= value[:, d, m], 0, m)
+    totals = value[np.arange(k), d, end_state]
+    row = int(np.argmin(totals))
+    if not np.isfinite(totals[row]):
         return None
-    return Placement(s, _backtrack(history, d, end_q)), float(total)
+    slots = _backtrack([(t, pred[row]) for t, pred in history], d, int(end_state[row]))
+    return Placement(int(sites[row]), slots), float(totals[row])
 
 
 def _backtrack(history, k: int, q: int) -> tuple[int, ...]:
@@ -202,7 +229,7 @@ def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
     deadline = time.monotonic() + time_budget_s
     best, best_key = None, None
     orders = job_orders(problem, seed)
-    while orders and time.monotonic() < deadline:
+    while orders and (best is None or time.monotonic() < deadline):
         order = orders.pop(0)
         plan = construct(problem, order, jobs)
         if best is None and on_first_plan is not None:

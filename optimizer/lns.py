@@ -10,6 +10,7 @@ whole plan's exact objective improves. The plan only ever gets better.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from optimizer.problem import Problem
 
 # solve_sub(model, hint, time_limit_s, stop_flag) -> BackendResult
 SubSolver = Callable[..., BackendResult]
-NEIGHBOURHOODS = ("competition", "site_pair", "renewable_peak", "time_window", "random")
+NEIGHBOURHOODS = ("pack", "competition", "site_pair", "renewable_peak", "time_window", "random")
 
 
 @dataclass
@@ -113,16 +114,44 @@ class NeighbourhoodPicker:
         w = self.weights[kind]
         self.weights[kind] = min(5.0, w * 1.3) if improved else max(0.2, w * 0.95)
 
+    # What the last pick is about: sites the jobs may move to (besides their own) and the
+    # slots their runs may use; the sub-model offers only those options.
+    focus_sites: tuple[int, ...] = ()
+    focus_window: tuple[int, int] | None = None
+
     def pick(self, state: PlanState, size: int) -> tuple[str, list[int]]:
         kinds = list(self.weights)
         p = np.array([self.weights[k] for k in kinds])
         kind = kinds[int(self.rng.choice(len(kinds), p=p / p.sum()))]
         if kind == "renewable_peak" and len(self.renewable_sites) == 0:
             kind = "random"
+        self.focus_sites, self.focus_window = (), None
         jobs = getattr(self, f"_{kind}")(state, size)
         if len(jobs) < 2:
             kind, jobs = "random", self._random(state, size)
         return kind, jobs
+
+    def restrict(self, state: PlanState, jobs: list[int], extra_sites: int = 1) -> Problem:
+        """The problem with the jobs' options cut to the focus: their own site, the focus sites
+        and `extra_sites` random others; starts inside the focus window (widened to keep the
+        current placement). Smaller sub-models solve much faster."""
+        prob = self.problem
+        allowed = list(prob.allowed_sites)
+        first, last = prob.first_slot.copy(), prob.last_slot.copy()
+        for j in jobs:
+            current = state.placements[j]
+            options = {current.site} | (set(self.focus_sites) & self.allowed[j])
+            others = [s for s in prob.allowed_sites[j] if s not in options]
+            if others and extra_sites:
+                options |= {int(s) for s in self.rng.choice(others, min(extra_sites, len(others)),
+                                                            replace=False)}
+            allowed[j] = tuple(s for s in prob.allowed_sites[j] if s in options)
+            if self.focus_window is not None:
+                lo, hi = self.focus_window
+                first[j] = max(first[j], min(lo, current.slots[0]))
+                last[j] = min(last[j], max(hi, current.slots[-1] + 1))
+        return dataclasses.replace(prob, allowed_sites=tuple(allowed), first_slot=first,
+                                   last_slot=last)
 
     def _sample(self, candidates, size: int) -> list[int]:
         candidates = np.unique(np.asarray(list(candidates), dtype=np.int64))
@@ -139,6 +168,28 @@ class NeighbourhoodPicker:
                  and prob.first_slot[j] < hi and prob.last_slot[j] > lo]
         return placed + could
 
+    def _pack(self, state: PlanState, size: int) -> list[int]:
+        """Fill a clean site: the jobs it runs in a time window, plus the jobs elsewhere that
+        would gain most by moving in (energy x intensity difference); options: stay or move."""
+        prob = self.problem
+        order = np.argsort(self.site_cost)
+        site = int(order[min(int(self.rng.geometric(0.5)) - 1, len(order) - 1)])
+        width = int(self.rng.integers(max(2, prob.n_slots // 12), max(3, prob.n_slots // 4)))
+        lo = int(self.rng.integers(0, max(1, prob.n_slots - width)))
+        hi = lo + width
+        residents = [j for j, p in state.placements.items()
+                     if p.site == site and p.slots[0] < hi and p.slots[-1] >= lo]
+        movers = [j for j, p in state.placements.items()
+                  if p.site != site and site in self.allowed[j]
+                  and prob.first_slot[j] < hi and prob.last_slot[j] > lo]
+        gain = np.array([prob.power_kw[j] * prob.duration_slots[j] *
+                         (self.site_cost[state.placements[j].site] - self.site_cost[site])
+                         for j in movers])
+        picked = [movers[i] for i in np.argsort(-gain)[:max(1, size - len(residents[:size // 2]))]]
+        self.focus_sites = (site,)
+        self.focus_window = (lo, hi)
+        return self._sample(residents, size // 2) + picked[:size - min(len(residents), size // 2)]
+
     def _competition(self, state: PlanState, size: int) -> list[int]:
         prob = self.problem
         usage = state.gpus / np.maximum(prob.gpu_capacity, 1)
@@ -146,6 +197,8 @@ class NeighbourhoodPicker:
         flat = int(self.rng.choice(weights.size, p=weights / weights.sum()))
         site, slot = divmod(flat, prob.n_slots)
         width = int(self.rng.integers(2, max(3, prob.n_slots // 8)))
+        self.focus_sites = (site,)
+        self.focus_window = (max(0, slot - 3 * width), slot + 3 * width)
         return self._sample(self._around(state, site, slot - width, slot + width), size)
 
     def _site_pair(self, state: PlanState, size: int) -> list[int]:
@@ -155,6 +208,7 @@ class NeighbourhoodPicker:
         movers = [j for j, p in state.placements.items()
                   if p.site == dirty and clean in self.allowed[j]]
         residents = [j for j, p in state.placements.items() if p.site == clean]
+        self.focus_sites = (clean, dirty)
         half = self._sample(movers, size // 2)
         return half + self._sample(residents, size - len(half))
 
@@ -163,6 +217,8 @@ class NeighbourhoodPicker:
         site = int(self.rng.choice(self.renewable_sites))
         peak = int(np.argmax(prob.renewable_kw[site] - state.load_kw[site]))
         width = int(self.rng.integers(2, max(3, prob.n_slots // 6)))
+        self.focus_sites = (site,)
+        self.focus_window = (max(0, peak - 3 * width), peak + 3 * width)
         return self._sample(self._around(state, site, peak - width, peak + width), size)
 
     def _time_window(self, state: PlanState, size: int) -> list[int]:
@@ -171,6 +227,8 @@ class NeighbourhoodPicker:
         lo = int(self.rng.integers(0, max(1, prob.n_slots - width)))
         touching = [j for j, p in state.placements.items()
                     if p.slots[0] < lo + width and p.slots[-1] >= lo]
+        self.focus_sites = tuple(int(s) for s in np.argsort(self.site_cost)[:2])
+        self.focus_window = (lo, lo + width)
         return self._sample(touching, size)
 
     def _random(self, state: PlanState, size: int) -> list[int]:
@@ -179,7 +237,7 @@ class NeighbourhoodPicker:
 
 def large_neighbourhood_search(problem: Problem, plan: Plan, deadline: float,
                                solve_sub: SubSolver, *, seed: int = 0, parallel: int = 1,
-                               initial_size: int = 40, sub_time_limit_s: float = 2.0,
+                               initial_size: int = 30, sub_time_limit_s: float = 1.0,
                                on_improve: Callable[[Plan, float], None] | None = None,
                                stop_flag: Callable[[], bool] | None = None,
                                ) -> tuple[Plan, LnsStats]:
@@ -198,7 +256,7 @@ def large_neighbourhood_search(problem: Problem, plan: Plan, deadline: float,
     def submit(pool: ThreadPoolExecutor) -> tuple[Future, str, list[int], object]:
         kind, jobs = picker.pick(state, size)
         background = state.background(jobs)
-        model = build_milp(problem, jobs, background=background)
+        model = build_milp(picker.restrict(state, jobs), jobs, background=background)
         hint = model.encode(Plan(placements={j: state.placements[j] for j in jobs}))
         limit = max(0.05, min(sub_time_limit_s, deadline - time.monotonic()))
         return pool.submit(solve_sub, model, hint, limit, stopped), kind, jobs, model
@@ -251,3 +309,44 @@ def _adapt(size: int, result: BackendResult, n_jobs: int) -> int:
     elif result.status != "optimal":
         size = math.floor(size * 0.8)
     return int(min(max(size, 8), 200, n_jobs))
+
+
+def repair_unplaced(problem: Problem, plan: Plan, deadline: float, solve_sub: SubSolver,
+                    max_neighbours: int = 40, seed: int = 0) -> Plan:
+    """Place left-out jobs by re-packing their neighbourhood: each left-out job with the placed
+    jobs that compete for its sites and window, solved exactly for the fewest jobs left out
+    while everything else stays fixed. Never places fewer jobs than before."""
+    rng = np.random.default_rng(seed)
+    state = PlanState(problem, plan)
+    left = dict(plan.unscheduled)
+    allowed = [set(a) for a in problem.allowed_sites]
+    for j in sorted(left, key=lambda k: -problem.gpus[k] * problem.duration_slots[k]):
+        if time.monotonic() >= deadline:
+            break
+        lo, hi = problem.first_slot[j], problem.last_slot[j]
+        rivals = [k for k, p in state.placements.items() if p.site in allowed[j]
+                  and p.slots[0] < hi and p.slots[-1] >= lo]
+        if len(rivals) > max_neighbours:
+            rivals = rng.choice(rivals, max_neighbours, replace=False).tolist()
+        jobs = [j, *rivals]
+        model = build_milp(problem, jobs, partial=True, count_objective=True,
+                           background=state.background(rivals))
+        current = Plan(placements={k: state.placements[k] for k in rivals},
+                       unscheduled={j: "left out"})
+        limit = max(0.05, min(2.0, deadline - time.monotonic()))
+        result = solve_sub(model, model.encode(current), limit, lambda: False)
+        if result.values is None:
+            continue
+        packed = model.decode(result.values)
+        if packed.unscheduled or set(packed.placements) != set(jobs):
+            continue
+        old = state.replace({k: packed.placements[k] for k in rivals})
+        state.placements[j] = packed.placements[j]
+        state._add(j, packed.placements[j], +1)
+        if not state.feasible():
+            state._add(j, packed.placements[j], -1)
+            del state.placements[j]
+            state.replace(old)
+            continue
+        del left[j]
+    return Plan(placements=dict(state.placements), unscheduled=left)

@@ -28,7 +28,7 @@ from optimizer.problem import Problem
 
 # Estimated model columns up to which the exact backend runs alone / in a portfolio.
 EXACT_ALONE_MAX_COLUMNS = 25_000
-EXACT_PORTFOLIO_MAX_COLUMNS = 400_000
+EXACT_PORTFOLIO_MAX_COLUMNS = 120_000
 
 
 @dataclass
@@ -102,7 +102,7 @@ def improve_plan(problem: Problem, jobs: list[int], plan: Plan, backend: Backend
                  best_bound=lag.bound if math.isfinite(lag.bound) else None)
 
     lns_plan, stats = large_neighbourhood_search(
-        problem, plan, deadline, _lns_sub_solver(backend), seed=problem.options.random_seed,
+        problem, plan, deadline, lns_sub_solver(backend), seed=problem.options.random_seed,
         parallel=1 if worker else 2, on_improve=on_improve, stop_flag=stop_lns)
     if worker is not None:
         worker.join()
@@ -130,7 +130,7 @@ def _pick(problem: Problem, plan: Plan, exact_plan: Plan | None, result: Backend
     return Improvement(plan, False, bound, f"{result.detail}; {bound_note}")
 
 
-def _lns_sub_solver(backend: Backend):
+def lns_sub_solver(backend: Backend):
     from optimizer.backends.isolated import solve_isolated
 
     name = "cpsat" if backend == Backend.CPSAT else "highs"

@@ -24,7 +24,7 @@ from optimizer.checker import check_plan
 from optimizer.domain import Backend
 from optimizer.milp import build_milp
 from optimizer.plan import Plan
-from optimizer.portfolio import improve_plan
+from optimizer.portfolio import EXACT_ALONE_MAX_COLUMNS, estimate_columns, improve_plan
 from optimizer.problem import Problem
 
 # Chosen by bench/solver.py: see README "Benchmarks".
@@ -79,7 +79,7 @@ def solve(problem: Problem, on_progress: ProgressSink | None = None,
                    for j, why in diagnosis.alone_infeasible(problem).items()}
     candidates = [j for j in range(problem.n_jobs) if j not in unscheduled]
     plan = greedy.greedy_plan(
-        problem, min(0.5, 0.1 * limit), opts.random_seed, set(candidates),
+        problem, min(2.0, 0.15 * limit), opts.random_seed, set(candidates),
         on_first_plan=lambda first: emit("first_plan", objective=_objective(problem, first),
                                          unplaced=len(first.unscheduled)))
     emit("heuristic", objective=_objective(problem, plan), unplaced=len(plan.unscheduled))
@@ -89,10 +89,18 @@ def solve(problem: Problem, on_progress: ProgressSink | None = None,
         # packed them badly. With the GREEDY backend, phase 1 runs on HiGHS for that proof,
         # and its packing is then improved by the heuristic's local search.
         prover = Backend.HIGHS if backend == Backend.GREEDY else backend
-        plan = _most_jobs(problem, plan, candidates, prover, deadline, notes, stop_flag)
+        if estimate_columns(problem, candidates) > EXACT_ALONE_MAX_COLUMNS:
+            plan = _repair_by_neighbourhoods(problem, plan, prover, deadline, notes)
+        else:
+            plan = _most_jobs(problem, plan, candidates, prover, deadline, notes, stop_flag)
         if backend == Backend.GREEDY:
             plan = greedy.improve(problem, plan, time.monotonic() + min(0.5, 0.1 * limit))
+    large = estimate_columns(problem, candidates) > EXACT_ALONE_MAX_COLUMNS
     for j in list(plan.unscheduled):
+        if large:
+            unscheduled[j] = ("not placed: no room found beside the other jobs within the time "
+                              "limit (large model: not proven infeasible)")
+            continue
         members, minimal = diagnosis.conflict_set(
             problem, j, set(unscheduled), budget_s=max(0.2, min(5.0, 0.2 * limit)))
         conflicts[j] = members
@@ -157,6 +165,22 @@ def _run_backend(backend: Backend, model, hint, deadline: float, problem: Proble
     if model.n_cols >= ISOLATE_MIN_COLUMNS:
         return solve_isolated(name, model, **kwargs)
     return (solve_cpsat if name == "cpsat" else solve_highs)(model, **kwargs)
+
+
+def _repair_by_neighbourhoods(problem: Problem, plan: Plan, backend: Backend, deadline: float,
+                              notes: list[str]) -> Plan:
+    """Large models: place left-out jobs by exact re-packing of their neighbourhoods (a full
+    phase-1 model would not fit the time). Jobs still left out are not proven infeasible."""
+    from optimizer.lns import repair_unplaced
+    from optimizer.portfolio import lns_sub_solver
+
+    budget = time.monotonic() + 0.4 * max(0.0, deadline - time.monotonic())
+    repaired = repair_unplaced(problem, plan, budget, lns_sub_solver(backend),
+                               seed=problem.options.random_seed)
+    if repaired.unscheduled:
+        notes.append("large model: jobs left out by neighbourhood re-packing are not proven "
+                     "to be infeasible")
+    return repaired
 
 
 def _most_jobs(problem: Problem, plan: Plan, candidates: list[int], backend: Backend,

@@ -18,6 +18,9 @@ import numpy as np
 from optimizer.backends import BackendResult, ProgressCallback
 from optimizer.milp import MilpModel
 
+# Objective units (kg, currency) below which two values count as equal.
+ABSOLUTE_GAP = 1e-9
+
 
 def solve_cpsat(model: MilpModel, *, time_limit_s: float, relative_gap: float, workers: int = 0,
                 seed: int = 0, hint: np.ndarray | None = None,
@@ -35,6 +38,9 @@ def solve_cpsat(model: MilpModel, *, time_limit_s: float, relative_gap: float, w
     params = solver.parameters
     params.max_time_in_seconds = max(0.01, float(time_limit_s))
     params.relative_gap_limit = float(relative_gap)
+    # The default absolute gap (1e-4) would end the search early on small objectives (a few
+    # grams): the relative gap asked for is the stopping rule.
+    params.absolute_gap_limit = ABSOLUTE_GAP
     params.num_workers = int(workers or os.cpu_count() or 1)
     params.random_seed = int(seed)
     callback = _Progress(cp_model, on_progress, started, model.offset, stop_flag, variables,

@@ -14,6 +14,9 @@ import numpy as np
 from optimizer.backends import BackendResult, ProgressCallback
 from optimizer.milp import MilpModel
 
+# Objective units (kg, currency) below which two values count as equal.
+ABSOLUTE_GAP = 1e-9
+
 _banner_lock = threading.Lock()
 _banner_shown = False
 
@@ -91,6 +94,9 @@ def solve_highs(model: MilpModel, *, time_limit_s: float, relative_gap: float, w
     h.setOptionValue("output_flag", False)
     h.setOptionValue("time_limit", max(0.01, float(time_limit_s)))
     h.setOptionValue("mip_rel_gap", float(relative_gap))
+    # The default absolute gap (1e-6) would end the search early on small objectives: the
+    # relative gap asked for is the stopping rule.
+    h.setOptionValue("mip_abs_gap", ABSOLUTE_GAP)
     h.setOptionValue("random_seed", int(seed))
     if not presolve:
         h.setOptionValue("presolve", "off")

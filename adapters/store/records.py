@@ -1,0 +1,123 @@
+"""Plain records of the plan store (no SQL here): what a stored plan is, and how to ask for some.
+
+Every datetime is timezone-aware; the store hands them back in UTC. ``request`` and ``response``
+are the protobuf JSON mappings of OptimizeRequest / OptimizeResponse (``MessageToDict``), and
+``forecasts`` / ``provenance`` lists of JSON objects: all four are stored as JSON, so they must be
+JSON values (str, int, float except NaN/inf, bool, None, list, dict with str keys) — put times in
+them as ISO 8601 strings (:func:`forecast_snapshot` does this for a forecast series).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["ActualSeries", "JobRow", "PlanFilter", "PlanRecord", "forecast_snapshot"]
+
+
+@dataclass
+class JobRow:
+    """One job of a stored plan: where and when it runs, and what it costs."""
+
+    job_id: str
+    team: str
+    site_id: str
+    start: datetime
+    end: datetime
+    energy_kwh: float
+    grid_energy_kwh: float
+    emissions_kg: float
+    baseline_emissions_kg: float
+
+
+@dataclass
+class PlanRecord:
+    """A stored plan: the request, the response, the forecasts it used, and a few indexed facts.
+
+    ``source`` says who made it ("grpc", "cli", "nightly", ...), ``status`` is the solve status
+    ("OPTIMAL", "FEASIBLE", "INFEASIBLE", ...). ``run_key`` (date + input hash) makes nightly runs
+    idempotent: a second plan with the same key is not stored. Records listed without payloads
+    (``PlanStore.list(..., full=False)``) have empty ``request``, ``response`` and ``forecasts``.
+    """
+
+    plan_id: str
+    created_at: datetime
+    source: str
+    status: str
+    horizon_start: datetime
+    horizon_end: datetime
+    request: dict[str, Any]
+    response: dict[str, Any]
+    forecasts: list[dict[str, Any]]
+    provenance: list[dict[str, Any]]
+    emissions_kg: float
+    baseline_emissions_kg: float
+    energy_kwh: float
+    run_key: str | None = None
+    jobs: list[JobRow] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PlanFilter:
+    """Which plans to list; every criterion that is set must hold.
+
+    ``start``/``end``: plans whose horizon overlaps ``[start, end)`` (either may be open);
+    ``team`` / ``site``: plans with at least one job of that team / at that site;
+    ``status``: plans with that status.
+    """
+
+    start: datetime | None = None
+    end: datetime | None = None
+    team: str | None = None
+    site: str | None = None
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class ActualSeries:
+    """Observed carbon intensity (gCO2e/kWh) of a region: one value per slot from ``start``.
+
+    NaN values are gaps: they are not stored (and do not overwrite a stored value).
+    """
+
+    region: str
+    start: datetime
+    slot_minutes: int
+    carbon_intensity: list[float]
+    provider: str
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"datetime {moment!r} must be timezone-aware")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _floats(values: Any) -> list[float | None]:
+    return [None if math.isnan(float(v)) else float(v) for v in values]
+
+
+def forecast_snapshot(forecast: Any) -> dict[str, Any]:
+    """The JSON snapshot of a :class:`forecasting.series.Forecast` kept with a plan.
+
+    Keys: region, start, slot_minutes, carbon_intensity, p10, p90, price_per_mwh, provider,
+    issued_at, stale, fallback, detail; times as ISO 8601 UTC strings ("...Z"), NaN as null.
+    """
+    return {
+        "region": forecast.region,
+        "start": _iso(forecast.start),
+        "slot_minutes": int(forecast.slot_minutes),
+        "carbon_intensity": _floats(forecast.carbon_intensity),
+        "p10": _floats(forecast.carbon_intensity_p10),
+        "p90": _floats(forecast.carbon_intensity_p90),
+        "price_per_mwh": _floats(forecast.price_per_mwh),
+        "provider": forecast.provider,
+        "issued_at": _iso(forecast.issued_at),
+        "stale": bool(forecast.stale),
+        "fallback": bool(forecast.fallback),
+        "detail": getattr(forecast, "detail", ""),
+    }
