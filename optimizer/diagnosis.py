@@ -12,13 +12,45 @@ from optimizer.problem import Problem
 
 
 def alone_infeasible(problem: Problem) -> dict[int, str]:
-    """Jobs that fit at none of their allowed sites even with every other job removed."""
-    empty = greedy._State.empty(problem)
+    """Jobs that fit at none of their allowed sites even with every other job removed.
+
+    A quick sufficient test comes first — some allowed site has the job's GPUs free for
+    `duration` consecutive slots in its window and its power under the cap (a contiguous run
+    is valid for interruptible jobs too); only jobs failing it get the exact check."""
     reasons: dict[int, str] = {}
+    window_min: dict[int, np.ndarray] = {}
+    empty = None
     for j in range(problem.n_jobs):
+        d = int(problem.duration_slots[j])
+        if d not in window_min:
+            window_min[d] = _sliding_min(problem.gpu_capacity, d)
+        if _fits_somewhere(problem, j, window_min[d]):
+            continue
+        if empty is None:
+            empty = greedy._State.empty(problem)
         if greedy.best_placement(problem, empty, j) is None:
             reasons[j] = _alone_reason(problem, j)
     return reasons
+
+
+def _sliding_min(capacity: np.ndarray, d: int) -> np.ndarray:
+    """[S, T - d + 1]: the smallest capacity over each run of d slots."""
+    if d > capacity.shape[1]:
+        return np.zeros((capacity.shape[0], 0))
+    return np.lib.stride_tricks.sliding_window_view(capacity, d, axis=1).min(axis=2)
+
+
+def _fits_somewhere(problem: Problem, j: int, window_min: np.ndarray) -> bool:
+    lo = int(problem.first_slot[j])
+    hi = int(problem.last_slot[j]) - int(problem.duration_slots[j]) + 1
+    if hi <= lo:
+        return False
+    for s in problem.allowed_sites[j]:
+        if problem.facility_kw(j, s) > problem.power_cap_kw[s] + 1e-9:
+            continue
+        if (window_min[s, lo:hi] >= problem.gpus[j]).any():
+            return True
+    return False
 
 
 def _alone_reason(problem: Problem, j: int) -> str:

@@ -229,16 +229,24 @@ def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
     deadline = time.monotonic() + time_budget_s
     best, best_key = None, None
     orders = job_orders(problem, seed)
-    while orders and (best is None or time.monotonic() < deadline):
+    restarts, restart_queued = 0, False
+    # Past the budget, only a queued restart for left-out jobs still runs (at most 3).
+    while orders and (best is None or time.monotonic() < deadline or restart_queued):
         order = orders.pop(0)
+        restart_queued = False
         plan = construct(problem, order, jobs)
         if best is None and on_first_plan is not None:
             on_first_plan(plan)
-        if plan.unscheduled and len(orders) < 8:
+        if plan.unscheduled and restarts < 3:
+            # Restart at once with the jobs that found no room placed first.
+            restarts += 1
+            restart_queued = True
             failed = [j for j in order if j in plan.unscheduled]
-            orders.append(failed + [j for j in order if j not in plan.unscheduled])
+            orders.insert(0, failed + [j for j in order if j not in plan.unscheduled])
         key = (len(plan.unscheduled), figures(problem, plan).totals.objective(problem))
         if best_key is None or key < best_key:
             best, best_key = plan, key
+        if best_key[0] == 0:
+            restart_queued = False
     assert best is not None
     return improve(problem, best, deadline)

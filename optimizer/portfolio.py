@@ -68,16 +68,28 @@ def improve_plan(problem: Problem, jobs: list[int], plan: Plan, backend: Backend
                  emit: Callable[..., None]) -> Improvement:
     """Improve `plan` (every job in `jobs` placed) until `deadline`; see the module docstring.
     `run_exact(deadline, stop_flag)` solves the whole model with the chosen backend."""
-    objective = figures(problem, plan).totals.objective(problem)
     remaining = deadline - time.monotonic()
-    lag = lagrangian_bound(restricted(problem, jobs), objective,
-                           time_budget_s=max(0.05, min(2.0, 0.15 * remaining)))
-    bound_note = (f"bound: Lagrangian relaxation ({lag.iterations} subgradient steps, "
-                  "converges to the LP relaxation)" if lag.valid else "bound: none valid")
     columns = estimate_columns(problem, jobs)
-    if columns <= EXACT_ALONE_MAX_COLUMNS or len(jobs) < 20:
-        result, exact_plan = run_exact(deadline, stop_flag)
-        return _pick(problem, plan, exact_plan, result, lag.bound, bound_note)
+    small = columns <= EXACT_ALONE_MAX_COLUMNS or len(jobs) < 20
+    # Time kept at the end for the Lagrangian bound (larger models need more steps).
+    bound_budget = max(0.05, min(0.5 if small else 20.0, (0.05 if small else 0.2) * remaining))
+    work_deadline = deadline - bound_budget
+
+    def bound_of(best_plan: Plan) -> tuple[float, str]:
+        objective = figures(problem, best_plan).totals.objective(problem)
+        lag = lagrangian_bound(restricted(problem, jobs), objective,
+                               time_budget_s=max(0.05, deadline - time.monotonic()))
+        note = (f"bound: Lagrangian relaxation ({lag.iterations} subgradient steps, "
+                "converges to the LP relaxation)" if lag.valid else "bound: none valid")
+        return lag.bound, note
+
+    if small:
+        result, exact_plan = run_exact(work_deadline, stop_flag)
+        if result.status == "optimal":
+            return _pick(problem, plan, exact_plan, result, -math.inf, "")
+        chosen = _pick(problem, plan, exact_plan, result, -math.inf, "")
+        lag_bound, note = bound_of(chosen.plan)
+        return _pick(problem, plan, exact_plan, result, lag_bound, note)
     lns_stop = threading.Event()
 
     def stop_lns() -> bool:
@@ -87,30 +99,32 @@ def improve_plan(problem: Problem, jobs: list[int], plan: Plan, backend: Backend
     worker = None
     if columns <= EXACT_PORTFOLIO_MAX_COLUMNS:
         def exact_run() -> None:
-            exact["result"], exact["plan"] = run_exact(deadline, stop_flag)
+            exact["result"], exact["plan"] = run_exact(work_deadline, stop_flag)
             if exact["result"].status == "optimal":
                 lns_stop.set()
         worker = threading.Thread(target=exact_run, daemon=True)
         worker.start()
-    best = {"objective": objective}
+    best = {"objective": figures(problem, plan).totals.objective(problem)}
 
     def on_improve(new_plan: Plan, _: float) -> None:
         value = figures(problem, new_plan).totals.objective(problem)
         if value < best["objective"]:
             best["objective"] = value
-            emit("incumbent", objective=value,
-                 best_bound=lag.bound if math.isfinite(lag.bound) else None)
+            emit("incumbent", objective=value, best_bound=None)
 
     lns_plan, stats = large_neighbourhood_search(
-        problem, plan, deadline, lns_sub_solver(backend), seed=problem.options.random_seed,
+        problem, plan, work_deadline, lns_sub_solver(backend), seed=problem.options.random_seed,
         parallel=1 if worker else 2, on_improve=on_improve, stop_flag=stop_lns)
     if worker is not None:
         worker.join()
     note = stats.summary()
     if worker is None:
-        return Improvement(lns_plan, False, lag.bound, f"{note}; {bound_note}")
+        lag_bound, bound_note = bound_of(lns_plan)
+        return Improvement(lns_plan, False, lag_bound, f"{note}; {bound_note}")
     result, exact_plan = exact["result"], exact["plan"]
-    chosen = _pick(problem, lns_plan, exact_plan, result, lag.bound, bound_note)
+    chosen = _pick(problem, lns_plan, exact_plan, result, -math.inf, "")
+    lag_bound, bound_note = bound_of(chosen.plan)
+    chosen = _pick(problem, lns_plan, exact_plan, result, lag_bound, bound_note)
     chosen.detail = f"portfolio: {chosen.detail}; {note}"
     return chosen
 

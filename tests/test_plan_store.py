@@ -544,6 +544,10 @@ def test_redact_url():
     assert redact_url("postgresql://db/x?user=a&password=s3cr3t") == (
         "postgresql://db/x?user=a&password=***")
     assert redact_url("sqlite:////tmp/x.sqlite") == "sqlite:////tmp/x.sqlite"
+    # An unescaped "@" or "/" in the password does not leak its tail.
+    assert redact_url("postgresql://gs:p@ss/w@db/x") == "postgresql://gs:***@db/x"
+    assert redact_url("postgresql://db:5432/x?application_name=a@b") == (
+        "postgresql://db:5432/x?application_name=a@b")
 
 
 def _closed_port() -> int:

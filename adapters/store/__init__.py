@@ -1,18 +1,14 @@
 """The plan store: plans with their request, response, forecasts and provenance, in SQL.
 
-``records`` holds the plain dataclasses (no SQLAlchemy); ``plan_store`` the store itself, which
-imports SQLAlchemy when this package is imported — import it from the composition root only.
+``records`` holds the plain dataclasses (no SQLAlchemy); ``plan_store`` the store itself. The
+store's names are imported on first use, so that ``from adapters.store import PlanRecord`` does
+not import SQLAlchemy.
 """
 
-from adapters.store.plan_store import (
-    MAX_PAGE_SIZE,
-    DuplicatePlanError,
-    PlanStore,
-    StoreError,
-    default_data_dir,
-    default_url,
-    redact_url,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from adapters.store.records import (
     ActualSeries,
     JobRow,
@@ -20,6 +16,17 @@ from adapters.store.records import (
     PlanRecord,
     forecast_snapshot,
 )
+
+if TYPE_CHECKING:
+    from adapters.store.plan_store import (
+        MAX_PAGE_SIZE,
+        DuplicatePlanError,
+        PlanStore,
+        StoreError,
+        default_data_dir,
+        default_url,
+        redact_url,
+    )
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -35,3 +42,14 @@ __all__ = [
     "forecast_snapshot",
     "redact_url",
 ]
+
+_LAZY = {"MAX_PAGE_SIZE", "DuplicatePlanError", "PlanStore", "StoreError", "default_data_dir",
+         "default_url", "redact_url"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from adapters.store import plan_store
+
+        return getattr(plan_store, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -98,7 +98,9 @@ def default_url() -> str:
     return f"sqlite:///{(default_data_dir() / 'gridshift.sqlite').resolve()}"
 
 
-_USERINFO = re.compile(r"(?P<head>://[^:/?#@]*):(?P<password>[^@/?#]*)@")
+# The password runs to the last "@" before any query: an unescaped "@" or "/" in it is
+# redacted too.
+_USERINFO = re.compile(r"(?P<head>://[^:/?#@]*):(?P<password>[^?#]*)@")
 _QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)[^&#]*", re.IGNORECASE)
 
 
@@ -118,7 +120,8 @@ def _secrets(url: str) -> list[str]:
         password = None
     if password:
         found.append(str(password))
-    return found
+    # Scrubbing a very short password from messages would garble them more than it protects.
+    return sorted({secret for secret in found if len(secret) >= 4}, key=len, reverse=True)
 
 
 def _reason(exc: BaseException) -> str:
@@ -271,11 +274,10 @@ class PlanStore:
         self._engine = self._create_engine(raw, connect_timeout_s)
         self.dialect: str = self._engine.dialect.name
         try:
+            with self._guard("connect"), self._engine.connect():
+                pass
             if migrate:
                 self.upgrade("head")
-            else:
-                with self._guard("connect to"), self._engine.connect():
-                    pass
         except BaseException:
             self._engine.dispose()
             raise
@@ -302,7 +304,7 @@ class PlanStore:
             raise self._error(f"bad plan store URL {self._display!r}: {exc}") from None
         if url.drivername in ("postgresql", "postgres"):
             url = url.set(drivername="postgresql+psycopg")
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        kwargs: dict[str, Any] = {}
         backend = url.get_backend_name()
         if backend == "sqlite":
             database = url.database or ""
@@ -314,8 +316,11 @@ class PlanStore:
                         f"cannot create the folder of the plan store {self._display!r}: {exc}"
                     ) from None
             kwargs["connect_args"] = {"timeout": 30.0}
-        elif backend == "postgresql" and "connect_timeout" not in url.query:
-            kwargs["connect_args"] = {"connect_timeout": max(1, round(connect_timeout_s))}
+        elif backend == "postgresql":
+            # A server restart must not break the next call: test pooled connections first.
+            kwargs["pool_pre_ping"] = True
+            if "connect_timeout" not in url.query:
+                kwargs["connect_args"] = {"connect_timeout": max(1, round(connect_timeout_s))}
         try:
             engine = create_engine(url, **kwargs)
         except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError) as exc:
