@@ -84,8 +84,9 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
 
     def __init__(self, prepare: PrepareFn, settings: ServerSettings,
                  forecasts: Any = None, solve_fn: Callable[..., SolveResult] = solve,
-                 scorer: Any = None) -> None:
+                 scorer: Any = None, plans: Any = None) -> None:
         self._prepare = prepare
+        self._plans = plans
         self._solve_fn = solve_fn
         self._scorer = scorer
         self._forecasts = forecasts
@@ -94,7 +95,14 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
 
     def Optimize(self, request: pb.OptimizeRequest, context: grpc.ServicerContext):
         result = self._solve(request, context, on_progress=None)
-        return to_response(result)
+        return self._planned(request, result)
+
+    def _planned(self, request: pb.OptimizeRequest, result: SolveResult) -> pb.OptimizeResponse:
+        """The response, stored with its request when a plan store is configured."""
+        response = to_response(result)
+        if self._plans is not None:
+            self._plans.save(result, response, request_to_dict(request), "grpc")
+        return response
 
     def StreamOptimize(self, request: pb.OptimizeRequest, context: grpc.ServicerContext):
         events: queue.Queue = queue.Queue()
@@ -116,7 +124,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
         worker.join()
         if "error" in outcome:
             raise outcome["error"]
-        yield scheduler_pb2.OptimizeEvent(result=to_response(outcome["result"]))
+        yield scheduler_pb2.OptimizeEvent(result=self._planned(request, outcome["result"]))
 
     def _queries(self, context: grpc.ServicerContext) -> Any:
         if self._forecasts is None:
@@ -134,6 +142,23 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
             list(request.regions), request.duration_minutes,
             timestamp_or_none(request, "window_start"), timestamp_or_none(request, "window_end"))
         return best_window_response(result)
+
+    def _store(self, context: grpc.ServicerContext) -> Any:
+        if self._plans is None:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "no plan store is configured")
+        return self._plans
+
+    def GetPlan(self, request, context: grpc.ServicerContext):
+        found = self._store(context).get(request.plan_id)
+        if found is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no plan {request.plan_id!r}")
+        return found
+
+    def ListPlans(self, request, context: grpc.ServicerContext):
+        return self._store(context).list(request)
+
+    def GetCarbonReport(self, request, context: grpc.ServicerContext):
+        return self._store(context).report(request)
 
     def ScoreSchedules(self, request, context: grpc.ServicerContext):
         if self._scorer is None:
@@ -190,7 +215,7 @@ class RunningServer:
 
 def start_server(prepare: PrepareFn, settings: ServerSettings, forecasts: Any = None,
                  solve_fn: Callable[..., SolveResult] = solve,
-                 scorer: Any = None) -> RunningServer:
+                 scorer: Any = None, plans: Any = None) -> RunningServer:
     """Build, bind and start the server (port 0 picks a free port)."""
     options = [("grpc.max_receive_message_length", settings.max_message_bytes),
                ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -200,7 +225,7 @@ def start_server(prepare: PrepareFn, settings: ServerSettings, forecasts: Any = 
                          interceptors=[ErrorMappingInterceptor()], options=options,
                          maximum_concurrent_rpcs=threads * 4)
     scheduler_pb2_grpc.add_SchedulerServicer_to_server(
-        SchedulerServicer(prepare, settings, forecasts, solve_fn, scorer), server)
+        SchedulerServicer(prepare, settings, forecasts, solve_fn, scorer, plans), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

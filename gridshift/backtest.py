@@ -93,24 +93,23 @@ check's: ``emissions_kg``, ``energy_kwh``, waits. ``savings_kg = run-now - polic
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from forecasting.best_window import find_best_window
 from forecasting.series import Forecast
-from forecasting.uncertainty import DEFAULT as FORECAST_ERROR_MODEL
-from forecasting.uncertainty import scenarios
+from forecasting.uncertainty import DEFAULT, SEASONAL_EXTENSION_MODEL, ErrorModel, scenarios
 from gridshift.planning import prepare
 from optimizer.accounting import figures
 from optimizer.baseline import fifo_baseline
@@ -139,6 +138,11 @@ DEFAULT_TRACE_WEEK = date(2017, 10, 23)
 MIN_DURATION_S, MAX_DURATION_S = 30 * 60, 24 * 3600
 SLOT_MINUTES = 60
 SITE_ID = "site"
+#: Decision-time forecast error models: the calibrated average-intensity model (the default),
+#: the seasonal-extension model backtested on these very series, or none (perfect forecasts).
+FORECAST_MODELS: dict[str, ErrorModel | None] = {
+    "average-ci": DEFAULT, "seasonal-extension": SEASONAL_EXTENSION_MODEL, "perfect": None,
+}
 
 
 class BacktestError(RuntimeError):
@@ -164,6 +168,7 @@ class BacktestConfig:
     trace_start: date | None = None
     max_jobs: int | None = None
     capacity_gpus: int | None = None
+    forecast_model: str = "average-ci"
 
     @property
     def pf_limit_s(self) -> float:
@@ -330,12 +335,14 @@ class _Context:
 
     def forecast(self, k: int, start_h: int) -> np.ndarray:
         """The forecast issued at decision ``k`` (hour ``start_h``) for [start_h, total_h)."""
+        model = FORECAST_MODELS[self.cfg.forecast_model]
+        if model is None:
+            return self.actual[start_h:]
         if k not in self._forecasts:
-            values = self.actual[start_h:]
             self._forecasts[k] = scenarios(
-                values, issued_at=self.time(start_h), start=self.time(start_h),
+                self.actual[start_h:], issued_at=self.time(start_h), start=self.time(start_h),
                 step_minutes=SLOT_MINUTES, n=1, seed=self.cfg.seed * 100_000 + k,
-                model=FORECAST_ERROR_MODEL)[0]
+                model=model)[0]
         return self._forecasts[k]
 
 
@@ -698,7 +705,8 @@ def run_backtest(region: str, start: date | None = None, days: int = 7, *,
                  data_dir: Path | str | None = None, pf_time_limit_s: float | None = None,
                  decision_hours: int = 6, max_shift_h: float = 8.0, utilisation: float = 0.9,
                  max_jobs: int | None = None, capacity_gpus: int | None = None,
-                 trace_start: date | None = None, policies: tuple[str, ...] = POLICIES,
+                 trace_start: date | None = None, forecast_model: str = "average-ci",
+                 policies: tuple[str, ...] = POLICIES,
                  on_window: Callable[[str], None] | None = None) -> BacktestResult:
     """Replay ``days`` of the trace from ``start`` (default: :func:`default_start`) in
     ``region`` and compare ``policies`` (see the module docstring). ``on_window(policy)`` is
@@ -707,7 +715,8 @@ def run_backtest(region: str, start: date | None = None, days: int = 7, *,
     start = _to_year(start, SERIES_YEAR[region]) if start else default_start(region)
     cfg = BacktestConfig(region, start, days, slack_h, time_limit_s, pf_time_limit_s, seed,
                          decision_hours, max_shift_h, utilisation, trace_start=trace_start,
-                         max_jobs=max_jobs, capacity_gpus=capacity_gpus)
+                         max_jobs=max_jobs, capacity_gpus=capacity_gpus,
+                         forecast_model=forecast_model)
     _validate(cfg, policies)
     ctx, week = _context(cfg, Path(data_dir) if data_dir else shared_data_dir())
     runs = {p: _run_now(ctx) if p == REFERENCE_POLICY else _run_windowed(ctx, p, on_window)
@@ -729,6 +738,9 @@ def _validate(cfg: BacktestConfig, policies: tuple[str, ...]) -> None:
     if cfg.days < 1 or cfg.decision_hours < 1 or cfg.slack_h < 0 or cfg.time_limit_s <= 0:
         raise ValueError("days and decision_hours must be >= 1, slack_h >= 0, "
                          "time_limit_s > 0")
+    if cfg.forecast_model not in FORECAST_MODELS or cfg.utilisation <= 0:
+        raise ValueError(f"forecast_model must be one of {', '.join(FORECAST_MODELS)} and "
+                         f"utilisation > 0; got {cfg.forecast_model!r}, {cfg.utilisation}")
 
 
 def _table(ctx: _Context, runs: dict[str, _PolicyRun],
@@ -741,7 +753,7 @@ def _table(ctx: _Context, runs: dict[str, _PolicyRun],
         walls = [w["wall_s"] for w in runs[policy].windows]
         savings = reference - ev.check.emissions_kg
         rows.append({
-            "policy": policy, "emissions_kg": ev.check.emissions_kg,
+            "region": ctx.cfg.region, "policy": policy, "emissions_kg": ev.check.emissions_kg,
             "energy_kwh": ev.check.energy_kwh, "savings_kg": savings,
             "savings_pct": 100.0 * savings / reference if reference else math.nan,
             "share_of_pf_pct": (100.0 * savings / pf_savings if pf_savings > 0 else math.nan),
@@ -766,57 +778,68 @@ def _starts(ctx: _Context, runs: dict[str, _PolicyRun]) -> pd.DataFrame:
 
 # --- Outputs --------------------------------------------------------------------------------
 
+_FORMATS = {"emissions_kg": "{:,.1f}", "energy_kwh": "{:,.0f}", "savings_kg": "{:,.1f}",
+            "savings_pct": "{:.2f}", "share_of_pf_pct": "{:.1f}", "late_jobs": "{:d}",
+            "mean_wait_h": "{:.2f}", "windows": "{:d}", "wall_s_per_window_mean": "{:.3f}",
+            "wall_s_per_window_max": "{:.3f}"}
+
+
+def _formatted(result: BacktestResult) -> pd.DataFrame:
+    """The table as strings (region column dropped; NaN shown as '-')."""
+    frame = result.table.drop(columns=["region"])
+    for name, fmt in _FORMATS.items():
+        frame[name] = ["-" if pd.isna(v) else fmt.format(v) for v in frame[name]]
+    return frame
+
 
 def format_table(result: BacktestResult) -> str:
     """The comparison table as aligned text (for terminals)."""
-    frame = result.table.copy()
-    columns = {"emissions_kg": "{:,.0f}", "energy_kwh": "{:,.0f}", "savings_kg": "{:,.0f}",
-               "savings_pct": "{:.2f}", "share_of_pf_pct": "{:.1f}", "mean_wait_h": "{:.2f}",
-               "wall_s_per_window_mean": "{:.2f}", "wall_s_per_window_max": "{:.2f}"}
-    for name, fmt in columns.items():
-        frame[name] = [("-" if pd.isna(v) else fmt.format(v)) for v in frame[name]]
-    return frame.to_string(index=False)
+    return _formatted(result).to_string(index=False)
 
 
 def describe(result: BacktestResult) -> str:
     """One line of what was replayed."""
     cfg = result.config
-    return (f"{cfg.region}: {cfg.days} day(s) from {cfg.start} (trace week {result.trace_start}),"
-            f" {len(result.jobs)} jobs, capacity {result.capacity_gpus} GPUs, slack "
-            f"{cfg.slack_h:g} h, decisions every {cfg.decision_hours} h, time limit "
-            f"{cfg.time_limit_s:g} s (perfect foresight {cfg.pf_limit_s:g} s), seed {cfg.seed}")
+    return (f"{cfg.region}: {cfg.days} day(s) from {cfg.start} (trace {result.trace_start}), "
+            f"{len(result.jobs)} jobs, capacity {result.capacity_gpus} GPUs, slack "
+            f"{cfg.slack_h:g} h, decisions every {cfg.decision_hours} h, forecast error "
+            f"{cfg.forecast_model}, time limit {cfg.time_limit_s:g} s per window (perfect "
+            f"foresight {cfg.pf_limit_s:g} s), seed {cfg.seed}")
 
 
 def _markdown(result: BacktestResult) -> str:
-    lines = [f"# Backtest {result.config.region}", "", describe(result), "",
-             "Savings against run-now; share = savings / perfect-foresight savings; every "
-             f"schedule passed the independent checker ({result.checks_passed} checks).", ""]
-    text_rows = [r.split() for r in format_table(result).splitlines()]
-    lines.append("| " + " | ".join(text_rows[0]) + " |")
-    lines.append("|" + "---|" * len(text_rows[0]))
-    lines += ["| " + " | ".join(row) + " |" for row in text_rows[1:]]
+    frame = _formatted(result)
+    lines = [f"# Backtest {result.config.region}", "", describe(result) + ".", "",
+             "Emissions with the actual intensity; savings against run-now; share = savings / "
+             "perfect-foresight savings. Every schedule passed the independent checker "
+             f"({result.checks_passed} checks).", "",
+             "| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines) + "\n"
 
 
 def _chart(result: BacktestResult, path: Path) -> None:
+    """Cumulative actual emissions per policy (left) and savings vs run-now (right)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(12, 4.8), layout="constrained")
     FigureCanvasAgg(fig)
     left, right = fig.subplots(1, 2, width_ratios=[2, 1])
-    cumulative = result.hourly_kg.cumsum() / 1000.0
-    last = int(np.flatnonzero(result.hourly_kg.to_numpy().sum(axis=1) > 0).max()) + 1
+    hourly = result.hourly_kg
+    last = int(np.flatnonzero(hourly.to_numpy().sum(axis=1) > 0).max()) + 1
+    cumulative = hourly.iloc[:last].cumsum() / 1000.0
     for policy in cumulative.columns:
-        left.plot(cumulative.index[:last], cumulative[policy].iloc[:last], label=policy)
+        left.plot(cumulative.index, cumulative[policy], label=policy)
     left.set_ylabel("cumulative emissions (t CO2e)")
     left.set_title(f"{result.config.region}: emissions over the replay (actual intensity)")
     left.legend(loc="upper left", fontsize="small")
     left.tick_params(axis="x", labelrotation=30)
     table = result.table[result.table["policy"] != REFERENCE_POLICY]
     bars = right.bar(table["policy"], table["savings_pct"], color="tab:green")
-    labels = [("" if pd.isna(s) else f"{s:.0f}% of PF") for s in table["share_of_pf_pct"]]
-    right.bar_label(bars, labels=labels, fontsize="small")
+    right.bar_label(bars, labels=["" if pd.isna(s) else f"{s:.0f}% of PF"
+                                  for s in table["share_of_pf_pct"]], fontsize="small")
+    right.axhline(0.0, color="black", linewidth=0.8)
     right.set_ylabel("savings vs run-now (%)")
     right.set_title("savings")
     right.tick_params(axis="x", labelrotation=30)
@@ -828,7 +851,7 @@ def write_outputs(result: BacktestResult, out_dir: Path | str) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"backtest-{result.config.region}-{result.config.start.isoformat()}"
-    csv, md, png = (stem.with_suffix(s) for s in (".csv", ".md", ".png"))
+    csv, md, png = (stem.with_name(stem.name + s) for s in (".csv", ".md", ".png"))
     result.table.to_csv(csv, index=False)
     md.write_text(_markdown(result), encoding="utf-8")
     _chart(result, png)
@@ -841,68 +864,80 @@ def write_outputs(result: BacktestResult, out_dir: Path | str) -> list[Path]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `gridshift backtest` options."""
     parser.add_argument("--region", action="append", metavar="REGION",
-                        help="region (repeatable; default US-CAL-CISO and DE); "
-                             f"one of {', '.join(SERIES_YEAR)} or its short name")
+                        help="region (repeatable; default US-CAL-CISO and DE): "
+                             f"{', '.join(SERIES_YEAR)} or the short name (CISO, ERCO, ...)")
     parser.add_argument("--start", type=date.fromisoformat, metavar="YYYY-MM-DD",
-                        help="first day (moved by whole weeks into each series' year; default "
-                             "the week of 2022-10-24 / 2020-10-26)")
+                        help="first day, moved by whole weeks into each series' year "
+                             "(default 2022-10-24 for EIA regions, 2020-10-26 for DE)")
     parser.add_argument("--days", type=int, default=7, help="days of the trace (default 7)")
     parser.add_argument("--slack-hours", type=float, default=12.0,
                         help="deadline = arrival + duration + slack (default 12)")
     parser.add_argument("--time-limit", type=float, default=5.0, metavar="S",
-                        help="solver time limit per window in seconds (default 5; perfect "
+                        help="solver time limit per window, seconds (default 5; perfect "
                              "foresight gets twice as long)")
     parser.add_argument("--seed", type=int, default=0, help="forecast-error and solver seed")
+    parser.add_argument("--decision-hours", type=int, default=6,
+                        help="hours between planning decisions (default 6)")
+    parser.add_argument("--forecast-model", choices=tuple(FORECAST_MODELS),
+                        default="average-ci", help="decision-time forecast error model")
+    parser.add_argument("--utilisation", type=float, default=0.9,
+                        help="run-now peak demand / capacity (default 0.9)")
     parser.add_argument("-o", "--output-dir", default="backtest",
-                        help="where the table (CSV, Markdown) and chart go (default ./backtest)")
+                        help="where the tables (CSV, Markdown) and charts go (default ./backtest)")
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run the backtest per region, print the tables, write the outputs. Exit 0, or 2 when
-    the data is missing or the options are invalid."""
+    """Run the backtest per region, print the tables and write the outputs. Exit codes: 0 done,
+    2 invalid options or data missing, 1 a schedule failed the checker."""
     data_dir = shared_data_dir()
     if not (data_dir / "philly-adaptdl" / "philly.csv").exists():
-        print(f"gridshift backtest: trace and carbon series not found under {data_dir} "
+        print(f"gridshift backtest: the trace and carbon series are not under {data_dir} "
               "(set GRIDSHIFT_SHARED_DATA)", file=sys.stderr)
         return 2
     try:
-        regions = [canonical_region(r) for r in (args.region or ["US-CAL-CISO", "DE"])]
-    except ValueError as exc:
+        for region in [canonical_region(r) for r in (args.region or ["US-CAL-CISO", "DE"])]:
+            _main_region(args, region, data_dir)
+    except (ValueError, OSError) as exc:
         print(f"gridshift backtest: {exc}", file=sys.stderr)
         return 2
-    for region in regions:
-        with _progress(region, args.days) as tick:
-            result = run_backtest(region, args.start, args.days, slack_h=args.slack_hours,
-                                  time_limit_s=args.time_limit, seed=args.seed,
-                                  data_dir=data_dir, on_window=tick)
-        print(describe(result))
-        print(format_table(result))
-        for path in write_outputs(result, args.output_dir):
-            print(f"wrote {path}")
-        print()
+    except BacktestError as exc:
+        print(f"gridshift backtest: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
-class _progress:
-    """A tqdm bar over decision windows on a terminal; nothing otherwise."""
+def _main_region(args: argparse.Namespace, region: str, data_dir: Path) -> None:
+    options = {"decision_hours": getattr(args, "decision_hours", 6),
+               "forecast_model": getattr(args, "forecast_model", "average-ci"),
+               "utilisation": getattr(args, "utilisation", 0.9)}
+    estimate = (len(POLICIES) - 1) * (args.days * 24 + 48) // options["decision_hours"]
+    with _progress_bar(region, estimate) as tick:
+        result = run_backtest(region, args.start, args.days, slack_h=args.slack_hours,
+                              time_limit_s=args.time_limit, seed=args.seed,
+                              data_dir=data_dir, on_window=tick, **options)
+    print(describe(result))
+    print(format_table(result))
+    for path in write_outputs(result, args.output_dir):
+        print(f"wrote {path}")
+    print()
 
-    def __init__(self, region: str, days: int) -> None:
-        self.region, self.total = region, (len(POLICIES) - 1) * (days * 4 + 8)
-        self.bar: Any = None
 
-    def __enter__(self) -> Callable[[str], None]:
-        if sys.stderr.isatty():
-            from tqdm import tqdm
+@contextlib.contextmanager
+def _progress_bar(region: str, total: int) -> Iterator[Callable[[str], None]]:
+    """A tqdm bar over decision windows when stderr is a terminal; silent otherwise."""
+    if not sys.stderr.isatty():
+        yield lambda policy: None
+        return
+    from tqdm import tqdm
 
-            self.bar = tqdm(total=self.total, desc=f"backtest {self.region}", unit="window",
-                            file=sys.stderr, leave=False)
-        return self.tick
+    bar = tqdm(total=total, desc=f"backtest {region}", unit="window", file=sys.stderr,
+               leave=False)
 
-    def tick(self, policy: str) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix_str(policy)
-            self.bar.update(1)
+    def tick(policy: str) -> None:
+        bar.set_postfix_str(policy, refresh=False)
+        bar.update(1)
 
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.close()
+    try:
+        yield tick
+    finally:
+        bar.close()

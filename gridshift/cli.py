@@ -20,7 +20,7 @@ BACKENDS = ("auto", "highs", "cpsat", "greedy")
 log = logging.getLogger("gridshift")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gridshift", description="Energy-aware scheduling optimizer for AI compute.",
         epilog="Exit codes: 0 plan found, 2 invalid input, 3 infeasible, 1 internal error.")
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="solve remotely on a `gridshift serve` instance instead of in-process")
     p.add_argument("--timeout", type=float, metavar="S",
                    help="with --server: the call's deadline in seconds")
+    p.add_argument("--no-store", action="store_true", help="do not keep the plan in the store")
     d = sub.add_parser("demo", help="plan a realistic day of AI jobs on embedded data")
     _add_solver_flags(d)
     d.add_argument("-o", "--output", help="also write the OptimizeResponse JSON here")
@@ -74,6 +75,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="NumPy (cpu) or CuPy (gpu); default $GRIDSHIFT_DEVICE, else auto")
     c.add_argument("--format", choices=("table", "json"), default="table")
     c.add_argument("--server", metavar="HOST:PORT", help="score on a running service")
+    from gridshift.plans_cli import add_commands
+
+    add_commands(sub)
+    n = sub.add_parser("nightly", help="nightly batch plan: jobs + sites -> stored plan, outputs")
+    n.add_argument("--jobs", required=True, help="JOBS.csv or JOBS.json")
+    n.add_argument("--sites", required=True, help="SITES.yaml or SITES.json")
+    n.add_argument("--date", help="the night to plan (YYYY-MM-DD, default today UTC)")
+    n.add_argument("--hours", type=int, default=48, help="horizon length (default 48)")
+    n.add_argument("--out-dir", default=".", help="where plan.json, plan.csv, report.html go")
+    n.add_argument("--config", metavar="FILE", help="TOML file with a [forecasts] table")
+    _add_solver_flags(n)
+    b = sub.add_parser("backtest", help="replay a real GPU trace against real carbon series")
+    if "backtest" in (argv if argv is not None else sys.argv[1:]):
+        from gridshift.backtest import add_arguments  # heavy: only when asked for
+
+        add_arguments(b)
     h = sub.add_parser("health", help="check a server's health (exit 0 when SERVING)")
     h.add_argument("--server", default="127.0.0.1:50051", metavar="HOST:PORT")
     h.add_argument("--service", default="", help="service name (default: the whole server)")
@@ -98,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gridshift: ignoring unknown GRIDSHIFT_LOG_LEVEL {level!r}", file=sys.stderr)
         level = "WARNING"
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         if args.command == "plan":
             return _remote_plan(args) if args.server else _plan(args)
@@ -106,6 +123,18 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "health":
             return _health(args)
+        if args.command in ("plans", "report", "actuals"):
+            from gridshift.plans_cli import run
+
+            return run(args)
+        if args.command == "nightly":
+            from gridshift.nightly import run_nightly
+
+            return run_nightly(args)
+        if args.command == "backtest":
+            from gridshift.backtest import main as backtest_main
+
+            return backtest_main(args)
         if args.command == "score":
             from gridshift.score_cli import run_score
 
@@ -175,6 +204,10 @@ def _plan(args: argparse.Namespace) -> int:
         outcome = plan(request, time_limit_s=args.time_limit, backend=args.backend,
                        on_progress=sink)
     _write_response(outcome.response, args.output)
+    if not args.no_store:
+        from gridshift.plans import save
+
+        save(outcome.result, outcome.response, request, "cli")
     if not args.quiet:
         print(summary(outcome.result), file=sys.stderr)
     return EXIT_INFEASIBLE if outcome.result.status == "INFEASIBLE" else EXIT_OK

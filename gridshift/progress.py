@@ -55,3 +55,18 @@ def _log_event(event: dict) -> None:
     if "objective" in event:
         log.info("%s after %.2f s: objective %.3f", event["kind"], event["elapsed_s"],
                  event["objective"])
+
+
+def bar(items, desc: str, unit: str):
+    """Iterate with a progress bar on a terminal, plain log lines otherwise."""
+    items = list(items)
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        return tqdm(items, desc=desc, unit=unit, file=sys.stderr, leave=False)
+
+    def logged():
+        for i, item in enumerate(items, 1):
+            log.info("%s: %d/%d (%s)", desc, i, len(items), item)
+            yield item
+    return logged()

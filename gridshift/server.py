@@ -11,6 +11,7 @@ from adapters.grpc_errors import RequestIdFilter
 from adapters.grpc_service import ServerSettings, start_server
 from gridshift.forecasts import ForecastQueries
 from gridshift.planning import default_forecast_service, prepare
+from gridshift.plans import PlanService
 from gridshift.risk import solve_with_risk
 from gridshift.scoring_service import score_schedules
 
@@ -38,7 +39,7 @@ def serve(settings: ServerSettings) -> int:
     prewarm(min(settings.max_concurrent_solves, 4))
     running = start_server(
         prepare, settings, ForecastQueries(default_forecast_service()), solve_fn=solve_with_risk,
-        scorer=lambda request: score_schedules(request, prepare))
+        scorer=lambda request: score_schedules(request, prepare), plans=PlanService())
     print(f"gridshift serving on {settings.host}:{running.port}", flush=True)
     stop = threading.Event()
 

@@ -206,6 +206,23 @@ def test_duplicate_plan_id_is_refused(store):
     assert store.count() == 1
 
 
+def test_a_failing_save_leaves_nothing_behind(store, monkeypatch):
+    """The plan row and its job rows are one transaction: a job row that fails to insert (here a
+    duplicate position) takes the plan row with it."""
+    real = plan_store_module._job_rows
+
+    def broken(record: PlanRecord) -> list[dict]:
+        rows = real(record)
+        return [*rows, dict(rows[-1])]
+
+    monkeypatch.setattr(plan_store_module, "_job_rows", broken)
+    with pytest.raises(StoreError, match="save a plan"):
+        store.save(make_plan("half", run_key="2026-06-15:half"))
+    monkeypatch.undo()
+    assert store.get("half") is None and store.count() == 0
+    assert store.save(make_plan("whole", run_key="2026-06-15:half")) == "whole"
+
+
 # -- run keys -----------------------------------------------------------------------------------
 
 def test_run_key_is_idempotent(store):

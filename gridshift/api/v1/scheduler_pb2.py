@@ -24,20 +24,21 @@ _sym_db = _symbol_database.Default()
 
 from gridshift.api.v1 import forecast_pb2 as gridshift_dot_api_dot_v1_dot_forecast__pb2
 from gridshift.api.v1 import optimize_pb2 as gridshift_dot_api_dot_v1_dot_optimize__pb2
+from gridshift.api.v1 import plans_pb2 as gridshift_dot_api_dot_v1_dot_plans__pb2
 from gridshift.api.v1 import scoring_pb2 as gridshift_dot_api_dot_v1_dot_scoring__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n gridshift/api/v1/scheduler.proto\x12\x10gridshift.api.v1\x1a\x1fgridshift/api/v1/forecast.proto\x1a\x1fgridshift/api/v1/optimize.proto\x1a\x1egridshift/api/v1/scoring.proto\"\x80\x01\n\x10OptimizeProgress\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tobjective\x18\x02 \x01(\x01\x12\x12\n\nbest_bound\x18\x03 \x01(\x01\x12\x11\n\thas_bound\x18\x04 \x01(\x08\x12\x0b\n\x03gap\x18\x05 \x01(\x01\x12\x17\n\x0f\x65lapsed_seconds\x18\x06 \x01(\x01\"\x86\x01\n\rOptimizeEvent\x12\x36\n\x08progress\x18\x01 \x01(\x0b\x32\".gridshift.api.v1.OptimizeProgressH\x00\x12\x34\n\x06result\x18\x02 \x01(\x0b\x32\".gridshift.api.v1.OptimizeResponseH\x00\x42\x07\n\x05\x65vent2\xdc\x03\n\tScheduler\x12Q\n\x08Optimize\x12!.gridshift.api.v1.OptimizeRequest\x1a\".gridshift.api.v1.OptimizeResponse\x12V\n\x0eStreamOptimize\x12!.gridshift.api.v1.OptimizeRequest\x1a\x1f.gridshift.api.v1.OptimizeEvent0\x01\x12Z\n\x0bGetForecast\x12$.gridshift.api.v1.GetForecastRequest\x1a%.gridshift.api.v1.GetForecastResponse\x12\x63\n\x0e\x46indBestWindow\x12\'.gridshift.api.v1.FindBestWindowRequest\x1a(.gridshift.api.v1.FindBestWindowResponse\x12\x63\n\x0eScoreSchedules\x12\'.gridshift.api.v1.ScoreSchedulesRequest\x1a(.gridshift.api.v1.ScoreSchedulesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n gridshift/api/v1/scheduler.proto\x12\x10gridshift.api.v1\x1a\x1fgridshift/api/v1/forecast.proto\x1a\x1fgridshift/api/v1/optimize.proto\x1a\x1cgridshift/api/v1/plans.proto\x1a\x1egridshift/api/v1/scoring.proto\"\x80\x01\n\x10OptimizeProgress\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tobjective\x18\x02 \x01(\x01\x12\x12\n\nbest_bound\x18\x03 \x01(\x01\x12\x11\n\thas_bound\x18\x04 \x01(\x08\x12\x0b\n\x03gap\x18\x05 \x01(\x01\x12\x17\n\x0f\x65lapsed_seconds\x18\x06 \x01(\x01\"\x86\x01\n\rOptimizeEvent\x12\x36\n\x08progress\x18\x01 \x01(\x0b\x32\".gridshift.api.v1.OptimizeProgressH\x00\x12\x34\n\x06result\x18\x02 \x01(\x0b\x32\".gridshift.api.v1.OptimizeResponseH\x00\x42\x07\n\x05\x65vent2\xea\x05\n\tScheduler\x12Q\n\x08Optimize\x12!.gridshift.api.v1.OptimizeRequest\x1a\".gridshift.api.v1.OptimizeResponse\x12V\n\x0eStreamOptimize\x12!.gridshift.api.v1.OptimizeRequest\x1a\x1f.gridshift.api.v1.OptimizeEvent0\x01\x12Z\n\x0bGetForecast\x12$.gridshift.api.v1.GetForecastRequest\x1a%.gridshift.api.v1.GetForecastResponse\x12\x63\n\x0e\x46indBestWindow\x12\'.gridshift.api.v1.FindBestWindowRequest\x1a(.gridshift.api.v1.FindBestWindowResponse\x12\x63\n\x0eScoreSchedules\x12\'.gridshift.api.v1.ScoreSchedulesRequest\x1a(.gridshift.api.v1.ScoreSchedulesResponse\x12N\n\x07GetPlan\x12 .gridshift.api.v1.GetPlanRequest\x1a!.gridshift.api.v1.GetPlanResponse\x12T\n\tListPlans\x12\".gridshift.api.v1.ListPlansRequest\x1a#.gridshift.api.v1.ListPlansResponse\x12\x66\n\x0fGetCarbonReport\x12(.gridshift.api.v1.GetCarbonReportRequest\x1a).gridshift.api.v1.GetCarbonReportResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gridshift.api.v1.scheduler_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_OPTIMIZEPROGRESS']._serialized_start=153
-  _globals['_OPTIMIZEPROGRESS']._serialized_end=281
-  _globals['_OPTIMIZEEVENT']._serialized_start=284
-  _globals['_OPTIMIZEEVENT']._serialized_end=418
-  _globals['_SCHEDULER']._serialized_start=421
-  _globals['_SCHEDULER']._serialized_end=897
+  _globals['_OPTIMIZEPROGRESS']._serialized_start=183
+  _globals['_OPTIMIZEPROGRESS']._serialized_end=311
+  _globals['_OPTIMIZEEVENT']._serialized_start=314
+  _globals['_OPTIMIZEEVENT']._serialized_end=448
+  _globals['_SCHEDULER']._serialized_start=451
+  _globals['_SCHEDULER']._serialized_end=1197
 # @@protoc_insertion_point(module_scope)

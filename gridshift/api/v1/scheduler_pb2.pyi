@@ -1,5 +1,6 @@
 from gridshift.api.v1 import forecast_pb2 as _forecast_pb2
 from gridshift.api.v1 import optimize_pb2 as _optimize_pb2
+from gridshift.api.v1 import plans_pb2 as _plans_pb2
 from gridshift.api.v1 import scoring_pb2 as _scoring_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message

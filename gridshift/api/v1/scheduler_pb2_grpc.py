@@ -5,6 +5,7 @@ import warnings
 
 from gridshift.api.v1 import forecast_pb2 as gridshift_dot_api_dot_v1_dot_forecast__pb2
 from gridshift.api.v1 import optimize_pb2 as gridshift_dot_api_dot_v1_dot_optimize__pb2
+from gridshift.api.v1 import plans_pb2 as gridshift_dot_api_dot_v1_dot_plans__pb2
 from gridshift.api.v1 import scheduler_pb2 as gridshift_dot_api_dot_v1_dot_scheduler__pb2
 from gridshift.api.v1 import scoring_pb2 as gridshift_dot_api_dot_v1_dot_scoring__pb2
 
@@ -62,6 +63,21 @@ class SchedulerStub:
                 request_serializer=gridshift_dot_api_dot_v1_dot_scoring__pb2.ScoreSchedulesRequest.SerializeToString,
                 response_deserializer=gridshift_dot_api_dot_v1_dot_scoring__pb2.ScoreSchedulesResponse.FromString,
                 _registered_method=True)
+        self.GetPlan = channel.unary_unary(
+                '/gridshift.api.v1.Scheduler/GetPlan',
+                request_serializer=gridshift_dot_api_dot_v1_dot_plans__pb2.GetPlanRequest.SerializeToString,
+                response_deserializer=gridshift_dot_api_dot_v1_dot_plans__pb2.GetPlanResponse.FromString,
+                _registered_method=True)
+        self.ListPlans = channel.unary_unary(
+                '/gridshift.api.v1.Scheduler/ListPlans',
+                request_serializer=gridshift_dot_api_dot_v1_dot_plans__pb2.ListPlansRequest.SerializeToString,
+                response_deserializer=gridshift_dot_api_dot_v1_dot_plans__pb2.ListPlansResponse.FromString,
+                _registered_method=True)
+        self.GetCarbonReport = channel.unary_unary(
+                '/gridshift.api.v1.Scheduler/GetCarbonReport',
+                request_serializer=gridshift_dot_api_dot_v1_dot_plans__pb2.GetCarbonReportRequest.SerializeToString,
+                response_deserializer=gridshift_dot_api_dot_v1_dot_plans__pb2.GetCarbonReportResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServicer:
@@ -109,6 +125,27 @@ class SchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPlan(self, request, context):
+        """Stored plans (every plan made over gRPC, by the CLI or by nightly runs).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPlans(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCarbonReport(self, request, context):
+        """Energy and emissions of the stored plans of a period, by team / site / day, against the
+        FIFO baseline and the run-now counterfactual, with actual intensity where known.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -136,6 +173,21 @@ def add_SchedulerServicer_to_server(servicer, server):
                     servicer.ScoreSchedules,
                     request_deserializer=gridshift_dot_api_dot_v1_dot_scoring__pb2.ScoreSchedulesRequest.FromString,
                     response_serializer=gridshift_dot_api_dot_v1_dot_scoring__pb2.ScoreSchedulesResponse.SerializeToString,
+            ),
+            'GetPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPlan,
+                    request_deserializer=gridshift_dot_api_dot_v1_dot_plans__pb2.GetPlanRequest.FromString,
+                    response_serializer=gridshift_dot_api_dot_v1_dot_plans__pb2.GetPlanResponse.SerializeToString,
+            ),
+            'ListPlans': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPlans,
+                    request_deserializer=gridshift_dot_api_dot_v1_dot_plans__pb2.ListPlansRequest.FromString,
+                    response_serializer=gridshift_dot_api_dot_v1_dot_plans__pb2.ListPlansResponse.SerializeToString,
+            ),
+            'GetCarbonReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCarbonReport,
+                    request_deserializer=gridshift_dot_api_dot_v1_dot_plans__pb2.GetCarbonReportRequest.FromString,
+                    response_serializer=gridshift_dot_api_dot_v1_dot_plans__pb2.GetCarbonReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -273,6 +325,87 @@ class Scheduler:
             '/gridshift.api.v1.Scheduler/ScoreSchedules',
             gridshift_dot_api_dot_v1_dot_scoring__pb2.ScoreSchedulesRequest.SerializeToString,
             gridshift_dot_api_dot_v1_dot_scoring__pb2.ScoreSchedulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gridshift.api.v1.Scheduler/GetPlan',
+            gridshift_dot_api_dot_v1_dot_plans__pb2.GetPlanRequest.SerializeToString,
+            gridshift_dot_api_dot_v1_dot_plans__pb2.GetPlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPlans(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gridshift.api.v1.Scheduler/ListPlans',
+            gridshift_dot_api_dot_v1_dot_plans__pb2.ListPlansRequest.SerializeToString,
+            gridshift_dot_api_dot_v1_dot_plans__pb2.ListPlansResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCarbonReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gridshift.api.v1.Scheduler/GetCarbonReport',
+            gridshift_dot_api_dot_v1_dot_plans__pb2.GetCarbonReportRequest.SerializeToString,
+            gridshift_dot_api_dot_v1_dot_plans__pb2.GetCarbonReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

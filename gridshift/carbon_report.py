@@ -1,0 +1,49 @@
+"""Carbon reports over stored plans: `gridshift report` and the GetCarbonReport RPC."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+
+from adapters.report_render import charts, render_csv, render_html, render_json
+from adapters.store import PlanStore
+from gridshift.plans import plans_for_report
+from optimizer.errors import FieldViolation, InvalidInputError
+from optimizer.reporting import accounting_statement, report_rows, summary
+
+FORMATS = {"json": "application/json", "csv": "text/csv", "html": "text/html"}
+
+
+@dataclass
+class CarbonReport:
+    rows: pd.DataFrame
+    summary: dict
+    statement: str
+    plans: int
+    document: bytes = b""
+    content_type: str = ""
+
+
+def build_report(store: PlanStore, start: datetime | None, end: datetime | None,
+                 team: str | None = None, site: str | None = None,
+                 fmt: str = "json") -> CarbonReport:
+    """The report for [start, end) and the scope, rendered as `fmt` (json, csv or html)."""
+    if fmt not in FORMATS:
+        raise InvalidInputError([FieldViolation("format", f"unknown format {fmt!r} "
+                                                f"(one of {', '.join(FORMATS)})")])
+    if start is not None and end is not None and end <= start:
+        raise InvalidInputError([FieldViolation("end", "not after start")])
+    plans = plans_for_report(store, start, end, team, site)
+    rows = report_rows(plans, start, end, team=team or None, site=site or None)
+    totals = summary(rows)
+    statement = accounting_statement(plans)
+    if fmt == "csv":
+        document = render_csv(rows).encode()
+    elif fmt == "html":
+        document = render_html(rows, totals, statement,
+                               charts(plans, rows, start, end) if plans else {}).encode()
+    else:
+        document = render_json(rows, totals, statement).encode()
+    return CarbonReport(rows, totals, statement, len(plans), document, FORMATS[fmt])

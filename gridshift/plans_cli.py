@@ -1,0 +1,143 @@
+"""`gridshift plans list|show`, `gridshift report`, `gridshift actuals import`."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from google.protobuf import json_format
+
+from adapters.store import ActualSeries, PlanFilter
+from optimizer.errors import FieldViolation, InvalidInputError
+
+
+def add_commands(sub) -> None:
+    plans = sub.add_parser("plans", help="stored plans")
+    psub = plans.add_subparsers(dest="plans_command", required=True)
+    lst = psub.add_parser("list", help="list stored plans, newest first")
+    lst.add_argument("--from", dest="start", help="RFC 3339: plans whose horizon ends after")
+    lst.add_argument("--to", dest="end", help="RFC 3339: plans whose horizon starts before")
+    lst.add_argument("--team")
+    lst.add_argument("--site")
+    lst.add_argument("--status", choices=("OPTIMAL", "FEASIBLE", "INFEASIBLE"))
+    lst.add_argument("--page-size", type=int, default=50)
+    lst.add_argument("--page-token")
+    lst.add_argument("--format", choices=("table", "json"), default="table")
+    show = psub.add_parser("show", help="one stored plan (request and response) as JSON")
+    show.add_argument("plan_id")
+    rep = sub.add_parser("report", help="carbon report of the stored plans of a period")
+    rep.add_argument("--from", dest="start", required=True, help="RFC 3339 or YYYY-MM-DD")
+    rep.add_argument("--to", dest="end", required=True, help="RFC 3339 or YYYY-MM-DD")
+    rep.add_argument("--team")
+    rep.add_argument("--site")
+    rep.add_argument("--format", choices=("html", "csv", "json"), default="html")
+    rep.add_argument("-o", "--output", required=True, help="file to write")
+    act = sub.add_parser("actuals", help="observed carbon intensity, for re-scoring plans")
+    asub = act.add_subparsers(dest="actuals_command", required=True)
+    imp = asub.add_parser("import", help="store actuals from a CSV (region,valid_at,value)")
+    imp.add_argument("file")
+    imp.add_argument("--slot-minutes", type=int, default=60,
+                     help="step of the series in the file (default 60)")
+
+
+def when(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInputError([FieldViolation(name, f"malformed time {value!r}")]) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gridshift.plans import default_store
+
+    store = default_store()
+    if args.command == "plans" and args.plans_command == "list":
+        return _list(store, args)
+    if args.command == "plans":
+        record = store.get(args.plan_id)
+        if record is None:
+            print(f"gridshift: no plan {args.plan_id!r}", file=sys.stderr)
+            return 2
+        from adapters.plan_codec import get_plan_response
+
+        sys.stdout.write(json_format.MessageToJson(get_plan_response(record),
+                                                   preserving_proto_field_name=True, indent=2))
+        sys.stdout.write("\n")
+        return 0
+    if args.command == "report":
+        return _report(store, args)
+    return _import_actuals(store, args)
+
+
+def _list(store, args: argparse.Namespace) -> int:
+    flt = PlanFilter(start=when(args.start, "--from"), end=when(args.end, "--to"),
+                     team=args.team, site=args.site, status=args.status)
+    try:
+        records, token = store.list(flt, args.page_size, args.page_token)
+    except ValueError as exc:
+        raise InvalidInputError([FieldViolation("--page-token", str(exc))]) from None
+    if args.format == "json":
+        from adapters.plan_codec import summary_of
+        from gridshift.api.v1 import plans_pb2
+
+        response = plans_pb2.ListPlansResponse(plans=[summary_of(r) for r in records],
+                                               next_page_token=token or "")
+        print(json_format.MessageToJson(response, preserving_proto_field_name=True, indent=2))
+        return 0
+    print(f"{'plan_id':<34} {'created (UTC)':<17} {'source':<8} {'status':<9} {'jobs':>5} "
+          f"{'kg CO2e':>10} {'baseline kg':>12}")
+    for r in records:
+        print(f"{r.plan_id:<34} {r.created_at:%Y-%m-%d %H:%M} {r.source:<8} {r.status:<9} "
+              f"{len(r.jobs):>5} {r.emissions_kg:>10.1f} {r.baseline_emissions_kg:>12.1f}")
+    if token:
+        print(f"next page: --page-token {token}")
+    return 0
+
+
+def _report(store, args: argparse.Namespace) -> int:
+    from gridshift.carbon_report import build_report
+
+    report = build_report(store, when(args.start, "--from"), when(args.end, "--to"),
+                          args.team, args.site, args.format)
+    target = Path(args.output)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_bytes(report.document)
+    tmp.replace(target)
+    totals = report.summary.get("totals", {})
+    print(f"report of {report.plans} plan(s) written to {target} ({args.format}); emissions "
+          f"{totals.get('emissions_kg_forecast') or 0:,.1f} kg CO2e (forecast)", file=sys.stderr)
+    return 0
+
+
+def _import_actuals(store, args: argparse.Namespace) -> int:
+    series: dict[str, list[tuple[datetime, float]]] = {}
+    try:
+        with open(args.file, newline="", encoding="utf-8") as handle:
+            for i, row in enumerate(csv.DictReader(handle)):
+                try:
+                    t = when(row["valid_at"], f"{args.file}:{i + 2}.valid_at")
+                    series.setdefault(row["region"], []).append((t, float(row["value"])))
+                except (KeyError, ValueError) as exc:
+                    raise InvalidInputError([FieldViolation(
+                        f"{args.file}:{i + 2}", f"needs region,valid_at,value: {exc}")]) from None
+    except OSError as exc:
+        raise InvalidInputError([FieldViolation(args.file, f"cannot read: {exc}")]) from None
+    stored = 0
+    step = args.slot_minutes * 60
+    for region, points in series.items():
+        points.sort()
+        start = points[0][0]
+        n = int((points[-1][0] - start).total_seconds() // step) + 1
+        values = [float("nan")] * n
+        for t, v in points:
+            values[int((t - start).total_seconds() // step)] = v
+        stored += store.save_actuals([ActualSeries(region, start, args.slot_minutes, values,
+                                                   provider=Path(args.file).name)])
+    print(f"stored {stored} actual value(s) for {len(series)} region(s)", file=sys.stderr)
+    return 0
