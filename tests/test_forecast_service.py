@@ -107,7 +107,9 @@ def brute_force_best(values: list[float], step_min: int, duration_min: int) -> t
     per_minute = np.repeat(values, step_min)
     means = [per_minute[i * step_min:i * step_min + duration_min].mean()
              for i in range((len(per_minute) - duration_min) // step_min + 1)]
-    k = int(np.argmin(np.round(means, 9)))
+    best = min(means)
+    # Ties (within 1e-9 relative, the documented rule) go to the earliest start.
+    k = next(i for i, m in enumerate(means) if m <= best + 1e-9 * abs(best))
     return k, float(means[k])
 
 
