@@ -836,7 +836,9 @@ def _chart(result: BacktestResult, path: Path) -> None:
     left.legend(loc="upper left", fontsize="small")
     left.tick_params(axis="x", labelrotation=30)
     table = result.table[result.table["policy"] != REFERENCE_POLICY]
-    bars = right.bar(table["policy"], table["savings_pct"], color="tab:green")
+    colours = {"gridshift": "tab:blue", "perfect-foresight": "tab:gray"}
+    bars = right.bar(table["policy"], table["savings_pct"],
+                     color=[colours.get(p, "tab:green") for p in table["policy"]])
     right.bar_label(bars, labels=["" if pd.isna(s) else f"{s:.0f}% of PF"
                                   for s in table["share_of_pf_pct"]], fontsize="small")
     right.axhline(0.0, color="black", linewidth=0.8)
