@@ -1,0 +1,195 @@
+"""Stored plans, carbon reports over them, and nightly runs — through the real CLI, a real
+gRPC server and a real SQLite file."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pandas as pd
+import pytest
+from conftest import PROJECT_ROOT, hours, job, small_request
+from google.protobuf import json_format
+
+from adapters.codec import plan_from_response
+from adapters.grpc_client import SchedulerClient
+from adapters.grpc_service import ServerSettings, start_server
+from adapters.store import PlanStore
+from gridshift.api.v1 import plans_pb2
+from gridshift.planning import prepare
+from gridshift.plans import PlanService
+from optimizer.checker import check_plan
+from optimizer.solve import solve
+
+
+def cli(*args: str, env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gridshift.cli", *args], capture_output=True,
+                          text=True, cwd=PROJECT_ROOT, env=env, timeout=timeout)
+
+
+@pytest.fixture
+def data_env(tmp_path: Path) -> dict:
+    env = dict(os.environ, GRIDSHIFT_DATA_DIR=str(tmp_path / "data"))
+    env.pop("GRIDSHIFT_DB_URL", None)
+    return env
+
+
+def team_request(team: str, day: int, site_region: str = "R") -> dict:
+    request = small_request(slots=24, ci=[200 + 50 * ((t * 7) % 5) for t in range(24)])
+    start = hours(24 * day)
+    request["horizon"]["start"] = start
+    request["forecasts"][0]["start"] = start
+    request["sites"][0]["region"] = site_region
+    request["forecasts"][0]["region"] = site_region
+    request["jobs"] = [dict(job(f"{team}-{k}", gpus=4, power_kw=2 + k, duration_minutes=120),
+                            team=team) for k in range(3)]
+    return request
+
+
+def test_cli_and_grpc_plans_land_in_one_store(tmp_path: Path, data_env: dict) -> None:
+    request_file = tmp_path / "request.json"
+    request_file.write_text(json.dumps(team_request("research", 0)))
+    done = cli("plan", str(request_file), "-o", str(tmp_path / "plan.json"), "-q", env=data_env)
+    assert done.returncode == 0, done.stderr
+    store = PlanStore(f"sqlite:///{tmp_path / 'data' / 'gridshift.sqlite'}")
+    running = start_server(prepare, ServerSettings(port=0), plans=PlanService(store))
+    try:
+        with SchedulerClient(f"127.0.0.1:{running.port}") as client:
+            made = client.optimize(team_request("applied", 1), timeout=60)
+            listed = client.stub.ListPlans(plans_pb2.ListPlansRequest(page_size=1), timeout=30)
+            assert len(listed.plans) == 1 and listed.next_page_token
+            rest = client.stub.ListPlans(plans_pb2.ListPlansRequest(
+                page_size=1, page_token=listed.next_page_token), timeout=30)
+            sources = {listed.plans[0].source, rest.plans[0].source}
+            assert sources == {"cli", "grpc"} and not rest.next_page_token
+            got = client.stub.GetPlan(plans_pb2.GetPlanRequest(plan_id=made.plan_id), timeout=30)
+            with pytest.raises(grpc.RpcError) as missing:
+                client.stub.GetPlan(plans_pb2.GetPlanRequest(plan_id="nope"), timeout=30)
+            by_team = client.stub.ListPlans(plans_pb2.ListPlansRequest(team="research"),
+                                            timeout=30)
+    finally:
+        running.server.stop(0).wait()
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    assert got.response.plan_id == made.plan_id
+    assert got.response.totals.emissions_kg == made.totals.emissions_kg
+    assert [p.source for p in by_team.plans] == ["cli"]
+    listing = cli("plans", "list", "--format", "json", env=data_env)
+    assert listing.returncode == 0, listing.stderr
+    assert len(json.loads(listing.stdout)["plans"]) == 2
+    shown = cli("plans", "show", made.plan_id, env=data_env)
+    assert json.loads(shown.stdout)["response"]["plan_id"] == made.plan_id
+
+
+def test_carbon_report_equals_the_checker_on_stored_plans(tmp_path: Path) -> None:
+    store = PlanStore(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    service = PlanService(store)
+    checks = []
+    for team, day in (("research", 0), ("applied", 1), ("research", 2)):
+        request = team_request(team, day)
+        problem = prepare(request)
+        result = solve(problem)
+        from adapters.codec import to_response
+
+        response = to_response(result)
+        service.save(result, response, request, "cli")
+        checks.append((problem, check_plan(problem, plan_from_response(problem, response))))
+    # Actual intensity for the region: 10 % above the forecast everywhere.
+    actual_csv = tmp_path / "actuals.csv"
+    lines = ["region,valid_at,value"]
+    for problem, _ in checks:
+        for t in range(problem.n_slots):
+            lines.append(f"R,{problem.slot_time(t).isoformat()},{1.1 * problem.ci_g_per_kwh[0, t]}")
+    actual_csv.write_text("\n".join(lines) + "\n")
+    env = dict(os.environ, GRIDSHIFT_DB_URL=f"sqlite:///{tmp_path / 'store.sqlite'}")
+    done = cli("actuals", "import", str(actual_csv), env=env)
+    assert done.returncode == 0, done.stderr
+    report = service.report(plans_pb2.GetCarbonReportRequest(format="html"))
+    totals = json.loads(report.summary_json)["totals"]
+    assert report.plans == 3
+    assert totals["energy_kwh"] == pytest.approx(sum(c.energy_kwh for _, c in checks), rel=1e-9)
+    assert totals["emissions_kg_forecast"] == pytest.approx(
+        sum(c.emissions_kg for _, c in checks), rel=1e-9)
+    assert totals["emissions_kg_actual"] == pytest.approx(
+        1.1 * sum(c.emissions_kg for _, c in checks), rel=1e-9)
+    html = report.document.decode()
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    assert images and all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
+    csv_doc = service.report(plans_pb2.GetCarbonReportRequest(format="csv", team="applied"))
+    frame = pd.read_csv(io.BytesIO(csv_doc.document))
+    assert set(frame["team"]) == {"applied"}
+    assert frame["emissions_kg_forecast"].sum() == pytest.approx(checks[1][1].emissions_kg,
+                                                                 rel=1e-9)
+    out = tmp_path / "report.html"
+    done = cli("report", "--from", "2026-06-15", "--to", "2026-06-19", "--format", "html",
+               "-o", str(out), env=env)
+    assert done.returncode == 0, done.stderr and out.read_text().startswith("<!DOCTYPE html>")
+
+
+def nightly_files(tmp_path: Path, jobs: int = 3) -> tuple[Path, Path]:
+    rows = ["id,team,gpus,power_kw,duration_minutes,earliest_start,deadline,allowed_sites,"
+            "home_site,interruptible,min_run_minutes,priority"]
+    for k in range(jobs):
+        rows.append(f"job-{k},{['research', 'applied'][k % 2]},{2 + 2 * (k % 3)},"
+                    f"{1.5 + k % 4},{60 * (1 + k % 4)},2026-06-15T0{k % 6}:00:00Z,,,"
+                    f"{['west', 'east'][k % 2]},{'true' if k % 3 == 0 else 'false'},60,")
+    jobs_file = tmp_path / "jobs.csv"
+    jobs_file.write_text("\n".join(rows) + "\n")
+    sites_file = tmp_path / "sites.yaml"
+    sites_file.write_text("slot_minutes: 60\nsites:\n"
+                          "  - {id: west, region: US-CAL-CISO, gpu_capacity: 24, pue: 1.15}\n"
+                          "  - {id: east, region: US-MIDA-PJM, gpu_capacity: 24, pue: 1.25}\n")
+    return jobs_file, sites_file
+
+
+def test_nightly_is_idempotent_and_writes_outputs(tmp_path: Path, data_env: dict) -> None:
+    jobs_file, sites_file = nightly_files(tmp_path)
+    args = ("nightly", "--jobs", str(jobs_file), "--sites", str(sites_file), "--date",
+            "2026-06-15", "--time-limit", "3", "--out-dir", str(tmp_path / "out"))
+    first = cli(*args, env=data_env)
+    assert first.returncode == 0, first.stderr
+    second = cli(*args, env=data_env)
+    assert second.returncode == 0 and "reusing" in second.stderr
+    store = PlanStore(f"sqlite:///{tmp_path / 'data' / 'gridshift.sqlite'}")
+    records, _ = store.list()
+    assert len(records) == 1 and records[0].source == "nightly" and records[0].run_key
+    table = pd.read_csv(tmp_path / "out" / "plan.csv")
+    assert list(table.columns) == ["job_id", "site_id", "start", "end", "emissions_kg",
+                                   "baseline_emissions_kg", "energy_kwh"]
+    assert sorted(table["job_id"]) == [f"job-{k}" for k in range(3)]
+    plan = json.loads((tmp_path / "out" / "plan.json").read_text())
+    assert plan["plan_id"] == records[0].plan_id
+    assert "data:image/png;base64," in (tmp_path / "out" / "report.html").read_text()
+    bad = cli("nightly", "--jobs", str(sites_file), "--sites", str(sites_file), env=data_env)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_nightly_killed_mid_run_reruns_cleanly(tmp_path: Path, data_env: dict) -> None:
+    jobs_file, sites_file = nightly_files(tmp_path, jobs=120)
+    args = [sys.executable, "-m", "gridshift.cli", "nightly", "--jobs", str(jobs_file),
+            "--sites", str(sites_file), "--date", "2026-06-15", "--time-limit", "6",
+            "--out-dir", str(tmp_path / "out")]
+    victim = subprocess.Popen(args, cwd=PROJECT_ROOT, env=data_env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    time.sleep(3.0)
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+    assert not (tmp_path / "out" / "plan.json").exists()
+    rerun = subprocess.run(args, cwd=PROJECT_ROOT, env=data_env, capture_output=True,
+                           text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    store = PlanStore(f"sqlite:///{tmp_path / 'data' / 'gridshift.sqlite'}")
+    records, _ = store.list(full=True)
+    assert len(records) == 1
+    stored = json_format.ParseDict(records[0].response, plans_pb2.GetPlanResponse().response)
+    assert len(stored.assignments) + len(stored.unscheduled) == 120
+    leftovers = [p.name for p in (tmp_path / "out").iterdir() if p.name.endswith(".tmp")]
+    assert not leftovers
