@@ -55,7 +55,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 bench: $(STAMP)
-	$(BIN)/python bench/solver.py
+	$(BIN)/python bench/solver.py --sizes small medium large xlarge --limits 10 60
 
 bench-grpc: $(STAMP)
 	$(BIN)/python bench/grpc_latency.py

@@ -36,9 +36,10 @@ def _verdict(result: backtest.BacktestResult) -> str:
     margin = others.min() - table.loc["gridshift", "emissions_kg"]
     best = others.idxmin()
     met = share >= TARGET_SHARE_PCT and margin > 0
+    than = f"{margin:,.1f} kg less" if margin > 0 else f"{-margin:,.1f} kg more"
     return (f"target {'MET' if met else 'NOT MET'}: gridshift reaches {share:.1f} % of the "
-            f"perfect-foresight savings (target {TARGET_SHARE_PCT:.0f} %) and emits "
-            f"{margin:+,.1f} kg less than the best other policy ({best})")
+            f"perfect-foresight savings (target {TARGET_SHARE_PCT:.0f} %) and emits {than} "
+            f"than the best other policy ({best})")
 
 
 def _walls(result: backtest.BacktestResult) -> str:

@@ -25,7 +25,8 @@ so weekday and hour of day (UTC) are kept. The default week, 2017-10-23 .. 10-30
 Jobs and site
 -------------
 - Jobs of 30 min .. 24 h are kept, with their trace GPU counts (1 .. 32 in the default week)
-  and durations unchanged; ``max_jobs`` keeps only the first N by arrival (small tests).
+  and durations unchanged; ``max_jobs`` keeps N of them spread evenly over the arrivals
+  (every k-th; for small tests).
 - ``power_kw = gpus * 0.7`` (about one accelerator plus its share of the host); one site per
   region experiment with PUE 1.0 and no on-site renewables, so grid energy = IT energy and
   every policy is scaled alike.
@@ -281,8 +282,9 @@ def trace_jobs(cfg: BacktestConfig, trace: pd.DataFrame, trace_start: date) -> l
     hi = lo + pd.Timedelta(days=cfg.days)
     keep = trace[(trace["arrival"] >= lo) & (trace["arrival"] < hi)
                  & trace["duration_s"].between(MIN_DURATION_S, MAX_DURATION_S)]
-    if cfg.max_jobs is not None:
-        keep = keep.iloc[:cfg.max_jobs]
+    if cfg.max_jobs is not None and len(keep) > cfg.max_jobs:
+        keep = keep.iloc[np.unique(np.linspace(0, len(keep) - 1, cfg.max_jobs).round()
+                                   .astype(int))]
     shift = pd.Timestamp(cfg.start, tz="UTC") - lo
     origin = _origin(cfg)
     return [_job(i, row.arrival + shift, row.duration_s, row.gpus, cfg, origin)
