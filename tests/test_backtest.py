@@ -29,13 +29,13 @@ def data_dir() -> Path:
 
 
 def _run(data_dir: Path, **options) -> backtest.BacktestResult:
-    settings = {"days": 1, "time_limit_s": 1.0, "seed": 3, "max_jobs": 16, **options}
+    settings = {"days": 1, "time_limit_s": 1.0, "seed": 3, "max_jobs": 24, **options}
     return backtest.run_backtest(REGION, date(2022, 10, 25), data_dir=data_dir, **settings)
 
 
 @pytest.fixture(scope="module")
 def default_result(data_dir: Path) -> backtest.BacktestResult:
-    """Default capacity sizing and cadence on 16 jobs of one day."""
+    """Default capacity sizing and cadence on 24 jobs spread over one day."""
     return _run(data_dir)
 
 
