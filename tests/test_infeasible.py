@@ -5,9 +5,13 @@ job is planned (checker-verified)."""
 from __future__ import annotations
 
 import copy
+import itertools
 
 import pytest
 from conftest import hours, job, problem_of, small_request, solve_checked
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from test_properties import Instance, brute_force_optimum, instances
 
 from adapters.codec import to_response
 from gridshift.api.v1 import optimize_pb2 as pb
@@ -240,3 +244,59 @@ def test_partial_plan_with_both_kinds_of_reason() -> None:
     assert "conflicting set" in reasons[joint] and "huge" not in reasons[joint]
     assert_partial_plan(r, {"huge", joint})
     assert problem_of(request).n_jobs == len(r.plan.placements) + 2
+
+
+# --- a property: INFEASIBLE exactly when enumeration finds no plan ---------------------------
+
+
+@st.composite
+def _squeezed(draw):
+    """Witness-feasible tiny instances (see test_properties) with capacity then taken away
+    and demand added, so that many cannot be planned in full."""
+    inst = draw(instances(max_sites=2, max_slots=5, max_jobs=3, interruptible=False))
+    for site in inst.sites:
+        site.gpu_capacity = max(1, site.gpu_capacity - draw(st.integers(0, 4)))
+        site.windows = [(a, b, min(c, site.gpu_capacity)) for a, b, c in site.windows]
+        if site.power_cap_kw is not None:
+            site.power_cap_kw = max(0.5, site.power_cap_kw - draw(st.sampled_from([0, 0.5, 1])))
+    for spec in inst.jobs:
+        spec.gpus += draw(st.integers(0, 2))
+    return inst
+
+
+def _subset(inst: Instance, members) -> Instance:
+    return Instance(inst.slots, inst.sites, [inst.jobs[k] for k in members], inst.ci,
+                    inst.price, inst.weights)
+
+
+@settings(max_examples=80, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(inst=_squeezed(), partial=st.booleans())
+def test_infeasible_exactly_when_no_plan_exists(inst: Instance, partial: bool) -> None:
+    """Against enumeration: a request is INFEASIBLE (or partial) only when no plan places every
+    job; each conflicting set is itself unplannable, and minimal when it says so; a partial
+    plan places as many jobs as any plan can."""
+    feasible = brute_force_optimum(inst) is not None
+    event("plannable in full" if feasible else "not plannable in full")
+    n = len(inst.jobs)
+    most = max(len(c) for k in range(n + 1) for c in itertools.combinations(range(n), k)
+               if not c or brute_force_optimum(_subset(inst, c)) is not None)
+    for backend in ALL:
+        request = inst.request(backend)
+        request["options"].update(allow_partial=partial, time_limit_seconds=3)
+        r = solve_checked(request)
+        if feasible:
+            assert r.status != "INFEASIBLE" and not r.plan.unscheduled, (backend, r.plan)
+            continue
+        assert r.plan.unscheduled
+        assert (r.status == "INFEASIBLE") == (not partial)
+        if r.conflicts:
+            event(f"{backend}: conflicting set named")
+        for j, members in r.conflicts.items():
+            assert brute_force_optimum(_subset(inst, members)) is None, (backend, members)
+            if "minimal conflicting set" in r.plan.unscheduled[j]:
+                for k in members:
+                    rest = [m for m in members if m != k]
+                    assert brute_force_optimum(_subset(inst, rest)) is not None
+        if partial:
+            assert len(r.plan.placements) == most, (backend, r.plan.placements, most)
