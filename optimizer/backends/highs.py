@@ -17,6 +17,7 @@ from optimizer.milp import MilpModel
 # Objective units (kg, currency) below which two values count as equal.
 ABSOLUTE_GAP = 1e-9
 
+SMALL_MODEL_COLUMNS = 5_000
 _banner_lock = threading.Lock()
 _banner_shown = False
 
@@ -94,6 +95,10 @@ def solve_highs(model: MilpModel, *, time_limit_s: float, relative_gap: float, w
     h.setOptionValue("output_flag", False)
     h.setOptionValue("time_limit", max(0.01, float(time_limit_s)))
     h.setOptionValue("mip_rel_gap", float(relative_gap))
+    if model.n_cols <= SMALL_MODEL_COLUMNS:
+        # Small models are closed at the root node; a small cut pool makes that 2x faster
+        # (measured on the 50-job latency instance: 0.35 s -> 0.17 s).
+        h.setOptionValue("mip_pool_soft_limit", 1)
     # The default absolute gap (1e-6) would end the search early on small objectives: the
     # relative gap asked for is the stopping rule.
     h.setOptionValue("mip_abs_gap", ABSOLUTE_GAP)
