@@ -151,11 +151,14 @@ def grpc_caller(target: str, request: dict) -> tuple[Callable[[], tuple[str, flo
 
 def inprocess_caller(request: dict) -> tuple[Callable[[], tuple[str, float, float]],
                                              Callable[[], None]]:
+    from adapters.codec import to_response
     from gridshift.planning import prepare
-    from optimizer.solve import solve
+    from gridshift.risk import solve_with_risk
 
     def call() -> tuple[str, float, float]:
-        result = solve(prepare(request))
+        # The server's pipeline without the network: solve, risk scoring, response building.
+        result = solve_with_risk(prepare(request))
+        to_response(result)
         return result.status, result.wall_seconds, round(result.figures.totals.emissions_kg, 6)
 
     return call, lambda: None
