@@ -342,3 +342,22 @@ class ForecastQueries:
     def best_windows(self, regions: list[str], duration_minutes: int,
                      window_start: datetime | None, window_end: datetime | None) -> Any:
         return best_windows(self.service, regions, duration_minutes, window_start, window_end)
+
+
+def pull_actuals(region: str, start: datetime, end: datetime,
+                 config: ForecastConfig | None = None, http_factory: Any = None) -> Forecast:
+    """Observed intensity of a region from the first provider of its chain whose history
+    endpoint answers. Raises ForecastUnavailable listing what was tried."""
+    steps = (config or ForecastConfig()).chains.get(region) or default_chain(region)
+    tried = []
+    for step in steps:
+        provider, sep, zone = step.partition(":")
+        if not sep:
+            continue
+        http = http_factory(provider) if http_factory else None
+        try:
+            return _provider(provider, region, zone or region, http).history(region, start, end)
+        except (LookupError, ValueError) as exc:
+            tried.append(f"{provider}: {exc}")
+    raise ForecastUnavailable("actuals", region, "; ".join(tried) or
+                              "no provider with a history endpoint is configured")

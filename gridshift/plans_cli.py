@@ -41,6 +41,11 @@ def add_commands(sub) -> None:
     imp.add_argument("file")
     imp.add_argument("--slot-minutes", type=int, default=60,
                      help="step of the series in the file (default 60)")
+    pull = asub.add_parser("pull", help="store actuals from the providers' history endpoints")
+    pull.add_argument("--region", action="append", required=True, help="region (repeatable)")
+    pull.add_argument("--from", dest="start", required=True, help="RFC 3339 or YYYY-MM-DD")
+    pull.add_argument("--to", dest="end", required=True, help="RFC 3339 or YYYY-MM-DD")
+    pull.add_argument("--config", metavar="FILE", help="TOML file with a [forecasts] table")
 
 
 def when(value: str | None, name: str) -> datetime | None:
@@ -72,7 +77,29 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "report":
         return _report(store, args)
+    if args.actuals_command == "pull":
+        return _pull_actuals(store, args)
     return _import_actuals(store, args)
+
+
+def _pull_actuals(store, args: argparse.Namespace) -> int:
+    from gridshift.config import load_forecast_config
+    from gridshift.forecasts import pull_actuals
+    from optimizer.errors import UpstreamUnavailableError
+
+    config = load_forecast_config(args.config)
+    start, end = when(args.start, "--from"), when(args.end, "--to")
+    total = 0
+    for region in args.region:
+        try:
+            series = pull_actuals(region, start, end, config)
+        except LookupError as exc:
+            raise UpstreamUnavailableError(str(exc)) from None
+        total += store.save_actuals([ActualSeries(region, series.start, series.slot_minutes,
+                                                  list(series.carbon_intensity),
+                                                  provider=series.provider)])
+    print(f"stored {total} actual value(s) for {len(args.region)} region(s)", file=sys.stderr)
+    return 0
 
 
 def _list(store, args: argparse.Namespace) -> int:

@@ -181,3 +181,24 @@ def _ts(moment: datetime):
     ts = Timestamp()
     ts.FromDatetime(moment)
     return ts
+
+
+def test_actuals_pulled_from_the_provider_history(tmp_path, emaps) -> None:
+    from adapters.store import ActualSeries, PlanStore
+    from gridshift.forecasts import pull_actuals
+
+    start = this_hour() - timedelta(hours=12)
+    config = ForecastConfig(chains={"DE": ["electricitymaps:DE", "cached", "embedded"]})
+    series = pull_actuals("DE", start, start + timedelta(hours=6), config,
+                          http_factory=lambda provider: fast_client(provider))
+    assert series.provider == "electricitymaps"
+    assert list(series.carbon_intensity[:6]) == [emaps.value("DE", start + timedelta(hours=i))
+                                                 for i in range(6)]
+    store = PlanStore(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    stored = store.save_actuals([ActualSeries("DE", series.start, series.slot_minutes,
+                                              list(series.carbon_intensity), series.provider)])
+    assert stored >= 6
+    assert [v for _, v in store.actuals("DE", start, start + timedelta(hours=6))] == \
+        [float(v) for v in series.carbon_intensity[:6]]
+    with pytest.raises(LookupError):
+        pull_actuals("NOWHERE", start, start + timedelta(hours=6), ForecastConfig())
