@@ -39,12 +39,10 @@ WATTTIME_ZONES = {"US-CAL-CISO": "CAISO_NORTH", "US-TEX-ERCO": "ERCOT_OTHER",
 
 
 def default_data_dir() -> Path:
-    """GRIDSHIFT_DATA_DIR, else $XDG_DATA_HOME/gridshift, else ~/.local/share/gridshift."""
-    explicit = os.environ.get("GRIDSHIFT_DATA_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "gridshift"
+    """The data directory shared with the plan store (GRIDSHIFT_DATA_DIR, else XDG)."""
+    from adapters.store.plan_store import default_data_dir as store_data_dir
+
+    return store_data_dir()
 
 
 @dataclass
