@@ -182,3 +182,40 @@ def lagrangian_bound(problem: Problem, upper_bound: float, time_budget_s: float 
     best.iterations = it
     best.wall_seconds = time.monotonic() - started
     return best
+
+
+def rounded_plan(problem: Problem, jobs: list[int], result: LagrangianResult,
+                 by_slack: bool = True):
+    """A plan from the Lagrangian preferences: jobs (tight windows first, or big energy first)
+    take their preferred (site, start) when it still fits, else their cheapest feasible spot.
+    `result` must come from `lagrangian_bound` on the problem restricted to `jobs` (same
+    order). Returns a Plan; jobs that fit nowhere are unscheduled."""
+    from optimizer import greedy
+    from optimizer.plan import Placement, Plan
+
+    state = greedy._State.empty(problem)
+    plan = Plan()
+    slack = problem.last_slot - problem.first_slot - problem.duration_slots
+    energy = problem.power_kw * problem.duration_slots * problem.gpus
+    order = sorted(range(len(jobs)), key=(lambda k: (slack[jobs[k]], -energy[jobs[k]]))
+                   if by_slack else (lambda k: -energy[jobs[k]]))
+    for k in order:
+        j = jobs[k]
+        placed = None
+        if result.start[k] >= 0:
+            site, start = int(result.site[k]), int(result.start[k])
+            candidate = Placement.contiguous(site, start, int(problem.duration_slots[j]))
+            slots = list(candidate.slots)
+            fits = (state.free_gpus[site, slots] >= problem.gpus[j]).all() and (
+                state.load_kw[site, slots] + problem.facility_kw(j, site)
+                <= problem.power_cap_kw[site] + 1e-9).all()
+            placed = candidate if fits else None
+        if placed is None:
+            found = greedy.best_placement(problem, state, j)
+            placed = found[0] if found else None
+        if placed is None:
+            plan.unscheduled[j] = "no room left for the Lagrangian preference"
+            continue
+        plan.placements[j] = placed
+        state.apply(j, placed, +1)
+    return plan

@@ -71,9 +71,8 @@ def improve_plan(problem: Problem, jobs: list[int], plan: Plan, backend: Backend
     remaining = deadline - time.monotonic()
     columns = estimate_columns(problem, jobs)
     small = columns <= EXACT_ALONE_MAX_COLUMNS or len(jobs) < 20
-    # Time kept at the end for the Lagrangian bound (larger models need more steps).
-    bound_budget = max(0.05, min(0.5 if small else 20.0, (0.05 if small else 0.2) * remaining))
-    work_deadline = deadline - bound_budget
+    # Small models: time kept at the end for a Lagrangian bound if the exact solve stops short.
+    work_deadline = deadline - (max(0.05, min(0.5, 0.05 * remaining)) if small else 0.0)
 
     def bound_of(best_plan: Plan) -> tuple[float, str]:
         objective = figures(problem, best_plan).totals.objective(problem)
@@ -90,6 +89,19 @@ def improve_plan(problem: Problem, jobs: list[int], plan: Plan, backend: Backend
         chosen = _pick(problem, plan, exact_plan, result, -math.inf, "")
         lag_bound, note = bound_of(chosen.plan)
         return _pick(problem, plan, exact_plan, result, lag_bound, note)
+    # The largest models get more subgradient steps: there the bound matters more than the
+    # last fraction of a percent LNS finds.
+    lag_share = 0.25 if columns > EXACT_PORTFOLIO_MAX_COLUMNS else 0.15
+    # Large models: the Lagrangian bound first (it converges towards the LP bound, which is
+    # too slow to solve here), and a plan rounded from its preferences as a second start.
+    lag = lagrangian_bound(restricted(problem, jobs),
+                           figures(problem, plan).totals.objective(problem),
+                           time_budget_s=max(0.05, min(30.0, lag_share * remaining)))
+    started_from = plan
+    plan = _better_start(problem, jobs, plan, lag, deadline)
+    if plan is not started_from:
+        emit("incumbent", objective=figures(problem, plan).totals.objective(problem),
+             best_bound=lag.bound if lag.valid else None)
     lns_stop = threading.Event()
 
     def stop_lns() -> bool:
@@ -118,15 +130,37 @@ def improve_plan(problem: Problem, jobs: list[int], plan: Plan, backend: Backend
     if worker is not None:
         worker.join()
     note = stats.summary()
+    lag_note = (f"bound: Lagrangian relaxation ({lag.iterations} subgradient steps, converges "
+                "to the LP relaxation)" if lag.valid else "bound: none valid")
     if worker is None:
-        lag_bound, bound_note = bound_of(lns_plan)
-        return Improvement(lns_plan, False, lag_bound, f"{note}; {bound_note}")
+        return Improvement(lns_plan, False, lag.bound, f"{note}; {lag_note}")
     result, exact_plan = exact["result"], exact["plan"]
-    chosen = _pick(problem, lns_plan, exact_plan, result, -math.inf, "")
-    lag_bound, bound_note = bound_of(chosen.plan)
-    chosen = _pick(problem, lns_plan, exact_plan, result, lag_bound, bound_note)
+    chosen = _pick(problem, lns_plan, exact_plan, result, lag.bound, lag_note)
     chosen.detail = f"portfolio: {chosen.detail}; {note}"
     return chosen
+
+
+def _better_start(problem: Problem, jobs: list[int], plan: Plan, lag, deadline: float) -> Plan:
+    """The heuristic's plan or the plan rounded from the Lagrangian preferences (improved by
+    local search), whichever is better with every job placed."""
+    from optimizer import greedy
+    from optimizer.lagrangian import rounded_plan
+
+    if not lag.valid:
+        return plan
+    best, best_value = plan, figures(problem, plan).totals.objective(problem)
+    for by_slack in (True, False):
+        if time.monotonic() >= deadline:
+            break
+        candidate = rounded_plan(problem, jobs, lag, by_slack=by_slack)
+        if candidate.unscheduled:
+            continue
+        budget = max(0.0, min(2.0, 0.05 * (deadline - time.monotonic())))
+        candidate = greedy.improve(problem, candidate, time.monotonic() + budget)
+        value = figures(problem, candidate).totals.objective(problem)
+        if value < best_value:
+            best, best_value = candidate, value
+    return best
 
 
 def _pick(problem: Problem, plan: Plan, exact_plan: Plan | None, result: BackendResult,
