@@ -606,9 +606,28 @@ def _sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
     try:
         cursor.execute("PRAGMA busy_timeout = 30000")
         cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(cursor)
     finally:
         cursor.close()
+
+
+def _enable_wal(cursor: Any, attempts: int = 50) -> None:
+    """Switch the file to WAL once (the mode is stored in the file). The switch needs an
+    exclusive lock and SQLite does not wait for it (busy_timeout does not apply), so when
+    several processes open a fresh database at once, retry briefly."""
+    import sqlite3
+    import time
+
+    for attempt in range(attempts):
+        if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.02 * (attempt + 1))
 
 
 def _sqlite_begin(conn: Connection) -> None:
