@@ -42,17 +42,7 @@ class _State:
 
 def slot_costs(problem: Problem, state: _State, j: int, s: int) -> np.ndarray:
     """Objective added per slot if job j ran at site s in that slot, given current loads."""
-    kw = problem.facility_kw(j, s)
-    load = state.load_kw[s]
-    renewable = problem.renewable_kw[s]
-    delta_grid_kw = np.maximum(0.0, load + kw - renewable) - np.maximum(0.0, load - renewable)
-    return delta_grid_kw * problem.slot_hours * state.coef[s]
-
-
-def _fits(problem: Problem, state: _State, j: int, s: int) -> np.ndarray:
-    kw = problem.facility_kw(j, s)
-    return (state.free_gpus[s] >= problem.gpus[j]) & (
-        state.load_kw[s] + kw <= problem.power_cap_kw[s] + 1e-9)
+    return _site_costs(problem, state, j, np.array([s]))[0][0]
 
 
 def _delay_cost(problem: Problem, j: int, end_slots: np.ndarray) -> np.ndarray:
@@ -224,7 +214,7 @@ def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
     """Best of several constructions (fewest unplaced jobs, then lowest objective), improved
     by local search. Jobs that fail to place are retried first in a restart. The first
     construction is reported through `on_first_plan` as soon as it exists."""
-    from optimizer.accounting import figures
+    from optimizer.accounting import plan_objective
 
     deadline = time.monotonic() + time_budget_s
     best, best_key = None, None
@@ -243,7 +233,7 @@ def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
             restart_queued = True
             failed = [j for j in order if j in plan.unscheduled]
             orders.insert(0, failed + [j for j in order if j not in plan.unscheduled])
-        key = (len(plan.unscheduled), figures(problem, plan).totals.objective(problem))
+        key = (len(plan.unscheduled), plan_objective(problem, plan))
         if best_key is None or key < best_key:
             best, best_key = plan, key
         if best_key[0] == 0:

@@ -89,6 +89,15 @@ class PlanState:
             self.placements[j] = p
         return old
 
+    def place(self, j: int, placement: Placement) -> None:
+        """Add a job that was not placed."""
+        self.placements[j] = placement
+        self._add(j, placement, +1)
+
+    def unplace(self, j: int) -> None:
+        """Take a placed job out."""
+        self._add(j, self.placements.pop(j), -1)
+
     def feasible(self) -> bool:
         p = self.problem
         return bool((self.gpus <= p.gpu_capacity + 1e-9).all() and
@@ -341,11 +350,9 @@ def repair_unplaced(problem: Problem, plan: Plan, deadline: float, solve_sub: Su
         if packed.unscheduled or set(packed.placements) != set(jobs):
             continue
         old = state.replace({k: packed.placements[k] for k in rivals})
-        state.placements[j] = packed.placements[j]
-        state._add(j, packed.placements[j], +1)
+        state.place(j, packed.placements[j])
         if not state.feasible():
-            state._add(j, packed.placements[j], -1)
-            del state.placements[j]
+            state.unplace(j)
             state.replace(old)
             continue
         del left[j]
