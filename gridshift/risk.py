@@ -77,9 +77,10 @@ def _replace_plan(result: SolveResult, plan) -> SolveResult:
     check = check_plan(problem, plan)
     if not check.ok:
         return result
-    objective = figures(problem, plan).totals.objective(problem)
+    plan_figures = figures(problem, plan)
+    objective = plan_figures.totals.objective(problem)
     gap = (objective - result.best_bound) / max(abs(objective), 1e-9)
     return dataclasses.replace(
-        result, plan=plan, figures=figures(problem, plan), objective=objective, gap=gap,
+        result, plan=plan, figures=plan_figures, objective=objective, gap=gap,
         status="FEASIBLE",
         detail=result.detail + "; plan chosen by risk measure over forecast scenarios")

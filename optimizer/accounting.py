@@ -96,3 +96,8 @@ def figures(problem: Problem, plan: Plan) -> PlanFigures:
         wait_hours=total_wait, weighted_wait_hours=weighted_wait)
     return PlanFigures(totals=totals, jobs=jobs, load_kw=load_kw, grid_kw=grid_kw,
                        gpus_used=gpus)
+
+
+def plan_objective(problem: Problem, plan: Plan) -> float:
+    """The request's objective (carbon, cost and delay weights) of a plan."""
+    return figures(problem, plan).totals.objective(problem)

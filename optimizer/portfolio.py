@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from optimizer.accounting import figures
+from optimizer.accounting import plan_objective
 from optimizer.backends import BackendResult
 from optimizer.domain import Backend
 from optimizer.lagrangian import lagrangian_bound
@@ -74,33 +74,26 @@ def improve_plan(problem: Problem, jobs: list[int], plan: Plan, backend: Backend
     # Small models: time kept at the end for a Lagrangian bound if the exact solve stops short.
     work_deadline = deadline - (max(0.05, min(0.5, 0.05 * remaining)) if small else 0.0)
 
-    def bound_of(best_plan: Plan) -> tuple[float, str]:
-        objective = figures(problem, best_plan).totals.objective(problem)
-        lag = lagrangian_bound(restricted(problem, jobs), objective,
-                               time_budget_s=max(0.05, deadline - time.monotonic()))
-        note = (f"bound: Lagrangian relaxation ({lag.iterations} subgradient steps, "
-                "converges to the LP relaxation)" if lag.valid else "bound: none valid")
-        return lag.bound, note
-
     if small:
         result, exact_plan = run_exact(work_deadline, stop_flag)
-        if result.status == "optimal":
-            return _pick(problem, plan, exact_plan, result, -math.inf, "")
         chosen = _pick(problem, plan, exact_plan, result, -math.inf, "")
-        lag_bound, note = bound_of(chosen.plan)
-        return _pick(problem, plan, exact_plan, result, lag_bound, note)
+        if result.status == "optimal":
+            return chosen
+        lag = lagrangian_bound(restricted(problem, jobs), plan_objective(problem, chosen.plan),
+                               time_budget_s=max(0.05, deadline - time.monotonic()))
+        return _pick(problem, plan, exact_plan, result, lag.bound, _bound_note(lag))
     # The largest models get more subgradient steps: there the bound matters more than the
     # last fraction of a percent LNS finds.
     lag_share = 0.25 if columns > EXACT_PORTFOLIO_MAX_COLUMNS else 0.15
     # Large models: the Lagrangian bound first (it converges towards the LP bound, which is
     # too slow to solve here), and a plan rounded from its preferences as a second start.
     lag = lagrangian_bound(restricted(problem, jobs),
-                           figures(problem, plan).totals.objective(problem),
+                           plan_objective(problem, plan),
                            time_budget_s=max(0.05, min(30.0, lag_share * remaining)))
     started_from = plan
     plan = _better_start(problem, jobs, plan, lag, deadline)
     if plan is not started_from:
-        emit("incumbent", objective=figures(problem, plan).totals.objective(problem),
+        emit("incumbent", objective=plan_objective(problem, plan),
              best_bound=lag.bound if lag.valid else None)
     lns_stop = threading.Event()
 
@@ -116,10 +109,10 @@ def improve_plan(problem: Problem, jobs: list[int], plan: Plan, backend: Backend
                 lns_stop.set()
         worker = threading.Thread(target=exact_run, daemon=True)
         worker.start()
-    best = {"objective": figures(problem, plan).totals.objective(problem)}
+    best = {"objective": plan_objective(problem, plan)}
 
     def on_improve(new_plan: Plan, _: float) -> None:
-        value = figures(problem, new_plan).totals.objective(problem)
+        value = plan_objective(problem, new_plan)
         if value < best["objective"]:
             best["objective"] = value
             emit("incumbent", objective=value, best_bound=None)
@@ -130,14 +123,21 @@ def improve_plan(problem: Problem, jobs: list[int], plan: Plan, backend: Backend
     if worker is not None:
         worker.join()
     note = stats.summary()
-    lag_note = (f"bound: Lagrangian relaxation ({lag.iterations} subgradient steps, converges "
-                "to the LP relaxation)" if lag.valid else "bound: none valid")
+    lag_note = _bound_note(lag)
     if worker is None:
         return Improvement(lns_plan, False, lag.bound, f"{note}; {lag_note}")
     result, exact_plan = exact["result"], exact["plan"]
     chosen = _pick(problem, lns_plan, exact_plan, result, lag.bound, lag_note)
     chosen.detail = f"portfolio: {chosen.detail}; {note}"
     return chosen
+
+
+def _bound_note(lag) -> str:
+    """The detail line saying which bound a Lagrangian result is."""
+    if not lag.valid:
+        return "bound: none valid"
+    return (f"bound: Lagrangian relaxation ({lag.iterations} subgradient steps, converges to "
+            "the LP relaxation)")
 
 
 def _better_start(problem: Problem, jobs: list[int], plan: Plan, lag, deadline: float) -> Plan:
@@ -148,7 +148,7 @@ def _better_start(problem: Problem, jobs: list[int], plan: Plan, lag, deadline: 
 
     if not lag.valid:
         return plan
-    best, best_value = plan, figures(problem, plan).totals.objective(problem)
+    best, best_value = plan, plan_objective(problem, plan)
     # A rounding costs about one construction; start one only if it fits the time left
     # (estimate from the greedy's speed: ~30 µs per job, site and 96 slots).
     cost_s = 3e-5 * len(jobs) * problem.n_sites * problem.n_slots / 96
@@ -162,7 +162,7 @@ def _better_start(problem: Problem, jobs: list[int], plan: Plan, lag, deadline: 
             continue
         budget = max(0.0, min(2.0, 0.05 * (deadline - time.monotonic())))
         candidate = greedy.improve(problem, candidate, time.monotonic() + budget)
-        value = figures(problem, candidate).totals.objective(problem)
+        value = plan_objective(problem, candidate)
         if value < best_value:
             best, best_value = candidate, value
     return best
@@ -173,9 +173,9 @@ def _pick(problem: Problem, plan: Plan, exact_plan: Plan | None, result: Backend
     bound = max(lag_bound, result.best_bound)
     if bound == result.best_bound and math.isfinite(result.best_bound):
         bound_note = f"bound: {result.detail.split(':')[0]} branch and bound"
-    current = figures(problem, plan).totals.objective(problem)
+    current = plan_objective(problem, plan)
     if exact_plan is not None:
-        value = figures(problem, exact_plan).totals.objective(problem)
+        value = plan_objective(problem, exact_plan)
         # Ties go to the exact plan, so a proven optimum is reported as OPTIMAL.
         if value <= current + 1e-9 * max(1.0, abs(current)):
             return Improvement(exact_plan, result.status == "optimal", bound,

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from optimizer import diagnosis, greedy
-from optimizer.accounting import PlanFigures, figures
+from optimizer.accounting import PlanFigures, figures, plan_objective
 from optimizer.backends import BackendResult
 from optimizer.baseline import fifo_baseline
 from optimizer.checker import check_plan
@@ -80,9 +80,9 @@ def solve(problem: Problem, on_progress: ProgressSink | None = None,
     candidates = [j for j in range(problem.n_jobs) if j not in unscheduled]
     plan = greedy.greedy_plan(
         problem, min(2.0, 0.15 * limit), opts.random_seed, set(candidates),
-        on_first_plan=lambda first: emit("first_plan", objective=_objective(problem, first),
+        on_first_plan=lambda first: emit("first_plan", objective=plan_objective(problem, first),
                                          unplaced=len(first.unscheduled)))
-    emit("heuristic", objective=_objective(problem, plan), unplaced=len(plan.unscheduled))
+    emit("heuristic", objective=plan_objective(problem, plan), unplaced=len(plan.unscheduled))
     conflicts: dict[int, list[int]] = {}
     if plan.unscheduled:
         # Only an exact model proves that jobs cannot all fit: the heuristic may just have
@@ -109,7 +109,7 @@ def solve(problem: Problem, on_progress: ProgressSink | None = None,
                           f"{'minimal ' if minimal else ''}conflicting set {{{names}}} "
                           f"({diagnosis.demand_note(problem, members)})")
     if unscheduled and not opts.allow_partial:
-        return _finish(problem, Plan(unscheduled=unscheduled), "INFEASIBLE", backend, math.nan,
+        return _finish(problem, Plan(unscheduled=unscheduled), "INFEASIBLE", backend,
                        math.nan, started, "; ".join(notes) or "jobs cannot be placed", conflicts)
     placed = sorted(plan.placements)
     plan.unscheduled = {}
@@ -129,32 +129,30 @@ def solve(problem: Problem, on_progress: ProgressSink | None = None,
         bound = max(bound, better.bound)
         status = "OPTIMAL" if better.optimal else "FEASIBLE"
     plan.unscheduled = unscheduled
-    return _finish(problem, plan, status, backend, _objective(problem, plan), bound, started,
+    return _finish(problem, plan, status, backend, bound, started,
                    "; ".join([detail, *notes]), conflicts)
-
-
-def _objective(problem: Problem, plan: Plan) -> float:
-    return figures(problem, plan).totals.objective(problem)
 
 
 def _heuristic_bound(problem: Problem, jobs: list[int], plan: Plan,
                      deadline: float) -> tuple[float, str]:
     """The bound reported with the heuristic alone: the Lagrangian relaxation within a short
-    budget, never below the independent-jobs bound."""
+    budget (vectorised; the per-job loop of `_independent_bound` is too slow at scale)."""
     from optimizer.lagrangian import lagrangian_bound
     from optimizer.portfolio import restricted
 
     if not jobs:
         return -math.inf, "construction heuristic"
     budget = max(0.05, min(1.0, 0.5 * (deadline - time.monotonic())))
-    lag = lagrangian_bound(restricted(problem, jobs), _objective(problem, plan), budget)
+    lag = lagrangian_bound(restricted(problem, jobs), plan_objective(problem, plan), budget)
     return lag.bound, (f"construction heuristic; bound: Lagrangian relaxation "
                        f"({lag.iterations} subgradient steps)")
 
 
 def _independent_bound(problem: Problem, jobs: list[int]) -> float:
     """Sum of each job's cheapest placement on an empty fleet. Valid when every grid cost
-    weight is non-negative (grid draw is superadditive in load); -inf otherwise."""
+    weight is non-negative (grid draw is superadditive in load); -inf otherwise. No longer
+    reported (the Lagrangian bound is at least as strong); kept as the reference bound that
+    tests/test_properties.py checks against brute force."""
     if (problem.grid_cost_per_kwh() < 0).any():
         return -math.inf
     empty = greedy._State.empty(problem)
@@ -241,12 +239,14 @@ def _exact(problem: Problem, jobs: list[int], start: Plan, backend: Backend, dea
     return result, candidate
 
 
-def _finish(problem: Problem, plan: Plan, status: str, backend: Backend, objective: float,
-            bound: float, started: float, detail: str, conflicts) -> SolveResult:
+def _finish(problem: Problem, plan: Plan, status: str, backend: Backend, bound: float,
+            started: float, detail: str, conflicts) -> SolveResult:
     check = check_plan(problem, plan)
     if status != "INFEASIBLE" and not check.ok:
         raise PlanCheckError("; ".join(check.violations[:5]))
     base = fifo_baseline(problem)
+    plan_figures = figures(problem, plan)
+    objective = math.nan if status == "INFEASIBLE" else plan_figures.totals.objective(problem)
     if math.isfinite(objective) and math.isfinite(bound):
         bound = min(bound, objective)
         gap = (objective - bound) / max(abs(objective), 1e-9)
@@ -255,5 +255,5 @@ def _finish(problem: Problem, plan: Plan, status: str, backend: Backend, objecti
     return SolveResult(problem=problem, plan=plan, status=status, backend=backend.value.lower()
                        if backend != Backend.AUTO else "auto", objective=objective,
                        best_bound=bound, gap=gap, wall_seconds=time.monotonic() - started,
-                       detail=detail, figures=figures(problem, plan), baseline=base,
+                       detail=detail, figures=plan_figures, baseline=base,
                        baseline_figures=figures(problem, base), conflicts=conflicts)
