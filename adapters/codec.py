@@ -33,9 +33,10 @@ def response_from_json(text: str) -> pb.OptimizeResponse:
     return json_format.Parse(text, pb.OptimizeResponse())
 
 
-def _ts(value: datetime) -> Timestamp:
+def timestamp(value: datetime) -> Timestamp:
+    """A protobuf Timestamp of an aware datetime (stored in UTC)."""
     ts = Timestamp()
-    ts.FromDatetime(value)
+    ts.FromDatetime(value.astimezone(UTC))
     return ts
 
 
@@ -56,10 +57,10 @@ def to_response(result: SolveResult, plan_id: str | None = None) -> pb.OptimizeR
     for j in sorted(result.plan.placements, key=lambda k: p.job_ids[k]):
         placement = result.plan.placements[j]
         a = response.assignments.add(job_id=p.job_ids[j], site_id=p.site_ids[placement.site])
-        a.start.CopyFrom(_ts(p.slot_time(placement.start_slot)))
-        a.end.CopyFrom(_ts(p.slot_time(placement.end_slot)))
+        a.start.CopyFrom(timestamp(p.slot_time(placement.start_slot)))
+        a.end.CopyFrom(timestamp(p.slot_time(placement.end_slot)))
         for lo, hi in placement.runs():
-            a.runs.add(start=_ts(p.slot_time(lo)), end=_ts(p.slot_time(hi)))
+            a.runs.add(start=timestamp(p.slot_time(lo)), end=timestamp(p.slot_time(hi)))
     for j in sorted(result.plan.unscheduled, key=lambda k: p.job_ids[k]):
         response.unscheduled.add(job_id=p.job_ids[j], reason=result.plan.unscheduled[j])
     if result.status != "INFEASIBLE":
@@ -74,13 +75,17 @@ def to_response(result: SolveResult, plan_id: str | None = None) -> pb.OptimizeR
         backend=result.backend, objective=_finite(result.objective),
         best_bound=_finite(result.best_bound), gap=_finite(result.gap, 1.0),
         wall_seconds=result.wall_seconds, status_detail=result.detail))
-    for f in p.forecasts:
-        prov = response.provenance.add(region=f.region, provider=f.provider, stale=f.stale,
-                                       fallback=f.fallback)
-        if f.issued_at is not None:
-            prov.issued_at.CopyFrom(_ts(f.issued_at))
-        prov.detail = provenance_detail(f)
+    response.provenance.extend(provenance(f) for f in p.forecasts)
     return response
+
+
+def provenance(f) -> pb.Provenance:
+    """Where a series came from: provider, issue time, stale / fallback flags, detail."""
+    prov = pb.Provenance(region=f.region, provider=f.provider, stale=f.stale,
+                         fallback=f.fallback, detail=provenance_detail(f))
+    if f.issued_at is not None:
+        prov.issued_at.CopyFrom(timestamp(f.issued_at))
+    return prov
 
 
 def provenance_detail(f) -> str:

@@ -4,32 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
-from adapters.codec import provenance_detail
+from adapters.codec import provenance, timestamp
 from forecasting.series import Forecast
-from gridshift.api.v1 import forecast_pb2, optimize_pb2
-
-
-def _ts(value: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
-
-
-def provenance(f: Forecast) -> optimize_pb2.Provenance:
-    prov = optimize_pb2.Provenance(region=f.region, provider=f.provider, stale=f.stale,
-                                   fallback=f.fallback, detail=provenance_detail(f))
-    if f.issued_at is not None:
-        prov.issued_at.CopyFrom(_ts(f.issued_at))
-    return prov
+from gridshift.api.v1 import forecast_pb2
 
 
 def forecast_response(series: list[Forecast]) -> forecast_pb2.GetForecastResponse:
     response = forecast_pb2.GetForecastResponse()
     for f in series:
         response.forecasts.add(
-            region=f.region, start=_ts(f.start), slot_minutes=f.slot_minutes,
+            region=f.region, start=timestamp(f.start), slot_minutes=f.slot_minutes,
             carbon_intensity=f.carbon_intensity, carbon_intensity_p10=f.carbon_intensity_p10,
             carbon_intensity_p90=f.carbon_intensity_p90, price_per_mwh=f.price_per_mwh,
             provenance=provenance(f))
@@ -38,10 +22,10 @@ def forecast_response(series: list[Forecast]) -> forecast_pb2.GetForecastRespons
 
 def _region_window(answer) -> forecast_pb2.RegionBestWindow:
     message = forecast_pb2.RegionBestWindow(
-        region=answer.region, start=_ts(answer.start), end=_ts(answer.end),
+        region=answer.region, start=timestamp(answer.start), end=timestamp(answer.end),
         mean_g_per_kwh=answer.mean_intensity_g_per_kwh, provenance=provenance(answer.forecast))
     for start, mean in answer.curve():
-        message.curve.add(start=_ts(start), mean_g_per_kwh=mean)
+        message.curve.add(start=timestamp(start), mean_g_per_kwh=mean)
     return message
 
 

@@ -126,10 +126,15 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
             raise outcome["error"]
         yield scheduler_pb2.OptimizeEvent(result=self._planned(request, outcome["result"]))
 
+    @staticmethod
+    def _required(component: Any, what: str, context: grpc.ServicerContext) -> Any:
+        """An injected component, or UNIMPLEMENTED when this server was built without it."""
+        if component is None:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{what} is not configured")
+        return component
+
     def _queries(self, context: grpc.ServicerContext) -> Any:
-        if self._forecasts is None:
-            context.abort(grpc.StatusCode.UNIMPLEMENTED, "forecast queries are not configured")
-        return self._forecasts
+        return self._required(self._forecasts, "forecast querying", context)
 
     def GetForecast(self, request, context: grpc.ServicerContext):
         start, end = timestamp_or_none(request, "start"), timestamp_or_none(request, "end")
@@ -144,9 +149,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
         return best_window_response(result)
 
     def _store(self, context: grpc.ServicerContext) -> Any:
-        if self._plans is None:
-            context.abort(grpc.StatusCode.UNIMPLEMENTED, "no plan store is configured")
-        return self._plans
+        return self._required(self._plans, "the plan store", context)
 
     def GetPlan(self, request, context: grpc.ServicerContext):
         found = self._store(context).get(request.plan_id)
@@ -161,10 +164,9 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
         return self._store(context).report(request)
 
     def ScoreSchedules(self, request, context: grpc.ServicerContext):
-        if self._scorer is None:
-            context.abort(grpc.StatusCode.UNIMPLEMENTED, "scoring is not configured")
+        scorer = self._required(self._scorer, "scoring", context)
         with self._slots.slot(context.is_active):
-            return self._scorer(request)
+            return scorer(request)
 
     def _solve(self, request: pb.OptimizeRequest, context: grpc.ServicerContext,
                on_progress) -> SolveResult:

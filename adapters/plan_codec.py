@@ -4,27 +4,21 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
 
 from google.protobuf import json_format
-from google.protobuf.timestamp_pb2 import Timestamp
 
+from adapters.codec import timestamp
 from adapters.store import PlanRecord
 from gridshift.api.v1 import optimize_pb2 as pb
 from gridshift.api.v1 import plans_pb2
 
 
-def _ts(value: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(value.astimezone(UTC))
-    return ts
-
-
 def summary_of(record: PlanRecord) -> plans_pb2.PlanSummary:
+    status = pb.PlanStatus.Value(record.status) if record.status in pb.PlanStatus.keys() else 0
     return plans_pb2.PlanSummary(
-        plan_id=record.plan_id, created_at=_ts(record.created_at), source=record.source,
-        status=pb.PlanStatus.Value(record.status) if record.status in pb.PlanStatus.keys()
-        else 0, horizon_start=_ts(record.horizon_start), horizon_end=_ts(record.horizon_end),
+        plan_id=record.plan_id, created_at=timestamp(record.created_at), source=record.source,
+        status=status, horizon_start=timestamp(record.horizon_start),
+        horizon_end=timestamp(record.horizon_end),
         emissions_kg=record.emissions_kg, baseline_emissions_kg=record.baseline_emissions_kg,
         energy_kwh=record.energy_kwh, run_key=record.run_key or "", jobs=len(record.jobs))
 

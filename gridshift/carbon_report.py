@@ -36,6 +36,13 @@ def build_report(store: PlanStore, start: datetime | None, end: datetime | None,
     if start is not None and end is not None and end <= start:
         raise InvalidInputError([FieldViolation("end", "not after start")])
     plans = plans_for_report(store, start, end, team, site)
+    return render_report(plans, start, end, team, site, fmt)
+
+
+def render_report(plans: list, start: datetime | None, end: datetime | None,
+                  team: str | None = None, site: str | None = None,
+                  fmt: str = "json") -> CarbonReport:
+    """The report of these plans (optimizer.reporting.ReportPlan) for the period and scope."""
     rows = report_rows(plans, start, end, team=team or None, site=site or None)
     totals = summary(rows)
     statement = accounting_statement(plans)

@@ -6,7 +6,6 @@ Exit codes: 0 a plan was found, 2 invalid input, 3 infeasible, 1 internal error.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -274,15 +273,11 @@ def _write_response(response, output: str | None) -> None:
     if output is None:
         sys.stdout.write(text)
         return
-    # Write then rename, so a crash never leaves half a file behind.
-    target = Path(output)
-    tmp = target.with_name(f".{target.name}.tmp")
+    from gridshift.files import write_atomically
+
     try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(target)
+        write_atomically(output, text)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write {output}: {exc.strerror or exc}") from None
 
 

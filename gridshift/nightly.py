@@ -27,6 +27,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from gridshift.files import write_atomically
 from optimizer.errors import FieldViolation, InvalidInputError
 
 log = logging.getLogger("gridshift.nightly")
@@ -215,7 +216,7 @@ def _write_outputs(out_dir: Path, response_dict: dict, report_plan) -> None:
 
     response = json_format.ParseDict(response_dict, pb.OptimizeResponse(),
                                      ignore_unknown_fields=True)
-    _atomic(out_dir / "plan.json", json_format.MessageToJson(
+    write_atomically(out_dir / "plan.json", json_format.MessageToJson(
         response, preserving_proto_field_name=True, indent=2) + "\n")
     rows = io.StringIO()
     writer = csv.writer(rows, lineterminator="\n")
@@ -229,21 +230,14 @@ def _write_outputs(out_dir: Path, response_dict: dict, report_plan) -> None:
                          f"{jf.energy_kwh:.6f}"])
     for u in response.unscheduled:
         writer.writerow([u.job_id, "", "", "", "", "", ""])
-    _atomic(out_dir / "plan.csv", rows.getvalue())
+    write_atomically(out_dir / "plan.csv", rows.getvalue())
     if report_plan is not None:
-        from adapters.report_render import charts, render_html
-        from optimizer.reporting import accounting_statement, report_rows, summary
+        from gridshift.carbon_report import render_report
 
-        plans = [report_plan]
-        table = report_rows(plans, None, None)
-        _atomic(out_dir / "report.html", render_html(
-            table, summary(table), accounting_statement(plans), charts(plans, table)))
+        report = render_report([report_plan], None, None, fmt="html")
+        write_atomically(out_dir / "report.html", report.document)
 
 
-def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 __all__ = ["run_nightly", "read_jobs", "read_sites", "run_key"]

@@ -88,12 +88,15 @@ def _as_solved(request: dict[str, Any], problem) -> dict[str, Any]:
 
 
 def save(result: SolveResult, response: pb.OptimizeResponse, request: dict[str, Any],
-         source: str, run_key: str | None = None) -> str | None:
-    """Store a plan (one transaction). A store failure is logged, never fails the plan."""
-    if not storing_enabled():
-        return None
+         source: str, run_key: str | None = None, store: PlanStore | None = None) -> str | None:
+    """Store a plan (one transaction) in `store`, or in the default store unless storing is
+    switched off. A store failure is logged, never fails the plan."""
+    if store is None:
+        if not storing_enabled():
+            return None
+        store = default_store()
     try:
-        return default_store().save(record_of(result, response, request, source, run_key))
+        return store.save(record_of(result, response, request, source, run_key))
     except Exception:  # noqa: BLE001 - the plan is still returned; the failure is logged
         log.exception("could not store plan %s", response.plan_id)
         return None
@@ -188,13 +191,7 @@ class PlanService:
 
     def save(self, result: SolveResult, response: pb.OptimizeResponse, request: dict[str, Any],
              source: str) -> None:
-        if self._store is not None:
-            try:
-                self._store.save(record_of(result, response, request, source))
-            except Exception:  # noqa: BLE001 - the plan is still returned; the failure is logged
-                log.exception("could not store plan %s", response.plan_id)
-        else:
-            save(result, response, request, source)
+        save(result, response, request, source, store=self._store)
 
     def get(self, plan_id: str):
         from adapters.plan_codec import get_plan_response

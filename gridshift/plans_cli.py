@@ -11,6 +11,7 @@ from pathlib import Path
 from google.protobuf import json_format
 
 from adapters.store import ActualSeries, PlanFilter
+from gridshift.files import write_atomically
 from optimizer.errors import FieldViolation, InvalidInputError
 
 
@@ -133,9 +134,7 @@ def _report(store, args: argparse.Namespace) -> int:
     report = build_report(store, when(args.start, "--from"), when(args.end, "--to"),
                           args.team, args.site, args.format)
     target = Path(args.output)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_bytes(report.document)
-    tmp.replace(target)
+    write_atomically(target, report.document)
     totals = report.summary.get("totals", {})
     print(f"report of {report.plans} plan(s) written to {target} ({args.format}); emissions "
           f"{totals.get('emissions_kg_forecast') or 0:,.1f} kg CO2e (forecast)", file=sys.stderr)
