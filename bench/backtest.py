@@ -6,12 +6,13 @@ policy, savings against run-now, the share of the perfect-foresight savings, lat
 wait and the wall time per planning window (mean and max). Then a verdict on the target
 (gridshift >= 95 % of the perfect-foresight savings and better than every other policy) and,
 unless --no-sensitivity, what moves it: other forecast-error seeds, the seasonal-extension
-error model (fitted on these very series) instead of the default average-CI model, and a
-tighter capacity (run-now peak at 200 % of capacity, so capacity binds).
+error model (fitted on these very series) instead of the default average-CI model,
+independent forecast vintages instead of one evolving history, decisions every 6 h instead of
+every hour, and a tighter capacity (run-now peak at 200 % of capacity, so capacity binds).
 
 Run: ``python bench/backtest.py [--regions US-CAL-CISO DE] [--days 7] [--time-limit 5]
 [-o out/]``. Skipped, with a message, when ../shared/data (or $GRIDSHIFT_SHARED_DATA) is
-absent. Takes about 2-4 minutes on two cores.
+absent. Takes about 5-10 minutes on two cores.
 """
 
 from __future__ import annotations
@@ -86,6 +87,10 @@ def sensitivity(args: argparse.Namespace, region: str) -> None:
         print(f"  forecast seed {seed:<3}                   {_shares(region, args, seed=seed)}")
     print(f"  seasonal-extension error model     "
           f"{_shares(region, args, seed=args.seed, forecast_model='seasonal-extension')}")
+    print(f"  independent forecast vintages      "
+          f"{_shares(region, args, seed=args.seed, vintages='independent')}")
+    print(f"  decisions every 6 h                "
+          f"{_shares(region, args, seed=args.seed, decision_hours=6)}")
     print(f"  capacity: run-now peak at 200 %    "
           f"{_shares(region, args, seed=args.seed, utilisation=2.0)}")
     print()

@@ -50,6 +50,7 @@ __all__ = [
     "calibration",
     "calibration_sets",
     "coverage_by_lead",
+    "evolving_log_errors",
     "fit_error_model",
     "forecast_scenarios",
     "lead_hours",
@@ -220,6 +221,30 @@ def scenarios(values: np.ndarray, issued_at: datetime | None, start: datetime,
     rng = np.random.default_rng(seed)
     z = _ar1_normals(n, len(point), model.step_correlation(step_minutes), rng)
     return point[None, :] * np.exp(sigma[None, :] * z)
+
+
+def evolving_log_errors(model: ErrorModel, length: int, step_minutes: int,
+                        seed: int) -> np.ndarray:
+    """Log errors of a sequence of forecast vintages that evolve consistently (the martingale
+    model of forecast evolution): ``E[v, L]`` is the error of valid slot ``v`` in the forecast
+    issued ``L`` slots before it, so the forecast issued at slot ``i`` is
+    ``actual[v] * exp(E[v, v - i])``.
+
+    The error of a valid slot at lead ``L`` is the sum of independent innovations for leads
+    ``0 .. L`` with variances ``sigma(l)^2 - sigma(l-1)^2``; moving the issue time one slot
+    closer reveals (removes) one innovation. So each vintage has exactly ``model``'s spread by
+    lead and its AR(1) correlation across valid times (each innovation layer is an AR(1) path),
+    and the same valid slot's errors in two vintages correlate by ``sigma(L2) / sigma(L1)``
+    rather than not at all: real forecasts issued hours apart share most of their error (GB
+    NESO 48-h vintages 12-36 h apart: 0.77-0.98). Deterministic for a given ``seed``.
+    """
+    if length <= 0:
+        return np.zeros((0, 0))
+    lead = np.arange(length) * (step_minutes / 60.0)
+    variance = np.diff(np.concatenate([[0.0], model.sigma_log(lead) ** 2]))
+    rng = np.random.default_rng(seed)
+    layers = _ar1_normals(length, length, model.step_correlation(step_minutes), rng)  # [l, v]
+    return np.cumsum(np.sqrt(np.maximum(variance, 0.0))[:, None] * layers, axis=0).T
 
 
 def _has_band(forecast: Forecast) -> bool:

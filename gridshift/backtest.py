@@ -39,19 +39,25 @@ Jobs and site
 
 Rolling decisions
 -----------------
-Decisions are taken every ``decision_hours`` (default 6 h: 00, 06, 12, 18 UTC) rather than once
-a day, because waiting a whole day for the next plan would delay every job by 12 h on average
-and eat most of its slack. At each decision time ``d`` a policy plans the jobs that arrived by
+Decisions are taken every ``decision_hours`` (default 1 h, as a scheduler calling the service
+for each batch of arrivals would; 6 h is the coarser alternative, where jobs wait for the next
+decision and lose slack). At each decision time ``d`` a policy plans the jobs that arrived by
 ``d`` and have not started (they may start at ``d`` at the earliest); jobs it started earlier
 occupy capacity (commitments carry over as lowered site capacity). The window's horizon runs
 from ``d`` to the latest deadline of its jobs plus a 24-h margin (room for placements a repair
 has to push past a deadline). Decisions go on after the week until every job has started.
 
-The forecast known at ``d``: the actual series from ``d`` on, perturbed once per decision by the
-calibrated forecast error model (``forecasting.uncertainty.scenarios`` with ``issued_at=d``,
-``n=1``, :data:`forecasting.uncertainty.DEFAULT`, the average-intensity model fitted on GB NESO
-48-h forecasts), with seed ``seed * 100_000 + decision index``. Every forecast-driven policy
-sees the same forecast at the same decision.
+The forecast known at ``d``: the actual series from ``d`` on, perturbed by the calibrated
+forecast error model (default :data:`forecasting.uncertainty.DEFAULT`, the average-intensity
+model fitted on GB NESO 48-h forecasts: sigma by lead time, AR(1) across valid hours). With
+``vintages="evolving"`` (the default) the forecasts of successive decisions are one consistent
+history (:func:`forecasting.uncertainty.evolving_log_errors`, seed ``seed``): the error of a
+valid hour shrinks as it approaches by revealing independent innovations, as real forecast
+vintages do (GB NESO vintages 12-36 h apart share 0.77-0.98 of their error). With
+``vintages="independent"`` every decision draws a fresh error
+(``forecasting.uncertainty.scenarios``, seed ``seed * 100_000 + decision index``), which makes
+re-planning chase noise. Every forecast-driven policy sees the same forecast at the same
+decision.
 
 Policies (all on the same jobs and capacity, all scored with the ACTUAL intensity)
 ----------------------------------------------------------------------------------
@@ -122,7 +128,13 @@ import pandas as pd
 
 from forecasting.best_window import find_best_window
 from forecasting.series import Forecast
-from forecasting.uncertainty import DEFAULT, SEASONAL_EXTENSION_MODEL, ErrorModel, scenarios
+from forecasting.uncertainty import (
+    DEFAULT,
+    SEASONAL_EXTENSION_MODEL,
+    ErrorModel,
+    evolving_log_errors,
+    scenarios,
+)
 from gridshift.planning import prepare
 from optimizer.accounting import figures
 from optimizer.baseline import fifo_baseline
@@ -132,7 +144,7 @@ from optimizer.problem import Problem
 from optimizer.solve import solve
 
 __all__ = [
-    "FORECAST_MODELS", "POLICIES", "BacktestConfig", "BacktestError", "BacktestResult",
+    "FORECAST_MODELS", "POLICIES", "VINTAGES", "BacktestConfig", "BacktestError", "BacktestResult",
     "TraceJob", "add_arguments", "canonical_region", "default_start", "describe",
     "format_table", "load_carbon_series", "load_trace", "main", "run_backtest",
     "shared_data_dir", "size_capacity", "trace_jobs", "trace_week", "write_outputs",
@@ -158,6 +170,11 @@ FORECAST_MODELS: dict[str, ErrorModel | None] = {
     "average-ci": DEFAULT, "seasonal-extension": SEASONAL_EXTENSION_MODEL, "perfect": None,
 }
 
+#: How forecasts issued at successive decisions relate: ``evolving`` (the default) draws one
+#: consistent history of vintages (forecasting.uncertainty.evolving_log_errors), ``independent``
+#: draws every decision's forecast error afresh.
+VINTAGES = ("evolving", "independent")
+
 
 class BacktestError(RuntimeError):
     """A schedule failed the independent checker, or the data cannot hold the replay."""
@@ -174,7 +191,7 @@ class BacktestConfig:
     time_limit_s: float = 5.0
     pf_time_limit_s: float | None = None
     seed: int = 0
-    decision_hours: int = 6
+    decision_hours: int = 1
     max_shift_h: float = 8.0
     utilisation: float = 0.9
     gpu_kw: float = 0.7
@@ -183,6 +200,7 @@ class BacktestConfig:
     max_jobs: int | None = None
     capacity_gpus: int | None = None
     forecast_model: str = "average-ci"
+    vintages: str = "evolving"
 
     @property
     def pf_limit_s(self) -> float:
@@ -344,6 +362,7 @@ class _Context:
     jobs: list[TraceJob]
     capacity: int
     _forecasts: dict[int, np.ndarray] = field(default_factory=dict)
+    _log_errors: np.ndarray | None = None     # [valid hour, lead] (evolving vintages)
 
     def time(self, hour: int) -> datetime:
         return self.origin + timedelta(hours=hour)
@@ -353,6 +372,12 @@ class _Context:
         model = FORECAST_MODELS[self.cfg.forecast_model]
         if model is None:
             return self.actual[start_h:]
+        if self.cfg.vintages == "evolving":
+            if self._log_errors is None:
+                self._log_errors = evolving_log_errors(model, self.total_h, SLOT_MINUTES,
+                                                       seed=self.cfg.seed)
+            valid = np.arange(start_h, self.total_h)
+            return self.actual[start_h:] * np.exp(self._log_errors[valid, valid - start_h])
         if k not in self._forecasts:
             self._forecasts[k] = scenarios(
                 self.actual[start_h:], issued_at=self.time(start_h), start=self.time(start_h),
@@ -726,10 +751,10 @@ def _evaluate(ctx: _Context, starts: dict[str, int], policy: str) -> _Evaluation
 def run_backtest(region: str, start: date | None = None, days: int = 7, *,
                  slack_h: float = 12.0, time_limit_s: float = 5.0, seed: int = 0,
                  data_dir: Path | str | None = None, pf_time_limit_s: float | None = None,
-                 decision_hours: int = 6, max_shift_h: float = 8.0, utilisation: float = 0.9,
+                 decision_hours: int = 1, max_shift_h: float = 8.0, utilisation: float = 0.9,
                  max_jobs: int | None = None, capacity_gpus: int | None = None,
                  trace_start: date | None = None, forecast_model: str = "average-ci",
-                 policies: tuple[str, ...] = POLICIES,
+                 vintages: str = "evolving", policies: tuple[str, ...] = POLICIES,
                  on_window: Callable[[str], None] | None = None) -> BacktestResult:
     """Replay ``days`` of the trace from ``start`` (default: :func:`default_start`) in
     ``region`` and compare ``policies`` (see the module docstring). ``on_window(policy)`` is
@@ -739,7 +764,7 @@ def run_backtest(region: str, start: date | None = None, days: int = 7, *,
     cfg = BacktestConfig(region, start, days, slack_h, time_limit_s, pf_time_limit_s, seed,
                          decision_hours, max_shift_h, utilisation, trace_start=trace_start,
                          max_jobs=max_jobs, capacity_gpus=capacity_gpus,
-                         forecast_model=forecast_model)
+                         forecast_model=forecast_model, vintages=vintages)
     _validate(cfg, policies)
     ctx, week = _context(cfg, Path(data_dir) if data_dir else shared_data_dir())
     runs = {p: _run_now(ctx) if p == REFERENCE_POLICY else _run_windowed(ctx, p, on_window)
@@ -761,6 +786,8 @@ def _validate(cfg: BacktestConfig, policies: tuple[str, ...]) -> None:
     if cfg.days < 1 or cfg.decision_hours < 1 or cfg.slack_h < 0 or cfg.time_limit_s <= 0:
         raise ValueError("days and decision_hours must be >= 1, slack_h >= 0, "
                          "time_limit_s > 0")
+    if cfg.vintages not in VINTAGES:
+        raise ValueError(f"vintages must be one of {', '.join(VINTAGES)}; got {cfg.vintages!r}")
     if cfg.forecast_model not in FORECAST_MODELS or cfg.utilisation <= 0:
         raise ValueError(f"forecast_model must be one of {', '.join(FORECAST_MODELS)} and "
                          f"utilisation > 0; got {cfg.forecast_model!r}, {cfg.utilisation}")
@@ -826,8 +853,9 @@ def describe(result: BacktestResult) -> str:
     return (f"{cfg.region}: {cfg.days} day(s) from {cfg.start} (trace {result.trace_start}), "
             f"{len(result.jobs)} jobs, capacity {result.capacity_gpus} GPUs, slack "
             f"{cfg.slack_h:g} h, decisions every {cfg.decision_hours} h, forecast error "
-            f"{cfg.forecast_model}, time limit {cfg.time_limit_s:g} s per window (perfect "
-            f"foresight {cfg.pf_limit_s:g} s), seed {cfg.seed}")
+            f"{cfg.forecast_model} ({cfg.vintages} vintages), time limit "
+            f"{cfg.time_limit_s:g} s per window (perfect foresight {cfg.pf_limit_s:g} s), "
+            f"seed {cfg.seed}")
 
 
 def _markdown(result: BacktestResult) -> str:
@@ -901,10 +929,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="solver time limit per window, seconds (default 5; perfect "
                              "foresight gets twice as long)")
     parser.add_argument("--seed", type=int, default=0, help="forecast-error and solver seed")
-    parser.add_argument("--decision-hours", type=int, default=6,
-                        help="hours between planning decisions (default 6)")
+    parser.add_argument("--decision-hours", type=int, default=1,
+                        help="hours between planning decisions (default 1)")
     parser.add_argument("--forecast-model", choices=tuple(FORECAST_MODELS),
                         default="average-ci", help="decision-time forecast error model")
+    parser.add_argument("--vintages", choices=VINTAGES, default="evolving",
+                        help="forecasts of successive decisions: one evolving history "
+                             "(default) or independent errors per decision")
     parser.add_argument("--utilisation", type=float, default=0.9,
                         help="run-now peak demand / capacity (default 0.9)")
     parser.add_argument("-o", "--output-dir", default="backtest",
@@ -932,9 +963,10 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _main_region(args: argparse.Namespace, region: str, data_dir: Path) -> None:
-    options = {"decision_hours": getattr(args, "decision_hours", 6),
+    options = {"decision_hours": getattr(args, "decision_hours", 1),
                "forecast_model": getattr(args, "forecast_model", "average-ci"),
-               "utilisation": getattr(args, "utilisation", 0.9)}
+               "utilisation": getattr(args, "utilisation", 0.9),
+               "vintages": getattr(args, "vintages", "evolving")}
     estimate = (len(POLICIES) - 1) * (args.days * 24 + 48) // options["decision_hours"]
     with _progress_bar(region, estimate) as tick:
         result = run_backtest(region, args.start, args.days, slack_h=args.slack_hours,

@@ -9,6 +9,7 @@ import os
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -146,3 +147,24 @@ def test_cli_entry_point(data_dir: Path, tmp_path: Path, capsys,
     assert (tmp_path / "backtest-US-CAL-CISO-2022-10-27.png").exists()
     bad = parser.parse_args(["--region", "nowhere"])
     assert backtest.main(bad) == 2
+
+
+def test_forecast_vintages_evolve_or_are_drawn_afresh(data_dir: Path) -> None:
+    """Evolving vintages: the forecasts of one valid hour issued an hour apart differ by one
+    small innovation; independent vintages differ by a whole fresh error."""
+    spreads = {}
+    for vintages in backtest.VINTAGES:
+        cfg = backtest.BacktestConfig(REGION, date(2022, 10, 25), days=1, seed=3, max_jobs=24,
+                                      decision_hours=1, vintages=vintages)
+        ctx, _ = backtest._context(cfg, data_dir)
+        first, second = ctx.forecast(5, 5), ctx.forecast(6, 6)
+        np.testing.assert_array_equal(first, ctx.forecast(5, 5))     # cached, deterministic
+        # Hours 6 .. 30: leads 1..25 in the first vintage, 0..24 in the second.
+        spreads[vintages] = np.std(np.log(first[1:26] / second[:25]))
+        assert (first > 0).all() and len(first) == ctx.total_h - 5
+    assert spreads["evolving"] < 0.5 * spreads["independent"]
+
+
+def test_unknown_vintages_option_is_refused(data_dir: Path) -> None:
+    with pytest.raises(ValueError, match="vintages"):
+        _run(data_dir, vintages="psychic")

@@ -170,3 +170,29 @@ def test_shipped_constants_are_reproducible_from_the_real_data():
         assert refit[key].model == model, key
         # Held-out p10-p90 coverage near the nominal 80 % (GB: only 4 vintages).
         assert 0.65 <= refit[key].held_out_coverage <= 0.95, key
+
+
+def test_evolving_vintages_keep_the_models_spread_by_lead():
+    """Each vintage of the evolving history has the model's sigma at every lead."""
+    model = u.DEFAULT
+    errors = np.stack([u.evolving_log_errors(model, 40, 60, seed=s) for s in range(600)])
+    leads = np.arange(40)
+    by_lead = errors[:, 30, leads[:31]].std(axis=0)       # valid hour 30, issued 0..30 h before
+    np.testing.assert_allclose(by_lead, model.sigma_log(leads[:31] * 1.0),
+                               rtol=0.12)
+
+
+def test_evolving_vintages_share_their_error_and_are_deterministic():
+    """Two vintages' errors for one valid hour correlate by sigma(short) / sigma(long) (one
+    evolving error, not independent draws); the same seed gives the same history."""
+    model = u.DEFAULT
+    errors = np.stack([u.evolving_log_errors(model, 40, 60, seed=s) for s in range(800)])
+    near, far = errors[:, 35, 2], errors[:, 35, 30]
+    expected = float(model.sigma_log(2.0) / model.sigma_log(30.0))
+    assert np.corrcoef(near, far)[0, 1] == pytest.approx(expected, abs=0.08)
+    # Within one vintage, consecutive valid hours follow the AR(1) correlation.
+    same_vintage = np.corrcoef(errors[:, 20, 10], errors[:, 21, 11])[0, 1]
+    assert same_vintage == pytest.approx(model.step_correlation(60), abs=0.08)
+    np.testing.assert_array_equal(u.evolving_log_errors(model, 12, 60, seed=5),
+                                  u.evolving_log_errors(model, 12, 60, seed=5))
+    assert u.evolving_log_errors(model, 0, 60, seed=5).shape == (0, 0)
