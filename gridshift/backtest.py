@@ -103,10 +103,10 @@ What limits gridshift here (bench/backtest.py prints the numbers)
 With capacity sized to the run-now peak, the trace's bursts leave most hours far below
 capacity, so capacity almost never binds once jobs are spread over their deadline windows:
 gridshift and the per-job lowest window then choose nearly the same starts from the same
-forecast, and both stay below perfect foresight by what the forecast error costs (the
-average-CI model's sigma is 0.11 even at lead 0 and grows to 0.33 at 40 h). Where capacity
-binds (``utilisation`` > 1), gridshift's joint plan beats the repaired per-job advice and
-keeps every deadline.
+forecast (gridshift's hourly re-planning with fresher vintages gains a little), and both stay
+below perfect foresight by what the forecast error costs (the average-CI model's sigma is
+0.11 at the current hour and 0.18 at 12 h). Where capacity binds (``utilisation`` > 1),
+gridshift's joint plan beats the repaired per-job advice clearly and keeps every deadline.
 """
 
 from __future__ import annotations
