@@ -63,44 +63,72 @@ class _Jobs:
 def _subproblem(jobs: _Jobs, idx: np.ndarray, kw_price: np.ndarray, gpu_price: np.ndarray,
                 T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cheapest adjusted cost, site and start of jobs idx. Prices are [S, T]."""
-    cost = (jobs.kw[idx][:, :, None] * kw_price[None] +
-            jobs.gpus[idx][:, None, None] * gpu_price[None])                 # [n, S, T]
-    n, S, _ = cost.shape
-    t = np.arange(T)
-    inside = (t[None, :] >= jobs.first[idx][:, None]) & (t[None, :] < jobs.last[idx][:, None])
+    n = len(idx)
     best = np.full(n, np.inf)
     site = np.zeros(n, dtype=np.int64)
     start = np.full(n, -1, dtype=np.int64)
     contiguous = jobs.contiguous[idx]
     if contiguous.any():
         c = np.flatnonzero(contiguous)
-        cum = np.concatenate([np.zeros((len(c), S, 1)), np.cumsum(cost[c], axis=2)], axis=2)
-        d = jobs.d[idx][c]
-        ends = np.minimum(t[None, :] + d[:, None], T)                         # [c, T]
-        window = (np.take_along_axis(cum, ends[:, None, :].repeat(S, 1), axis=2) -
-                  cum[:, :, :T])
-        ok = (t[None, :] >= jobs.first[idx][c][:, None]) & (
-            t[None, :] + d[:, None] <= jobs.last[idx][c][:, None])
-        window = window + jobs.delay_per_slot[idx][c][:, None, None] * (t + d[:, None])[:, None]
-        window = np.where(ok[:, None, :] & jobs.allowed[idx][c][:, :, None], window, np.inf)
-        flat = window.reshape(len(c), -1)
-        arg = np.argmin(flat, axis=1)
-        best[c] = flat[np.arange(len(c)), arg]
-        site[c], start[c] = np.divmod(arg, T)
+        best[c], site[c], start[c] = _contiguous_best(jobs, idx[c], kw_price, gpu_price, T)
     if (~contiguous).any():
         k = np.flatnonzero(~contiguous)
-        masked = np.where(inside[k][:, None, :], cost[k], np.inf)
-        ordered = np.sort(masked, axis=2)
-        d = jobs.d[idx][k]
-        picked = np.cumsum(np.where(np.isfinite(ordered), ordered, 0.0), axis=2)
-        total = np.take_along_axis(picked, (d - 1)[:, None, None].repeat(S, 1), axis=2)[..., 0]
-        enough = np.isfinite(np.take_along_axis(ordered, (d - 1)[:, None, None].repeat(S, 1),
-                                                axis=2)[..., 0])
-        total = np.where(enough & jobs.allowed[idx][k], total, np.inf)
-        site[k] = np.argmin(total, axis=1)
-        best[k] = total[np.arange(len(k)), site[k]] + jobs.delay_per_slot[idx][k] * (
-            jobs.first[idx][k] + d)
+        best[k], site[k] = _interruptible_best(jobs, idx[k], kw_price, gpu_price, T)
     return best, site, start
+
+
+def _contiguous_best(jobs: _Jobs, idx: np.ndarray, kw_price: np.ndarray, gpu_price: np.ndarray,
+                     T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cheapest (cost, site, start) of contiguous jobs. A run's price per kW and per GPU
+    depends only on its length, so it comes from prefix sums once per distinct duration, and
+    a job's cost is one multiply-add per (site, start)."""
+    kw_cum = np.concatenate([np.zeros((kw_price.shape[0], 1)), np.cumsum(kw_price, axis=1)], 1)
+    gpu_cum = np.concatenate([np.zeros((gpu_price.shape[0], 1)), np.cumsum(gpu_price, axis=1)],
+                             1)
+    best = np.full(len(idx), np.inf)
+    site = np.zeros(len(idx), dtype=np.int64)
+    start = np.full(len(idx), -1, dtype=np.int64)
+    d_all = jobs.d[idx]
+    for d in np.unique(d_all):
+        group = np.flatnonzero(d_all == d)
+        j = idx[group]
+        starts = np.arange(T - d + 1)
+        if len(starts) == 0:         # longer than the horizon: no start (cost stays inf)
+            start[group] = 0
+            continue
+        run_kw = kw_cum[:, starts + d] - kw_cum[:, starts]                   # [S, starts]
+        run_gpu = gpu_cum[:, starts + d] - gpu_cum[:, starts]
+        cost = (jobs.kw[j][:, :, None] * run_kw[None] + jobs.gpus[j][:, None, None] * run_gpu[None]
+                + (jobs.delay_per_slot[j][:, None] * (starts + d)[None, :])[:, None, :])
+        ok = (starts[None, :] >= jobs.first[j][:, None]) & (
+            starts[None, :] + d <= jobs.last[j][:, None])
+        cost = np.where(ok[:, None, :] & jobs.allowed[j][:, :, None], cost, np.inf)
+        flat = cost.reshape(len(j), -1)
+        arg = np.argmin(flat, axis=1)
+        best[group] = flat[np.arange(len(j)), arg]
+        site[group], start[group] = np.divmod(arg, len(starts))
+    return best, site, start
+
+
+def _interruptible_best(jobs: _Jobs, idx: np.ndarray, kw_price: np.ndarray,
+                        gpu_price: np.ndarray, T: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cheapest (cost, site) of interruptible jobs: their d cheapest slots in the window."""
+    cost = (jobs.kw[idx][:, :, None] * kw_price[None] +
+            jobs.gpus[idx][:, None, None] * gpu_price[None])                 # [n, S, T]
+    S = cost.shape[1]
+    t = np.arange(T)
+    inside = (t[None, :] >= jobs.first[idx][:, None]) & (t[None, :] < jobs.last[idx][:, None])
+    masked = np.where(inside[:, None, :], cost, np.inf)
+    ordered = np.sort(masked, axis=2)
+    d = jobs.d[idx]
+    picked = np.cumsum(np.where(np.isfinite(ordered), ordered, 0.0), axis=2)
+    total = np.take_along_axis(picked, (d - 1)[:, None, None].repeat(S, 1), axis=2)[..., 0]
+    enough = np.isfinite(np.take_along_axis(ordered, (d - 1)[:, None, None].repeat(S, 1),
+                                            axis=2)[..., 0])
+    total = np.where(enough & jobs.allowed[idx], total, np.inf)
+    site = np.argmin(total, axis=1)
+    best = total[np.arange(len(idx)), site] + jobs.delay_per_slot[idx] * (jobs.first[idx] + d)
+    return best, site
 
 
 def _usage(problem: Problem, jobs: _Jobs, site: np.ndarray, start: np.ndarray,
@@ -185,11 +213,12 @@ def lagrangian_bound(problem: Problem, upper_bound: float, time_budget_s: float 
 
 
 def rounded_plan(problem: Problem, jobs: list[int], result: LagrangianResult,
-                 by_slack: bool = True):
-    """A plan from the Lagrangian preferences: jobs (tight windows first, or big energy first)
-    take their preferred (site, start) when it still fits, else their cheapest feasible spot.
-    `result` must come from `lagrangian_bound` on the problem restricted to `jobs` (same
-    order). Returns a Plan; jobs that fit nowhere are unscheduled."""
+                 by_slack: bool = True, first: frozenset[int] = frozenset()):
+    """A plan from the Lagrangian preferences: jobs (tight windows first, or big energy first;
+    the jobs in `first` before all others) take their preferred (site, start) when it still
+    fits, else their cheapest feasible spot. `result` must come from `lagrangian_bound` on the
+    problem restricted to `jobs` (same order). Returns a Plan; jobs that fit nowhere are
+    unscheduled."""
     from optimizer import greedy
     from optimizer.plan import Placement, Plan
 
@@ -197,8 +226,9 @@ def rounded_plan(problem: Problem, jobs: list[int], result: LagrangianResult,
     plan = Plan()
     slack = problem.last_slot - problem.first_slot - problem.duration_slots
     energy = problem.power_kw * problem.duration_slots * problem.gpus
-    order = sorted(range(len(jobs)), key=(lambda k: (slack[jobs[k]], -energy[jobs[k]]))
-                   if by_slack else (lambda k: -energy[jobs[k]]))
+    order = sorted(range(len(jobs)), key=(lambda k: (jobs[k] not in first, slack[jobs[k]],
+                                                     -energy[jobs[k]]))
+                   if by_slack else (lambda k: (jobs[k] not in first, -energy[jobs[k]])))
     for k in order:
         j = jobs[k]
         placed = None

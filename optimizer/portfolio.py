@@ -91,7 +91,7 @@ def improve_plan(problem: Problem, jobs: list[int], plan: Plan, backend: Backend
                            plan_objective(problem, plan),
                            time_budget_s=max(0.05, min(30.0, lag_share * remaining)))
     started_from = plan
-    plan = _better_start(problem, jobs, plan, lag, deadline)
+    plan = _better_start(problem, jobs, plan, lag, deadline, lns_sub_solver(backend))
     if plan is not started_from:
         emit("incumbent", objective=plan_objective(problem, plan),
              best_bound=lag.bound if lag.valid else None)
@@ -140,32 +140,58 @@ def _bound_note(lag) -> str:
             "the LP relaxation)")
 
 
-def _better_start(problem: Problem, jobs: list[int], plan: Plan, lag, deadline: float) -> Plan:
-    """The heuristic's plan or the plan rounded from the Lagrangian preferences (improved by
-    local search), whichever is better with every job placed."""
+def _better_start(problem: Problem, jobs: list[int], plan: Plan, lag, deadline: float,
+                  solve_sub) -> Plan:
+    """The heuristic's plan or a plan rounded from the Lagrangian preferences (the better of
+    two job orders, improved by local search), whichever is better with every job placed."""
     from optimizer import greedy
-    from optimizer.lagrangian import rounded_plan
 
     if not lag.valid:
         return plan
-    best, best_value = plan, plan_objective(problem, plan)
     # A rounding costs about one construction; start one only if it fits the time left
     # (estimate from the greedy's speed: ~30 µs per job, site and 96 slots).
     cost_s = 3e-5 * len(jobs) * problem.n_sites * problem.n_slots / 96
+    rounded: list[tuple[float, Plan]] = []
     for by_slack in (True, False):
+        candidate, cost_s = _rounding(problem, jobs, lag, by_slack, deadline, cost_s, solve_sub)
+        if candidate is not None:
+            rounded.append((plan_objective(problem, candidate), candidate))
+    if not rounded:
+        return plan
+    _, candidate = min(rounded, key=lambda r: r[0])
+    # Local search gains most on its first passes; large models need several seconds for one.
+    budget = max(0.0, min(10.0, 0.2 * (deadline - time.monotonic())))
+    candidate = greedy.improve(problem, candidate, time.monotonic() + budget)
+    return candidate if plan_objective(problem, candidate) < plan_objective(problem, plan) \
+        else plan
+
+
+def _rounding(problem: Problem, jobs: list[int], lag, by_slack: bool, deadline: float,
+              cost_s: float, solve_sub) -> tuple[Plan | None, float]:
+    """A rounded plan with every job placed (None if there is no time or some job stays out)
+    and the time one rounding took. Jobs a rounding leaves out go first in a second try, as
+    the greedy's restarts do; the few still out after it are placed by re-packing their
+    neighbourhood exactly (optimizer.lns.repair_unplaced)."""
+    from optimizer.lagrangian import rounded_plan
+    from optimizer.lns import repair_unplaced
+
+    first: frozenset[int] = frozenset()
+    candidate = None
+    for _ in range(2):
         if time.monotonic() + 3 * cost_s > deadline:
-            break
+            return None, cost_s
         began = time.monotonic()
-        candidate = rounded_plan(problem, jobs, lag, by_slack=by_slack)
+        candidate = rounded_plan(problem, jobs, lag, by_slack=by_slack, first=first)
         cost_s = time.monotonic() - began
-        if candidate.unscheduled:
-            continue
-        budget = max(0.0, min(2.0, 0.05 * (deadline - time.monotonic())))
-        candidate = greedy.improve(problem, candidate, time.monotonic() + budget)
-        value = plan_objective(problem, candidate)
-        if value < best_value:
-            best, best_value = candidate, value
-    return best
+        if not candidate.unscheduled:
+            return candidate, cost_s
+        first = first | frozenset(candidate.unscheduled)
+    if candidate is not None and len(candidate.unscheduled) <= max(5, len(jobs) // 100):
+        budget = min(3.0, 0.1 * (deadline - time.monotonic()))
+        candidate = repair_unplaced(problem, candidate, time.monotonic() + budget, solve_sub)
+        if not candidate.unscheduled:
+            return candidate, cost_s
+    return None, cost_s
 
 
 def _pick(problem: Problem, plan: Plan, exact_plan: Plan | None, result: BackendResult,

@@ -71,9 +71,18 @@ def solve(problem: Problem, on_progress: ProgressSink | None = None,
     backend = DEFAULT_BACKEND if opts.backend == Backend.AUTO else opts.backend
     notes: list[str] = []
 
+    best_reported = [math.inf]
+
     def emit(kind: str, **data) -> None:
-        if on_progress is not None:
-            on_progress({"kind": kind, "elapsed_s": time.monotonic() - started, **data})
+        if on_progress is None:
+            return
+        if kind == "incumbent" and data.get("objective") is not None:
+            # Two searches (exact and LNS) run at once on mid-size models; a client sees each
+            # improvement of the best plan so far, never a worse one found by the other.
+            if data["objective"] >= best_reported[0]:
+                return
+            best_reported[0] = data["objective"]
+        on_progress({"kind": kind, "elapsed_s": time.monotonic() - started, **data})
 
     unscheduled = {j: f"cannot be placed alone: {why}"
                    for j, why in diagnosis.alone_infeasible(problem).items()}

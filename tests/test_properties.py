@@ -416,3 +416,39 @@ def test_generator_makes_tight_instances() -> None:
     assert brute_force_optimum(inst) == pytest.approx(1.5 * (50 + 100) / 1000)
     r = solve_checked(copy.deepcopy(inst.request("HIGHS")))
     assert r.objective == pytest.approx(brute_force_optimum(inst))
+
+
+@PROPERTY_SETTINGS
+@given(inst=instances(max_sites=3, max_slots=10, max_jobs=5), seed=st.integers(0, 2**16))
+def test_lagrangian_subproblem_is_the_cheapest_placement_under_any_prices(
+        inst: Instance, seed: int) -> None:
+    """The vectorised subproblem (prices summed per run length, jobs grouped by duration) picks
+    what a plain scan over every allowed (site, start) or cheapest-slot set picks."""
+    import numpy as np
+
+    from optimizer.lagrangian import _Jobs, _subproblem
+
+    problem = problem_of(inst.request("HIGHS"))
+    rng = np.random.default_rng(seed)
+    S, T = problem.n_sites, problem.n_slots
+    kw_price, gpu_price = rng.uniform(-1, 2, (S, T)), rng.uniform(0, 1, (S, T))
+    jobs = _Jobs(problem)
+    idx = np.arange(problem.n_jobs)
+    best, site, start = _subproblem(jobs, idx, kw_price, gpu_price, T)
+    for j in idx:
+        slot_cost = jobs.kw[j][:, None] * kw_price + jobs.gpus[j] * gpu_price      # [S, T]
+        d, lo, hi = int(jobs.d[j]), int(jobs.first[j]), int(jobs.last[j])
+        options = []
+        for s in problem.allowed_sites[j]:
+            if jobs.contiguous[j]:
+                options += [(slot_cost[s, t:t + d].sum() + jobs.delay_per_slot[j] * (t + d),
+                             s, t) for t in range(lo, hi - d + 1)]
+            elif hi - lo >= d:
+                cheapest = np.sort(slot_cost[s, lo:hi])[:d].sum()
+                options.append((cheapest + jobs.delay_per_slot[j] * (lo + d), s, -1))
+        expected = min(options, key=lambda o: o[0]) if options else (math.inf, 0, -1)
+        assert best[j] == pytest.approx(expected[0], rel=1e-9, abs=1e-9)
+        if math.isfinite(expected[0]) and jobs.contiguous[j]:
+            chosen = slot_cost[site[j], start[j]:start[j] + d].sum() + \
+                jobs.delay_per_slot[j] * (start[j] + d)
+            assert chosen == pytest.approx(expected[0], rel=1e-9, abs=1e-9)

@@ -78,9 +78,11 @@ def solve_highs(model: MilpModel, *, time_limit_s: float, relative_gap: float, w
                 seed: int = 0, hint: np.ndarray | None = None,
                 on_progress: ProgressCallback | None = None, relax: bool = False,
                 stop_flag: Callable[[], bool] | None = None,
-                presolve: bool = True) -> BackendResult:
+                presolve: bool = True, lp_solver: str = "choose") -> BackendResult:
     """Solve with HiGHS; honours the time limit, gap, thread count, seed and a warm start.
-    With `relax`, integrality is dropped and the LP relaxation's optimum is the bound.
+    With `relax`, integrality is dropped and the LP relaxation's optimum is the bound;
+    `lp_solver="ipm"` solves it by interior point without crossover (far less memory and time
+    on models with millions of columns).
     `stop_flag` is polled by HiGHS's interrupt callbacks (best effort: some phases do not
     poll; optimizer.backends.isolated enforces hard stops).
 
@@ -105,6 +107,10 @@ def solve_highs(model: MilpModel, *, time_limit_s: float, relative_gap: float, w
     h.setOptionValue("random_seed", int(seed))
     if not presolve:
         h.setOptionValue("presolve", "off")
+    if relax and lp_solver != "choose":
+        h.setOptionValue("solver", lp_solver)
+        if lp_solver == "ipm":
+            h.setOptionValue("run_crossover", "off")
     threads = _claim_scheduler(highspy, int(workers or os.cpu_count() or 1))
     h.setOptionValue("threads", threads)
     lp = _to_lp(model, highspy)

@@ -1,0 +1,108 @@
+"""The fleet-scale pipeline on bench-style instances (bench/instances.py; the embedded profiles
+stand in where ../shared/data is absent): large-neighbourhood search and the exact/LNS
+portfolio improve on the heuristic and keep the time limit, the Lagrangian rounding places
+every job or gives up cleanly, and the Lagrangian bound stays below the LP relaxation's.
+Every plan goes through the independent checker."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import assert_plan_valid, problem_of
+
+from optimizer import portfolio
+from optimizer.accounting import plan_objective
+from optimizer.checker import check_plan
+from optimizer.domain import Backend
+from optimizer.solve import solve
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from instances import InstanceSpec, make_request  # noqa: E402
+
+SPEC = InstanceSpec("test", jobs=90, sites=4, slots=48, seed=5)
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return problem_of(make_request(SPEC))
+
+
+def _solve_with_events(problem, limit_s: float):
+    events: list[dict] = []
+    began = time.monotonic()
+    result = solve(problem, on_progress=events.append, time_limit_s=limit_s)
+    return result, events, time.monotonic() - began
+
+
+@pytest.mark.parametrize("path", ["lns", "portfolio"])
+def test_scale_paths_improve_on_the_heuristic_within_the_limit(problem, monkeypatch,
+                                                               path: str) -> None:
+    """Forced onto the LNS-only path (models too large for the exact backend) or the exact +
+    LNS portfolio: the plan checks, is no worse than the heuristic's, incumbents only go down,
+    the bound is below the plan and the time limit holds."""
+    monkeypatch.setattr(portfolio, "EXACT_ALONE_MAX_COLUMNS", 0)
+    if path == "lns":
+        monkeypatch.setattr(portfolio, "EXACT_PORTFOLIO_MAX_COLUMNS", 0)
+    result, events, wall = _solve_with_events(problem, 4.0)
+    assert_plan_valid(result)
+    assert result.status == "FEASIBLE" and not result.plan.unscheduled
+    heuristic = next(e["objective"] for e in events if e["kind"] == "heuristic")
+    assert result.objective <= heuristic + 1e-9
+    incumbents = [e["objective"] for e in events if e["kind"] == "incumbent"]
+    assert incumbents == sorted(incumbents, reverse=True)
+    assert 0 < result.best_bound <= result.objective
+    assert "bound:" in result.detail
+    assert wall < 4.0 + 1.5
+
+
+def test_lagrangian_rounding_places_every_job_or_none(problem) -> None:
+    """Both job orders of the rounding give a plan with every job placed that the checker
+    accepts (left-out jobs are retried first, then re-packed), or nothing."""
+    from optimizer.lagrangian import lagrangian_bound
+
+    jobs = list(range(problem.n_jobs))
+    greedy_value = 1e9
+    lag = lagrangian_bound(problem, greedy_value, time_budget_s=0.5)
+    solve_sub = portfolio.lns_sub_solver(Backend.HIGHS)
+    placed = 0
+    for by_slack in (True, False):
+        plan, cost_s = portfolio._rounding(problem, jobs, lag, by_slack,
+                                           time.monotonic() + 10, 0.01, solve_sub)
+        assert cost_s > 0
+        if plan is None:
+            continue
+        placed += 1
+        assert not plan.unscheduled and set(plan.placements) == set(jobs)
+        check = check_plan(problem, plan)
+        assert check.ok, check.violations
+        assert plan_objective(problem, plan) >= lag.bound - 1e-6
+    assert placed >= 1
+
+
+def test_rounding_without_time_left_gives_up(problem) -> None:
+    from optimizer.lagrangian import lagrangian_bound
+
+    lag = lagrangian_bound(problem, 1e9, time_budget_s=0.1)
+    plan, _ = portfolio._rounding(problem, list(range(problem.n_jobs)), lag, True,
+                                  time.monotonic() - 1, 0.01,
+                                  portfolio.lns_sub_solver(Backend.HIGHS))
+    assert plan is None
+
+
+def test_lagrangian_bound_is_below_the_lp_relaxation(problem) -> None:
+    """The Lagrangian dual relaxes the minimum-run rule too, so it never exceeds the LP bound;
+    after enough steps it comes close to it (within 5 % here)."""
+    from optimizer.backends.highs import solve_highs
+    from optimizer.lagrangian import lagrangian_bound
+    from optimizer.milp import build_milp
+
+    lp = solve_highs(build_milp(problem), time_limit_s=60, relative_gap=0, relax=True)
+    assert lp.status == "optimal"
+    lag = lagrangian_bound(problem, lp.objective * 1.1, time_budget_s=5.0,
+                           max_iterations=400)
+    assert lag.valid
+    assert lag.bound <= lp.objective + 1e-6 * abs(lp.objective)
+    assert lag.bound >= 0.95 * lp.objective
