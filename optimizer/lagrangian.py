@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,7 @@ import numpy as np
 from optimizer.problem import Problem
 
 CHUNK_CELLS = 4_000_000     # jobs x sites x slots evaluated at once (memory bound)
+SUBPROBLEM_THREADS = 2      # chunks of jobs priced at once (the machine's two cores)
 
 
 @dataclass
@@ -174,39 +176,43 @@ def lagrangian_bound(problem: Problem, upper_bound: float, time_budget_s: float 
     offset = float(jobs.delay_offset.sum())
     best = LagrangianResult(-math.inf, 0, np.zeros(J, int), np.full(J, -1), 0.0)
     theta, stall = 1.0, 0
-    chunk = max(1, CHUNK_CELLS // max(1, S * T))
+    chunk = max(1, min(CHUNK_CELLS // max(1, S * T), math.ceil(J / SUBPROBLEM_THREADS)))
     it = 0
-    for it in range(1, max_iterations + 1):
-        kw_price = c - nu + mu
-        total, site, start = 0.0, np.zeros(J, int), np.full(J, -1)
-        for lo in range(0, J, chunk):
-            idx = np.arange(lo, min(J, lo + chunk))
-            value, site[idx], start[idx] = _subproblem(jobs, idx, kw_price, lam, T)
-            total += float(value.sum())
-        value = total - float((lam * cap).sum()) - float((mu * pcap)[capped].sum()) \
-            - float(((c - nu) * R).sum()) + offset
-        if value > best.bound + 1e-12 * max(1.0, abs(value)):
-            best = LagrangianResult(value, it, site.copy(), start.copy(), 0.0)
-            stall = 0
-        else:
-            stall += 1
-            if stall >= 5:
-                theta, stall = theta / 2, 0
-        gpus, kw = _usage(problem, jobs, site, start, kw_price, lam)
-        g_lam = gpus - cap
-        g_mu = np.where(capped, kw - pcap, 0.0)
-        g_nu = np.where(nu < c, R, 0.0) - kw
-        g_nu = np.where(R > 0, g_nu, 0.0)
-        norm = float((g_lam ** 2).sum() + (g_mu ** 2).sum() + (g_nu ** 2).sum())
-        gap = upper_bound - value
-        if norm < 1e-12 or gap <= 1e-9 * max(1.0, abs(upper_bound)) or theta < 1e-4:
-            break
-        step = theta * gap / norm
-        lam = np.maximum(0.0, lam + step * g_lam)
-        mu = np.maximum(0.0, mu + step * g_mu)
-        nu = np.clip(nu + step * g_nu, 0.0, c)
-        if time.monotonic() - started > time_budget_s:
-            break
+    with ThreadPoolExecutor(max_workers=SUBPROBLEM_THREADS) as pool:
+        for it in range(1, max_iterations + 1):
+            kw_price = c - nu + mu
+            total, site, start = 0.0, np.zeros(J, int), np.full(J, -1)
+            chunks = [np.arange(lo, min(J, lo + chunk)) for lo in range(0, J, chunk)]
+            # numpy releases the GIL in its array loops, so chunks solve on both cores at once.
+            priced = pool.map(_subproblem, [jobs] * len(chunks), chunks,
+                              [kw_price] * len(chunks), [lam] * len(chunks), [T] * len(chunks))
+            for idx, (value, idx_site, idx_start) in zip(chunks, priced, strict=True):
+                site[idx], start[idx] = idx_site, idx_start
+                total += float(value.sum())
+            value = total - float((lam * cap).sum()) - float((mu * pcap)[capped].sum()) \
+                - float(((c - nu) * R).sum()) + offset
+            if value > best.bound + 1e-12 * max(1.0, abs(value)):
+                best = LagrangianResult(value, it, site.copy(), start.copy(), 0.0)
+                stall = 0
+            else:
+                stall += 1
+                if stall >= 5:
+                    theta, stall = theta / 2, 0
+            gpus, kw = _usage(problem, jobs, site, start, kw_price, lam)
+            g_lam = gpus - cap
+            g_mu = np.where(capped, kw - pcap, 0.0)
+            g_nu = np.where(nu < c, R, 0.0) - kw
+            g_nu = np.where(R > 0, g_nu, 0.0)
+            norm = float((g_lam ** 2).sum() + (g_mu ** 2).sum() + (g_nu ** 2).sum())
+            gap = upper_bound - value
+            if norm < 1e-12 or gap <= 1e-9 * max(1.0, abs(upper_bound)) or theta < 1e-4:
+                break
+            step = theta * gap / norm
+            lam = np.maximum(0.0, lam + step * g_lam)
+            mu = np.maximum(0.0, mu + step * g_mu)
+            nu = np.clip(nu + step * g_nu, 0.0, c)
+            if time.monotonic() - started > time_budget_s:
+                break
     best.iterations = it
     best.wall_seconds = time.monotonic() - started
     return best
