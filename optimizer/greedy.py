@@ -167,8 +167,10 @@ def construct(problem: Problem, order: list[int], jobs: set[int] | None = None) 
     return plan
 
 
-def improve(problem: Problem, plan: Plan, deadline: float) -> Plan:
-    """Remove-and-reinsert local search until no job moves or the deadline (time.monotonic)."""
+def improve(problem: Problem, plan: Plan, deadline: float,
+            stop: Callable[[], bool] | None = None) -> Plan:
+    """Remove-and-reinsert local search until no job moves, the deadline (time.monotonic) or
+    `stop()` (a cancelled call)."""
     state = _State.empty(problem)
     for j, p in plan.placements.items():
         state.apply(j, p, +1)
@@ -185,7 +187,7 @@ def improve(problem: Problem, plan: Plan, deadline: float) -> Plan:
                 plan.placements[j] = found[0]
                 improved = True
             state.apply(j, plan.placements[j], +1)
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or (stop is not None and stop()):
                 break
     return plan
 
@@ -210,10 +212,12 @@ def job_orders(problem: Problem, seed: int = 0, randomised: int = 2) -> list[lis
 
 def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
                 jobs: set[int] | None = None,
-                on_first_plan: Callable[[Plan], None] | None = None) -> Plan:
+                on_first_plan: Callable[[Plan], None] | None = None,
+                stop: Callable[[], bool] | None = None) -> Plan:
     """Best of several constructions (fewest unplaced jobs, then lowest objective), improved
     by local search. Jobs that fail to place are retried first in a restart. The first
-    construction is reported through `on_first_plan` as soon as it exists."""
+    construction is reported through `on_first_plan` as soon as it exists. `stop()` (a cancelled
+    call) ends the search after the construction in progress."""
     from optimizer.accounting import plan_objective
 
     deadline = time.monotonic() + time_budget_s
@@ -238,5 +242,7 @@ def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
             best, best_key = plan, key
         if best_key[0] == 0:
             restart_queued = False
+        if stop is not None and stop():
+            break
     assert best is not None
-    return improve(problem, best, deadline)
+    return improve(problem, best, deadline, stop)

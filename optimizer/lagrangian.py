@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -157,9 +158,10 @@ def _usage(problem: Problem, jobs: _Jobs, site: np.ndarray, start: np.ndarray,
 
 
 def lagrangian_bound(problem: Problem, upper_bound: float, time_budget_s: float = 2.0,
-                     max_iterations: int = 200) -> LagrangianResult:
+                     max_iterations: int = 200,
+                     stop: Callable[[], bool] | None = None) -> LagrangianResult:
     """Subgradient ascent on L(λ, μ, ν); see the module docstring. `upper_bound` is the
-    objective of a known plan (Polyak step target)."""
+    objective of a known plan (Polyak step target); `stop()` (a cancelled call) ends it."""
     started = time.monotonic()
     S, T, J = problem.n_sites, problem.n_slots, problem.n_jobs
     c = problem.grid_cost_per_kwh() * problem.slot_hours          # per facility kW per slot
@@ -211,7 +213,7 @@ def lagrangian_bound(problem: Problem, upper_bound: float, time_budget_s: float 
             lam = np.maximum(0.0, lam + step * g_lam)
             mu = np.maximum(0.0, mu + step * g_mu)
             nu = np.clip(nu + step * g_nu, 0.0, c)
-            if time.monotonic() - started > time_budget_s:
+            if time.monotonic() - started > time_budget_s or (stop is not None and stop()):
                 break
     best.iterations = it
     best.wall_seconds = time.monotonic() - started

@@ -70,6 +70,9 @@ def improve_plan(problem: Problem, jobs: list[int], plan: Plan, backend: Backend
     `run_exact(deadline, stop_flag)` solves the whole model with the chosen backend."""
     remaining = deadline - time.monotonic()
     columns = estimate_columns(problem, jobs)
+
+    def stopped() -> bool:
+        return stop_flag is not None and stop_flag()
     small = columns <= EXACT_ALONE_MAX_COLUMNS or len(jobs) < 20
     # Small models: time kept at the end for a Lagrangian bound if the exact solve stops short.
     work_deadline = deadline - (max(0.05, min(0.5, 0.05 * remaining)) if small else 0.0)
@@ -80,7 +83,8 @@ def improve_plan(problem: Problem, jobs: list[int], plan: Plan, backend: Backend
         if result.status == "optimal":
             return chosen
         lag = lagrangian_bound(restricted(problem, jobs), plan_objective(problem, chosen.plan),
-                               time_budget_s=max(0.05, deadline - time.monotonic()))
+                               time_budget_s=max(0.05, deadline - time.monotonic()),
+                               stop=stopped)
         return _pick(problem, plan, exact_plan, result, lag.bound, _bound_note(lag))
     # The largest models get more subgradient steps: there the bound matters more than the
     # last fraction of a percent LNS finds.
@@ -89,9 +93,10 @@ def improve_plan(problem: Problem, jobs: list[int], plan: Plan, backend: Backend
     # too slow to solve here), and a plan rounded from its preferences as a second start.
     lag = lagrangian_bound(restricted(problem, jobs),
                            plan_objective(problem, plan),
-                           time_budget_s=max(0.05, min(30.0, lag_share * remaining)))
+                           time_budget_s=max(0.05, min(30.0, lag_share * remaining)),
+                           stop=stopped)
     started_from = plan
-    plan = _better_start(problem, jobs, plan, lag, deadline, lns_sub_solver(backend))
+    plan = _better_start(problem, jobs, plan, lag, deadline, lns_sub_solver(backend), stopped)
     if plan is not started_from:
         emit("incumbent", objective=plan_objective(problem, plan),
              best_bound=lag.bound if lag.valid else None)
@@ -144,18 +149,20 @@ def _bound_note(lag) -> str:
 
 
 def _better_start(problem: Problem, jobs: list[int], plan: Plan, lag, deadline: float,
-                  solve_sub) -> Plan:
+                  solve_sub, stop: Callable[[], bool] | None = None) -> Plan:
     """The heuristic's plan or a plan rounded from the Lagrangian preferences (the better of
     two job orders, improved by local search), whichever is better with every job placed."""
     from optimizer import greedy
 
-    if not lag.valid:
+    if not lag.valid or (stop is not None and stop()):
         return plan
     # A rounding costs about one construction; start one only if it fits the time left
     # (estimate from the greedy's speed: ~30 µs per job, site and 96 slots).
     cost_s = 3e-5 * len(jobs) * problem.n_sites * problem.n_slots / 96
     rounded: list[tuple[float, Plan]] = []
     for by_slack in (True, False):
+        if stop is not None and stop():
+            return plan
         candidate, cost_s = _rounding(problem, jobs, lag, by_slack, deadline, cost_s, solve_sub)
         if candidate is not None:
             rounded.append((plan_objective(problem, candidate), candidate))
@@ -164,7 +171,7 @@ def _better_start(problem: Problem, jobs: list[int], plan: Plan, lag, deadline: 
     _, candidate = min(rounded, key=lambda r: r[0])
     # Local search gains most on its first passes; large models need several seconds for one.
     budget = max(0.0, min(10.0, 0.2 * (deadline - time.monotonic())))
-    candidate = greedy.improve(problem, candidate, time.monotonic() + budget)
+    candidate = greedy.improve(problem, candidate, time.monotonic() + budget, stop)
     return candidate if plan_objective(problem, candidate) < plan_objective(problem, plan) \
         else plan
 

@@ -90,7 +90,8 @@ def solve(problem: Problem, on_progress: ProgressSink | None = None,
     plan = greedy.greedy_plan(
         problem, min(2.0, 0.15 * limit), opts.random_seed, set(candidates),
         on_first_plan=lambda first: emit("first_plan", objective=plan_objective(problem, first),
-                                         unplaced=len(first.unscheduled)))
+                                         unplaced=len(first.unscheduled)),
+        stop=stop_flag)
     emit("heuristic", objective=plan_objective(problem, plan), unplaced=len(plan.unscheduled))
     conflicts: dict[int, list[int]] = {}
     if plan.unscheduled:
