@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,17 +73,20 @@ def solve(problem: Problem, on_progress: ProgressSink | None = None,
     notes: list[str] = []
 
     best_reported = [math.inf]
+    emitting = threading.Lock()
 
     def emit(kind: str, **data) -> None:
         if on_progress is None:
             return
-        if kind == "incumbent" and data.get("objective") is not None:
-            # Two searches (exact and LNS) run at once on mid-size models; a client sees each
-            # improvement of the best plan so far, never a worse one found by the other.
-            if data["objective"] >= best_reported[0]:
-                return
-            best_reported[0] = data["objective"]
-        on_progress({"kind": kind, "elapsed_s": time.monotonic() - started, **data})
+        with emitting:
+            if kind == "incumbent" and data.get("objective") is not None:
+                # Two searches (exact with LNS or with LP-guided rounds) run at once; a client
+                # sees each improvement of the best plan so far, never a worse one found by
+                # the other.
+                if data["objective"] >= best_reported[0]:
+                    return
+                best_reported[0] = data["objective"]
+            on_progress({"kind": kind, "elapsed_s": time.monotonic() - started, **data})
 
     unscheduled = {j: f"cannot be placed alone: {why}"
                    for j, why in diagnosis.alone_infeasible(problem).items()}
@@ -130,8 +134,9 @@ def solve(problem: Problem, on_progress: ProgressSink | None = None,
     # Keep time to verify the plan and compute the baseline (about linear in the size).
     finish_reserve = min(0.1 * limit, 0.05 + 1e-5 * problem.n_jobs * problem.n_sites)
     if backend != Backend.GREEDY and placed:
-        def run_exact(until: float, stop) -> tuple[BackendResult, Plan | None]:
-            return _exact(problem, placed, plan, backend, until, stop, emit)
+        def run_exact(until: float, stop, start: Plan | None = None
+                      ) -> tuple[BackendResult, Plan | None]:
+            return _exact(problem, placed, start or plan, backend, until, stop, emit)
 
         better = improve_plan(problem, placed, plan, backend, deadline - finish_reserve,
                               run_exact, stop_flag, emit)

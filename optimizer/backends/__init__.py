@@ -21,3 +21,5 @@ class BackendResult:
     best_bound: float           # including offset (-inf when unknown)
     wall_seconds: float
     detail: str = ""
+    # LP relaxations solved by HiGHS only: the reduced cost of every column at the optimum.
+    reduced_costs: np.ndarray | None = None

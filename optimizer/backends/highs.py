@@ -49,17 +49,24 @@ def new_highs():
 _scheduler_lock = threading.Lock()
 _scheduler_threads = 0     # threads of HiGHS's process-wide scheduler (0: not made yet)
 _scheduler_users = 0       # runs using it now
+_scheduler_callers: set[int] = set()   # Python threads that have run HiGHS in this process
 
 
 def _claim_scheduler(highspy, wanted: int) -> int:
     """The thread count to run with. HiGHS keeps one thread scheduler per process, made by the
     first run with that run's `threads`; a later run that asks for another count fails at once
-    (model status "Not Set") instead of solving. So the scheduler is rebuilt for the new count
-    when no other run is using it, and shared (its count kept) when one is."""
+    (model status "Not Set") instead of solving. Rebuilding it fixes that for the thread that
+    rebuilds it, but every other thread that ran HiGHS before then fails the same way ever
+    after (seen in a server: one gRPC thread's rebuild broke the next tiny solve in another).
+    So the scheduler is rebuilt for a new count only while no run is using it and no other
+    thread has ever run HiGHS here (the solver worker processes, which honour every count);
+    otherwise it is shared, its count kept."""
     global _scheduler_threads, _scheduler_users
     with _scheduler_lock:
+        caller = threading.get_ident()
+        _scheduler_callers.add(caller)
         if _scheduler_threads and wanted != _scheduler_threads:
-            if _scheduler_users == 0:
+            if _scheduler_users == 0 and _scheduler_callers == {caller}:
                 highspy.Highs.resetGlobalScheduler(True)
             else:
                 wanted = _scheduler_threads
@@ -142,6 +149,8 @@ def solve_highs(model: MilpModel, *, time_limit_s: float, relative_gap: float, w
     result = _result(h, highspy, model, time.monotonic() - started)
     if relax and result.status == "optimal":
         result.best_bound = result.objective
+        if h.getInfo().dual_solution_status == 2:   # kSolutionStatusFeasible
+            result.reduced_costs = np.asarray(h.getSolution().col_dual)
     if result.values is not None and not relax:
         actual = float(model.cost @ result.values + model.offset)
         if not math.isclose(actual, result.objective, rel_tol=1e-7, abs_tol=1e-9):
