@@ -24,7 +24,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from optimizer.accounting import plan_objective
-from optimizer.checker import check_plan
 from optimizer.milp import KIND_R, KIND_X, KIND_Y, MilpModel
 from optimizer.plan import Plan
 from optimizer.problem import Problem
@@ -80,7 +79,7 @@ def lp_guided_search(problem: Problem, model: MilpModel, starts: list[Plan], dea
             result = solve_sub(guide.restricted(fraction, hint), hint, limit, stopped,
                                seed + parallel * k + thread)
             k += 1
-            candidate = _accepted(problem, model, result)
+            candidate = None if result.values is None else model.checked_decode(result.values)
             value = math.inf if candidate is None else plan_objective(problem, candidate)
             if not shared.offer(candidate, value, on_improve) and k % len(THRESHOLDS) == 0:
                 widen = min(widen * WIDEN, 1.0 / THRESHOLDS[0])
@@ -135,13 +134,3 @@ class _Shared:
             return True
 
 
-def _accepted(problem: Problem, model: MilpModel, result) -> Plan | None:
-    """The restricted solve's plan, if it has one and the independent checker passes it."""
-    if result.values is None:
-        return None
-    candidate = model.decode(result.values)
-    left_out = {j: "left out" for j in range(problem.n_jobs) if j not in set(model.jobs)}
-    if candidate.unscheduled or not check_plan(
-            problem, Plan(dict(candidate.placements), left_out)).ok:
-        return None
-    return candidate

@@ -84,6 +84,19 @@ class MilpModel:
             plan.unscheduled[int(self.col_job[c])] = "left out"
         return plan
 
+    def checked_decode(self, values: np.ndarray) -> Plan | None:
+        """decode(values) when the independent checker passes it with every job of the model
+        placed, else None. Jobs outside the model are left out of it on purpose, so the check
+        lists them as unscheduled rather than reporting them as missing."""
+        from optimizer.checker import check_plan
+
+        candidate = self.decode(values)
+        inside = set(self.jobs)
+        left_out = {j: "left out" for j in range(self.problem.n_jobs) if j not in inside}
+        if not check_plan(self.problem, Plan(dict(candidate.placements), left_out)).ok:
+            return None
+        return candidate
+
     def encode(self, plan: Plan) -> np.ndarray:
         """A solution vector for a plan (used as a warm start); jobs absent get u = 1."""
         values = np.zeros(self.n_cols)

@@ -99,7 +99,7 @@ def improve_plan(problem: Problem, jobs: list[int], plan: Plan, backend: Backend
     lns_stop = threading.Event()
 
     def stop_lns() -> bool:
-        return lns_stop.is_set() or (stop_flag is not None and stop_flag())
+        return lns_stop.is_set() or stopped()
 
     exact: dict = {}
     worker = None
@@ -188,20 +188,15 @@ def _guided(problem: Problem, jobs: list[int], starts: list[Plan], backend: Back
     from optimizer.lp_guided import lp_guided_search
     from optimizer.milp import build_milp
 
-    solve_sub = lns_sub_solver(backend)
-
     def solve_lp(model, limit_s: float):
         return solve_isolated("highs", model, time_limit_s=limit_s, relative_gap=0.0,
                               workers=1, relax=True, stop_flag=stopped)
-
-    def solve_restricted(model, hint, limit_s: float, stop, seed: int):
-        return solve_sub(model, hint, limit_s, stop, seed=seed)
 
     def improved(_: Plan, value: float) -> None:
         emit("incumbent", objective=value, best_bound=None)
 
     return lp_guided_search(problem, build_milp(problem, jobs), starts, work_deadline,
-                            solve_lp, solve_restricted, seed=problem.options.random_seed,
+                            solve_lp, lns_sub_solver(backend), seed=problem.options.random_seed,
                             stop=stopped, on_improve=improved, parallel=1)
 
 

@@ -244,11 +244,8 @@ def _exact(problem: Problem, jobs: list[int], start: Plan, backend: Backend, dea
                           stop_flag=stop_flag, on_progress=progress)
     if result.values is None:
         return result, None
-    candidate = model.decode(result.values)
-    # The model covers only `jobs`; the others are left out of this plan on purpose (partial
-    # plans), so the check lists them as unscheduled rather than reporting them as missing.
-    left_out = {j: "left out" for j in range(problem.n_jobs) if j not in set(jobs)}
-    if not check_plan(problem, Plan(dict(candidate.placements), left_out)).ok:
+    candidate = model.checked_decode(result.values)
+    if candidate is None:
         result.detail += " (solution rejected by the checker; heuristic plan kept)"
         return result, None
     return result, candidate
