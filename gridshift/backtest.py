@@ -127,6 +127,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.best_window import find_best_window
+from forecasting.blend import blend_with_actuals
 from forecasting.series import Forecast
 from forecasting.uncertainty import (
     DEFAULT,
@@ -164,6 +165,8 @@ DEFAULT_TRACE_WEEK = date(2017, 10, 23)
 MIN_DURATION_S, MAX_DURATION_S = 30 * 60, 24 * 3600
 SLOT_MINUTES = 60
 SITE_ID = "site"
+#: Days of actuals before the replay that gridshift's forecast blend may use from the start.
+HISTORY_DAYS = 14
 #: Decision-time forecast error models: the calibrated average-intensity model (the default),
 #: the seasonal-extension model backtested on these very series, or none (perfect forecasts).
 FORECAST_MODELS: dict[str, ErrorModel | None] = {
@@ -201,6 +204,9 @@ class BacktestConfig:
     capacity_gpus: int | None = None
     forecast_model: str = "average-ci"
     vintages: str = "evolving"
+    blend: bool = True
+    blend_others: bool = False
+    actuals_delay_h: int = 1
 
     @property
     def pf_limit_s(self) -> float:
@@ -361,6 +367,7 @@ class _Context:
     actual: np.ndarray            # [total_h] actual intensity
     jobs: list[TraceJob]
     capacity: int
+    past: np.ndarray              # [HISTORY_DAYS * 24] actual intensity before origin
     _forecasts: dict[int, np.ndarray] = field(default_factory=dict)
     _log_errors: np.ndarray | None = None     # [valid hour, lead] (evolving vintages)
 
@@ -385,6 +392,25 @@ class _Context:
                 model=model)[0]
         return self._forecasts[k]
 
+    def product_forecast(self, k: int, start_h: int) -> np.ndarray:
+        """What gridshift plans on at decision ``k``: the decision-time forecast blended with
+        the seasonal model of the actuals published by then (forecasting.blend), unless
+        ``blend`` is off."""
+        values = self.forecast(k, start_h)
+        if not self.cfg.blend:
+            return values
+        known_h = start_h - self.cfg.actuals_delay_h
+        history = np.concatenate([self.past, self.actual[:max(known_h, 0)]])
+        first = self.time(-len(self.past))
+        issued = self.time(start_h)
+        forecast = Forecast(region=self.cfg.region, start=issued, slot_minutes=SLOT_MINUTES,
+                            carbon_intensity=tuple(values), provider="backtest-forecast",
+                            issued_at=issued)
+        actuals = Forecast(region=self.cfg.region, start=first, slot_minutes=SLOT_MINUTES,
+                           carbon_intensity=tuple(history), provider="actuals")
+        blend = blend_with_actuals(forecast, actuals)
+        return np.asarray(blend.forecast.carbon_intensity, dtype=float)
+
 
 def _context(cfg: BacktestConfig, data_dir: Path) -> tuple[_Context, date]:
     trace = load_trace(data_dir)
@@ -401,8 +427,13 @@ def _context(cfg: BacktestConfig, data_dir: Path) -> tuple[_Context, date]:
     if len(window) < total_h:
         raise BacktestError(f"the {cfg.region} series does not cover {origin:%Y-%m-%d} + "
                             f"{total_h} h (it spans {series.index[0]} .. {series.index[-1]})")
+    # The actuals before the replay (NaN where the series has none) feed gridshift's blend.
+    before = pd.date_range(origin - timedelta(days=HISTORY_DAYS), origin, freq="1h",
+                           inclusive="left")
+    past = series.reindex(before).to_numpy(dtype=float)
     capacity = cfg.capacity_gpus or size_capacity(jobs, cfg.utilisation)
-    return _Context(cfg, origin, total_h, window.to_numpy(dtype=float), jobs, capacity), week
+    return _Context(cfg, origin, total_h, window.to_numpy(dtype=float), jobs, capacity,
+                    past), week
 
 
 # --- Window requests --------------------------------------------------------------------------
@@ -614,15 +645,20 @@ def _policy_spec(ctx: _Context, policy: str):
     def forecast(w: _Window) -> np.ndarray:
         return ctx.forecast(w.index, w.start_h)
 
+    def product_forecast(w: _Window) -> np.ndarray:
+        return ctx.product_forecast(w.index, w.start_h)
+
+    advice_forecast = product_forecast if cfg.blend_others else forecast
+
     def actual(w: _Window) -> np.ndarray:
         return ctx.actual[w.start_h:]
 
     specs = {
         "fifo": (_decide_fifo, forecast, True),
-        "lowest-window": (_decide_lowest, forecast, True),
-        "lets-wait-awhile": (_decide_lwa, forecast, True),
+        "lowest-window": (_decide_lowest, advice_forecast, True),
+        "lets-wait-awhile": (_decide_lwa, advice_forecast, True),
         "gridshift": (lambda c, w, ci: _decide_solver(c, w, ci, cfg.time_limit_s),
-                      forecast, False),
+                      product_forecast, False),
         "perfect-foresight": (lambda c, w, ci: _decide_solver(c, w, ci, cfg.pf_limit_s),
                               actual, False),
     }
@@ -754,7 +790,8 @@ def run_backtest(region: str, start: date | None = None, days: int = 7, *,
                  decision_hours: int = 1, max_shift_h: float = 8.0, utilisation: float = 0.9,
                  max_jobs: int | None = None, capacity_gpus: int | None = None,
                  trace_start: date | None = None, forecast_model: str = "average-ci",
-                 vintages: str = "evolving", policies: tuple[str, ...] = POLICIES,
+                 vintages: str = "evolving", blend: bool = True, blend_others: bool = False,
+                 policies: tuple[str, ...] = POLICIES,
                  on_window: Callable[[str], None] | None = None) -> BacktestResult:
     """Replay ``days`` of the trace from ``start`` (default: :func:`default_start`) in
     ``region`` and compare ``policies`` (see the module docstring). ``on_window(policy)`` is
@@ -764,7 +801,8 @@ def run_backtest(region: str, start: date | None = None, days: int = 7, *,
     cfg = BacktestConfig(region, start, days, slack_h, time_limit_s, pf_time_limit_s, seed,
                          decision_hours, max_shift_h, utilisation, trace_start=trace_start,
                          max_jobs=max_jobs, capacity_gpus=capacity_gpus,
-                         forecast_model=forecast_model, vintages=vintages)
+                         forecast_model=forecast_model, vintages=vintages, blend=blend,
+                         blend_others=blend_others)
     _validate(cfg, policies)
     ctx, week = _context(cfg, Path(data_dir) if data_dir else shared_data_dir())
     runs = {p: _run_now(ctx) if p == REFERENCE_POLICY else _run_windowed(ctx, p, on_window)
@@ -938,6 +976,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default) or independent errors per decision")
     parser.add_argument("--utilisation", type=float, default=0.9,
                         help="run-now peak demand / capacity (default 0.9)")
+    parser.add_argument("--no-blend", dest="blend", action="store_false",
+                        help="gridshift plans on the raw decision-time forecast instead of "
+                             "blending it with the seasonal model of the actuals published "
+                             "by then (forecasting.blend, the product's default)")
+    parser.add_argument("--blend-others", action="store_true",
+                        help="give the lowest-window and Let's-Wait-Awhile policies the same "
+                             "blended forecast (to separate forecasting from joint planning)")
     parser.add_argument("-o", "--output-dir", default="backtest",
                         help="where the tables (CSV, Markdown) and charts go (default ./backtest)")
 
@@ -966,7 +1011,9 @@ def _main_region(args: argparse.Namespace, region: str, data_dir: Path) -> None:
     options = {"decision_hours": getattr(args, "decision_hours", 1),
                "forecast_model": getattr(args, "forecast_model", "average-ci"),
                "utilisation": getattr(args, "utilisation", 0.9),
-               "vintages": getattr(args, "vintages", "evolving")}
+               "vintages": getattr(args, "vintages", "evolving"),
+               "blend": getattr(args, "blend", True),
+               "blend_others": getattr(args, "blend_others", False)}
     estimate = (len(POLICIES) - 1) * (args.days * 24 + 48) // options["decision_hours"]
     with _progress_bar(region, estimate) as tick:
         result = run_backtest(region, args.start, args.days, slack_h=args.slack_hours,

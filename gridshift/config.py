@@ -70,4 +70,7 @@ def load_forecast_config(config_path: str | None):
         table = tomllib.loads(Path(config_path).read_text(encoding="utf-8")).get("forecasts", {})
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise InvalidInputError([FieldViolation("--config", f"cannot read: {exc}")]) from None
-    return ForecastConfig.from_table(table)
+    try:
+        return ForecastConfig.from_table(table)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError([FieldViolation("[forecasts]", str(exc))]) from None

@@ -16,11 +16,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from forecasting.blend import PROFILE_DAYS, blend_with_actuals
 from forecasting.cache import CachedForecastSource, CachingSource
 from forecasting.chain import ChainResult, FallbackChain
 from forecasting.errors import ForecastUnavailable
@@ -52,6 +54,9 @@ class ForecastConfig:
     chains: dict[str, list[str]] = field(default_factory=dict)
     cache_path: Path | None = None
     ttl_seconds: dict[str, float] = field(default_factory=dict)
+    #: Blend average-intensity provider forecasts with the seasonal model of recorded actuals
+    #: (forecasting.blend) where the service has an actuals source.
+    blend: bool = True
 
     @staticmethod
     def from_table(table: dict[str, Any]) -> ForecastConfig:
@@ -59,7 +64,10 @@ class ForecastConfig:
         chains = {name: list(spec.get("chain", [])) for name, spec in regions.items()}
         path = table.get("cache_path")
         ttl = {k: float(v) for k, v in table.get("ttl_seconds", {}).items()}
-        return ForecastConfig(chains, Path(path) if path else None, ttl)
+        blend = table.get("blend", True)
+        if not isinstance(blend, bool):
+            raise ValueError(f"forecasts.blend must be true or false, got {blend!r}")
+        return ForecastConfig(chains, Path(path) if path else None, ttl, blend)
 
 
 def default_chain(region: str) -> list[str]:
@@ -98,14 +106,40 @@ class ExtendingSource:
         return replace(extension.forecast, detail=extension.detail)
 
 
+#: Recorded actuals of a region in [start, end) as a regular series, or None.
+ActualsSource = Callable[[str, datetime, datetime], Forecast | None]
+
+
+def stored_actuals(region: str, start: datetime, end: datetime) -> Forecast | None:
+    """The region's actuals recorded in the plan store (``gridshift actuals pull|import``);
+    None when storing is off, nothing is recorded, or the store cannot be read (logged)."""
+    from adapters.store.plan_store import StoreError
+    from gridshift import plans
+
+    if not plans.storing_enabled():
+        return None
+    try:
+        points = plans.default_store().actuals(region, start, end)
+    except (StoreError, OSError) as exc:
+        log.warning("actuals of %s unavailable for the forecast blend: %s", region, exc)
+        return None
+    return plans.regular_series(region, points)
+
+
 class ForecastService:
-    """Resolves a region's series through its chain (built on first use, then kept)."""
+    """Resolves a region's series through its chain (built on first use, then kept).
+
+    With an ``actuals`` source (the service's wiring passes :func:`stored_actuals`) and
+    ``config.blend``, average-intensity provider forecasts are blended with the seasonal model
+    of the region's recent actuals (:mod:`forecasting.blend`), noted in provenance.
+    """
 
     def __init__(self, config: ForecastConfig | None = None, store: Any | None = None,
-                 http_factory: Any = None) -> None:
+                 http_factory: Any = None, actuals: ActualsSource | None = None) -> None:
         self.config = config or ForecastConfig()
         self._store = store
         self._http_factory = http_factory
+        self._actuals = actuals
         self._chains: dict[str, FallbackChain] = {}
         self._lock = threading.Lock()
 
@@ -153,7 +187,17 @@ class ForecastService:
         source tried) when the whole chain fails."""
         result: ChainResult = self.chain(region).resolve(region, start, slots, slot_minutes)
         detail = "; ".join(x for x in (result.forecast.detail, result.detail) if x)
-        return replace(result.forecast, detail=detail)
+        return self._blended(replace(result.forecast, detail=detail))
+
+    def _blended(self, forecast: Forecast) -> Forecast:
+        if self._actuals is None or not self.config.blend:
+            return forecast
+        issued = forecast.issued_at or datetime.now(UTC)
+        actuals = self._actuals(forecast.region, issued - timedelta(days=PROFILE_DAYS), issued)
+        blend = blend_with_actuals(forecast, actuals, issued_at=issued)
+        if not blend.applied:
+            log.debug("forecast of %s %s", forecast.region, blend.note)
+        return blend.forecast
 
 
 def _provider(name: str, region: str, zone: str, http: Any = None) -> Any:

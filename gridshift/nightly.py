@@ -165,9 +165,10 @@ def _plan_night(request: dict, key: str, out_dir: Path, args: argparse.Namespace
 
     if args.config:
         from gridshift.config import load_forecast_config
-        from gridshift.forecasts import ForecastService
+        from gridshift.forecasts import ForecastService, stored_actuals
 
-        configure_forecasts(ForecastService(load_forecast_config(args.config)))
+        configure_forecasts(ForecastService(load_forecast_config(args.config),
+                                            actuals=stored_actuals))
     forecasts = _pull_forecasts(request, default_forecast_service())
     problem = prepare(request, sources=[_Prefetched(forecasts)])
     with solve_progress(problem.options.time_limit_seconds) as sink:

@@ -10,7 +10,7 @@ from typing import Any
 from forecasting.series import Forecast
 from forecasting.sources import ForecastSource
 from gridshift.api.v1 import optimize_pb2 as pb
-from gridshift.forecasts import ForecastService, fill_site_renewables
+from gridshift.forecasts import ForecastService, fill_site_renewables, stored_actuals
 
 # The solve used for plans: the optimizer's, plus risk over forecast scenarios.
 from gridshift.risk import solve_with_risk as solve
@@ -40,7 +40,7 @@ def default_forecast_service() -> ForecastService:
     """The process-wide forecast service (configured by `configure_forecasts`)."""
     global _service
     if _service is None:
-        _service = ForecastService()
+        _service = ForecastService(actuals=stored_actuals)
     return _service
 
 

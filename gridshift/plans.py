@@ -144,13 +144,13 @@ def _actuals(problem, store: PlanStore) -> np.ndarray | None:
     history = []
     for region in dict.fromkeys(problem.site_regions):
         points = store.actuals(region, h.start - timedelta(hours=1), h.end + timedelta(hours=1))
-        series = _regular(region, points)
+        series = regular_series(region, points)
         if series is not None:
             history.append(series)
     return actual_intensity(problem, history) if history else None
 
 
-def _regular(region: str, points: list[tuple[datetime, float]]) -> Forecast | None:
+def regular_series(region: str, points: list[tuple[datetime, float]]) -> Forecast | None:
     """Stored actual points as a regular series (gaps as NaN)."""
     if len(points) < 2:
         return None

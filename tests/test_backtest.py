@@ -168,3 +168,34 @@ def test_forecast_vintages_evolve_or_are_drawn_afresh(data_dir: Path) -> None:
 def test_unknown_vintages_option_is_refused(data_dir: Path) -> None:
     with pytest.raises(ValueError, match="vintages"):
         _run(data_dir, vintages="psychic")
+
+
+def test_gridshift_plans_on_the_forecast_blended_with_published_actuals(data_dir: Path) -> None:
+    """gridshift's decision-time series is the forecast blended with the seasonal model of
+    the actuals published by then (one hour's delay): closer to the actual series than the raw
+    forecast, unchanged by anything after the decision, and off with ``blend=False``."""
+    cfg = backtest.BacktestConfig(REGION, date(2022, 10, 25), days=1, seed=3, max_jobs=24)
+    ctx, _ = backtest._context(cfg, data_dir)
+    assert len(ctx.past) == backtest.HISTORY_DAYS * 24 and np.isfinite(ctx.past).all()
+    raw_error, blend_error = [], []
+    for k in range(0, 48, 6):
+        raw, blended = ctx.forecast(k, k), ctx.product_forecast(k, k)
+        truth = ctx.actual[k:]
+        raw_error.append(np.sqrt(np.mean(np.log(raw[:24] / truth[:24]) ** 2)))
+        blend_error.append(np.sqrt(np.mean(np.log(blended[:24] / truth[:24]) ** 2)))
+        # The actual of the hour before the decision is not yet published: changing it does
+        # not change the decision's series; changing the hour before that does.
+        saved = ctx.actual
+        for hour, same in ((k - 1, True), (k - 2, False)):
+            if hour < 0:
+                continue
+            ctx.actual = saved.copy()
+            ctx.actual[hour] *= 3.0
+            moved = ctx.product_forecast(k, k)
+            ctx.actual = saved
+            assert np.allclose(moved, blended) == same, (k, hour)
+    assert np.mean(blend_error) < np.mean(raw_error)
+    off = backtest.BacktestConfig(REGION, date(2022, 10, 25), days=1, seed=3, max_jobs=24,
+                                  blend=False)
+    ctx_off, _ = backtest._context(off, data_dir)
+    np.testing.assert_array_equal(ctx_off.product_forecast(5, 5), ctx_off.forecast(5, 5))

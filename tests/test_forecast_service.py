@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -202,3 +203,45 @@ def test_actuals_pulled_from_the_provider_history(tmp_path, emaps) -> None:
         [float(v) for v in series.carbon_intensity[:6]]
     with pytest.raises(LookupError):
         pull_actuals("NOWHERE", start, start + timedelta(hours=6), ForecastConfig())
+
+
+def test_forecasts_are_blended_with_the_actuals_in_the_plan_store(tmp_path, emaps) -> None:
+    """With 14 days of recorded actuals (a real SQLite plan store, read by stored_actuals),
+    the provider's forecast is blended with their seasonal model: every value moves towards
+    the actuals' daily cycle, and provenance says so. Without actuals, or with blending
+    switched off, the provider's values are served as they are."""
+    from adapters.store import ActualSeries, PlanStore
+    from gridshift import plans
+    from gridshift.forecasts import stored_actuals
+
+    start = this_hour()
+    raw = [emaps.value("DE", start + timedelta(hours=i)) for i in range(12)]
+    plain = service(tmp_path).resolve("DE", start, 12, 60)
+    assert list(plain.carbon_intensity[:12]) == raw and "blended" not in plain.detail
+
+    store = PlanStore(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    first = start - timedelta(days=14)
+    recorded = [0.6 * emaps.value("DE", first + timedelta(hours=i)) for i in range(14 * 24)]
+    store.save_actuals([ActualSeries("DE", first, 60, recorded, "electricitymaps")])
+    plans.set_store(store)
+    try:
+        config = ForecastConfig(chains={"DE": ["electricitymaps:DE", "cached", "embedded"]},
+                                cache_path=tmp_path / "cache.sqlite")
+        blended = ForecastService(config, http_factory=lambda p: fast_client(p),
+                                  actuals=stored_actuals).resolve("DE", start, 12, 60)
+        off = ForecastService(replace(config, blend=False), actuals=stored_actuals,
+                              http_factory=lambda p: fast_client(p)).resolve("DE", start, 12, 60)
+    finally:
+        plans.set_store(None)
+    assert "blended with the seasonal model of actuals" in blended.detail
+    assert blended.provider == "electricitymaps" and not blended.fallback
+    values = np.asarray(blended.carbon_intensity[:12])
+    assert (values < np.asarray(raw)).all() and (values > 0.6 * np.asarray(raw) - 1).all()
+    assert list(off.carbon_intensity[:12]) == raw and "blended" not in off.detail
+
+
+def test_blend_option_in_the_config_file_is_checked() -> None:
+    assert ForecastConfig.from_table({"blend": False}).blend is False
+    assert ForecastConfig.from_table({}).blend is True
+    with pytest.raises(ValueError, match="forecasts.blend"):
+        ForecastConfig.from_table({"blend": "sometimes"})
