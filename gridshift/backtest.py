@@ -78,7 +78,13 @@ Policies (all on the same jobs and capacity, all scored with the ACTUAL intensit
   ``[d, arrival + max_shift_h]`` (default 8 h) and to the deadline; same repair.
 - ``gridshift``: the product: each window's request (``gridshift.planning.prepare``, inline
   decision-time forecast, ``allow_partial``) solved by ``optimizer.solve.solve`` under
-  ``time_limit_s``. Only jobs planned to start before the next decision are committed; the others
+  ``time_limit_s``. Like the service, it plans on the decision-time forecast blended with the
+  seasonal model of the actuals published by then (:mod:`forecasting.blend`; the actual of an
+  hour is published ``actuals_delay_h`` = 1 h after it ends; the 14 days before the replay are
+  known from the start); ``blend=False`` plans on the raw forecast, ``blend_others=True`` gives
+  the lowest-window and Let's-Wait-Awhile policies the blended forecast too (what the Carbon
+  Aware SDK would advise on it), to separate forecasting from joint planning. Only jobs
+  planned to start before the next decision are committed; the others
   are planned again with the next, fresher forecast. A job the solver cannot place by its
   deadline (it never happens when capacity allows) takes the earliest start that fits (late).
   A job that can no longer meet its deadline at all (slack shorter than its wait for the
@@ -102,11 +108,13 @@ What limits gridshift here (bench/backtest.py prints the numbers)
 ------------------------------------------------------------------
 With capacity sized to the run-now peak, the trace's bursts leave most hours far below
 capacity, so capacity almost never binds once jobs are spread over their deadline windows:
-gridshift and the per-job lowest window then choose nearly the same starts from the same
-forecast (gridshift's hourly re-planning with fresher vintages gains a little), and both stay
-below perfect foresight by what the forecast error costs (the average-CI model's sigma is
-0.11 at the current hour and 0.18 at 12 h). Where capacity binds (``utilisation`` > 1),
-gridshift's joint plan beats the repaired per-job advice clearly and keeps every deadline.
+given the same forecast, gridshift and the per-job lowest window choose nearly the same starts
+(gridshift's hourly re-planning with fresher vintages gains a little), and both stay below
+perfect foresight by what the forecast error costs (the average-CI model's sigma is 0.11 at the
+current hour and 0.18 at 12 h). The blend with the seasonal model of published actuals removes
+part of that error (in the German series, driven by wind, less of it than in CISO's solar
+cycle). Where capacity binds (``utilisation`` > 1), gridshift's joint plan beats the repaired
+per-job advice clearly and keeps every deadline.
 """
 
 from __future__ import annotations
