@@ -227,12 +227,25 @@ def test_forecasts_are_blended_with_the_actuals_in_the_plan_store(tmp_path, emap
     try:
         config = ForecastConfig(chains={"DE": ["electricitymaps:DE", "cached", "embedded"]},
                                 cache_path=tmp_path / "cache.sqlite")
-        blended = ForecastService(config, http_factory=lambda p: fast_client(p),
-                                  actuals=stored_actuals).resolve("DE", start, 12, 60)
+        blending = ForecastService(config, http_factory=lambda p: fast_client(p),
+                                   actuals=stored_actuals)
+        blended = blending.resolve("DE", start, 12, 60)
         off = ForecastService(replace(config, blend=False), actuals=stored_actuals,
                               http_factory=lambda p: fast_client(p)).resolve("DE", start, 12, 60)
+        # A request without inline forecasts is planned on the blended series.
+        configure_forecasts(blending)
+        request = {"horizon": {"start": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "slots": 8},
+                   "sites": [{"id": "fra", "region": "DE", "gpu_capacity": 8}],
+                   "jobs": [job("a", gpus=4, power_kw=3, duration_minutes=120)]}
+        outcome = plan(request)
     finally:
+        configure_forecasts(ForecastService())
         plans.set_store(None)
+    assert check_plan(outcome.result.problem, outcome.result.plan).ok
+    np.testing.assert_allclose(outcome.result.problem.ci_g_per_kwh[0],
+                               blended.carbon_intensity[:8])
+    (prov,) = outcome.response.provenance
+    assert "blended with the seasonal model" in prov.detail
     assert "blended with the seasonal model of actuals" in blended.detail
     assert blended.provider == "electricitymaps" and not blended.fallback
     values = np.asarray(blended.carbon_intensity[:12])
