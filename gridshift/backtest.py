@@ -899,9 +899,18 @@ def describe(result: BacktestResult) -> str:
     return (f"{cfg.region}: {cfg.days} day(s) from {cfg.start} (trace {result.trace_start}), "
             f"{len(result.jobs)} jobs, capacity {result.capacity_gpus} GPUs, slack "
             f"{cfg.slack_h:g} h, decisions every {cfg.decision_hours} h, forecast error "
-            f"{cfg.forecast_model} ({cfg.vintages} vintages), time limit "
-            f"{cfg.time_limit_s:g} s per window (perfect foresight {cfg.pf_limit_s:g} s), "
+            f"{cfg.forecast_model} ({cfg.vintages} vintages), {_forecasts_used(cfg)}, time "
+            f"limit {cfg.time_limit_s:g} s per window (perfect foresight {cfg.pf_limit_s:g} s), "
             f"seed {cfg.seed}")
+
+
+def _forecasts_used(cfg: BacktestConfig) -> str:
+    if not cfg.blend:
+        return "every policy on the raw forecast"
+    blended = f"blended with actuals published {cfg.actuals_delay_h} h late"
+    if cfg.blend_others:
+        return f"every forecast-driven policy on the forecast {blended}"
+    return f"gridshift on the forecast {blended}, the per-job policies on the raw forecast"
 
 
 def _markdown(result: BacktestResult) -> str:

@@ -144,7 +144,10 @@ def test_cli_entry_point(data_dir: Path, tmp_path: Path, capsys,
     assert backtest.main(args) == 0
     out = capsys.readouterr().out
     assert "perfect-foresight" in out and "wall_s_per_window_mean" in out
+    assert "gridshift on the forecast blended with actuals published 1 h late" in out
     assert (tmp_path / "backtest-US-CAL-CISO-2022-10-27.png").exists()
+    assert not parser.parse_args(["--no-blend"]).blend
+    assert parser.parse_args(["--blend-others"]).blend_others
     bad = parser.parse_args(["--region", "nowhere"])
     assert backtest.main(bad) == 2
 
