@@ -80,7 +80,7 @@ Policies (all on the same jobs and capacity, all scored with the ACTUAL intensit
   decision-time forecast, ``allow_partial``) solved by ``optimizer.solve.solve`` under
   ``time_limit_s``. Like the service, it plans on the decision-time forecast blended with the
   seasonal model of the actuals published by then (:mod:`forecasting.blend`; the actual of an
-  hour is published ``actuals_delay_h`` = 1 h after it ends; the 14 days before the replay are
+  hour is published ``actuals_delay_h`` = 1 h after it ends; the 21 days before the replay are
   known from the start); ``blend=False`` plans on the raw forecast, ``blend_others=True`` gives
   the lowest-window and Let's-Wait-Awhile policies the blended forecast too (what the Carbon
   Aware SDK would advise on it), to separate forecasting from joint planning. Only jobs
@@ -135,6 +135,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.best_window import find_best_window
+from forecasting.blend import HISTORY_DAYS as BLEND_HISTORY_DAYS
 from forecasting.blend import blend_with_actuals
 from forecasting.series import Forecast
 from forecasting.uncertainty import (
@@ -174,7 +175,7 @@ MIN_DURATION_S, MAX_DURATION_S = 30 * 60, 24 * 3600
 SLOT_MINUTES = 60
 SITE_ID = "site"
 #: Days of actuals before the replay that gridshift's forecast blend may use from the start.
-HISTORY_DAYS = 14
+HISTORY_DAYS = BLEND_HISTORY_DAYS
 #: Decision-time forecast error models: the calibrated average-intensity model (the default),
 #: the seasonal-extension model backtested on these very series, or none (perfect forecasts).
 FORECAST_MODELS: dict[str, ErrorModel | None] = {

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from forecasting.blend import PROFILE_DAYS, blend_with_actuals
+from forecasting.blend import HISTORY_DAYS, blend_with_actuals
 from forecasting.cache import CachedForecastSource, CachingSource
 from forecasting.chain import ChainResult, FallbackChain
 from forecasting.errors import ForecastUnavailable
@@ -193,7 +193,7 @@ class ForecastService:
         if self._actuals is None or not self.config.blend:
             return forecast
         issued = forecast.issued_at or datetime.now(UTC)
-        actuals = self._actuals(forecast.region, issued - timedelta(days=PROFILE_DAYS), issued)
+        actuals = self._actuals(forecast.region, issued - timedelta(days=HISTORY_DAYS), issued)
         blend = blend_with_actuals(forecast, actuals, issued_at=issued)
         if not blend.applied:
             log.debug("forecast of %s %s", forecast.region, blend.note)

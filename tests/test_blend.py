@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 
 from forecasting import uncertainty
-from forecasting.blend import MIN_HISTORY_H, blend_with_actuals, provider_weight
+from forecasting.blend import (
+    HISTORY_DAYS,
+    MIN_HISTORY_H,
+    blend_with_actuals,
+    provider_weight,
+    seasonal_error_scale,
+)
 from forecasting.extension import fit_seasonal
 from forecasting.series import Forecast
 
@@ -123,3 +129,39 @@ def test_gaps_in_the_actuals_are_tolerated() -> None:
     assert blend.applied and np.isfinite(blend.forecast.carbon_intensity).all()
     assert (rms_log_error(blend.forecast.carbon_intensity, future)
             < rms_log_error(forecast.carbon_intensity, future))
+
+
+def _cycle_with_weather(days: int, weather_sigma: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    hours = np.arange(days * 24, dtype=float)
+    daily = 300.0 * (1.0 - 0.45 * np.clip(np.sin(2 * np.pi * (hours % 24 - 6) / 24), 0, None))
+    weather = np.zeros(len(hours))
+    for i in range(1, len(hours)):
+        weather[i] = 0.9 * weather[i - 1] + weather_sigma * rng.standard_normal()
+    return daily * np.exp(weather)
+
+
+def test_the_seasonal_models_error_is_measured_on_the_regions_own_actuals() -> None:
+    start = ISSUED - timedelta(days=HISTORY_DAYS)
+    scales = [seasonal_error_scale(_cycle_with_weather(HISTORY_DAYS, sigma, 7), start, 60)
+              for sigma in (0.005, 0.05, 0.15)]
+    assert all(s is not None for s in scales)
+    assert scales[0] < scales[1] < scales[2], scales
+    assert scales[0] < 1.0 < scales[2]
+    # Eight days are too few to replay it from four origins with a week to fit each on.
+    assert seasonal_error_scale(_cycle_with_weather(8, 0.05, 7), start, 60) is None
+
+
+def test_a_seasonal_model_that_errs_more_weighs_less() -> None:
+    _, forecast, _ = case(6)
+    moved, first_weight = {}, {}
+    for sigma in (0.005, 0.15):
+        values = _cycle_with_weather(HISTORY_DAYS, sigma, 8)
+        actuals = series(values, ISSUED - timedelta(days=HISTORY_DAYS), "actuals")
+        blend = blend_with_actuals(forecast, actuals)
+        assert blend.applied and "x the calibrated" in blend.note
+        moved[sigma] = np.mean(np.abs(np.log(np.asarray(blend.forecast.carbon_intensity)
+                                             / np.asarray(forecast.carbon_intensity))))
+        first_weight[sigma] = float(blend.note.split("provider's forecast ")[1].split()[0])
+    assert first_weight[0.15] > first_weight[0.005]
+    assert moved[0.15] < moved[0.005]
