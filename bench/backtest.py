@@ -14,8 +14,11 @@ independent forecast vintages instead of one evolving history, decisions every 6
 every hour, and a tighter capacity (run-now peak at 200 % of capacity, so capacity binds).
 
 Run: ``python bench/backtest.py [--regions US-CAL-CISO DE] [--days 7] [--time-limit 5]
-[-o out/]``. Skipped, with a message, when ../shared/data (or $GRIDSHIFT_SHARED_DATA) is
-absent. Takes about 15 minutes on two cores.
+[-o out/]``; ``--summary-regions US-CAL-CISO US-TEX-ERCO ... DE`` prints one line per region
+instead (perfect-foresight savings, the shares of gridshift blended and raw and of the lowest
+window, how often gridshift beats every other policy). Skipped, with a message, when
+../shared/data (or $GRIDSHIFT_SHARED_DATA) is absent. Takes about 15 minutes on two cores (the
+summary about 2 minutes per region).
 """
 
 from __future__ import annotations
@@ -133,6 +136,31 @@ def blend_contribution(args: argparse.Namespace, region: str) -> None:
     print()
 
 
+def region_summary(args: argparse.Namespace, regions: list[str]) -> None:
+    """One line per region over the verdict's seeds: perfect-foresight savings, gridshift's
+    share (blended and raw forecast), the lowest window's, and how often gridshift beats every
+    other policy."""
+    print(f"share of the perfect-foresight savings over {args.seeds} seeds, mean (min-max)")
+    print(f"{'region':<13} {'PF saves':>8}  {'gridshift':<21} {'gridshift, raw':<21} "
+          f"{'lowest-window':<21} beats all")
+    for region in regions:
+        blended, raw, lowest, wins, pf = [], [], [], 0, 0.0
+        for seed in range(args.seed, args.seed + args.seeds):
+            on = backtest.run_backtest(region, days=args.days, time_limit_s=args.time_limit,
+                                       seed=seed, policies=backtest.POLICIES)
+            off = backtest.run_backtest(region, days=args.days, time_limit_s=args.time_limit,
+                                        seed=seed, policies=COMPARED, blend=False)
+            row = _share_row(on)
+            blended.append(row["gridshift"])
+            lowest.append(row["lowest-window"])
+            wins += row["margin_kg"] > 0
+            raw.append(_share(off, "gridshift"))
+            pf = float(on.table.set_index("policy").loc["perfect-foresight", "savings_pct"])
+        print(f"{region:<13} {pf:7.2f} %  {_spread(blended):<21} {_spread(raw):<21} "
+              f"{_spread(lowest):<21} {wins} of {args.seeds}", flush=True)
+    print()
+
+
 def sensitivity(args: argparse.Namespace, region: str) -> None:
     print(f"{region}: sensitivity (run-now, lowest-window, gridshift, perfect foresight)")
     print(f"  seasonal-extension error model     "
@@ -156,6 +184,9 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=4,
                         help="forecast-error seeds the verdict averages over (default 4)")
     parser.add_argument("--no-sensitivity", action="store_true")
+    parser.add_argument("--summary-regions", nargs="+", metavar="REGION",
+                        help="instead of the tables: one summary line per region (e.g. all "
+                             "seven series), over the same seeds")
     parser.add_argument("-o", "--output-dir", help="also write tables and charts here")
     args = parser.parse_args()
     data_dir = backtest.shared_data_dir()
@@ -164,6 +195,10 @@ def main() -> int:
               "(only present in the development tree; set GRIDSHIFT_SHARED_DATA)")
         return 0
     began = time.perf_counter()
+    if args.summary_regions:
+        region_summary(args, args.summary_regions)
+        print(f"total {time.perf_counter() - began:.0f} s")
+        return 0
     for region in args.regions:
         main_table(args, region)
     if not args.no_sensitivity:
