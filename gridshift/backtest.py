@@ -112,9 +112,9 @@ given the same forecast, gridshift and the per-job lowest window choose nearly t
 (gridshift's hourly re-planning with fresher vintages gains a little), and both stay below
 perfect foresight by what the forecast error costs (the average-CI model's sigma is 0.11 at the
 current hour and 0.18 at 12 h). The blend with the seasonal model of published actuals removes
-part of that error (in the German series, driven by wind, less of it than in CISO's solar
-cycle). Where capacity binds (``utilisation`` > 1), gridshift's joint plan beats the repaired
-per-job advice clearly and keeps every deadline.
+part of that error, most where the series is regular and the hours differ little. Where
+capacity binds (``utilisation`` > 1), gridshift's joint plan beats the repaired per-job advice
+clearly and keeps every deadline.
 """
 
 from __future__ import annotations
