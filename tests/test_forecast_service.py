@@ -253,8 +253,15 @@ def test_forecasts_are_blended_with_the_actuals_in_the_plan_store(tmp_path, emap
     assert list(off.carbon_intensity[:12]) == raw and "blended" not in off.detail
 
 
-def test_blend_option_in_the_config_file_is_checked() -> None:
+def test_blend_option_in_the_config_file_is_checked(tmp_path) -> None:
+    from gridshift.config import load_forecast_config
+    from optimizer.errors import InvalidInputError
+
     assert ForecastConfig.from_table({"blend": False}).blend is False
     assert ForecastConfig.from_table({}).blend is True
-    with pytest.raises(ValueError, match="forecasts.blend"):
-        ForecastConfig.from_table({"blend": "sometimes"})
+    path = tmp_path / "gridshift.toml"
+    path.write_text('[forecasts]\nblend = false\n', encoding="utf-8")
+    assert load_forecast_config(str(path)).blend is False
+    path.write_text('[forecasts]\nblend = "sometimes"\n', encoding="utf-8")
+    with pytest.raises(InvalidInputError, match="forecasts.blend must be true or false"):
+        load_forecast_config(str(path))
