@@ -225,16 +225,15 @@ def _remote_plan(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from gridshift.config import load_forecast_config, load_server_settings
-    from gridshift.forecasts import ForecastService, stored_actuals
+    from gridshift.config import load_server_settings
+    from gridshift.forecasts import configured_service
     from gridshift.planning import configure_forecasts
     from gridshift.server import configure_json_logging, serve
 
     configure_json_logging(args.log_level.upper())
     if args.device:
         os.environ["GRIDSHIFT_DEVICE"] = args.device
-    configure_forecasts(ForecastService(load_forecast_config(args.config),
-                                        actuals=stored_actuals))
+    configure_forecasts(configured_service(args.config))
     settings = load_server_settings(args.config, {
         "host": args.host, "port": args.port, "max_concurrent_solves": args.max_concurrent_solves,
         "max_queued_solves": args.max_queued_solves, "grace_seconds": args.grace})

@@ -126,10 +126,18 @@ def stored_actuals(region: str, start: datetime, end: datetime) -> Forecast | No
     return plans.regular_series(region, points)
 
 
+def configured_service(config_path: str | None = None) -> ForecastService:
+    """The service of the config file's ``[forecasts]`` table (defaults without a file), blending
+    with the actuals recorded in the plan store: what the CLI, the server and nightly runs use."""
+    from gridshift.config import load_forecast_config
+
+    return ForecastService(load_forecast_config(config_path), actuals=stored_actuals)
+
+
 class ForecastService:
     """Resolves a region's series through its chain (built on first use, then kept).
 
-    With an ``actuals`` source (the service's wiring passes :func:`stored_actuals`) and
+    With an ``actuals`` source (:func:`configured_service` passes :func:`stored_actuals`) and
     ``config.blend``, average-intensity provider forecasts are blended with the seasonal model
     of the region's recent actuals (:mod:`forecasting.blend`), noted in provenance.
     """

@@ -164,11 +164,9 @@ def _plan_night(request: dict, key: str, out_dir: Path, args: argparse.Namespace
     from gridshift.risk import solve_with_risk
 
     if args.config:
-        from gridshift.config import load_forecast_config
-        from gridshift.forecasts import ForecastService, stored_actuals
+        from gridshift.forecasts import configured_service
 
-        configure_forecasts(ForecastService(load_forecast_config(args.config),
-                                            actuals=stored_actuals))
+        configure_forecasts(configured_service(args.config))
     forecasts = _pull_forecasts(request, default_forecast_service())
     problem = prepare(request, sources=[_Prefetched(forecasts)])
     with solve_progress(problem.options.time_limit_seconds) as sink:

@@ -10,7 +10,7 @@ from typing import Any
 from forecasting.series import Forecast
 from forecasting.sources import ForecastSource
 from gridshift.api.v1 import optimize_pb2 as pb
-from gridshift.forecasts import ForecastService, fill_site_renewables, stored_actuals
+from gridshift.forecasts import ForecastService, configured_service, fill_site_renewables
 
 # The solve used for plans: the optimizer's, plus risk over forecast scenarios.
 from gridshift.risk import solve_with_risk as solve
@@ -40,7 +40,7 @@ def default_forecast_service() -> ForecastService:
     """The process-wide forecast service (configured by `configure_forecasts`)."""
     global _service
     if _service is None:
-        _service = ForecastService(actuals=stored_actuals)
+        _service = configured_service()
     return _service
 
 

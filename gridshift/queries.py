@@ -52,10 +52,9 @@ def run_query(args: argparse.Namespace) -> int:
 
 
 def _local(args: argparse.Namespace, request, start: datetime, end: datetime):
-    from gridshift.config import load_forecast_config
-    from gridshift.forecasts import ForecastService, best_windows, get_forecasts, stored_actuals
+    from gridshift.forecasts import best_windows, configured_service, get_forecasts
 
-    service = ForecastService(load_forecast_config(args.config), actuals=stored_actuals)
+    service = configured_service(args.config)
     if args.command == "forecast":
         return forecast_response(get_forecasts(service, args.region, start, end,
                                                args.slot_minutes))
