@@ -135,8 +135,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.best_window import find_best_window
-from forecasting.blend import HISTORY_DAYS as BLEND_HISTORY_DAYS
-from forecasting.blend import blend_with_actuals
+from forecasting.blend import HISTORY_DAYS, blend_with_actuals
 from forecasting.series import Forecast
 from forecasting.uncertainty import (
     DEFAULT,
@@ -174,8 +173,6 @@ DEFAULT_TRACE_WEEK = date(2017, 10, 23)
 MIN_DURATION_S, MAX_DURATION_S = 30 * 60, 24 * 3600
 SLOT_MINUTES = 60
 SITE_ID = "site"
-#: Days of actuals before the replay that gridshift's forecast blend may use from the start.
-HISTORY_DAYS = BLEND_HISTORY_DAYS
 #: Decision-time forecast error models: the calibrated average-intensity model (the default),
 #: the seasonal-extension model backtested on these very series, or none (perfect forecasts).
 FORECAST_MODELS: dict[str, ErrorModel | None] = {
