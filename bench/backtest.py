@@ -18,7 +18,9 @@ Run: ``python bench/backtest.py [--regions US-CAL-CISO DE] [--days 7] [--time-li
 instead (perfect-foresight savings, the shares of gridshift blended and raw and of the lowest
 window, how often gridshift beats every other policy). Skipped, with a message, when
 ../shared/data (or $GRIDSHIFT_SHARED_DATA) is absent. Takes about 15 minutes on two cores (the
-summary about 2 minutes per region).
+summary about 2 minutes per region). ``--lead-value`` prints instead, per region, gridshift's
+share when its forecast is exact in the next 4 or 12 h or from 4 or 12 h ahead on (the value of
+perfect information at those leads: where the forecast error costs).
 """
 
 from __future__ import annotations
@@ -136,6 +138,30 @@ def blend_contribution(args: argparse.Namespace, region: str) -> None:
     print()
 
 
+#: (label, (first, end) lead hours from the decision, end exclusive) at which --lead-value
+#: makes gridshift's forecast exact.
+LEAD_BANDS = (("nowhere (the blended forecast)", None),
+              ("the next 4 h", (0, 4)),
+              ("the next 12 h", (0, 12)),
+              ("from 4 h ahead on", (4, 10_000)),
+              ("from 12 h ahead on", (12, 10_000)))
+
+
+def lead_value(args: argparse.Namespace, region: str) -> None:
+    """Where the forecast error costs: gridshift's share of the PF savings when its forecast is
+    exact at some leads (the value of perfect information there), over the seeds."""
+    print(f"{region}: gridshift with its forecast exact at some leads, share of the PF savings "
+          f"over {args.seeds} seeds, mean (min-max)")
+    for label, band in LEAD_BANDS:
+        shares = [_share(backtest.run_backtest(
+            region, days=args.days, time_limit_s=args.time_limit, seed=seed,
+            policies=(backtest.REFERENCE_POLICY, "gridshift", "perfect-foresight"),
+            perfect_leads_h=band), "gridshift")
+            for seed in range(args.seed, args.seed + args.seeds)]
+        print(f"  exact {label:<31} {_spread(shares)}", flush=True)
+    print()
+
+
 def region_summary(args: argparse.Namespace, regions: list[str]) -> None:
     """One line per region over the verdict's seeds: perfect-foresight savings, gridshift's
     share (blended and raw forecast), the lowest window's, and how often gridshift beats every
@@ -184,6 +210,10 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=4,
                         help="forecast-error seeds the verdict averages over (default 4)")
     parser.add_argument("--no-sensitivity", action="store_true")
+    parser.add_argument("--lead-value", action="store_true",
+                        help="instead of the tables: gridshift with its forecast exact at some "
+                             "leads, i.e. where the forecast error costs (about 7 minutes per "
+                             "region)")
     parser.add_argument("--summary-regions", nargs="+", metavar="REGION",
                         help="instead of the tables: one summary line per region (e.g. all "
                              "seven series), over the same seeds")
@@ -197,6 +227,11 @@ def main() -> int:
     began = time.perf_counter()
     if args.summary_regions:
         region_summary(args, args.summary_regions)
+        print(f"total {time.perf_counter() - began:.0f} s")
+        return 0
+    if args.lead_value:
+        for region in args.regions:
+            lead_value(args, region)
         print(f"total {time.perf_counter() - began:.0f} s")
         return 0
     for region in args.regions:

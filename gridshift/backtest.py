@@ -213,6 +213,7 @@ class BacktestConfig:
     blend: bool = True
     blend_others: bool = False
     actuals_delay_h: int = 1
+    perfect_leads_h: tuple[int, int] | None = None
 
     @property
     def pf_limit_s(self) -> float:
@@ -401,7 +402,17 @@ class _Context:
     def product_forecast(self, k: int, start_h: int) -> np.ndarray:
         """What gridshift plans on at decision ``k``: the decision-time forecast blended with
         the seasonal model of the actuals published by then (forecasting.blend), unless
-        ``blend`` is off."""
+        ``blend`` is off; with ``perfect_leads_h`` = (first, end), the hours at leads ``first``
+        to ``end`` (exclusive) are the actual intensity (the value of perfect information at
+        those leads; a diagnostic)."""
+        values = self._blended(k, start_h)
+        if self.cfg.perfect_leads_h is not None:
+            first, end = self.cfg.perfect_leads_h
+            values = values.copy()
+            values[first:end] = self.actual[start_h + first:start_h + end]
+        return values
+
+    def _blended(self, k: int, start_h: int) -> np.ndarray:
         values = self.forecast(k, start_h)
         if not self.cfg.blend:
             return values
@@ -797,6 +808,7 @@ def run_backtest(region: str, start: date | None = None, days: int = 7, *,
                  max_jobs: int | None = None, capacity_gpus: int | None = None,
                  trace_start: date | None = None, forecast_model: str = "average-ci",
                  vintages: str = "evolving", blend: bool = True, blend_others: bool = False,
+                 perfect_leads_h: tuple[int, int] | None = None,
                  policies: tuple[str, ...] = POLICIES,
                  on_window: Callable[[str], None] | None = None) -> BacktestResult:
     """Replay ``days`` of the trace from ``start`` (default: :func:`default_start`) in
@@ -808,7 +820,7 @@ def run_backtest(region: str, start: date | None = None, days: int = 7, *,
                          decision_hours, max_shift_h, utilisation, trace_start=trace_start,
                          max_jobs=max_jobs, capacity_gpus=capacity_gpus,
                          forecast_model=forecast_model, vintages=vintages, blend=blend,
-                         blend_others=blend_others)
+                         blend_others=blend_others, perfect_leads_h=perfect_leads_h)
     _validate(cfg, policies)
     ctx, week = _context(cfg, Path(data_dir) if data_dir else shared_data_dir())
     runs = {p: _run_now(ctx) if p == REFERENCE_POLICY else _run_windowed(ctx, p, on_window)
@@ -830,6 +842,10 @@ def _validate(cfg: BacktestConfig, policies: tuple[str, ...]) -> None:
     if cfg.days < 1 or cfg.decision_hours < 1 or cfg.slack_h < 0 or cfg.time_limit_s <= 0:
         raise ValueError("days and decision_hours must be >= 1, slack_h >= 0, "
                          "time_limit_s > 0")
+    leads = cfg.perfect_leads_h
+    if leads is not None and not 0 <= leads[0] < leads[1]:
+        raise ValueError(f"perfect_leads_h must be (first, end) with 0 <= first < end; got "
+                         f"{leads}")
     if cfg.vintages not in VINTAGES:
         raise ValueError(f"vintages must be one of {', '.join(VINTAGES)}; got {cfg.vintages!r}")
     if cfg.forecast_model not in FORECAST_MODELS or cfg.utilisation <= 0:

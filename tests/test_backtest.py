@@ -202,3 +202,24 @@ def test_gridshift_plans_on_the_forecast_blended_with_published_actuals(data_dir
                                   blend=False)
     ctx_off, _ = backtest._context(off, data_dir)
     np.testing.assert_array_equal(ctx_off.product_forecast(5, 5), ctx_off.forecast(5, 5))
+
+
+def test_perfect_leads_make_gridshift_forecast_exact_there_only(data_dir: Path) -> None:
+    """The lead-value diagnostic: with ``perfect_leads_h=(2, 6)`` gridshift's series is the
+    actual intensity 2..5 h ahead and the blended forecast everywhere else; a perfect forecast
+    at every lead reproduces perfect foresight; an empty band is refused."""
+    base = dict(region=REGION, start=date(2022, 10, 25), days=1, seed=3, max_jobs=24)
+    ctx, _ = backtest._context(backtest.BacktestConfig(**base), data_dir)
+    exact, _ = backtest._context(backtest.BacktestConfig(**base, perfect_leads_h=(2, 6)),
+                                 data_dir)
+    blended, diagnostic = ctx.product_forecast(7, 7), exact.product_forecast(7, 7)
+    np.testing.assert_array_equal(diagnostic[2:6], ctx.actual[9:13])
+    np.testing.assert_array_equal(np.delete(diagnostic, range(2, 6)),
+                                  np.delete(blended, range(2, 6)))
+    assert not np.allclose(blended[2:6], ctx.actual[9:13])
+    result = _run(data_dir, perfect_leads_h=(0, 10_000),
+                  policies=("run-now", "gridshift", "perfect-foresight"))
+    table = result.table.set_index("policy")["emissions_kg"]
+    assert table["gridshift"] == pytest.approx(table["perfect-foresight"], rel=1e-6)
+    with pytest.raises(ValueError, match="perfect_leads_h"):
+        _run(data_dir, perfect_leads_h=(4, 4))
