@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forecasting.blend import HISTORY_DAYS
 from gridshift import backtest
+from gridshift.backtest.context import build_context
 
 DATA = Path(os.environ.get("GRIDSHIFT_SHARED_DATA")
             or Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -159,7 +161,7 @@ def test_forecast_vintages_evolve_or_are_drawn_afresh(data_dir: Path) -> None:
     for vintages in backtest.VINTAGES:
         cfg = backtest.BacktestConfig(REGION, date(2022, 10, 25), days=1, seed=3, max_jobs=24,
                                       decision_hours=1, vintages=vintages)
-        ctx, _ = backtest._context(cfg, data_dir)
+        ctx, _ = build_context(cfg, data_dir)
         first, second = ctx.forecast(5, 5), ctx.forecast(6, 6)
         np.testing.assert_array_equal(first, ctx.forecast(5, 5))     # cached, deterministic
         # Hours 6 .. 30: leads 1..25 in the first vintage, 0..24 in the second.
@@ -178,8 +180,8 @@ def test_gridshift_plans_on_the_forecast_blended_with_published_actuals(data_dir
     the actuals published by then (one hour's delay): closer to the actual series than the raw
     forecast, unchanged by anything after the decision, and off with ``blend=False``."""
     cfg = backtest.BacktestConfig(REGION, date(2022, 10, 25), days=1, seed=3, max_jobs=24)
-    ctx, _ = backtest._context(cfg, data_dir)
-    assert len(ctx.past) == backtest.HISTORY_DAYS * 24 and np.isfinite(ctx.past).all()
+    ctx, _ = build_context(cfg, data_dir)
+    assert len(ctx.past) == HISTORY_DAYS * 24 and np.isfinite(ctx.past).all()
     raw_error, blend_error = [], []
     for k in range(0, 48, 6):
         raw, blended = ctx.forecast(k, k), ctx.product_forecast(k, k)
@@ -200,7 +202,7 @@ def test_gridshift_plans_on_the_forecast_blended_with_published_actuals(data_dir
     assert np.mean(blend_error) < np.mean(raw_error)
     off = backtest.BacktestConfig(REGION, date(2022, 10, 25), days=1, seed=3, max_jobs=24,
                                   blend=False)
-    ctx_off, _ = backtest._context(off, data_dir)
+    ctx_off, _ = build_context(off, data_dir)
     np.testing.assert_array_equal(ctx_off.product_forecast(5, 5), ctx_off.forecast(5, 5))
 
 
@@ -209,8 +211,8 @@ def test_perfect_leads_make_gridshift_forecast_exact_there_only(data_dir: Path) 
     actual intensity 2..5 h ahead and the blended forecast everywhere else; a perfect forecast
     at every lead reproduces perfect foresight; an empty band is refused."""
     base = dict(region=REGION, start=date(2022, 10, 25), days=1, seed=3, max_jobs=24)
-    ctx, _ = backtest._context(backtest.BacktestConfig(**base), data_dir)
-    exact, _ = backtest._context(backtest.BacktestConfig(**base, perfect_leads_h=(2, 6)),
+    ctx, _ = build_context(backtest.BacktestConfig(**base), data_dir)
+    exact, _ = build_context(backtest.BacktestConfig(**base, perfect_leads_h=(2, 6)),
                                  data_dir)
     blended, diagnostic = ctx.product_forecast(7, 7), exact.product_forecast(7, 7)
     np.testing.assert_array_equal(diagnostic[2:6], ctx.actual[9:13])
