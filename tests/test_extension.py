@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import needs_shared_data
 
-from forecasting import extension, uncertainty
+from forecasting import calibration, extension
 from forecasting.series import Forecast
 
 T0 = datetime(2026, 6, 15, tzinfo=UTC)
@@ -130,7 +130,7 @@ def test_backtest_beats_persistence_on_a_daily_series():
 
 def test_seasonal_extension_beats_persistence_on_real_eia_data():
     needs_shared_data("sustaindc-eia", "CISO_NG_&_avgCI.csv")
-    series = uncertainty.load_hourly_actuals(uncertainty.shared_data_dir())["EIA-CISO"]
+    series = calibration.load_hourly_actuals(calibration.shared_data_dir())["EIA-CISO"]
     frame = extension.backtest_vintages(series, horizon_h=72, every_h=49).dropna()
     lead = (frame["valid_at"] - frame["issued_at"]).dt.total_seconds() / 3600
     for lo, hi in ((6, 24), (24, 72)):

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from conftest import needs_shared_data
 
+from forecasting import calibration as cal
 from forecasting import uncertainty as u
 from forecasting.series import Forecast
 from forecasting.sources import EmbeddedProfileSource
@@ -131,21 +132,21 @@ def _synthetic_vintages(seed: int, n_vintages: int = 120) -> pd.DataFrame:
 
 
 def test_fit_recovers_a_known_error_law_and_calibrates_out_of_sample():
-    model = u.fit_error_model(_synthetic_vintages(0), "synthetic")
+    model = cal.fit_error_model(_synthetic_vintages(0), "synthetic")
     for lead in (2.0, 10.0, 30.0):
         assert model.sigma_log(lead) == pytest.approx(0.05 + 0.04 * np.sqrt(lead), rel=0.15)
     assert model.corr_time_h == pytest.approx(3.0, rel=0.25)
-    assert u.calibration(model, _synthetic_vintages(1)) == pytest.approx(0.8, abs=0.03)
-    rows = u.coverage_by_lead(model, _synthetic_vintages(1), [0, 12, 24, 48])
+    assert cal.calibration(model, _synthetic_vintages(1)) == pytest.approx(0.8, abs=0.03)
+    rows = cal.coverage_by_lead(model, _synthetic_vintages(1), [0, 12, 24, 48])
     assert [r[:2] for r in rows] == [(0, 12), (12, 24), (24, 48)]
     assert all(abs(r[3] - 0.8) < 0.06 for r in rows)
 
 
 def test_fit_and_model_validation_errors():
     with pytest.raises(ValueError, match="columns"):
-        u.fit_error_model(pd.DataFrame({"forecast": [1.0]}))
+        cal.fit_error_model(pd.DataFrame({"forecast": [1.0]}))
     with pytest.raises(ValueError, match="at least"):
-        u.fit_error_model(_synthetic_vintages(0, 1).head(5))
+        cal.fit_error_model(_synthetic_vintages(0, 1).head(5))
     with pytest.raises(ValueError):
         u.ErrorModel("bad", (1.0, 0.5), (0.1, 0.2), 0.0)
     with pytest.raises(ValueError):
@@ -153,7 +154,7 @@ def test_fit_and_model_validation_errors():
 
 
 def test_split_by_issue_time_keeps_held_out_after_fit():
-    fit, held = u.split_by_issue_time(_synthetic_vintages(0, 20))
+    fit, held = cal.split_by_issue_time(_synthetic_vintages(0, 20))
     assert held["valid_at"].min() > fit["valid_at"].max()
     assert fit["issued_at"].max() < held["issued_at"].min()
 
@@ -162,7 +163,7 @@ def test_shipped_constants_are_reproducible_from_the_real_data():
     needs_shared_data("uk-carbon-intensity-forecast-tracking")
     needs_shared_data("vessim", "watttime2023_casio-north.zip")
     needs_shared_data("sustaindc-eia")
-    refit = u.refit_default_models(u.shared_data_dir())
+    refit = cal.refit_default_models(cal.shared_data_dir())
     shipped = {"average-ci": u.AVERAGE_CI_MODEL, "moer": u.MOER_MODEL,
                "seasonal-extension": u.SEASONAL_EXTENSION_MODEL,
                "typical-profile": u.TYPICAL_PROFILE_MODEL}
