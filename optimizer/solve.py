@@ -71,57 +71,13 @@ def solve(problem: Problem, on_progress: ProgressSink | None = None,
     deadline = started + limit
     backend = DEFAULT_BACKEND if opts.backend == Backend.AUTO else opts.backend
     notes: list[str] = []
-
-    best_reported = [math.inf]
-    emitting = threading.Lock()
-
-    def emit(kind: str, **data) -> None:
-        if on_progress is None:
-            return
-        with emitting:
-            if kind == "incumbent" and data.get("objective") is not None:
-                # Two searches (exact with LNS or with LP-guided rounds) run at once; a client
-                # sees each improvement of the best plan so far, never a worse one found by
-                # the other.
-                if data["objective"] >= best_reported[0]:
-                    return
-                best_reported[0] = data["objective"]
-            on_progress({"kind": kind, "elapsed_s": time.monotonic() - started, **data})
+    emit = _progress_emitter(on_progress, started)
 
     unscheduled = {j: f"cannot be placed alone: {why}"
                    for j, why in diagnosis.alone_infeasible(problem).items()}
     candidates = [j for j in range(problem.n_jobs) if j not in unscheduled]
-    plan = greedy.greedy_plan(
-        problem, min(2.0, 0.15 * limit), opts.random_seed, set(candidates),
-        on_first_plan=lambda first: emit("first_plan", objective=plan_objective(problem, first),
-                                         unplaced=len(first.unscheduled)),
-        stop=stop_flag)
-    emit("heuristic", objective=plan_objective(problem, plan), unplaced=len(plan.unscheduled))
-    conflicts: dict[int, list[int]] = {}
-    if plan.unscheduled:
-        # Only an exact model proves that jobs cannot all fit: the heuristic may just have
-        # packed them badly. With the GREEDY backend, phase 1 runs on HiGHS for that proof,
-        # and its packing is then improved by the heuristic's local search.
-        prover = Backend.HIGHS if backend == Backend.GREEDY else backend
-        if estimate_columns(problem, candidates) > EXACT_ALONE_MAX_COLUMNS:
-            plan = _repair_by_neighbourhoods(problem, plan, prover, deadline, notes)
-        else:
-            plan = _most_jobs(problem, plan, candidates, prover, deadline, notes, stop_flag)
-        if backend == Backend.GREEDY:
-            plan = greedy.improve(problem, plan, time.monotonic() + min(0.5, 0.1 * limit))
-    large = estimate_columns(problem, candidates) > EXACT_ALONE_MAX_COLUMNS
-    for j in list(plan.unscheduled):
-        if large:
-            unscheduled[j] = ("not placed: no room found beside the other jobs within the time "
-                              "limit (large model: not proven infeasible)")
-            continue
-        members, minimal = diagnosis.conflict_set(
-            problem, j, set(unscheduled), budget_s=max(0.2, min(5.0, 0.2 * limit)))
-        conflicts[j] = members
-        names = ", ".join(problem.job_ids[m] for m in members)
-        unscheduled[j] = (f"cannot be placed together with the other jobs: "
-                          f"{'minimal ' if minimal else ''}conflicting set {{{names}}} "
-                          f"({diagnosis.demand_note(problem, members)})")
+    plan = _construct(problem, candidates, backend, limit, deadline, notes, emit, stop_flag)
+    conflicts = _explain_unplaced(problem, plan, candidates, unscheduled, limit)
     if unscheduled and not opts.allow_partial:
         return _finish(problem, Plan(unscheduled=unscheduled), "INFEASIBLE", backend,
                        math.nan, started, "; ".join(notes) or "jobs cannot be placed", conflicts)
@@ -146,6 +102,75 @@ def solve(problem: Problem, on_progress: ProgressSink | None = None,
     plan.unscheduled = unscheduled
     return _finish(problem, plan, status, backend, bound, started,
                    "; ".join([detail, *notes]), conflicts)
+
+
+def _progress_emitter(on_progress: ProgressSink | None,
+                      started: float) -> Callable[..., None]:
+    """``emit(kind, **data)``: progress events with the elapsed time, thread-safe."""
+    best_reported = [math.inf]
+    emitting = threading.Lock()
+
+    def emit(kind: str, **data) -> None:
+        if on_progress is None:
+            return
+        with emitting:
+            if kind == "incumbent" and data.get("objective") is not None:
+                # Two searches (exact with LNS or with LP-guided rounds) run at once; a client
+                # sees each improvement of the best plan so far, never a worse one found by
+                # the other.
+                if data["objective"] >= best_reported[0]:
+                    return
+                best_reported[0] = data["objective"]
+            on_progress({"kind": kind, "elapsed_s": time.monotonic() - started, **data})
+
+    return emit
+
+
+def _construct(problem: Problem, candidates: list[int], backend: Backend, limit: float,
+               deadline: float, notes: list[str], emit: Callable[..., None],
+               stop_flag: Callable[[], bool] | None) -> Plan:
+    """The first plan: the construction heuristic and, where it leaves jobs out, an exact
+    search for the most jobs that fit together (phase 1)."""
+    plan = greedy.greedy_plan(
+        problem, min(2.0, 0.15 * limit), problem.options.random_seed, set(candidates),
+        on_first_plan=lambda first: emit("first_plan", objective=plan_objective(problem, first),
+                                         unplaced=len(first.unscheduled)),
+        stop=stop_flag)
+    emit("heuristic", objective=plan_objective(problem, plan), unplaced=len(plan.unscheduled))
+    if not plan.unscheduled:
+        return plan
+    # Only an exact model proves that jobs cannot all fit: the heuristic may just have packed
+    # them badly. With the GREEDY backend, phase 1 runs on HiGHS for that proof, and its
+    # packing is then improved by the heuristic's local search.
+    prover = Backend.HIGHS if backend == Backend.GREEDY else backend
+    if estimate_columns(problem, candidates) > EXACT_ALONE_MAX_COLUMNS:
+        plan = _repair_by_neighbourhoods(problem, plan, prover, deadline, notes)
+    else:
+        plan = _most_jobs(problem, plan, candidates, prover, deadline, notes, stop_flag)
+    if backend == Backend.GREEDY:
+        plan = greedy.improve(problem, plan, time.monotonic() + min(0.5, 0.1 * limit))
+    return plan
+
+
+def _explain_unplaced(problem: Problem, plan: Plan, candidates: list[int],
+                      unscheduled: dict[int, str], limit: float) -> dict[int, list[int]]:
+    """Add to ``unscheduled`` why each job the plan leaves out cannot be placed (its conflict
+    set, found within a budget; large models are not proven); returns the conflict sets."""
+    conflicts: dict[int, list[int]] = {}
+    large = estimate_columns(problem, candidates) > EXACT_ALONE_MAX_COLUMNS
+    for j in list(plan.unscheduled):
+        if large:
+            unscheduled[j] = ("not placed: no room found beside the other jobs within the time "
+                              "limit (large model: not proven infeasible)")
+            continue
+        members, minimal = diagnosis.conflict_set(
+            problem, j, set(unscheduled), budget_s=max(0.2, min(5.0, 0.2 * limit)))
+        conflicts[j] = members
+        names = ", ".join(problem.job_ids[m] for m in members)
+        unscheduled[j] = (f"cannot be placed together with the other jobs: "
+                          f"{'minimal ' if minimal else ''}conflicting set {{{names}}} "
+                          f"({diagnosis.demand_note(problem, members)})")
+    return conflicts
 
 
 def _heuristic_bound(problem: Problem, jobs: list[int], plan: Plan,
