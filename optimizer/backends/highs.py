@@ -101,6 +101,51 @@ def solve_highs(model: MilpModel, *, time_limit_s: float, relative_gap: float, w
 
     started = time.monotonic()
     h = new_highs()
+    _set_options(h, model, time_limit_s, relative_gap, seed, presolve, relax, lp_solver)
+    threads = _claim_scheduler(highspy, int(workers or os.cpu_count() or 1))
+    h.setOptionValue("threads", threads)
+    lp = _to_lp(model, highspy)
+    if relax:
+        lp.integrality_ = []
+    h.passModel(lp)
+    if hint is not None and not relax:
+        sol = highspy.HighsSolution()
+        sol.col_value = list(map(float, hint))
+        sol.value_valid = True
+        h.setSolution(sol)
+    _subscribe(h, model, started, on_progress, stop_flag)
+    try:
+        h.run()
+    finally:
+        _release_scheduler()
+    result = _result(h, highspy, model, time.monotonic() - started)
+    if relax and result.status == "optimal":
+        result.best_bound = result.objective
+        if h.getInfo().dual_solution_status == 2:   # kSolutionStatusFeasible
+            result.reduced_costs = np.asarray(h.getSolution().col_dual)
+    if result.values is None or relax:
+        return result
+    actual = float(model.cost @ result.values + model.offset)
+    if math.isclose(actual, result.objective, rel_tol=1e-7, abs_tol=1e-9):
+        return result
+    left = time_limit_s - (time.monotonic() - started)
+    if presolve and left > 0.05:
+        retry = solve_highs(model, time_limit_s=left, relative_gap=relative_gap,
+                            workers=workers, seed=seed, hint=result.values,
+                            on_progress=on_progress, stop_flag=stop_flag, presolve=False)
+        retry.wall_seconds = time.monotonic() - started
+        retry.best_bound = max(retry.best_bound, result.best_bound)
+        return retry
+    result.objective = actual
+    if result.status == "optimal":
+        result.status = "feasible"
+    result.detail += " (reported objective did not match the solution returned)"
+    return result
+
+
+def _set_options(h, model: MilpModel, time_limit_s: float, relative_gap: float, seed: int,
+                 presolve: bool, relax: bool, lp_solver: str) -> None:
+    """Time limit, gaps, seed, presolve and the LP method of one run."""
     h.setOptionValue("output_flag", False)
     h.setOptionValue("time_limit", max(0.01, float(time_limit_s)))
     h.setOptionValue("mip_rel_gap", float(relative_gap))
@@ -118,17 +163,12 @@ def solve_highs(model: MilpModel, *, time_limit_s: float, relative_gap: float, w
         h.setOptionValue("solver", lp_solver)
         if lp_solver == "ipm":
             h.setOptionValue("run_crossover", "off")
-    threads = _claim_scheduler(highspy, int(workers or os.cpu_count() or 1))
-    h.setOptionValue("threads", threads)
-    lp = _to_lp(model, highspy)
-    if relax:
-        lp.integrality_ = []
-    h.passModel(lp)
-    if hint is not None and not relax:
-        sol = highspy.HighsSolution()
-        sol.col_value = list(map(float, hint))
-        sol.value_valid = True
-        h.setSolution(sol)
+
+
+def _subscribe(h, model: MilpModel, started: float, on_progress: ProgressCallback | None,
+               stop_flag: Callable[[], bool] | None) -> None:
+    """Report improving solutions to ``on_progress``; poll ``stop_flag`` in HiGHS's
+    interrupt callbacks."""
     if on_progress is not None:
         def report(event) -> None:
             data = event.data_out
@@ -142,32 +182,6 @@ def solve_highs(model: MilpModel, *, time_limit_s: float, relative_gap: float, w
                 event.data_in.user_interrupt = True
         for name in ("cbMipInterrupt", "cbSimplexInterrupt", "cbIpmInterrupt"):
             getattr(h, name).subscribe(interrupt)
-    try:
-        h.run()
-    finally:
-        _release_scheduler()
-    result = _result(h, highspy, model, time.monotonic() - started)
-    if relax and result.status == "optimal":
-        result.best_bound = result.objective
-        if h.getInfo().dual_solution_status == 2:   # kSolutionStatusFeasible
-            result.reduced_costs = np.asarray(h.getSolution().col_dual)
-    if result.values is not None and not relax:
-        actual = float(model.cost @ result.values + model.offset)
-        if not math.isclose(actual, result.objective, rel_tol=1e-7, abs_tol=1e-9):
-            left = time_limit_s - (time.monotonic() - started)
-            if presolve and left > 0.05:
-                retry = solve_highs(model, time_limit_s=left, relative_gap=relative_gap,
-                                    workers=workers, seed=seed, hint=result.values,
-                                    on_progress=on_progress, stop_flag=stop_flag,
-                                    presolve=False)
-                retry.wall_seconds = time.monotonic() - started
-                retry.best_bound = max(retry.best_bound, result.best_bound)
-                return retry
-            result.objective = actual
-            if result.status == "optimal":
-                result.status = "feasible"
-            result.detail += " (reported objective did not match the solution returned)"
-    return result
 
 
 def _to_lp(model: MilpModel, highspy):
