@@ -23,7 +23,7 @@ import numpy as np
 from optimizer.accounting import plan_objective
 from optimizer.backends import BackendResult
 from optimizer.domain import Backend
-from optimizer.lagrangian import lagrangian_bound
+from optimizer.lagrangian import LagrangianResult, lagrangian_bound
 from optimizer.lns import PlanState, large_neighbourhood_search
 from optimizer.plan import Plan
 from optimizer.problem import Problem
@@ -96,14 +96,27 @@ def improve_plan(problem: Problem, jobs: list[int], plan: Plan, backend: Backend
     if plan is not started_from:
         emit("incumbent", objective=plan_objective(problem, plan),
              best_bound=lag.bound if lag.valid else None)
+    with_exact = columns <= EXACT_PORTFOLIO_MAX_COLUMNS
+    return _race_lns_and_exact(problem, plan, backend, lag, with_exact, work_deadline,
+                               run_exact, stop_flag, emit)
+
+
+def _race_lns_and_exact(problem: Problem, plan: Plan, backend: Backend, lag: LagrangianResult,
+                        with_exact: bool, work_deadline: float,
+                        run_exact: Callable[..., tuple[BackendResult, Plan | None]],
+                        stop_flag: Callable[[], bool] | None,
+                        emit: Callable[..., None]) -> Improvement:
+    """LNS from ``plan`` until ``work_deadline``, beside the exact model on a thread of its
+    own when ``with_exact`` (a proven optimum stops LNS); the better of the two, with the
+    best bound known."""
     lns_stop = threading.Event()
 
     def stop_lns() -> bool:
-        return lns_stop.is_set() or stopped()
+        return lns_stop.is_set() or (stop_flag is not None and stop_flag())
 
     exact: dict = {}
     worker = None
-    if columns <= EXACT_PORTFOLIO_MAX_COLUMNS:
+    if with_exact:
         def exact_run() -> None:
             exact["result"], exact["plan"] = run_exact(work_deadline, stop_flag)
             if exact["result"].status == "optimal":
