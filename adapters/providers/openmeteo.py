@@ -197,6 +197,15 @@ def _parse_hourly(where: str, body: Any) -> HourlyWeather:
     hourly, units = body.get("hourly"), body.get("hourly_units")
     if not isinstance(hourly, Mapping) or not isinstance(units, Mapping):
         raise ForecastUnavailable(PROVIDER, where, "no 'hourly' data in the answer")
+    times, columns = _columns(where, body, hourly)
+    ghi, wind, temp_c = _in_si_units(where, units, columns)
+    _check_plausible(where, ghi, wind)
+    return HourlyWeather(time=tuple(times), ghi_w_m2=ghi, temp_air_c=temp_c, wind_speed_m_s=wind)
+
+
+def _columns(where: str, body: Mapping, hourly: Mapping,
+             ) -> tuple[list[datetime], dict[str, np.ndarray]]:
+    """The hourly UTC times and each variable's values (NaN for null)."""
     try:
         offset = timedelta(seconds=float(body.get("utc_offset_seconds") or 0))
         times = [_sample_time(raw, offset) for raw in hourly["time"]]
@@ -215,7 +224,13 @@ def _parse_hourly(where: str, body: Any) -> HourlyWeather:
     for a, b in zip(times, times[1:], strict=False):
         if b - a != _HOUR:
             raise ForecastUnavailable(PROVIDER, where, "malformed response: times not hourly")
+    return times, columns
 
+
+def _in_si_units(where: str, units: Mapping, columns: dict[str, np.ndarray],
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(GHI in W/m², wind speed in m/s, air temperature in °C or None) from the answer's
+    declared units; an unexpected unit is refused."""
     ghi_unit = str(units.get("shortwave_radiation", "")).strip()
     if ghi_unit.lower().replace(" ", "") not in _GHI_UNITS:
         raise ForecastUnavailable(PROVIDER, where,
@@ -237,9 +252,11 @@ def _parse_hourly(where: str, body: Any) -> HourlyWeather:
     else:
         raise ForecastUnavailable(PROVIDER, where,
                                   f"unexpected temperature_2m unit {temp_unit!r} (expected °C)")
+    return columns["shortwave_radiation"], columns["wind_speed_100m"] * wind_factor, temp_c
 
-    ghi = columns["shortwave_radiation"]
-    wind = columns["wind_speed_100m"] * wind_factor
+
+def _check_plausible(where: str, ghi: np.ndarray, wind: np.ndarray) -> None:
+    """Refuse series mostly missing or outside physical ranges (likely wrong units)."""
     for name, arr in (("shortwave_radiation", ghi), ("wind_speed_100m", wind)):
         bad = ~np.isfinite(arr)
         if bad.all():
@@ -254,7 +271,6 @@ def _parse_hourly(where: str, body: Any) -> HourlyWeather:
     if np.nanmin(wind) < 0 or np.nanmax(wind) > 120:
         raise ForecastUnavailable(PROVIDER, where,
                                   f"implausible wind speed {np.nanmax(wind):g} m/s (wrong units?)")
-    return HourlyWeather(time=tuple(times), ghi_w_m2=ghi, temp_air_c=temp_c, wind_speed_m_s=wind)
 
 
 def _sample_time(raw: Any, offset: timedelta) -> datetime:
