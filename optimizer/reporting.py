@@ -423,14 +423,6 @@ def summary(rows: pd.DataFrame) -> dict[str, Any]:
 
 def accounting_statement(plans: list[ReportPlan]) -> str:
     """The accounting basis of a report, in plain words (paragraphs separated by blank lines)."""
-    by_provider: dict[str, set[str]] = {}
-    kinds: dict[str, set[str]] = {}
-    for rp in plans:
-        for region in sorted(set(rp.problem.site_regions)):
-            provider = rp.providers.get(region, "unknown")
-            by_provider.setdefault(provider, set()).add(region)
-            kinds.setdefault(provider, set()).add(rp.signals.get(region, AVERAGE))
-    used_kinds = set().union(*kinds.values()) if kinds else set()
     lines = [
         "Method: location-based scope 2 accounting. For every site and time slot, grid energy "
         "= facility energy (IT power x PUE) minus on-site renewable supply, never below zero; "
@@ -440,24 +432,7 @@ def accounting_statement(plans: list[ReportPlan]) -> str:
         "jobs running in it in proportion to their facility power. Days are UTC dates; a slot "
         "that straddles midnight or the report period's edge is split in proportion to time.",
     ]
-    signal_lines = []
-    for provider in sorted(by_provider):
-        kind = "/".join(sorted(kinds[provider]))
-        regions = ", ".join(sorted(by_provider[provider]))
-        what = ("marginal (the emission rate of the generators that respond to a change in "
-                "demand, e.g. WattTime MOER)" if kind == MARGINAL else
-                "average (the mean intensity of the electricity generated or consumed)"
-                if kind == AVERAGE else kind)
-        signal_lines.append(f"{provider}: {what} signal, for region(s) {regions}")
-    if signal_lines:
-        lines.append("Intensity signal by provider: " + "; ".join(signal_lines) + ".")
-    if used_kinds == {MARGINAL, AVERAGE}:
-        lines.append("Caution: this report mixes marginal and average signals. Marginal rates "
-                     "measure the effect of shifting load, average rates an inventory; their "
-                     "totals are not comparable and should be read per region.")
-    elif used_kinds == {MARGINAL}:
-        lines.append("Marginal rates measure the consequence of when and where load runs; "
-                     "they are not an emissions inventory and differ from average figures.")
+    lines += _signal_paragraphs(plans)
     with_actuals = [rp for rp in plans if rp.actual_ci_g_per_kwh is not None]
     sources = sorted({f"{r}: {s}" for rp in with_actuals for r, s in rp.actual_sources.items()})
     lines.append(
@@ -487,6 +462,40 @@ def accounting_statement(plans: list[ReportPlan]) -> str:
     lines.append("Units: energy in kWh, emissions in kg CO2e, intensity in gCO2e/kWh, "
                  "load in kW.")
     return "\n\n".join(lines)
+
+
+
+def _signal_paragraphs(plans: list[ReportPlan]) -> list[str]:
+    """Which provider's signal (average or marginal) each region was scored with, and a
+    caution where marginal rates are involved."""
+    by_provider: dict[str, set[str]] = {}
+    kinds: dict[str, set[str]] = {}
+    for rp in plans:
+        for region in sorted(set(rp.problem.site_regions)):
+            provider = rp.providers.get(region, "unknown")
+            by_provider.setdefault(provider, set()).add(region)
+            kinds.setdefault(provider, set()).add(rp.signals.get(region, AVERAGE))
+    used_kinds = set().union(*kinds.values()) if kinds else set()
+    lines: list[str] = []
+    signal_lines = []
+    for provider in sorted(by_provider):
+        kind = "/".join(sorted(kinds[provider]))
+        regions = ", ".join(sorted(by_provider[provider]))
+        what = ("marginal (the emission rate of the generators that respond to a change in "
+                "demand, e.g. WattTime MOER)" if kind == MARGINAL else
+                "average (the mean intensity of the electricity generated or consumed)"
+                if kind == AVERAGE else kind)
+        signal_lines.append(f"{provider}: {what} signal, for region(s) {regions}")
+    if signal_lines:
+        lines.append("Intensity signal by provider: " + "; ".join(signal_lines) + ".")
+    if used_kinds == {MARGINAL, AVERAGE}:
+        lines.append("Caution: this report mixes marginal and average signals. Marginal rates "
+                     "measure the effect of shifting load, average rates an inventory; their "
+                     "totals are not comparable and should be read per region.")
+    elif used_kinds == {MARGINAL}:
+        lines.append("Marginal rates measure the consequence of when and where load runs; "
+                     "they are not an emissions inventory and differ from average figures.")
+    return lines
 
 
 def slot_times(problem: Problem) -> np.ndarray:
