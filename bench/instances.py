@@ -15,14 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-EIA_FILES = {
-    "US-CAL-CISO": "CISO_NG_&_avgCI.csv", "US-TEX-ERCO": "ERCO_NG_&_avgCI.csv",
-    "US-MIDA-PJM": "PJM_NG_&_avgCI.csv", "US-NW-BPAT": "BPAT_NG_&_avgCI.csv",
-    "US-NY-NYIS": "NYIS_NG_&_avgCI.csv", "US-MIDW-MISO": "MISO_NG_&_avgCI.csv",
-}
 REGIONS = ["US-CAL-CISO", "US-TEX-ERCO", "US-MIDA-PJM", "US-NW-BPAT", "DE", "US-MIDW-MISO",
            "US-NY-NYIS"]
 # Job sizes in GPUs and their weights (node-granular, shaped like the Philly trace's GPU time).
@@ -55,18 +49,15 @@ def carbon_source() -> str:
 
 
 def _real_series(region: str, start: datetime, hours: int) -> np.ndarray | None:
+    """The region's real hourly series from ``start`` (the backtest's loader), or None where
+    the shared data is absent or does not cover the window."""
     if not SHARED_DATA.exists():
         return None
-    if region == "DE":
-        frame = pd.read_csv(SHARED_DATA / "vessim" / "carbon_intensity.csv", parse_dates=["time"])
-        series = frame.set_index("time")["DE"].resample("1h").mean()
-        series.index = series.index.tz_localize("UTC")
-    else:
-        frame = pd.read_csv(SHARED_DATA / "sustaindc-eia" / EIA_FILES[region])
-        frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
-        series = frame.set_index("timestamp")["avg_CI"]
+    from gridshift.backtest import load_carbon_series
+
+    series = load_carbon_series(region, SHARED_DATA)
     window = series[(series.index >= start) & (series.index < start + timedelta(hours=hours))]
-    values = window.interpolate(limit_direction="both").to_numpy(dtype=float)
+    values = window.to_numpy(dtype=float)
     return values if len(values) == hours and np.isfinite(values).all() else None
 
 
