@@ -109,66 +109,76 @@ def _add_solver_flags(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `gridshift` command: run the subcommand and turn errors into exit codes (2 bad
+    input, 1 internal or upstream failure) with a one-line message, never a traceback."""
+    _configure_logging()
+    args = build_parser(argv).parse_args(argv)
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERNAL
+    except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into exit code 1
+        return _exit_code_for(exc)
+
+
+def _configure_logging() -> None:
     level = os.environ.get("GRIDSHIFT_LOG_LEVEL", "WARNING").strip().upper() or "WARNING"
     if not isinstance(logging.getLevelName(level), int):  # an unknown name must not crash
         print(f"gridshift: ignoring unknown GRIDSHIFT_LOG_LEVEL {level!r}", file=sys.stderr)
         level = "WARNING"
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser(argv).parse_args(argv)
-    try:
-        if args.command == "plan":
-            return _remote_plan(args) if args.server else _plan(args)
-        if args.command == "serve":
-            return _serve(args)
-        if args.command == "health":
-            return _health(args)
-        if args.command in ("plans", "report", "actuals"):
-            from gridshift.plans_cli import run
 
-            return run(args)
-        if args.command == "nightly":
-            from gridshift.nightly import run_nightly
 
-            return run_nightly(args)
-        if args.command == "backtest":
-            from gridshift.backtest import main as backtest_main
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the subcommand (heavy modules are imported only when asked for)."""
+    if args.command == "plan":
+        return _remote_plan(args) if args.server else _plan(args)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "health":
+        return _health(args)
+    if args.command in ("plans", "report", "actuals"):
+        from gridshift.plans_cli import run
 
-            return backtest_main(args)
-        if args.command == "score":
-            from gridshift.score_cli import run_score
+        return run(args)
+    if args.command == "nightly":
+        from gridshift.nightly import run_nightly
 
-            return run_score(args, _read_request)
-        if args.command in ("forecast", "best-window"):
-            from gridshift.queries import run_query
+        return run_nightly(args)
+    if args.command == "backtest":
+        from gridshift.backtest import main as backtest_main
 
-            return run_query(args)
-        return _demo(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        return backtest_main(args)
+    if args.command == "score":
+        from gridshift.score_cli import run_score
+
+        return run_score(args, _read_request)
+    if args.command in ("forecast", "best-window"):
+        from gridshift.queries import run_query
+
+        return run_query(args)
+    return _demo(args)
+
+
+def _exit_code_for(exc: Exception) -> int:
+    """Print what went wrong in one line and return the exit code."""
+    from optimizer.errors import InvalidInputError, UpstreamUnavailableError
+    from optimizer.scoring.device import DeviceUnavailableError
+
+    if isinstance(exc, InvalidInputError):
+        _print_invalid(exc)
+        return EXIT_INVALID
+    if isinstance(exc, OutputError | DeviceUnavailableError):
+        print(f"gridshift: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if isinstance(exc, UpstreamUnavailableError):
+        print(f"gridshift: server unavailable: {exc}", file=sys.stderr)
         return EXIT_INTERNAL
-    except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into exit code 1
-        from optimizer.errors import InvalidInputError
-
-        if isinstance(exc, InvalidInputError):
-            _print_invalid(exc)
-            return EXIT_INVALID
-        if isinstance(exc, OutputError):
-            print(f"gridshift: {exc}", file=sys.stderr)
-            return EXIT_INVALID
-        from optimizer.errors import UpstreamUnavailableError
-        from optimizer.scoring.device import DeviceUnavailableError
-
-        if isinstance(exc, DeviceUnavailableError):
-            print(f"gridshift: {exc}", file=sys.stderr)
-            return EXIT_INVALID
-
-        if isinstance(exc, UpstreamUnavailableError):
-            print(f"gridshift: server unavailable: {exc}", file=sys.stderr)
-            return EXIT_INTERNAL
-        log.debug("internal error", exc_info=True)
-        print(f"gridshift: internal error ({type(exc).__name__}); set GRIDSHIFT_LOG_LEVEL=DEBUG "
-              "for details", file=sys.stderr)
-        return EXIT_INTERNAL
+    log.debug("internal error", exc_info=True)
+    print(f"gridshift: internal error ({type(exc).__name__}); set GRIDSHIFT_LOG_LEVEL=DEBUG "
+          "for details", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 class OutputError(Exception):
