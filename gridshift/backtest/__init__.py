@@ -112,7 +112,9 @@ given the same forecast, gridshift and the per-job lowest window choose nearly t
 (gridshift's hourly re-planning with fresher vintages gains a little), and both stay below
 perfect foresight by what the forecast error costs (the average-CI model's sigma is 0.11 at the
 current hour and 0.18 at 12 h). The blend with the seasonal model of published actuals removes
-part of that error, most where the series is regular and the hours differ little. Where
+part of that error, most where the series is regular and the hours differ little;
+``perfect_leads_h`` (a diagnostic: gridshift's forecast exact at those leads) shows which leads'
+error costs how much (``bench/backtest.py --lead-value``). Where
 capacity binds (``utilisation`` > 1), gridshift's joint plan beats the repaired per-job advice
 clearly and keeps every deadline.
 
