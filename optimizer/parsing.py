@@ -32,6 +32,19 @@ from optimizer.errors import FieldViolation, InvalidInputError
 
 MAX_SLOTS = 20_000
 INT32_MAX = 2**31 - 1
+# Plausibility ceilings: values far beyond any real grid or site are a unit or typing error,
+# and at floating-point extremes they would turn totals into inf/NaN (or lose the other
+# values' precision) instead of giving an answer.
+#: gCO2e/kWh; the dirtiest grids average about 1,000 (lignite about 1,200). Provider data is
+#: held to a tighter 2,500 (adapters.providers), since a bad upstream value has a fallback; a
+#: request's own values only need to be safe to compute with.
+MAX_CI_G_PER_KWH = 10_000.0
+#: per MWh, either sign; wholesale price caps are in the low thousands to tens of thousands.
+MAX_ABS_PRICE_PER_MWH = 1e6
+#: kW of one job's IT power, or of a site's on-site supply in a slot (10 GW).
+MAX_POWER_KW = 1e7
+#: power usage effectiveness; real facilities run at 1.05-2.5.
+MAX_PUE = 10.0
 _MISSING = object()
 
 
@@ -261,6 +274,8 @@ def _parse_site(r: _Reader, value: Any, path: str, horizon: Horizon | None) -> S
     pue = r.number(s.get("pue"), f"{path}.pue") or 1.0
     if pue < 1.0:
         r.error(f"{path}.pue", f"must be >= 1 (or 0/unset for 1.0), got {pue}")
+    elif pue > MAX_PUE:
+        r.error(f"{path}.pue", f"must be at most {MAX_PUE:g}, got {pue:g}")
     cap = None
     if s.get("power_cap_kw") is not None:
         cap = r.number(s.get("power_cap_kw"), f"{path}.power_cap_kw")
@@ -270,6 +285,9 @@ def _parse_site(r: _Reader, value: Any, path: str, horizon: Horizon | None) -> S
     for i, kw in enumerate(renewable):
         if kw < 0:
             r.error(f"{path}.renewable_kw[{i}]", f"negative ({kw})")
+        elif kw > MAX_POWER_KW:
+            r.error(f"{path}.renewable_kw[{i}]",
+                    f"{kw:g} kW is above {MAX_POWER_KW:g} kW (wrong unit?)")
     if renewable and horizon is not None and len(renewable) != horizon.slots:
         r.error(f"{path}.renewable_kw",
                 f"has {len(renewable)} values; needs one per slot ({horizon.slots})")
@@ -325,6 +343,8 @@ def _parse_job(r: _Reader, value: Any, path: str, horizon: Horizon | None) -> Jo
     power_kw = r.number(j.get("power_kw"), f"{path}.power_kw")
     if power_kw <= 0:
         r.error(f"{path}.power_kw", f"must be positive, got {power_kw}")
+    elif power_kw > MAX_POWER_KW:
+        r.error(f"{path}.power_kw", f"{power_kw:g} kW is above {MAX_POWER_KW:g} kW (wrong unit?)")
     duration = r.integer(j.get("duration_minutes"), f"{path}.duration_minutes")
     if duration <= 0:
         r.error(f"{path}.duration_minutes", f"must be positive, got {duration}")
@@ -368,15 +388,13 @@ def _parse_forecast(r: _Reader, value: Any, path: str, horizon: Horizon | None) 
     ci = r.numbers(f.get("carbon_intensity"), f"{path}.carbon_intensity")
     if not ci:
         r.error(f"{path}.carbon_intensity", "empty")
-    for i, v in enumerate(ci):
-        if v < 0:
-            r.error(f"{path}.carbon_intensity[{i}]", f"negative ({v})")
     series = {"carbon_intensity": ci}
     for name in ("carbon_intensity_p10", "carbon_intensity_p90", "price_per_mwh"):
         series[name] = r.numbers(f.get(name), f"{path}.{name}")
         if series[name] and len(series[name]) != len(ci):
             r.error(f"{path}.{name}",
                     f"has {len(series[name])} values; carbon_intensity has {len(ci)}")
+    _check_series_values(r, series, path)
     if start is not None and horizon is not None and ci:
         minutes = horizon.slots * horizon.slot_minutes
         if not covers(start, step, len(ci), horizon.start, minutes):
@@ -388,6 +406,21 @@ def _parse_forecast(r: _Reader, value: Any, path: str, horizon: Horizon | None) 
                           f"{_fmt(horizon.start)} to {_fmt(horizon.end)}")
     return Forecast(region=region, start=start or datetime(1970, 1, 1, tzinfo=UTC),
                     slot_minutes=step, **series)
+
+
+def _check_series_values(r: _Reader, series: dict[str, tuple[float, ...]], path: str) -> None:
+    """Intensities within 0..MAX_CI_G_PER_KWH and prices within +-MAX_ABS_PRICE_PER_MWH."""
+    for name in ("carbon_intensity", "carbon_intensity_p10", "carbon_intensity_p90"):
+        for i, v in enumerate(series[name]):
+            if v < 0:
+                r.error(f"{path}.{name}[{i}]", f"negative ({v})")
+            elif v > MAX_CI_G_PER_KWH:
+                r.error(f"{path}.{name}[{i}]",
+                        f"{v:g} gCO2e/kWh is above {MAX_CI_G_PER_KWH:g} (wrong unit?)")
+    for i, v in enumerate(series["price_per_mwh"]):
+        if abs(v) > MAX_ABS_PRICE_PER_MWH:
+            r.error(f"{path}.price_per_mwh[{i}]",
+                    f"{v:g} per MWh is beyond +-{MAX_ABS_PRICE_PER_MWH:g} (wrong unit?)")
 
 
 def _parse_objective(r: _Reader, value: Any) -> Objective:

@@ -103,6 +103,22 @@ def test_health_and_reflection() -> None:
         assert any(s.name == "Scheduler" for s in symbol.service)
 
 
+def test_extreme_numbers_are_invalid_argument_not_nan_or_internal() -> None:
+    """Values at the float limits (which once gave NaN emissions or an OverflowError) are
+    refused with their field paths, and the server keeps serving."""
+    request = request_of_three_jobs()
+    request["forecasts"][0]["carbon_intensity"][0] = 1e308
+    request["jobs"][0]["power_kw"] = 1.7e308
+    request["sites"][0]["pue"] = 1e308
+    with running() as target, SchedulerClient(target) as client:
+        with pytest.raises(grpc.RpcError) as caught:
+            client.optimize(request, timeout=30)
+        assert client.health() == "SERVING"
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    for path in ("forecasts[0].carbon_intensity[0]", "jobs[0].power_kw", "sites[0].pue"):
+        assert path in caught.value.details()
+
+
 def test_invalid_request_is_invalid_argument_with_every_field_path() -> None:
     request = request_of_three_jobs()
     request["jobs"][0]["gpus"] = 0

@@ -225,6 +225,29 @@ def test_negative_carbon_intensity() -> None:
     assert_violation(request, "forecasts[0].carbon_intensity[3]", "negative")
 
 
+@pytest.mark.parametrize("value", [1e308, 2e4, 10_000.5])
+def test_implausibly_large_carbon_intensity(value: float) -> None:
+    """Far beyond any grid (a unit error); at float extremes it would make totals inf/NaN."""
+    request = small_request(forecasts=[forecast(ci=[100.0] * 5 + [value] + [100.0] * 2)])
+    assert_violation(request, "forecasts[0].carbon_intensity[5]", "above 10000", "wrong unit")
+    at_limit = small_request(forecasts=[forecast(ci=[10_000.0] * 8)])
+    assert parse_request(at_limit).forecasts[0].carbon_intensity[0] == 10_000.0
+
+
+def test_quantile_bands_and_prices_are_checked_like_the_intensity() -> None:
+    request = small_request(forecasts=[forecast(
+        carbon_intensity_p10=[90.0] * 7 + [-1.0], carbon_intensity_p90=[1e200] + [110.0] * 7,
+        price_per_mwh=[40.0, -2e6] + [40.0] * 6)])
+    found = {v.field: v.problem for v in violations_of(request)}
+    assert set(found) == {"forecasts[0].carbon_intensity_p10[7]",
+                          "forecasts[0].carbon_intensity_p90[0]",
+                          "forecasts[0].price_per_mwh[1]"}
+    assert "negative" in found["forecasts[0].carbon_intensity_p10[7]"]
+    assert "per MWh" in found["forecasts[0].price_per_mwh[1]"]
+    negative_prices = small_request(forecasts=[forecast(price_per_mwh=[-50.0] * 8)])
+    assert parse_request(negative_prices).forecasts[0].price_per_mwh[0] == -50.0
+
+
 def test_forecast_series_of_different_lengths() -> None:
     request = small_request(forecasts=[forecast(price_per_mwh=[50.0] * 5)])
     assert_violation(request, "forecasts[0].price_per_mwh", "5 values", "8")
@@ -277,6 +300,20 @@ def test_renewables_of_wrong_length(n: int) -> None:
 @pytest.mark.parametrize("pue", [0.5, 0.99, -1])
 def test_pue_below_one(pue: float) -> None:
     assert_violation(small_request(sites=[site("a", pue=pue)]), "sites[0].pue", ">= 1")
+
+
+@pytest.mark.parametrize("pue", [10.5, 1e308])
+def test_pue_implausibly_large(pue: float) -> None:
+    assert_violation(small_request(sites=[site("a", pue=pue)]), "sites[0].pue", "at most 10")
+
+
+@pytest.mark.parametrize("kw", [1e308, 2e7])
+def test_power_and_renewables_implausibly_large(kw: float) -> None:
+    request = small_request(jobs=[job("j1", power_kw=kw)],
+                            sites=[site("a", renewable_kw=[0.0] * 7 + [kw])])
+    found = {v.field: v.problem for v in violations_of(request)}
+    assert "above 1e+07 kW" in found["jobs[0].power_kw"]
+    assert "above 1e+07 kW" in found["sites[0].renewable_kw[7]"]
 
 
 @pytest.mark.parametrize(("given", "expected"), [(0, 1.0), (None, 1.0), (1.0, 1.0), (1.4, 1.4)])
