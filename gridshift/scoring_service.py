@@ -14,6 +14,7 @@ from gridshift.api.v1 import optimize_pb2 as pb
 from gridshift.api.v1 import scoring_pb2
 from gridshift.risk import DEFAULT_SCENARIOS, ci_scenarios
 from optimizer.errors import FieldViolation, InvalidInputError
+from optimizer.parsing import scenario_count_problem
 from optimizer.plan import Placement, Plan
 from optimizer.problem import Problem
 from optimizer.scoring.candidates import from_plans
@@ -84,9 +85,12 @@ def score_schedules(request: scoring_pb2.ScoreSchedulesRequest,
     if request.scenarios < 0:
         raise InvalidInputError([FieldViolation("scenarios", "negative")])
     problem = prepare(request_to_dict(request.problem))
+    n = request.scenarios or DEFAULT_SCENARIOS
+    too_many = scenario_count_problem(n, problem.n_sites, problem.n_slots)
+    if too_many:
+        raise InvalidInputError([FieldViolation("scenarios", too_many)])
     plans = candidate_plans(problem, request.candidates)
     batch = from_plans(problem, plans)
-    n = request.scenarios or DEFAULT_SCENARIOS
     point = score(problem, batch, device=device)
     spread = score(problem, batch, ci_scenarios(problem, n, request.seed), device=device)
     expected, p90, cvar = risk_measures(spread.emissions_kg)

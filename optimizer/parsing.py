@@ -45,6 +45,10 @@ MAX_ABS_PRICE_PER_MWH = 1e6
 MAX_POWER_KW = 1e7
 #: power usage effectiveness; real facilities run at 1.05-2.5.
 MAX_PUE = 10.0
+#: Forecast scenarios one request may ask for, and the values they may hold in all (scenarios x
+#: sites x slots, 8 bytes each: 400 MB), so that no request can exhaust the server's memory.
+MAX_SCENARIOS = 10_000
+MAX_SCENARIO_VALUES = 50_000_000
 _MISSING = object()
 
 
@@ -222,11 +226,26 @@ def parse_request(data: Any) -> Request:
     objective = _parse_objective(r, top.get("objective"))
     options = _parse_options(r, top.get("options"))
     _check_references(r, sites, jobs, forecasts, horizon, objective)
+    if horizon is not None and options.scenarios:
+        too_many = scenario_count_problem(options.scenarios, len(sites), horizon.slots)
+        if too_many:
+            r.error("options.scenarios", too_many)
     if r.violations:
         raise InvalidInputError(r.violations)
     assert horizon is not None
     return Request(horizon=horizon, sites=tuple(sites), jobs=tuple(jobs),
                    forecasts=tuple(forecasts), objective=objective, options=options)
+
+
+def scenario_count_problem(n: int, n_sites: int, n_slots: int) -> str:
+    """Why ``n`` forecast scenarios are too many for a problem of this size ("" if they are
+    not): more than MAX_SCENARIOS, or more than MAX_SCENARIO_VALUES values in all."""
+    if n > MAX_SCENARIOS:
+        return f"at most {MAX_SCENARIOS:,}, got {n:,}"
+    if n * n_sites * n_slots > MAX_SCENARIO_VALUES:
+        return (f"{n:,} scenarios x {n_sites} site(s) x {n_slots:,} slots is more than "
+                f"{MAX_SCENARIO_VALUES:,} values; ask for fewer")
+    return ""
 
 
 def _parse_horizon(r: _Reader, value: Any) -> Horizon | None:

@@ -23,6 +23,7 @@ from gridshift.planning import plan, prepare
 from gridshift.risk import ci_scenarios, solve_with_risk
 from gridshift.scoring_service import score_schedules
 from optimizer.checker import check_plan
+from optimizer.parsing import scenario_count_problem
 
 
 def request_with_uncertainty(**options) -> dict:
@@ -156,3 +157,33 @@ def test_score_cli(tmp_path: Path) -> None:
     except ImportError:
         assert gpu.returncode == 2 and "Traceback" not in gpu.stderr
         assert "GPU" in gpu.stderr or "gpu" in gpu.stderr
+
+
+def test_too_many_scenarios_are_invalid_argument_not_out_of_memory(server: str) -> None:
+    """Scenario counts that would fill the server's memory are refused up front, for
+    Optimize (options.scenarios) and ScoreSchedules (scenarios); the server keeps serving."""
+    problem = request_with_uncertainty()
+    greedy = {**problem, "options": {**problem.get("options", {}), "scenarios": 2**31 - 1}}
+    request = scoring_pb2.ScoreSchedulesRequest(scenarios=50_000)
+    json_format.ParseDict(problem, request.problem)
+    request.candidates.add(name="empty")
+    with SchedulerClient(server) as client:
+        with pytest.raises(grpc.RpcError) as optimize_error:
+            client.optimize(greedy, timeout=60)
+        with pytest.raises(grpc.RpcError) as score_error:
+            client.stub.ScoreSchedules(request, timeout=60)
+        assert client.health() == "SERVING"
+    assert optimize_error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "options.scenarios: at most 10,000, got 2,147,483,647" in (
+        optimize_error.value.details())
+    assert score_error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "scenarios: at most 10,000, got 50,000" in score_error.value.details()
+
+
+def test_scenario_budget_counts_sites_and_slots() -> None:
+    assert scenario_count_problem(10_000, 2, 12) == ""
+    assert scenario_count_problem(10_001, 2, 12) == "at most 10,000, got 10,001"
+    message = scenario_count_problem(9_000, 10, 20_000)
+    assert "9,000 scenarios x 10 site(s) x 20,000 slots" in message
+    assert "50,000,000 values" in message
+    assert scenario_count_problem(250, 10, 20_000) == ""
