@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -36,7 +37,9 @@ CSV_FIELDS = ("id", "team", "gpus", "power_kw", "duration_minutes", "earliest_st
 
 
 def read_jobs(path: Path) -> list[dict[str, Any]]:
-    """Jobs from CSV (columns above) or JSON (a list, or {"jobs": [...]})."""
+    """Jobs from CSV (columns above; a UTF-8 byte-order mark is allowed) or JSON (a list, or
+    {"jobs": [...]}). Numbers are passed on as read, so the request's validation names a
+    fractional or non-finite value rather than it being rounded here."""
     text = _read(path)
     if path.suffix.lower() == ".json":
         data = _json(text, path)
@@ -44,12 +47,24 @@ def read_jobs(path: Path) -> list[dict[str, Any]]:
         if not isinstance(jobs, list):
             raise InvalidInputError([FieldViolation(str(path), "expected a list of jobs")])
         return jobs
-    rows = list(csv.DictReader(io.StringIO(text)))
-    unknown = set(rows[0]) - set(CSV_FIELDS) if rows else set()
+    reader = csv.DictReader(io.StringIO(text))
+    columns = [c for c in (reader.fieldnames or []) if c.strip()]
+    unknown = set(columns) - set(CSV_FIELDS)
     if unknown:
         raise InvalidInputError([FieldViolation(str(path), f"unknown column(s) {sorted(unknown)}; "
                                                 f"known: {', '.join(CSV_FIELDS)}")])
-    return [_job_of(row) for row in rows]
+    jobs, problems = [], []
+    for row in reader:
+        if None in row:
+            problems.append(FieldViolation(
+                f"{path}:{reader.line_num}",
+                f"{len(row[None])} more cell(s) than the header's {len(reader.fieldnames or [])} "
+                "columns"))
+            continue
+        jobs.append(_job_of({k: v for k, v in row.items() if k.strip()}))
+    if problems:
+        raise InvalidInputError(problems)
+    return jobs
 
 
 def _job_of(row: dict[str, str]) -> dict[str, Any]:
@@ -62,21 +77,23 @@ def _job_of(row: dict[str, str]) -> dict[str, Any]:
             job[key] = [s.strip() for s in value.split(";") if s.strip()]
         elif key == "interruptible":
             job[key] = value.lower() in ("1", "true", "yes", "y")
-        elif key in ("gpus", "duration_minutes", "min_run_minutes"):
-            job[key] = int(float(value)) if _number(value) else value
-        elif key in ("power_kw", "priority"):
-            job[key] = float(value) if _number(value) else value
+        elif key in ("gpus", "duration_minutes", "min_run_minutes", "power_kw", "priority"):
+            job[key] = _number_of(value)
         else:
             job[key] = value
     return job
 
 
-def _number(value: str) -> bool:
+def _number_of(value: str) -> int | float | str:
+    """``"8"`` -> 8, ``"0.7"`` -> 0.7; anything else (``"inf"``, ``"eight"``) as read, for the
+    request's validation to name."""
     try:
-        float(value)
-        return True
+        number = float(value)
     except ValueError:
-        return False
+        return value
+    if number.is_integer():
+        return int(number)
+    return number if math.isfinite(number) else value
 
 
 def read_sites(path: Path) -> tuple[list[dict[str, Any]], int]:
@@ -95,13 +112,16 @@ def read_sites(path: Path) -> tuple[list[dict[str, Any]], int]:
     sites = data.get("sites") if isinstance(data, dict) else data
     if not isinstance(sites, list):
         raise InvalidInputError([FieldViolation(str(path), "expected a list of sites")])
-    slot = int(data.get("slot_minutes", 60)) if isinstance(data, dict) else 60
+    slot = data.get("slot_minutes", 60) if isinstance(data, dict) else 60
+    if isinstance(slot, bool) or not isinstance(slot, int) or slot <= 0:
+        raise InvalidInputError([FieldViolation(
+            f"{path}: slot_minutes", f"must be a positive whole number of minutes, got {slot!r}")])
     return sites, slot
 
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # a byte-order mark (Excel) is dropped
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInputError([FieldViolation(str(path), f"cannot read: {exc}")]) from None
 
