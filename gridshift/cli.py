@@ -198,6 +198,7 @@ def _read_request(path: str) -> Any:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInputError([FieldViolation("", f"cannot read {path}: {exc}")]) from None
+    text = text.removeprefix("\ufeff")  # a byte-order mark, as some editors write (RFC 8259)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -463,6 +463,19 @@ def test_unreadable_json_on_stdin(tmp_path: Path) -> None:
     assert "JSON" in proc.stderr
 
 
+def test_request_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """Some editors start UTF-8 files with a byte-order mark; JSON readers may ignore it."""
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(mixed_request()).encode())
+    from_file = run_cli("plan", str(path), "-q", cwd=tmp_path)
+    assert from_file.returncode == 0, from_file.stderr
+    piped = run_cli("plan", "-", "-q", cwd=tmp_path,
+                    stdin="\ufeff" + json.dumps(mixed_request()))
+    assert piped.returncode == 0, piped.stderr
+    for proc in (from_file, piped):
+        check_plan_by_hand(mixed_request(), parse_response(proc.stdout))
+
+
 def test_missing_file(tmp_path: Path) -> None:
     proc = run_cli("plan", str(tmp_path / "nope.json"), cwd=tmp_path)
     assert_clean_failure(proc, 2)
