@@ -34,7 +34,9 @@ def build_report(store: PlanStore, start: datetime | None, end: datetime | None,
         raise InvalidInputError([FieldViolation("format", f"unknown format {fmt!r} "
                                                 f"(one of {', '.join(FORMATS)})")])
     if start is not None and end is not None and end <= start:
-        raise InvalidInputError([FieldViolation("end", "not after start")])
+        raise InvalidInputError([FieldViolation(
+            "end", f"{end.isoformat()} is not after start {start.isoformat()} "
+                   "(on the command line: --to is not after --from)")])
     plans = plans_for_report(store, start, end, team, site)
     return render_report(plans, start, end, team, site, fmt)
 

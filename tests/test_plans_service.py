@@ -193,3 +193,13 @@ def test_nightly_killed_mid_run_reruns_cleanly(tmp_path: Path, data_env: dict) -
     assert len(stored.assignments) + len(stored.unscheduled) == 120
     leftovers = [p.name for p in (tmp_path / "out").iterdir() if p.name.endswith(".tmp")]
     assert not leftovers
+
+
+def test_report_with_a_reversed_period_is_refused_with_both_times(tmp_path: Path,
+                                                                  data_env: dict) -> None:
+    done = cli("report", "--from", "2026-06-02", "--to", "2026-06-01", "--format", "csv",
+               "-o", str(tmp_path / "r.csv"), env=data_env)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert ("end: 2026-06-01T00:00:00+00:00 is not after start 2026-06-02T00:00:00+00:00 "
+            "(on the command line: --to is not after --from)") in done.stderr
+    assert not (tmp_path / "r.csv").exists()
