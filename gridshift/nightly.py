@@ -149,10 +149,18 @@ def build_request(jobs: list[dict], sites: list[dict], night: date, hours: int,
             "sites": sites, "jobs": jobs, "options": options}
 
 
+def _night(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInputError([FieldViolation(
+            "--date", f"not a calendar date (YYYY-MM-DD): {text!r}")]) from None
+
+
 def run_nightly(args: argparse.Namespace) -> int:
     from gridshift.plans import default_store
 
-    night = date.fromisoformat(args.date) if args.date else datetime.now(UTC).date()
+    night = _night(args.date) if args.date else datetime.now(UTC).date()
     jobs_path, sites_path = Path(args.jobs), Path(args.sites)
     jobs = read_jobs(jobs_path)
     sites, slot_minutes = read_sites(sites_path)

@@ -78,3 +78,17 @@ def test_nightly_cli_refuses_a_non_finite_cell_with_exit_code_2(tmp_path: Path) 
     assert done.returncode == 2, done.stderr
     assert "jobs[0].gpus: must be an integer, got 'inf'" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "out" / "plan.json").exists()
+
+
+def test_nightly_cli_refuses_a_date_that_does_not_exist(tmp_path: Path) -> None:
+    jobs = write(tmp_path, "jobs.csv", f"{HEADER}\nj1,8,5.6,120,\n")
+    sites = write(tmp_path, "sites.yaml",
+                  "sites:\n  - {id: a, region: US-CAL-CISO, gpu_capacity: 8}\n")
+    env = dict(os.environ, GRIDSHIFT_DATA_DIR=str(tmp_path / "data"))
+    env.pop("GRIDSHIFT_DB_URL", None)
+    done = subprocess.run([sys.executable, "-m", "gridshift.cli", "nightly", "--jobs",
+                           str(jobs), "--sites", str(sites), "--date", "2026-02-30"],
+                          capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "--date: not a calendar date (YYYY-MM-DD): '2026-02-30'" in done.stderr
+
