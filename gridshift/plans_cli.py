@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from google.protobuf import json_format
 
+from adapters.providers import MAX_PLAUSIBLE_G_PER_KWH
 from adapters.store import ActualSeries, PlanFilter
 from gridshift.files import write_atomically
 from optimizer.errors import FieldViolation, InvalidInputError
@@ -142,18 +144,10 @@ def _report(store, args: argparse.Namespace) -> int:
 
 
 def _import_actuals(store, args: argparse.Namespace) -> int:
-    series: dict[str, list[tuple[datetime, float]]] = {}
-    try:
-        with open(args.file, newline="", encoding="utf-8") as handle:
-            for i, row in enumerate(csv.DictReader(handle)):
-                try:
-                    t = when(row["valid_at"], f"{args.file}:{i + 2}.valid_at")
-                    series.setdefault(row["region"], []).append((t, float(row["value"])))
-                except (KeyError, ValueError) as exc:
-                    raise InvalidInputError([FieldViolation(
-                        f"{args.file}:{i + 2}", f"needs region,valid_at,value: {exc}")]) from None
-    except OSError as exc:
-        raise InvalidInputError([FieldViolation(args.file, f"cannot read: {exc}")]) from None
+    if not 1 <= args.slot_minutes <= 1440:
+        raise InvalidInputError([FieldViolation(
+            "--slot-minutes", f"must be within 1..1440, got {args.slot_minutes}")])
+    series = _read_actuals(args.file)
     stored = 0
     step = args.slot_minutes * 60
     for region, points in series.items():
@@ -167,3 +161,37 @@ def _import_actuals(store, args: argparse.Namespace) -> int:
                                                    provider=Path(args.file).name)])
     print(f"stored {stored} actual value(s) for {len(series)} region(s)", file=sys.stderr)
     return 0
+
+
+def _read_actuals(path: str) -> dict[str, list[tuple[datetime, float]]]:
+    """(valid_at, gCO2e/kWh) points by region from a CSV with columns region,valid_at,value (a
+    byte-order mark is allowed; ``nan`` or an empty value is a missing one). Values outside
+    0..MAX_PLAUSIBLE_G_PER_KWH are refused with their line."""
+    series: dict[str, list[tuple[datetime, float]]] = {}
+    problems: list[FieldViolation] = []
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            for line, row in enumerate(csv.DictReader(handle), start=2):
+                try:
+                    t = when(row["valid_at"], f"{path}:{line}.valid_at")
+                    raw = (row["value"] or "").strip()
+                    value = float(raw) if raw else math.nan
+                    region = row["region"]
+                except (KeyError, ValueError, TypeError) as exc:
+                    raise InvalidInputError([FieldViolation(
+                        f"{path}:{line}", f"needs region,valid_at,value: {exc}")]) from None
+                if not region.strip():
+                    problems.append(FieldViolation(f"{path}:{line}.region", "empty"))
+                    continue
+                if math.isinf(value) or not (math.isnan(value)
+                                             or 0 <= value <= MAX_PLAUSIBLE_G_PER_KWH):
+                    problems.append(FieldViolation(
+                        f"{path}:{line}.value", f"{value:g} gCO2e/kWh is outside 0.."
+                        f"{MAX_PLAUSIBLE_G_PER_KWH:g} (wrong unit?)"))
+                    continue
+                series.setdefault(region, []).append((t, value))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError([FieldViolation(path, f"cannot read: {exc}")]) from None
+    if problems:
+        raise InvalidInputError(problems)
+    return series

@@ -6,12 +6,14 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -203,3 +205,27 @@ def test_report_with_a_reversed_period_is_refused_with_both_times(tmp_path: Path
     assert ("end: 2026-06-01T00:00:00+00:00 is not after start 2026-06-02T00:00:00+00:00 "
             "(on the command line: --to is not after --from)") in done.stderr
     assert not (tmp_path / "r.csv").exists()
+
+
+def test_actuals_import_refuses_implausible_values_and_reads_a_byte_order_mark(
+        tmp_path: Path) -> None:
+    env = dict(os.environ, GRIDSHIFT_DB_URL=f"sqlite:///{tmp_path / 'store.sqlite'}")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("region,valid_at,value\nR,2026-06-15T00:00:00Z,1e308\n"
+                   "R,2026-06-15T01:00:00Z,-5\nR,2026-06-15T02:00:00Z,nan\n"
+                   "R,2026-06-15T03:00:00Z,inf\n,2026-06-15T04:00:00Z,100\n")
+    refused = cli("actuals", "import", str(bad), env=env)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    for where in (":2.value: 1e+308", ":3.value: -5", ":5.value: inf", ":6.region: empty"):
+        assert f"{bad}{where}" in refused.stderr
+    assert ":4." not in refused.stderr         # nan is a missing value, not an error
+    good = tmp_path / "good.csv"
+    good.write_bytes(b"\xef\xbb\xbfregion,valid_at,value\nR,2026-06-15T00:00:00Z,120\n"
+                     b"R,2026-06-15T01:00:00Z,\nR,2026-06-15T02:00:00Z,140\n")
+    done = cli("actuals", "import", str(good), env=env)
+    assert done.returncode == 0, done.stderr
+    store = PlanStore(env["GRIDSHIFT_DB_URL"])
+    stored = store.actuals("R", datetime(2026, 6, 15, tzinfo=UTC),
+                           datetime(2026, 6, 16, tzinfo=UTC))
+    assert [(t.hour, v) for t, v in stored if not math.isnan(v)] == [(0, 120.0), (2, 140.0)]
+    assert cli("actuals", "import", str(good), "--slot-minutes", "0", env=env).returncode == 2
