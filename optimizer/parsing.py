@@ -45,6 +45,9 @@ MAX_ABS_PRICE_PER_MWH = 1e6
 MAX_POWER_KW = 1e7
 #: power usage effectiveness; real facilities run at 1.05-2.5.
 MAX_PUE = 10.0
+#: Objective weights and job priorities: only their ratios matter, and beyond this they overflow
+#: the objective (weight x priority x hours x kg).
+MAX_WEIGHT = 1e9
 #: Forecast scenarios one request may ask for, and the values they may hold in all (scenarios x
 #: sites x slots, 8 bytes each: 400 MB), so that no request can exhaust the server's memory.
 MAX_SCENARIOS = 10_000
@@ -377,6 +380,9 @@ def _parse_job(r: _Reader, value: Any, path: str, horizon: Horizon | None) -> Jo
     priority = r.number(j.get("priority"), f"{path}.priority", default=1.0)
     if priority < 0:
         r.error(f"{path}.priority", f"negative ({priority})")
+    elif priority > MAX_WEIGHT:
+        r.error(f"{path}.priority", f"must be at most {MAX_WEIGHT:g}, got {priority:g} (only "
+                                    "ratios between priorities matter)")
     if horizon is not None:
         earliest = earliest or horizon.start
         deadline = deadline or horizon.end
@@ -449,6 +455,9 @@ def _parse_objective(r: _Reader, value: Any) -> Objective:
     for name, w in weights.items():
         if w < 0:
             r.error(f"objective.{name}", f"negative ({w})")
+        elif w > MAX_WEIGHT:
+            r.error(f"objective.{name}", f"must be at most {MAX_WEIGHT:g}, got {w:g} (only "
+                                         "ratios between the weights matter)")
     if all(w == 0 for w in weights.values()):
         return Objective()
     return Objective(**weights)

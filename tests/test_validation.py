@@ -302,6 +302,19 @@ def test_pue_below_one(pue: float) -> None:
     assert_violation(small_request(sites=[site("a", pue=pue)]), "sites[0].pue", ">= 1")
 
 
+@pytest.mark.parametrize("weight", ["carbon_weight", "cost_weight", "delay_weight"])
+def test_objective_weight_implausibly_large(weight: str) -> None:
+    """1e308 once overflowed the objective to inf and returned a worse plan as FEASIBLE."""
+    request = small_request(objective={weight: 1e308},
+                            forecasts=[forecast(price_per_mwh=[40.0] * 8)])
+    assert_violation(request, f"objective.{weight}", "at most 1e+09", "ratios")
+
+
+def test_priority_implausibly_large() -> None:
+    request = small_request(jobs=[dict(job("j1"), priority=1e12)])
+    assert_violation(request, "jobs[0].priority", "at most 1e+09")
+
+
 @pytest.mark.parametrize("pue", [10.5, 1e308])
 def test_pue_implausibly_large(pue: float) -> None:
     assert_violation(small_request(sites=[site("a", pue=pue)]), "sites[0].pue", "at most 10")
