@@ -3,6 +3,7 @@ variables, then command-line flags — later ones win."""
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import fields, replace
@@ -44,20 +45,50 @@ def load_server_settings(config_path: str | None = None,
     return replace(settings, **_typed(values, settings))
 
 
+#: The range each numeric server setting must be in (inclusive; None: unbounded).
+_RANGES: dict[str, tuple[float | None, float | None]] = {
+    "port": (0, 65535), "max_concurrent_solves": (1, None), "max_queued_solves": (0, None),
+    "grace_seconds": (0, None), "max_message_bytes": (1024, 2**31 - 1),
+    "deadline_margin_s": (0, None), "deadline_margin_share": (0, 0.9),
+}
+
+
 def _typed(values: dict[str, Any], settings: ServerSettings) -> dict[str, Any]:
     out: dict[str, Any] = {}
     problems = []
     for name, value in values.items():
         kind = type(getattr(settings, name))
         try:
-            out[name] = kind(value)
-        except (TypeError, ValueError):
+            typed = _convert(kind, value)
+        except (TypeError, ValueError, OverflowError):
             problems.append(FieldViolation(name, f"expected {kind.__name__}, got {value!r}"))
-    if out.get("max_concurrent_solves", 1) < 1:
-        problems.append(FieldViolation("max_concurrent_solves", "must be at least 1"))
+            continue
+        low, high = _RANGES.get(name, (None, None))
+        if (low is not None and typed < low) or (high is not None and typed > high):
+            bounds = f"at least {low}" if high is None else f"within {low}..{high}"
+            problems.append(FieldViolation(name, f"must be {bounds}, got {typed!r}"))
+            continue
+        out[name] = typed
     if problems:
         raise InvalidInputError(problems)
     return out
+
+
+def _convert(kind: type, value: Any) -> Any:
+    """``value`` (from TOML, the environment or a flag) as ``kind``; a fractional or non-finite
+    number is not an int, and a bool is not a number."""
+    if kind is str:
+        return str(value)
+    if isinstance(value, bool):
+        raise TypeError("a bool is not a number")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError("not finite")
+    if kind is int:
+        if not number.is_integer():
+            raise ValueError("not a whole number")
+        return int(number)
+    return number
 
 
 def load_forecast_config(config_path: str | None):

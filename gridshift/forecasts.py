@@ -14,6 +14,7 @@ the seasonal model, labelled in provenance.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable
@@ -60,14 +61,60 @@ class ForecastConfig:
 
     @staticmethod
     def from_table(table: dict[str, Any]) -> ForecastConfig:
-        regions = table.get("regions", {})
-        chains = {name: list(spec.get("chain", [])) for name, spec in regions.items()}
+        """The config file's [forecasts] table; ValueError naming the key on anything wrong
+        (an unknown key, a wrong type, an unknown chain step, a negative TTL)."""
+        unknown = sorted(set(table) - set(_TABLE_KEYS))
+        if unknown:
+            raise ValueError(f"unknown key(s) {', '.join(f'forecasts.{k}' for k in unknown)} "
+                             f"(known: {', '.join(_TABLE_KEYS)})")
         path = table.get("cache_path")
-        ttl = {k: float(v) for k, v in table.get("ttl_seconds", {}).items()}
+        if path is not None and (not isinstance(path, str) or not path.strip()):
+            raise ValueError(f"forecasts.cache_path must be a file path, got {path!r}")
         blend = table.get("blend", True)
         if not isinstance(blend, bool):
             raise ValueError(f"forecasts.blend must be true or false, got {blend!r}")
-        return ForecastConfig(chains, Path(path) if path else None, ttl, blend)
+        return ForecastConfig(_chains_of(table.get("regions", {})),
+                              Path(path) if path else None,
+                              _ttls_of(table.get("ttl_seconds", {})), blend)
+
+
+_TABLE_KEYS = ("regions", "cache_path", "ttl_seconds", "blend")
+_PROVIDERS = ("electricitymaps", "watttime", "ukci")
+
+
+def _chains_of(regions: Any) -> dict[str, list[str]]:
+    if not isinstance(regions, dict):
+        raise ValueError("forecasts.regions must be a table of region tables")
+    chains = {}
+    for name, spec in regions.items():
+        where = f"forecasts.regions.{name}"
+        if not isinstance(spec, dict) or set(spec) - {"chain"}:
+            raise ValueError(f"{where} must be a table with one key, chain")
+        chain = spec.get("chain", [])
+        if not isinstance(chain, list) or not all(isinstance(step, str) for step in chain):
+            raise ValueError(f"{where}.chain must be a list of strings")
+        for step in chain:
+            if step not in ("cached", "embedded") and step.partition(":")[0] not in _PROVIDERS:
+                raise ValueError(f"{where}.chain: unknown step {step!r} (provider:zone with "
+                                 f"provider one of {', '.join(_PROVIDERS)}; or cached, embedded)")
+        chains[name] = list(chain)
+    return chains
+
+
+def _ttls_of(ttls: Any) -> dict[str, float]:
+    if not isinstance(ttls, dict):
+        raise ValueError("forecasts.ttl_seconds must be a table of provider = seconds")
+    out = {}
+    for provider, value in ttls.items():
+        if provider not in _PROVIDERS:
+            raise ValueError(f"forecasts.ttl_seconds.{provider}: unknown provider (one of "
+                             f"{', '.join(_PROVIDERS)})")
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or not math.isfinite(value) or value < 0):
+            raise ValueError(f"forecasts.ttl_seconds.{provider} must be seconds >= 0, got "
+                             f"{value!r}")
+        out[provider] = float(value)
+    return out
 
 
 def default_chain(region: str) -> list[str]:

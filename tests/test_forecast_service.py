@@ -265,3 +265,44 @@ def test_blend_option_in_the_config_file_is_checked(tmp_path) -> None:
     path.write_text('[forecasts]\nblend = "sometimes"\n', encoding="utf-8")
     with pytest.raises(InvalidInputError, match="forecasts.blend must be true or false"):
         load_forecast_config(str(path))
+
+
+@pytest.mark.parametrize(("toml", "message"), [
+    ('blnd = false', "unknown key(s) forecasts.blnd"),
+    ('regions = "DE"', "forecasts.regions must be a table"),
+    ('regions.DE = "electricitymaps:DE"', "forecasts.regions.DE must be a table"),
+    ('regions.DE.chane = []', "forecasts.regions.DE must be a table with one key, chain"),
+    ('regions.DE.chain = "embedded"', "forecasts.regions.DE.chain must be a list of strings"),
+    ('regions.DE.chain = ["elecmaps:DE", "embedded"]', "unknown step 'elecmaps:DE'"),
+    ('ttl_seconds = { ukci = -5 }', "forecasts.ttl_seconds.ukci must be seconds >= 0"),
+    ('ttl_seconds = { ukci = "soon" }', "forecasts.ttl_seconds.ukci must be seconds >= 0"),
+    ('ttl_seconds = { wattime = 60 }', "forecasts.ttl_seconds.wattime: unknown provider"),
+    ('cache_path = 5', "forecasts.cache_path must be a file path"),
+])
+def test_config_file_mistakes_are_named(tmp_path, toml: str, message: str) -> None:
+    """Every mistake in [forecasts] is refused when the file is read (a typo was silently
+    ignored, a wrong type was an internal error, an unknown provider failed only when a
+    request first needed the region), with the key named."""
+    from gridshift.config import load_forecast_config
+    from optimizer.errors import InvalidInputError
+
+    path = tmp_path / "gridshift.toml"
+    path.write_text(f"[forecasts]\n{toml}\n", encoding="utf-8")
+    with pytest.raises(InvalidInputError) as info:
+        load_forecast_config(str(path))
+    [violation] = info.value.violations
+    assert violation.field == "[forecasts]" and message in violation.problem
+
+
+def test_the_readme_config_example_is_valid(tmp_path) -> None:
+    from conftest import PROJECT_ROOT
+
+    from gridshift.config import load_forecast_config
+
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    example = readme.split("```toml\n[forecasts]\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "gridshift.toml"
+    path.write_text("[forecasts]\n" + example, encoding="utf-8")
+    config = load_forecast_config(str(path))
+    assert config.chains["DE"] == ["electricitymaps:DE", "cached", "embedded"]
+    assert config.ttl_seconds == {"electricitymaps": 3600.0, "ukci": 1800.0, "watttime": 300.0}
