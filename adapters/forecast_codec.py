@@ -38,9 +38,15 @@ def best_window_response(result) -> forecast_pb2.FindBestWindowResponse:
 
 
 def timestamp_or_none(message, field: str) -> datetime | None:
-    """A Timestamp field as an aware datetime, None when unset."""
+    """A Timestamp field as an aware datetime, None when unset; InvalidInputError naming the
+    field when it is outside what a Timestamp may hold (0001-01-01 .. 9999-12-31)."""
     from datetime import UTC
+
+    from optimizer.errors import FieldViolation, InvalidInputError
 
     if not message.HasField(field):
         return None
-    return getattr(message, field).ToDatetime(tzinfo=UTC)
+    try:
+        return getattr(message, field).ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidInputError([FieldViolation(field, f"not a valid timestamp: {exc}")]) from None

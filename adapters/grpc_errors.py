@@ -1,9 +1,10 @@
 """One server interceptor that maps domain errors to gRPC status codes, and gives every call a
 request id (from `x-request-id` metadata or a new one) for logs and for the caller.
 
-invalid input → INVALID_ARGUMENT, every field path in the message plus google.rpc.BadRequest
-details; overload → RESOURCE_EXHAUSTED; upstream unavailable → UNAVAILABLE; anything else →
-INTERNAL with only the request id in the message (the traceback is logged server-side).
+invalid input → INVALID_ARGUMENT, the field paths of the first 10 problems in the message and
+in google.rpc.BadRequest details (then how many more there are); overload →
+RESOURCE_EXHAUSTED; upstream unavailable → UNAVAILABLE; anything else → INTERNAL with only the
+request id in the message (the traceback is logged server-side).
 """
 
 from __future__ import annotations
@@ -41,20 +42,41 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+# The status travels in trailing metadata, which clients cap (grpc: 8 KB soft, 16 KB hard): a
+# request with thousands of problems must still arrive as INVALID_ARGUMENT, so only the first
+# ones are sent, each cut to MAX_TEXT_CHARS (at most about 7 KB in all).
+MESSAGE_VIOLATIONS = 10
+DETAIL_VIOLATIONS = 10
+MAX_TEXT_CHARS = 150
+
+
 def status_for(exc: BaseException, request_id: str) -> status_pb2.Status:
     """The rich status a domain error (or a bug) maps to."""
     if isinstance(exc, InvalidInputError):
-        bad = error_details_pb2.BadRequest()
-        for v in exc.violations:
-            bad.field_violations.add(field=v.field, description=v.problem)
-        detail = any_pb2.Any()
-        detail.Pack(bad)
-        return status_pb2.Status(code=code_pb2.INVALID_ARGUMENT,
-                                 message=f"invalid request: {exc}", details=[detail])
+        return _invalid_argument(exc)
     if isinstance(exc, GridshiftError) and exc.category in _CODES:
-        return status_pb2.Status(code=_CODES[exc.category], message=str(exc))
+        return status_pb2.Status(code=_CODES[exc.category], message=_short(str(exc), 2000))
     return status_pb2.Status(code=code_pb2.INTERNAL,
                              message=f"internal error (request id {request_id})")
+
+
+def _invalid_argument(exc: InvalidInputError) -> status_pb2.Status:
+    """Every field path up to MESSAGE_VIOLATIONS in the message and DETAIL_VIOLATIONS in the
+    BadRequest details, then how many more there are."""
+    bad = error_details_pb2.BadRequest()
+    for v in exc.violations[:DETAIL_VIOLATIONS]:
+        bad.field_violations.add(field=_short(v.field), description=_short(v.problem))
+    detail = any_pb2.Any()
+    detail.Pack(bad)
+    shown = [_short(str(v)) for v in exc.violations[:MESSAGE_VIOLATIONS]]
+    more = len(exc.violations) - len(shown)
+    message = "invalid request: " + "; ".join(shown) + (
+        f"; ... and {more} more problem(s)" if more else "")
+    return status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=message, details=[detail])
+
+
+def _short(text: str, limit: int = MAX_TEXT_CHARS) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 class ErrorMappingInterceptor(grpc.ServerInterceptor):

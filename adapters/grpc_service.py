@@ -23,7 +23,7 @@ from adapters.forecast_codec import best_window_response, forecast_response, tim
 from adapters.grpc_errors import ErrorMappingInterceptor
 from gridshift.api.v1 import optimize_pb2 as pb
 from gridshift.api.v1 import scheduler_pb2, scheduler_pb2_grpc
-from optimizer.errors import OverloadedError
+from optimizer.errors import FieldViolation, InvalidInputError, OverloadedError
 from optimizer.problem import Problem
 from optimizer.solve import SolveResult, solve
 
@@ -152,9 +152,14 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
         return self._required(self._plans, "the plan store", context)
 
     def GetPlan(self, request, context: grpc.ServicerContext):
+        if not request.plan_id.strip():
+            raise InvalidInputError([FieldViolation("plan_id", "required")])
         found = self._store(context).get(request.plan_id)
         if found is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"no plan {request.plan_id!r}")
+            # Echo at most 100 characters: the message travels in a header of limited size.
+            shown = request.plan_id if len(request.plan_id) <= 100 else (
+                request.plan_id[:100] + f"... ({len(request.plan_id)} characters)")
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no plan {shown!r}")
         return found
 
     def ListPlans(self, request, context: grpc.ServicerContext):

@@ -203,17 +203,23 @@ class PlanService:
         from adapters.forecast_codec import timestamp_or_none
         from adapters.plan_codec import summary_of
         from gridshift.api.v1 import plans_pb2
+        from optimizer.errors import FieldViolation, InvalidInputError
 
+        if request.status and request.status not in pb.PlanStatus.values():
+            raise InvalidInputError([FieldViolation(
+                "status", f"unknown value {request.status} (one of "
+                          f"{', '.join(pb.PlanStatus.keys()[1:])})")])
         status = pb.PlanStatus.Name(request.status) if request.status else None
-        flt = PlanFilter(start=timestamp_or_none(request, "start"),
-                         end=timestamp_or_none(request, "end"), team=request.team or None,
+        start, end = timestamp_or_none(request, "start"), timestamp_or_none(request, "end")
+        if start is not None and end is not None and end <= start:
+            raise InvalidInputError([FieldViolation(
+                "end", f"{end.isoformat()} is not after start {start.isoformat()}")])
+        flt = PlanFilter(start=start, end=end, team=request.team or None,
                          site=request.site or None, status=status)
         try:
             records, token = self.store.list(flt, request.page_size or 50,
                                              request.page_token or None)
         except ValueError as exc:
-            from optimizer.errors import FieldViolation, InvalidInputError
-
             raise InvalidInputError([FieldViolation("page_token", str(exc))]) from None
         return plans_pb2.ListPlansResponse(plans=[summary_of(r) for r in records],
                                            next_page_token=token or "")

@@ -242,3 +242,23 @@ def test_sigterm_drains_an_in_flight_call(tmp_path: Path) -> None:
     logs = [json.loads(x) for x in stderr.splitlines() if x.startswith("{")]
     assert any("draining" in entry["message"] for entry in logs)
     assert any(entry.get("request_id", "-") != "-" for entry in logs)
+
+
+def test_thousands_of_problems_still_arrive_as_invalid_argument() -> None:
+    """The status travels in trailing metadata, which clients cap: 6,000 violations came back
+    as RESOURCE_EXHAUSTED ("metadata size exceeds hard limit"). Now the first ten are listed
+    with their paths, then how many more there are."""
+    request = small_request(slots=3000, ci=[-1.0] * 3000)
+    request["horizon"]["slot_minutes"] = 5
+    request["forecasts"][0]["slot_minutes"] = 5
+    with running() as target, SchedulerClient(target) as client:
+        with pytest.raises(grpc.RpcError) as caught:
+            client.optimize(request, timeout=60)
+        assert client.health() == "SERVING"
+    error = caught.value
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "forecasts[0].carbon_intensity[0]: negative" in error.details()
+    assert "... and 2990 more problem(s)" in error.details()
+    bad = error_details_pb2.BadRequest()
+    assert rpc_status.from_call(error).details[0].Unpack(bad)
+    assert len(bad.field_violations) == 10

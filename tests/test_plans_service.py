@@ -229,3 +229,36 @@ def test_actuals_import_refuses_implausible_values_and_reads_a_byte_order_mark(
                            datetime(2026, 6, 16, tzinfo=UTC))
     assert [(t.hour, v) for t, v in stored if not math.isnan(v)] == [(0, 120.0), (2, 140.0)]
     assert cli("actuals", "import", str(good), "--slot-minutes", "0", env=env).returncode == 2
+
+
+def test_plan_rpcs_refuse_bad_fields_with_invalid_argument(tmp_path: Path) -> None:
+    """Out-of-range timestamps, an unknown status value and a reversed period were INTERNAL
+    errors or answered silently; an empty or very long plan id is answered in a header that
+    fits (a 100,000-character id came back as RESOURCE_EXHAUSTED)."""
+    store = PlanStore(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    running = start_server(prepare, ServerSettings(port=0), plans=PlanService(store))
+    far = plans_pb2.ListPlansRequest()
+    far.start.seconds = 253402300800 * 10
+    reversed_period = plans_pb2.ListPlansRequest()
+    reversed_period.start.seconds, reversed_period.end.seconds = 2_000_000_000, 1_000_000_000
+    report = plans_pb2.GetCarbonReportRequest(format="csv")
+    report.end.seconds = -10**12
+    calls = [("ListPlans", far, "start: not a valid timestamp"),
+             ("ListPlans", plans_pb2.ListPlansRequest(status=99), "status: unknown value 99"),
+             ("ListPlans", reversed_period, "is not after start"),
+             ("GetCarbonReport", report, "end: not a valid timestamp"),
+             ("GetPlan", plans_pb2.GetPlanRequest(plan_id=" "), "plan_id: required")]
+    try:
+        with SchedulerClient(f"127.0.0.1:{running.port}") as client:
+            for method, request, words in calls:
+                with pytest.raises(grpc.RpcError) as caught:
+                    getattr(client.stub, method)(request, timeout=30)
+                assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, method
+                assert words in caught.value.details()
+            with pytest.raises(grpc.RpcError) as missing:
+                client.stub.GetPlan(plans_pb2.GetPlanRequest(plan_id="x" * 100_000), timeout=30)
+            assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+            assert "(100000 characters)" in missing.value.details()
+            assert client.health() == "SERVING"
+    finally:
+        running.server.stop(0).wait()
