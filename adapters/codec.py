@@ -16,12 +16,18 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from gridshift.api.v1 import optimize_pb2 as pb
 from optimizer.accounting import PlanFigures, Totals
+from optimizer.errors import FieldViolation, InvalidInputError
 from optimizer.solve import SolveResult
 
 
 def request_to_dict(request: pb.OptimizeRequest) -> dict[str, Any]:
-    """The JSON-mapping dict of a request message, with proto field names."""
-    return json_format.MessageToDict(request, preserving_proto_field_name=True)
+    """The JSON-mapping dict of a request message, with proto field names; InvalidInputError
+    when a field cannot be expressed in it (a Timestamp outside 0001..9999 or with negative
+    nanos)."""
+    try:
+        return json_format.MessageToDict(request, preserving_proto_field_name=True)
+    except (json_format.SerializeToJsonError, ValueError) as exc:
+        raise InvalidInputError([FieldViolation("", f"malformed request: {exc}")]) from None
 
 
 def response_to_json(response: pb.OptimizeResponse) -> str:

@@ -262,3 +262,23 @@ def test_thousands_of_problems_still_arrive_as_invalid_argument() -> None:
     bad = error_details_pb2.BadRequest()
     assert rpc_status.from_call(error).details[0].Unpack(bad)
     assert len(bad.field_violations) == 10
+
+
+@pytest.mark.parametrize("field", ["horizon.start", "deadline"])
+def test_timestamp_a_message_cannot_express_is_invalid_argument(field: str) -> None:
+    """A Timestamp beyond year 9999 or with negative nanos failed the request's conversion and
+    came back as INTERNAL, for Optimize and StreamOptimize alike."""
+    message = pb.OptimizeRequest()
+    json_format.ParseDict(request_of_three_jobs(), message)
+    if field == "horizon.start":
+        message.horizon.start.seconds = 253402300800 * 10
+    else:
+        message.jobs[0].deadline.nanos = -5
+    with running() as target, SchedulerClient(target) as client:
+        for call in (lambda: client.stub.Optimize(message, timeout=30),
+                     lambda: list(client.stub.StreamOptimize(message, timeout=30))):
+            with pytest.raises(grpc.RpcError) as caught:
+                call()
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "malformed request" in caught.value.details()
+        assert client.health() == "SERVING"
