@@ -185,10 +185,16 @@ class OutputError(Exception):
     """An output path given on the command line cannot be written (a usage error, not a bug)."""
 
 
+#: Problems listed on stderr; a request with thousands gets the first ones and a count.
+MAX_PRINTED_VIOLATIONS = 50
+
+
 def _print_invalid(exc) -> None:
     print(f"gridshift: invalid request ({len(exc.violations)} problem(s)):", file=sys.stderr)
-    for v in exc.violations:
+    for v in exc.violations[:MAX_PRINTED_VIOLATIONS]:
         print(f"  {v}", file=sys.stderr)
+    if len(exc.violations) > MAX_PRINTED_VIOLATIONS:
+        print(f"  ... and {len(exc.violations) - MAX_PRINTED_VIOLATIONS} more", file=sys.stderr)
 
 
 def _read_request(path: str) -> Any:

@@ -476,6 +476,15 @@ def test_request_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
         check_plan_by_hand(mixed_request(), parse_response(proc.stdout))
 
 
+def test_thousands_of_problems_are_counted_not_all_printed(tmp_path: Path) -> None:
+    request = small_request(slots=2000, ci=[-1.0] * 2000)
+    proc = run_cli("plan", str(write_request(tmp_path, request)), cwd=tmp_path)
+    assert_clean_failure(proc, 2)
+    assert "invalid request (2000 problem(s))" in proc.stderr
+    assert "forecasts[0].carbon_intensity[49]: negative" in proc.stderr
+    assert "carbon_intensity[50]" not in proc.stderr and "... and 1950 more" in proc.stderr
+
+
 def test_missing_file(tmp_path: Path) -> None:
     proc = run_cli("plan", str(tmp_path / "nope.json"), cwd=tmp_path)
     assert_clean_failure(proc, 2)
