@@ -37,7 +37,7 @@ def build_request(problem: Any, files: list[str], scenarios: int,
 
 def _candidates(path: str) -> list[tuple[str, dict]]:
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(Path(path).read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidInputError([FieldViolation(path, f"cannot read: {exc}")]) from None
     items = data if isinstance(data, list) else [data]

@@ -474,6 +474,11 @@ def test_request_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     assert piped.returncode == 0, piped.stderr
     for proc in (from_file, piped):
         check_plan_by_hand(mixed_request(), parse_response(proc.stdout))
+    plan = tmp_path / "plan.json"
+    plan.write_bytes(b"\xef\xbb\xbf" + from_file.stdout.encode())
+    scored = run_cli("score", str(path), str(plan), cwd=tmp_path)
+    assert scored.returncode == 0, scored.stderr
+    assert "1 candidate(s)" in scored.stdout + scored.stderr
 
 
 def test_thousands_of_problems_are_counted_not_all_printed(tmp_path: Path) -> None:
