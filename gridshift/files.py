@@ -8,8 +8,17 @@ from pathlib import Path
 
 def write_atomically(path: Path | str, data: str | bytes) -> None:
     """Write to a temporary name beside `path`, then rename: a crash never leaves half a file.
-    On failure the temporary file is removed and the OSError re-raised."""
+    On failure the temporary file is removed and the OSError re-raised.
+
+    A `path` that exists and is not a regular file (`/dev/null`, `/dev/stdout`, a named pipe)
+    is written directly: renaming onto it would replace the device itself (as root) or fail."""
     target = Path(path)
+    if target.exists() and not target.is_file():
+        if isinstance(data, bytes):
+            target.write_bytes(data)
+        else:
+            target.write_text(data, encoding="utf-8")
+        return
     tmp = target.with_name(f".{target.name}.tmp")
     try:
         if isinstance(data, bytes):
