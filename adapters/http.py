@@ -67,6 +67,9 @@ RETRY_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
 REDACTED = "***"
 USER_AGENT = "gridshift/0.1 (energy-aware scheduler; forecast adapters)"
 _MAX_REASON_CHARS = 200
+#: The largest response body read (a provider's answers are well under 1 MiB); a larger one
+#: is refused unread instead of filling the service's memory.
+MAX_RESPONSE_BYTES = 32 * 2**20
 
 
 # --------------------------------------------------------------------------------------------
@@ -315,7 +318,7 @@ class HttpClient:
             response = self._send(url, params=params, headers=headers, auth=auth)
             try:
                 try:
-                    content = response.content
+                    content = _read_capped(response, self.provider)
                 except (*_BODY_ERRORS, requests.exceptions.ConnectionError) as exc:
                     last_body_problem = (
                         f"response body cut off ({_transport_cause(exc)})")
@@ -387,6 +390,23 @@ class HttpClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _read_capped(response: requests.Response, provider: str) -> bytes:
+    """The whole body, or HttpError once it passes MAX_RESPONSE_BYTES (not retried: the same
+    URL would answer the same)."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+        raise HttpError(provider, f"response of {int(declared):,} bytes is larger than "
+                                  f"{MAX_RESPONSE_BYTES:,}; not read")
+    chunks, total = [], 0
+    for chunk in response.iter_content(chunk_size=64 * 1024):
+        total += len(chunk)
+        if total > MAX_RESPONSE_BYTES:
+            raise HttpError(provider, f"response larger than {MAX_RESPONSE_BYTES:,} bytes; "
+                                      "not read")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _strip_query(url: str) -> str:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 from urllib3.util.retry import RequestHistory
 
+from adapters import http as http_module
 from adapters.http import (
     HttpClient,
     HttpError,
@@ -177,3 +180,54 @@ def test_logs_are_scrubbed(caplog: pytest.LogCaptureFixture) -> None:
         logging.getLogger("urllib3.connectionpool").warning("url /x?key=s3cr3t-value")
     assert "s3cr3t-value" not in caplog.text
     assert "key=***" in caplog.text
+
+
+ITEMS = 2**20
+
+
+class _BigBodyHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    calls = 0
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        type(self).calls += 1
+        body = b"[" + b"1," * (ITEMS - 1) + b"1]"      # about 2 MiB of valid JSON
+        pieces = [body[i:i + 65_536] for i in range(0, len(body), 65_536)]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if self.path == "/declared":
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            for piece in pieces:
+                self.wfile.write(piece)
+            return
+        self.send_header("Transfer-Encoding", "chunked")   # no length given
+        self.end_headers()
+        for piece in pieces:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        self.wfile.write(b"0\r\n\r\n")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("path", ["/declared", "/chunked"])
+def test_oversized_body_is_refused_unread_and_not_retried(monkeypatch, path: str) -> None:
+    """A body past MAX_RESPONSE_BYTES (2 MiB served, 1 MiB allowed here) is refused instead
+    of being read whole into the service's memory, with or without a Content-Length."""
+    monkeypatch.setattr(http_module, "MAX_RESPONSE_BYTES", 2**20)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _BigBodyHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _BigBodyHandler.calls = 0
+    try:
+        with HttpClient("generic", timeout_s=5, retries=2, backoff_s=0.001) as http:
+            with pytest.raises(HttpError) as err:
+                http.get_json(f"http://127.0.0.1:{server.server_address[1]}{path}")
+            assert "larger than 1,048,576" in err.value.reason and "not read" in err.value.reason
+            monkeypatch.setattr(http_module, "MAX_RESPONSE_BYTES", 4 * 2**20)
+            body = http.get_json(f"http://127.0.0.1:{server.server_address[1]}{path}")
+            assert len(body) == ITEMS
+        assert _BigBodyHandler.calls == 2      # refused once, not retried; then read
+    finally:
+        server.shutdown()
+        server.server_close()
