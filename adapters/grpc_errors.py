@@ -55,7 +55,7 @@ def status_for(exc: BaseException, request_id: str) -> status_pb2.Status:
     if isinstance(exc, InvalidInputError):
         return _invalid_argument(exc)
     if isinstance(exc, GridshiftError) and exc.category in _CODES:
-        return status_pb2.Status(code=_CODES[exc.category], message=_short(str(exc), 2000))
+        return status_pb2.Status(code=_CODES[exc.category], message=shorten(str(exc), 2000))
     return status_pb2.Status(code=code_pb2.INTERNAL,
                              message=f"internal error (request id {request_id})")
 
@@ -65,17 +65,19 @@ def _invalid_argument(exc: InvalidInputError) -> status_pb2.Status:
     BadRequest details, then how many more there are."""
     bad = error_details_pb2.BadRequest()
     for v in exc.violations[:DETAIL_VIOLATIONS]:
-        bad.field_violations.add(field=_short(v.field), description=_short(v.problem))
+        bad.field_violations.add(field=shorten(v.field), description=shorten(v.problem))
     detail = any_pb2.Any()
     detail.Pack(bad)
-    shown = [_short(str(v)) for v in exc.violations[:MESSAGE_VIOLATIONS]]
+    shown = [shorten(str(v)) for v in exc.violations[:MESSAGE_VIOLATIONS]]
     more = len(exc.violations) - len(shown)
     message = "invalid request: " + "; ".join(shown) + (
         f"; ... and {more} more problem(s)" if more else "")
     return status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=message, details=[detail])
 
 
-def _short(text: str, limit: int = MAX_TEXT_CHARS) -> str:
+def shorten(text: str, limit: int = MAX_TEXT_CHARS) -> str:
+    """``text``, cut to ``limit`` characters with its full length noted (for status messages,
+    which travel in size-capped metadata)."""
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 

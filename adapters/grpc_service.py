@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha import reflection
 
 from adapters.codec import request_to_dict, to_response
 from adapters.forecast_codec import best_window_response, forecast_response, timestamp_or_none
-from adapters.grpc_errors import ErrorMappingInterceptor
+from adapters.grpc_errors import ErrorMappingInterceptor, shorten
 from gridshift.api.v1 import optimize_pb2 as pb
 from gridshift.api.v1 import scheduler_pb2, scheduler_pb2_grpc
 from optimizer.errors import FieldViolation, InvalidInputError, OverloadedError
@@ -156,10 +156,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
             raise InvalidInputError([FieldViolation("plan_id", "required")])
         found = self._store(context).get(request.plan_id)
         if found is None:
-            # Echo at most 100 characters: the message travels in a header of limited size.
-            shown = request.plan_id if len(request.plan_id) <= 100 else (
-                request.plan_id[:100] + f"... ({len(request.plan_id)} characters)")
-            context.abort(grpc.StatusCode.NOT_FOUND, f"no plan {shown!r}")
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no plan {shorten(request.plan_id, 100)!r}")
         return found
 
     def ListPlans(self, request, context: grpc.ServicerContext):

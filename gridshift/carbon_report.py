@@ -9,7 +9,7 @@ import pandas as pd
 
 from adapters.report_render import charts, render_csv, render_html, render_json
 from adapters.store import PlanStore
-from gridshift.plans import plans_for_report
+from gridshift.plans import check_period, plans_for_report
 from optimizer.errors import FieldViolation, InvalidInputError
 from optimizer.reporting import accounting_statement, report_rows, summary
 
@@ -33,10 +33,7 @@ def build_report(store: PlanStore, start: datetime | None, end: datetime | None,
     if fmt not in FORMATS:
         raise InvalidInputError([FieldViolation("format", f"unknown format {fmt!r} "
                                                 f"(one of {', '.join(FORMATS)})")])
-    if start is not None and end is not None and end <= start:
-        raise InvalidInputError([FieldViolation(
-            "end", f"{end.isoformat()} is not after start {start.isoformat()} "
-                   "(on the command line: --to is not after --from)")])
+    check_period(start, end)
     plans = plans_for_report(store, start, end, team, site)
     return render_report(plans, start, end, team, site, fmt)
 

@@ -14,19 +14,20 @@ def write_atomically(path: Path | str, data: str | bytes) -> None:
     is written directly: renaming onto it would replace the device itself (as root) or fail."""
     target = Path(path)
     if target.exists() and not target.is_file():
-        if isinstance(data, bytes):
-            target.write_bytes(data)
-        else:
-            target.write_text(data, encoding="utf-8")
+        _write(target, data)
         return
     tmp = target.with_name(f".{target.name}.tmp")
     try:
-        if isinstance(data, bytes):
-            tmp.write_bytes(data)
-        else:
-            tmp.write_text(data, encoding="utf-8")
+        _write(tmp, data)
         tmp.replace(target)
     except OSError:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         raise
+
+
+def _write(path: Path, data: str | bytes) -> None:
+    if isinstance(data, bytes):
+        path.write_bytes(data)
+    else:
+        path.write_text(data, encoding="utf-8")

@@ -270,8 +270,8 @@ def _provider(name: str, region: str, zone: str, http: Any = None) -> Any:
         from adapters.providers.ukci import UKCarbonIntensity
 
         return UKCarbonIntensity.from_env(zones, http=http)
-    raise ValueError(f"unknown forecast provider {name!r} (electricitymaps, watttime, ukci, "
-                     "cached, embedded)")
+    raise ValueError(f"unknown forecast provider {name!r} ({', '.join(_PROVIDERS)}, cached, "
+                     "embedded)")
 
 
 def fill_site_renewables(request: Any) -> tuple[Any, list[Forecast]]:

@@ -18,6 +18,7 @@ from adapters.store.records import JobRow, forecast_snapshot
 from forecasting.series import Forecast
 from gridshift.api.v1 import optimize_pb2 as pb
 from optimizer.baseline import fifo_baseline
+from optimizer.errors import FieldViolation, InvalidInputError
 from optimizer.parsing import parse_request
 from optimizer.problem import build_problem
 from optimizer.reporting import ReportPlan
@@ -150,6 +151,15 @@ def _actuals(problem, store: PlanStore) -> np.ndarray | None:
     return actual_intensity(problem, history) if history else None
 
 
+def check_period(start: datetime | None, end: datetime | None) -> None:
+    """InvalidInputError when both ends of a query period are set and ``end`` is not after
+    ``start`` (ListPlans, carbon reports; the CLI's --from/--to)."""
+    if start is not None and end is not None and end <= start:
+        raise InvalidInputError([FieldViolation(
+            "end", f"{end.isoformat()} is not after start {start.isoformat()} "
+                   "(on the command line: --to is not after --from)")])
+
+
 def regular_series(region: str, points: list[tuple[datetime, float]]) -> Forecast | None:
     """Stored actual points as a regular series (gaps as NaN)."""
     if len(points) < 2:
@@ -203,7 +213,6 @@ class PlanService:
         from adapters.forecast_codec import timestamp_or_none
         from adapters.plan_codec import summary_of
         from gridshift.api.v1 import plans_pb2
-        from optimizer.errors import FieldViolation, InvalidInputError
 
         if request.status and request.status not in pb.PlanStatus.values():
             raise InvalidInputError([FieldViolation(
@@ -211,9 +220,7 @@ class PlanService:
                           f"{', '.join(pb.PlanStatus.keys()[1:])})")])
         status = pb.PlanStatus.Name(request.status) if request.status else None
         start, end = timestamp_or_none(request, "start"), timestamp_or_none(request, "end")
-        if start is not None and end is not None and end <= start:
-            raise InvalidInputError([FieldViolation(
-                "end", f"{end.isoformat()} is not after start {start.isoformat()}")])
+        check_period(start, end)
         flt = PlanFilter(start=start, end=end, team=request.team or None,
                          site=request.site or None, status=status)
         try:
