@@ -103,6 +103,15 @@ def test_health_and_reflection() -> None:
         assert any(s.name == "Scheduler" for s in symbol.service)
 
 
+def refused(request: dict, timeout: float = 30) -> grpc.RpcError:
+    """The error an Optimize call with ``request`` fails with; the server still serves."""
+    with running() as target, SchedulerClient(target) as client:
+        with pytest.raises(grpc.RpcError) as caught:
+            client.optimize(request, timeout=timeout)
+        assert client.health() == "SERVING"
+    return caught.value
+
+
 def test_extreme_numbers_are_invalid_argument_not_nan_or_internal() -> None:
     """Values at the float limits (which once gave NaN emissions or an OverflowError) are
     refused with their field paths, and the server keeps serving."""
@@ -110,13 +119,10 @@ def test_extreme_numbers_are_invalid_argument_not_nan_or_internal() -> None:
     request["forecasts"][0]["carbon_intensity"][0] = 1e308
     request["jobs"][0]["power_kw"] = 1.7e308
     request["sites"][0]["pue"] = 1e308
-    with running() as target, SchedulerClient(target) as client:
-        with pytest.raises(grpc.RpcError) as caught:
-            client.optimize(request, timeout=30)
-        assert client.health() == "SERVING"
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    error = refused(request)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     for path in ("forecasts[0].carbon_intensity[0]", "jobs[0].power_kw", "sites[0].pue"):
-        assert path in caught.value.details()
+        assert path in error.details()
 
 
 def test_invalid_request_is_invalid_argument_with_every_field_path() -> None:
@@ -124,12 +130,7 @@ def test_invalid_request_is_invalid_argument_with_every_field_path() -> None:
     request["jobs"][0]["gpus"] = 0
     request["jobs"][1]["deadline"] = hours(-1)
     request["sites"][1]["pue"] = 0.5
-    with running() as target, SchedulerClient(target) as client:
-        with pytest.raises(grpc.RpcError) as caught:
-            client.optimize(request, timeout=30)
-        # The server is still fine afterwards.
-        assert client.health() == "SERVING"
-    error = caught.value
+    error = refused(request)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     for path in ("jobs[0].gpus", "jobs[1].deadline", "sites[1].pue"):
         assert path in error.details()
@@ -251,11 +252,7 @@ def test_thousands_of_problems_still_arrive_as_invalid_argument() -> None:
     request = small_request(slots=3000, ci=[-1.0] * 3000)
     request["horizon"]["slot_minutes"] = 5
     request["forecasts"][0]["slot_minutes"] = 5
-    with running() as target, SchedulerClient(target) as client:
-        with pytest.raises(grpc.RpcError) as caught:
-            client.optimize(request, timeout=60)
-        assert client.health() == "SERVING"
-    error = caught.value
+    error = refused(request, timeout=60)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "forecasts[0].carbon_intensity[0]: negative" in error.details()
     assert "... and 2990 more problem(s)" in error.details()

@@ -66,29 +66,28 @@ def test_bad_slot_minutes_in_the_sites_file(tmp_path: Path, slot: str) -> None:
     assert message.startswith(f"{path}: slot_minutes: must be a positive whole number")
 
 
-def test_nightly_cli_refuses_a_non_finite_cell_with_exit_code_2(tmp_path: Path) -> None:
-    jobs = write(tmp_path, "jobs.csv", f"{HEADER}\nj1,inf,5.6,120,\n")
+def run_nightly(tmp_path: Path, gpus_cell: str, *flags: str) -> subprocess.CompletedProcess:
+    """`gridshift nightly` on a one-job CSV (its GPU cell given) and a one-site file, with its
+    own data directory."""
+    jobs = write(tmp_path, "jobs.csv", f"{HEADER}\nj1,{gpus_cell},5.6,120,\n")
     sites = write(tmp_path, "sites.yaml",
                   "sites:\n  - {id: a, region: US-CAL-CISO, gpu_capacity: 8}\n")
     env = dict(os.environ, GRIDSHIFT_DATA_DIR=str(tmp_path / "data"))
     env.pop("GRIDSHIFT_DB_URL", None)
-    done = subprocess.run([sys.executable, "-m", "gridshift.cli", "nightly", "--jobs",
-                           str(jobs), "--sites", str(sites), "--out-dir", str(tmp_path / "out")],
-                          capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, timeout=120)
+    return subprocess.run([sys.executable, "-m", "gridshift.cli", "nightly", "--jobs", str(jobs),
+                           "--sites", str(sites), *flags], capture_output=True, text=True,
+                          cwd=PROJECT_ROOT, env=env, timeout=120)
+
+
+def test_nightly_cli_refuses_a_non_finite_cell_with_exit_code_2(tmp_path: Path) -> None:
+    done = run_nightly(tmp_path, "inf", "--out-dir", str(tmp_path / "out"))
     assert done.returncode == 2, done.stderr
     assert "jobs[0].gpus: must be an integer, got 'inf'" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "out" / "plan.json").exists()
 
 
 def test_nightly_cli_refuses_a_date_that_does_not_exist(tmp_path: Path) -> None:
-    jobs = write(tmp_path, "jobs.csv", f"{HEADER}\nj1,8,5.6,120,\n")
-    sites = write(tmp_path, "sites.yaml",
-                  "sites:\n  - {id: a, region: US-CAL-CISO, gpu_capacity: 8}\n")
-    env = dict(os.environ, GRIDSHIFT_DATA_DIR=str(tmp_path / "data"))
-    env.pop("GRIDSHIFT_DB_URL", None)
-    done = subprocess.run([sys.executable, "-m", "gridshift.cli", "nightly", "--jobs",
-                           str(jobs), "--sites", str(sites), "--date", "2026-02-30"],
-                          capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, timeout=120)
+    done = run_nightly(tmp_path, "8", "--date", "2026-02-30")
     assert done.returncode == 2, done.stderr
     assert "--date: not a calendar date (YYYY-MM-DD): '2026-02-30'" in done.stderr
 
