@@ -15,9 +15,9 @@ from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from gridshift.api.v1 import optimize_pb2 as pb
-from optimizer.accounting import PlanFigures, Totals
-from optimizer.errors import FieldViolation, InvalidInputError
-from optimizer.solve import SolveResult
+from gridshift.optimizer.accounting import PlanFigures, Totals
+from gridshift.optimizer.errors import FieldViolation, InvalidInputError
+from gridshift.optimizer.solve import SolveResult
 
 
 def request_to_dict(request: pb.OptimizeRequest) -> dict[str, Any]:
@@ -140,7 +140,7 @@ def _baseline_job_kg(base: PlanFigures, j: int) -> float:
 def plan_from_response(problem, response: pb.OptimizeResponse):
     """Rebuild a Plan from a response's assignments (to re-check a remote plan locally)."""
 
-    from optimizer.plan import Placement, Plan
+    from gridshift.optimizer.plan import Placement, Plan
 
     job_index = {job_id: j for j, job_id in enumerate(problem.job_ids)}
     site_index = {site_id: s for s, site_id in enumerate(problem.site_ids)}

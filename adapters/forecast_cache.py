@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from forecasting.cache import CacheKey
-from forecasting.series import Forecast
+from gridshift.forecasting.cache import CacheKey
+from gridshift.forecasting.series import Forecast
 
 __all__ = ["SqliteForecastStore", "forecast_from_json", "forecast_to_json"]
 

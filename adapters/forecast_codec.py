@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from adapters.codec import provenance, timestamp
-from forecasting.series import Forecast
+from gridshift.adapters.codec import provenance, timestamp
 from gridshift.api.v1 import forecast_pb2
+from gridshift.forecasting.series import Forecast
 
 
 def forecast_response(series: list[Forecast]) -> forecast_pb2.GetForecastResponse:
@@ -42,7 +42,7 @@ def timestamp_or_none(message, field: str) -> datetime | None:
     field when it is outside what a Timestamp may hold (0001-01-01 .. 9999-12-31)."""
     from datetime import UTC
 
-    from optimizer.errors import FieldViolation, InvalidInputError
+    from gridshift.optimizer.errors import FieldViolation, InvalidInputError
 
     if not message.HasField(field):
         return None

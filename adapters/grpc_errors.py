@@ -20,7 +20,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from optimizer.errors import ErrorCategory, GridshiftError, InvalidInputError
+from gridshift.optimizer.errors import ErrorCategory, GridshiftError, InvalidInputError
 
 log = logging.getLogger("gridshift.server")
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")

@@ -18,14 +18,18 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from adapters.codec import request_to_dict, to_response
-from adapters.forecast_codec import best_window_response, forecast_response, timestamp_or_none
-from adapters.grpc_errors import ErrorMappingInterceptor, shorten
+from gridshift.adapters.codec import request_to_dict, to_response
+from gridshift.adapters.forecast_codec import (
+    best_window_response,
+    forecast_response,
+    timestamp_or_none,
+)
+from gridshift.adapters.grpc_errors import ErrorMappingInterceptor, shorten
 from gridshift.api.v1 import optimize_pb2 as pb
 from gridshift.api.v1 import scheduler_pb2, scheduler_pb2_grpc
-from optimizer.errors import FieldViolation, InvalidInputError, OverloadedError
-from optimizer.problem import Problem
-from optimizer.solve import SolveResult, solve
+from gridshift.optimizer.errors import FieldViolation, InvalidInputError, OverloadedError
+from gridshift.optimizer.problem import Problem
+from gridshift.optimizer.solve import SolveResult, solve
 
 log = logging.getLogger("gridshift.server")
 SERVICE_NAME = scheduler_pb2.DESCRIPTOR.services_by_name["Scheduler"].full_name

@@ -7,8 +7,8 @@ import math
 
 from google.protobuf import json_format
 
-from adapters.codec import timestamp
-from adapters.store import PlanRecord
+from gridshift.adapters.codec import timestamp
+from gridshift.adapters.store import PlanRecord
 from gridshift.api.v1 import optimize_pb2 as pb
 from gridshift.api.v1 import plans_pb2
 

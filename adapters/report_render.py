@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from optimizer.accounting import site_loads
-from optimizer.reporting import NO_TEAM, ReportPlan, slot_times
+from gridshift.optimizer.accounting import site_loads
+from gridshift.optimizer.reporting import NO_TEAM, ReportPlan, slot_times
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHART_DPI = 100
@@ -316,7 +316,7 @@ def _team_jobs(rp: ReportPlan, teams: set[str] | None) -> set[int]:
 
 
 def _subset(plan, jobs: set[int]):
-    from optimizer.plan import Plan
+    from gridshift.optimizer.plan import Plan
 
     return Plan(placements={j: p for j, p in plan.placements.items() if j in jobs})
 

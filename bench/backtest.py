@@ -28,11 +28,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from gridshift import backtest  # noqa: E402
+from gridshift import backtest
 
 TARGET_SHARE_PCT = 95.0
 COMPARED = ("run-now", "lowest-window", "gridshift", "perfect-foresight")

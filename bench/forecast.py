@@ -16,7 +16,6 @@ Run: ``python bench/forecast.py [--reps 3000]``. Sections 2-3 are skipped, with 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,11 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from forecasting import calibration, extension, uncertainty  # noqa: E402
-from forecasting.best_window import find_best_window  # noqa: E402
-from forecasting.series import Forecast  # noqa: E402
+from gridshift.forecasting import calibration, extension, uncertainty
+from gridshift.forecasting.best_window import find_best_window
+from gridshift.forecasting.series import Forecast
 
 T0 = datetime(2023, 6, 20, tzinfo=UTC)
 WINDOW_H = 48

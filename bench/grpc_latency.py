@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from instances import InstanceSpec, carbon_source, make_request  # noqa: E402
 
@@ -130,7 +129,7 @@ def grpc_caller(target: str, request: dict) -> tuple[Callable[[], tuple[str, flo
     its own TCP connection, as separate client processes would)."""
     import grpc
 
-    from adapters.grpc_client import MAX_MESSAGE_BYTES, SchedulerClient
+    from gridshift.adapters.grpc_client import MAX_MESSAGE_BYTES, SchedulerClient
     from gridshift.api.v1 import optimize_pb2 as pb
     from gridshift.api.v1 import scheduler_pb2_grpc
 
@@ -151,7 +150,7 @@ def grpc_caller(target: str, request: dict) -> tuple[Callable[[], tuple[str, flo
 
 def inprocess_caller(request: dict) -> tuple[Callable[[], tuple[str, float, float]],
                                              Callable[[], None]]:
-    from adapters.codec import to_response
+    from gridshift.adapters.codec import to_response
     from gridshift.planning import prepare
     from gridshift.risk import solve_with_risk
 

@@ -64,7 +64,7 @@ def _real_series(region: str, start: datetime, hours: int) -> np.ndarray | None:
 def _series(region: str, start: datetime, hours: int) -> list[float]:
     real = _real_series(region, start, hours)
     if real is None:
-        from forecasting.profiles import typical_intensity
+        from gridshift.forecasting.profiles import typical_intensity
 
         real = typical_intensity(region, start, hours, 60)
     return [round(float(v), 2) for v in real]

@@ -25,17 +25,14 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from optimizer.parsing import parse_request  # noqa: E402
-from optimizer.problem import Problem, build_problem  # noqa: E402
-from optimizer.scoring import CandidateBatch, array_module, score  # noqa: E402
-from optimizer.scoring.scorer import DEFAULT_MAX_CHUNK_BYTES, MIB  # noqa: E402
+from gridshift.optimizer.parsing import parse_request
+from gridshift.optimizer.problem import Problem, build_problem
+from gridshift.optimizer.scoring import CandidateBatch, array_module, score
+from gridshift.optimizer.scoring.scorer import DEFAULT_MAX_CHUNK_BYTES, MIB
 
 N_SITES = 4
 N_SLOTS = 96

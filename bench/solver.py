@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from instances import SIZES, carbon_source, make_request  # noqa: E402
 
@@ -48,7 +47,7 @@ def _problem(size: str):
 
 
 def _peak_mb() -> float:
-    from optimizer.backends.isolated import shutdown
+    from gridshift.optimizer.backends.isolated import shutdown
 
     shutdown()
     return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
@@ -59,13 +58,13 @@ def _run(size: str, config: str, limit: float) -> dict:
     """One configuration on one instance under one time limit, in its own process."""
     import dataclasses
 
-    from optimizer.accounting import figures
-    from optimizer.baseline import fifo_baseline
-    from optimizer.checker import check_plan
-    from optimizer.domain import Backend, Options
-    from optimizer.milp import build_milp
-    from optimizer.portfolio import estimate_columns
-    from optimizer.solve import solve
+    from gridshift.optimizer.accounting import figures
+    from gridshift.optimizer.baseline import fifo_baseline
+    from gridshift.optimizer.checker import check_plan
+    from gridshift.optimizer.domain import Backend, Options
+    from gridshift.optimizer.milp import build_milp
+    from gridshift.optimizer.portfolio import estimate_columns
+    from gridshift.optimizer.solve import solve
 
     problem = _problem(size)
     base_kg = figures(problem, fifo_baseline(problem)).totals.emissions_kg
@@ -93,8 +92,8 @@ def _run(size: str, config: str, limit: float) -> dict:
 
 
 def _plain(model, backend: str, limit: float) -> dict:
-    from optimizer.backends.isolated import solve_isolated
-    from optimizer.checker import check_plan
+    from gridshift.optimizer.backends.isolated import solve_isolated
+    from gridshift.optimizer.checker import check_plan
 
     first: list[float] = []
 
@@ -116,15 +115,15 @@ def _plain(model, backend: str, limit: float) -> dict:
 
 def _reference(size: str, minutes: float | None) -> dict:
     """LP bound and the best of a long exact run, cached per instance."""
-    from optimizer.backends.highs import solve_highs
-    from optimizer.backends.isolated import solve_isolated
-    from optimizer.milp import build_milp
+    from gridshift.optimizer.backends.highs import solve_highs
+    from gridshift.optimizer.backends.isolated import solve_isolated
+    from gridshift.optimizer.milp import build_milp
 
     CACHE.mkdir(exist_ok=True)
     path = CACHE / f"{size}-seed{SIZES[size].seed}.json"
     cached = json.loads(path.read_text()) if path.exists() else {}
     if minutes and ("lp" not in cached or "best" not in cached):
-        from optimizer.portfolio import estimate_columns
+        from gridshift.optimizer.portfolio import estimate_columns
 
         problem = _problem(size)
         # Too large for a plain exact solve: only the LP, by interior point (one thread).

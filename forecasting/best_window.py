@@ -23,8 +23,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from forecasting.alignment import _fill_gaps
-from forecasting.series import Forecast
+from gridshift.forecasting.alignment import _fill_gaps
+from gridshift.forecasting.series import Forecast
 
 __all__ = ["BestWindowResult", "RegionBestWindow", "find_best_window"]
 

@@ -43,9 +43,9 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from forecasting import uncertainty
-from forecasting.extension import fit_seasonal
-from forecasting.series import Forecast
+from gridshift.forecasting import uncertainty
+from gridshift.forecasting.extension import fit_seasonal
+from gridshift.forecasting.series import Forecast
 
 __all__ = ["HISTORY_DAYS", "Blend", "blend_with_actuals", "provider_weight",
            "seasonal_error_scale"]

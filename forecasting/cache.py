@@ -26,10 +26,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from forecasting.alignment import covers
-from forecasting.errors import ForecastUnavailable
-from forecasting.series import Forecast
-from forecasting.sources import ForecastSource
+from gridshift.forecasting.alignment import covers
+from gridshift.forecasting.errors import ForecastUnavailable
+from gridshift.forecasting.series import Forecast
+from gridshift.forecasting.sources import ForecastSource
 
 __all__ = ["CacheKey", "CacheStore", "CachedForecastSource", "CachingSource", "MemoryStore",
            "source_name"]

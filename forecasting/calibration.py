@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecasting.series import Forecast
-from forecasting.uncertainty import (
+from gridshift.forecasting.series import Forecast
+from gridshift.forecasting.uncertainty import (
     AVERAGE_CI_MODEL,
     MOER_MODEL,
     SEASONAL_EXTENSION_MODEL,
@@ -302,7 +302,7 @@ def load_hourly_actuals(data_dir: Path) -> dict[str, Forecast]:
 
 def _typical_profile_vintages(actuals: dict[str, Forecast]) -> pd.DataFrame:
     """The embedded typical profile as a 'forecast' of each EIA hour (lead 0)."""
-    from forecasting import profiles
+    from gridshift.forecasting import profiles
 
     region_of = {"EIA-CISO": "US-CAL-CISO", "EIA-ERCO": "US-TEX-ERCO", "EIA-PJM": "US-MIDA-PJM",
                  "EIA-BPAT": "US-NW-BPAT", "EIA-NYIS": "US-NY-NYIS",
@@ -321,7 +321,7 @@ def _typical_profile_vintages(actuals: dict[str, Forecast]) -> pd.DataFrame:
 
 def calibration_sets(data_dir: Path) -> dict[str, pd.DataFrame]:
     """Forecast-vs-actual vintages per calibrated model name (see :func:`refit_default_models`)."""
-    from forecasting import extension
+    from gridshift.forecasting import extension
 
     actuals = load_hourly_actuals(data_dir)
     return {

@@ -21,11 +21,11 @@ from datetime import datetime
 
 import numpy as np
 
-from forecasting.alignment import covers
-from forecasting.cache import source_name
-from forecasting.errors import ForecastUnavailable
-from forecasting.series import Forecast
-from forecasting.sources import ForecastSource
+from gridshift.forecasting.alignment import covers
+from gridshift.forecasting.cache import source_name
+from gridshift.forecasting.errors import ForecastUnavailable
+from gridshift.forecasting.series import Forecast
+from gridshift.forecasting.sources import ForecastSource
 
 __all__ = ["Attempt", "ChainExhausted", "ChainResult", "FallbackChain", "RegionalChains",
            "unusable_reason"]

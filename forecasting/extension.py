@@ -26,8 +26,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from forecasting import uncertainty
-from forecasting.series import Forecast
+from gridshift.forecasting import uncertainty
+from gridshift.forecasting.series import Forecast
 
 __all__ = ["Extension", "SeasonalModel", "backtest_vintages", "extend", "fit_seasonal"]
 

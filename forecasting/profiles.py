@@ -45,7 +45,7 @@ class _RegionProfile:
 @cache
 def _profiles() -> dict[str, _RegionProfile]:
     """Load and index the embedded CSV (once per process)."""
-    resource = resources.files("forecasting") / "data" / _CSV_NAME
+    resource = resources.files("gridshift.forecasting") / "data" / _CSV_NAME
     with resource.open("r", encoding="utf-8") as handle:
         table = pd.read_csv(handle)
     profiles: dict[str, _RegionProfile] = {}

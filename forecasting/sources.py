@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Protocol
 
-from forecasting import profiles
-from forecasting.series import Forecast
+from gridshift.forecasting import profiles
+from gridshift.forecasting.series import Forecast
 
 
 class ForecastSource(Protocol):

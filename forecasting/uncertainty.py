@@ -32,7 +32,7 @@ from datetime import datetime
 
 import numpy as np
 
-from forecasting.series import Forecast
+from gridshift.forecasting.series import Forecast
 
 __all__ = [
     "AVERAGE_CI_MODEL",

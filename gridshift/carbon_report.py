@@ -7,11 +7,11 @@ from datetime import datetime
 
 import pandas as pd
 
-from adapters.report_render import charts, render_csv, render_html, render_json
-from adapters.store import PlanStore
+from gridshift.adapters.report_render import charts, render_csv, render_html, render_json
+from gridshift.adapters.store import PlanStore
+from gridshift.optimizer.errors import FieldViolation, InvalidInputError
+from gridshift.optimizer.reporting import accounting_statement, report_rows, summary
 from gridshift.plans import check_period, plans_for_report
-from optimizer.errors import FieldViolation, InvalidInputError
-from optimizer.reporting import accounting_statement, report_rows, summary
 
 FORMATS = {"json": "application/json", "csv": "text/csv", "html": "text/html"}
 

@@ -163,8 +163,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _exit_code_for(exc: Exception) -> int:
     """Print what went wrong in one line and return the exit code."""
-    from optimizer.errors import InvalidInputError, UpstreamUnavailableError
-    from optimizer.scoring.device import DeviceUnavailableError
+    from gridshift.optimizer.errors import InvalidInputError, UpstreamUnavailableError
+    from gridshift.optimizer.scoring.device import DeviceUnavailableError
 
     if isinstance(exc, InvalidInputError):
         _print_invalid(exc)
@@ -198,7 +198,7 @@ def _print_invalid(exc) -> None:
 
 
 def _read_request(path: str) -> Any:
-    from optimizer.errors import FieldViolation, InvalidInputError
+    from gridshift.optimizer.errors import FieldViolation, InvalidInputError
 
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
@@ -260,7 +260,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _health(args: argparse.Namespace) -> int:
     import grpc
 
-    from adapters.grpc_client import SchedulerClient
+    from gridshift.adapters.grpc_client import SchedulerClient
 
     with SchedulerClient(args.server, retries=False) as client:
         try:
@@ -273,7 +273,7 @@ def _health(args: argparse.Namespace) -> int:
 
 
 def _time_limit_of(request: Any, override: float | None) -> float:
-    from optimizer.domain import DEFAULT_TIME_LIMIT_SECONDS
+    from gridshift.optimizer.domain import DEFAULT_TIME_LIMIT_SECONDS
 
     if override is not None:
         return override
@@ -284,7 +284,7 @@ def _time_limit_of(request: Any, override: float | None) -> float:
 
 
 def _write_response(response, output: str | None) -> None:
-    from adapters.codec import response_to_json
+    from gridshift.adapters.codec import response_to_json
 
     text = response_to_json(response) + "\n"
     if output is None:

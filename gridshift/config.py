@@ -10,8 +10,8 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from adapters.grpc_service import ServerSettings
-from optimizer.errors import FieldViolation, InvalidInputError
+from gridshift.adapters.grpc_service import ServerSettings
+from gridshift.optimizer.errors import FieldViolation, InvalidInputError
 
 ENV_PREFIX = "GRIDSHIFT_"
 

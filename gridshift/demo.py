@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from forecasting.profiles import typical_intensity, typical_solar_cf
+from gridshift.forecasting.profiles import typical_intensity, typical_solar_cf
 
 __all__ = ["DEFAULT_DAY", "demo_request", "peak_gpu_share"]
 

@@ -23,13 +23,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from forecasting.blend import HISTORY_DAYS, blend_with_actuals
-from forecasting.cache import CachedForecastSource, CachingSource
-from forecasting.chain import ChainResult, FallbackChain
-from forecasting.errors import ForecastUnavailable
-from forecasting.extension import extend
-from forecasting.series import Forecast
-from forecasting.sources import EmbeddedProfileSource
+from gridshift.forecasting.blend import HISTORY_DAYS, blend_with_actuals
+from gridshift.forecasting.cache import CachedForecastSource, CachingSource
+from gridshift.forecasting.chain import ChainResult, FallbackChain
+from gridshift.forecasting.errors import ForecastUnavailable
+from gridshift.forecasting.extension import extend
+from gridshift.forecasting.series import Forecast
+from gridshift.forecasting.sources import EmbeddedProfileSource
 
 log = logging.getLogger("gridshift.forecasts")
 
@@ -43,7 +43,7 @@ WATTTIME_ZONES = {"US-CAL-CISO": "CAISO_NORTH", "US-TEX-ERCO": "ERCOT_OTHER",
 
 def default_data_dir() -> Path:
     """The data directory shared with the plan store (GRIDSHIFT_DATA_DIR, else XDG)."""
-    from adapters.store.plan_store import default_data_dir as store_data_dir
+    from gridshift.adapters.store.plan_store import default_data_dir as store_data_dir
 
     return store_data_dir()
 
@@ -160,8 +160,8 @@ ActualsSource = Callable[[str, datetime, datetime], Forecast | None]
 def stored_actuals(region: str, start: datetime, end: datetime) -> Forecast | None:
     """The region's actuals recorded in the plan store (``gridshift actuals pull|import``);
     None when storing is off, nothing is recorded, or the store cannot be read (logged)."""
-    from adapters.store.plan_store import StoreError
     from gridshift import plans
+    from gridshift.adapters.store.plan_store import StoreError
 
     if not plans.storing_enabled():
         return None
@@ -200,7 +200,7 @@ class ForecastService:
 
     def store(self) -> Any:
         if self._store is None:
-            from adapters.forecast_cache import SqliteForecastStore
+            from gridshift.adapters.forecast_cache import SqliteForecastStore
 
             path = self.config.cache_path or default_data_dir() / "forecast-cache.sqlite"
             self._store = SqliteForecastStore(path)
@@ -259,15 +259,15 @@ def _provider(name: str, region: str, zone: str, http: Any = None) -> Any:
     """A provider adapter configured from the environment for one region → zone."""
     zones = {region: zone}
     if name == "electricitymaps":
-        from adapters.providers.electricitymaps import ElectricityMaps
+        from gridshift.adapters.providers.electricitymaps import ElectricityMaps
 
         return ElectricityMaps.from_env(zones, http=http)
     if name == "watttime":
-        from adapters.providers.watttime import WattTime
+        from gridshift.adapters.providers.watttime import WattTime
 
         return WattTime.from_env(zones, http=http)
     if name == "ukci":
-        from adapters.providers.ukci import UKCarbonIntensity
+        from gridshift.adapters.providers.ukci import UKCarbonIntensity
 
         return UKCarbonIntensity.from_env(zones, http=http)
     raise ValueError(f"unknown forecast provider {name!r} ({', '.join(_PROVIDERS)}, cached, "
@@ -299,7 +299,7 @@ def _site_supply_kw(site: Any, h: Any) -> tuple[Any, str, bool, str]:
 
     tried = []
     if os.environ.get("GRIDSHIFT_OPENMETEO_URL"):
-        from adapters.providers.openmeteo import OpenMeteoRenewables
+        from gridshift.adapters.providers.openmeteo import OpenMeteoRenewables
 
         try:
             source = OpenMeteoRenewables.from_env()
@@ -308,7 +308,7 @@ def _site_supply_kw(site: Any, h: Any) -> tuple[Any, str, bool, str]:
             return values, "open-meteo", False, "PV and wind power-curve models on weather"
         except (LookupError, ValueError) as exc:
             tried.append(f"open-meteo: {exc}")
-    from forecasting.profiles import typical_solar_cf
+    from gridshift.forecasting.profiles import typical_solar_cf
 
     try:
         cf = typical_solar_cf(site.region, h.start, h.slots, h.slot_minutes)
@@ -326,7 +326,7 @@ MAX_QUERY_HOURS = 24 * 14
 
 def _check_query(regions: list[str], start: datetime | None, end: datetime | None,
                  names: tuple[str, str], extra: list | None = None) -> None:
-    from optimizer.errors import FieldViolation, InvalidInputError
+    from gridshift.optimizer.errors import FieldViolation, InvalidInputError
 
     problems = list(extra or [])
     if not regions:
@@ -340,7 +340,7 @@ def _check_query(regions: list[str], start: datetime | None, end: datetime | Non
         problems.append(FieldViolation(names[1], "required"))
     for i, region in enumerate(regions):
         if region.strip() and not _answerable(region):
-            from forecasting.profiles import known_regions
+            from gridshift.forecasting.profiles import known_regions
 
             problems.append(FieldViolation(
                 f"regions[{i}]", f"unknown region {region!r}: no provider is configured for it "
@@ -356,7 +356,7 @@ def _check_query(regions: list[str], start: datetime | None, end: datetime | Non
 
 def _answerable(region: str) -> bool:
     """Whether some source could answer: a configured/credentialed provider or the profile."""
-    from forecasting.profiles import known_regions
+    from gridshift.forecasting.profiles import known_regions
 
     steps = default_chain(region)
     return region in known_regions() or any(":" in step for step in steps)
@@ -368,9 +368,9 @@ def get_forecasts(service: ForecastService, regions: list[str], start: datetime 
     (the provider's own, or the calibrated error model's) and provenance."""
     import math
 
-    from forecasting.alignment import align_to_slots
-    from forecasting.uncertainty import with_quantiles
-    from optimizer.errors import FieldViolation, InvalidInputError
+    from gridshift.forecasting.alignment import align_to_slots
+    from gridshift.forecasting.uncertainty import with_quantiles
+    from gridshift.optimizer.errors import FieldViolation, InvalidInputError
 
     _check_query(regions, start, end, ("start", "end"))
     if slot_minutes <= 0 or slot_minutes > 1440:
@@ -398,8 +398,8 @@ def best_windows(service: ForecastService, regions: list[str], duration_minutes:
     """FindBestWindow over the regions' series (forecasting.best_window)."""
     import math
 
-    from forecasting.best_window import find_best_window
-    from optimizer.errors import FieldViolation, InvalidInputError
+    from gridshift.forecasting.best_window import find_best_window
+    from gridshift.optimizer.errors import FieldViolation, InvalidInputError
 
     _check_query(regions, window_start, window_end, ("window_start", "window_end"),
                  [] if duration_minutes > 0 else [FieldViolation("duration_minutes",
@@ -418,7 +418,7 @@ def best_windows(service: ForecastService, regions: list[str], duration_minutes:
 
 def _resolve(service: ForecastService, region: str, start: datetime, slots: int,
              slot_minutes: int) -> Forecast:
-    from optimizer.errors import UpstreamUnavailableError
+    from gridshift.optimizer.errors import UpstreamUnavailableError
 
     try:
         return service.resolve(region, start, slots, slot_minutes)

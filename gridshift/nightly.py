@@ -29,7 +29,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from gridshift.files import write_atomically
-from optimizer.errors import FieldViolation, InvalidInputError
+from gridshift.optimizer.errors import FieldViolation, InvalidInputError
 
 log = logging.getLogger("gridshift.nightly")
 CSV_FIELDS = ("id", "team", "gpus", "power_kw", "duration_minutes", "earliest_start", "deadline",
@@ -185,7 +185,7 @@ def run_nightly(args: argparse.Namespace) -> int:
 
 
 def _plan_night(request: dict, key: str, out_dir: Path, args: argparse.Namespace) -> int:
-    from adapters.codec import to_response
+    from gridshift.adapters.codec import to_response
     from gridshift.planning import configure_forecasts, default_forecast_service, prepare
     from gridshift.plans import default_store, record_of, report_plan
     from gridshift.progress import solve_progress

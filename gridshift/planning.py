@@ -7,18 +7,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from forecasting.series import Forecast
-from forecasting.sources import ForecastSource
 from gridshift.api.v1 import optimize_pb2 as pb
+from gridshift.forecasting.series import Forecast
+from gridshift.forecasting.sources import ForecastSource
 from gridshift.forecasts import ForecastService, configured_service, fill_site_renewables
+from gridshift.optimizer.domain import Request
+from gridshift.optimizer.errors import FieldViolation, InvalidInputError
+from gridshift.optimizer.parsing import parse_request
+from gridshift.optimizer.problem import Problem, build_problem
+from gridshift.optimizer.solve import SolveResult
 
 # The solve used for plans: the optimizer's, plus risk over forecast scenarios.
 from gridshift.risk import solve_with_risk as solve
-from optimizer.domain import Request
-from optimizer.errors import FieldViolation, InvalidInputError
-from optimizer.parsing import parse_request
-from optimizer.problem import Problem, build_problem
-from optimizer.solve import SolveResult
 
 
 @dataclass
@@ -99,7 +99,7 @@ def plan(data: dict[str, Any], *, time_limit_s: float | None = None, backend: st
     data = apply_overrides(data, time_limit_s=time_limit_s, backend=backend)
     problem = prepare(data)
     result = solve(problem, on_progress=on_progress, stop_flag=stop_flag)
-    from adapters.codec import to_response
+    from gridshift.adapters.codec import to_response
 
     return PlanOutcome(result=result, response=to_response(result))
 

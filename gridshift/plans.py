@@ -12,17 +12,17 @@ from typing import Any
 import numpy as np
 from google.protobuf import json_format
 
-from adapters.codec import plan_from_response
-from adapters.store import PlanFilter, PlanRecord, PlanStore
-from adapters.store.records import JobRow, forecast_snapshot
-from forecasting.series import Forecast
+from gridshift.adapters.codec import plan_from_response
+from gridshift.adapters.store import PlanFilter, PlanRecord, PlanStore
+from gridshift.adapters.store.records import JobRow, forecast_snapshot
 from gridshift.api.v1 import optimize_pb2 as pb
-from optimizer.baseline import fifo_baseline
-from optimizer.errors import FieldViolation, InvalidInputError
-from optimizer.parsing import parse_request
-from optimizer.problem import build_problem
-from optimizer.reporting import ReportPlan
-from optimizer.solve import SolveResult
+from gridshift.forecasting.series import Forecast
+from gridshift.optimizer.baseline import fifo_baseline
+from gridshift.optimizer.errors import FieldViolation, InvalidInputError
+from gridshift.optimizer.parsing import parse_request
+from gridshift.optimizer.problem import build_problem
+from gridshift.optimizer.reporting import ReportPlan
+from gridshift.optimizer.solve import SolveResult
 
 log = logging.getLogger("gridshift.plans")
 _store: PlanStore | None = None
@@ -139,7 +139,7 @@ def report_plan(record: PlanRecord, store: PlanStore) -> ReportPlan | None:
 
 
 def _actuals(problem, store: PlanStore) -> np.ndarray | None:
-    from optimizer.reporting import actual_intensity
+    from gridshift.optimizer.reporting import actual_intensity
 
     h = problem.horizon
     history = []
@@ -204,14 +204,14 @@ class PlanService:
         save(result, response, request, source, store=self._store)
 
     def get(self, plan_id: str):
-        from adapters.plan_codec import get_plan_response
+        from gridshift.adapters.plan_codec import get_plan_response
 
         record = self.store.get(plan_id)
         return None if record is None else get_plan_response(record)
 
     def list(self, request):
-        from adapters.forecast_codec import timestamp_or_none
-        from adapters.plan_codec import summary_of
+        from gridshift.adapters.forecast_codec import timestamp_or_none
+        from gridshift.adapters.plan_codec import summary_of
         from gridshift.api.v1 import plans_pb2
 
         if request.status and request.status not in pb.PlanStatus.values():
@@ -232,8 +232,8 @@ class PlanService:
                                            next_page_token=token or "")
 
     def report(self, request):
-        from adapters.forecast_codec import timestamp_or_none
-        from adapters.plan_codec import report_response
+        from gridshift.adapters.forecast_codec import timestamp_or_none
+        from gridshift.adapters.plan_codec import report_response
         from gridshift.carbon_report import build_report
 
         report = build_report(self.store, timestamp_or_none(request, "start"),

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from google.protobuf import json_format
 
-from adapters.providers import MAX_PLAUSIBLE_G_PER_KWH
-from adapters.store import ActualSeries, PlanFilter
+from gridshift.adapters.providers import MAX_PLAUSIBLE_G_PER_KWH
+from gridshift.adapters.store import ActualSeries, PlanFilter
 from gridshift.files import write_atomically
-from optimizer.errors import FieldViolation, InvalidInputError
+from gridshift.optimizer.errors import FieldViolation, InvalidInputError
 
 
 def add_commands(sub) -> None:
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         if record is None:
             print(f"gridshift: no plan {args.plan_id!r}", file=sys.stderr)
             return 2
-        from adapters.plan_codec import get_plan_response
+        from gridshift.adapters.plan_codec import get_plan_response
 
         sys.stdout.write(json_format.MessageToJson(get_plan_response(record),
                                                    preserving_proto_field_name=True, indent=2))
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
 def _pull_actuals(store, args: argparse.Namespace) -> int:
     from gridshift.config import load_forecast_config
     from gridshift.forecasts import pull_actuals
-    from optimizer.errors import UpstreamUnavailableError
+    from gridshift.optimizer.errors import UpstreamUnavailableError
 
     config = load_forecast_config(args.config)
     start, end = when(args.start, "--from"), when(args.end, "--to")
@@ -113,7 +113,7 @@ def _list(store, args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise InvalidInputError([FieldViolation("--page-token", str(exc))]) from None
     if args.format == "json":
-        from adapters.plan_codec import summary_of
+        from gridshift.adapters.plan_codec import summary_of
         from gridshift.api.v1 import plans_pb2
 
         response = plans_pb2.ListPlansResponse(plans=[summary_of(r) for r in records],

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 from google.protobuf import json_format
 
-from adapters.forecast_codec import best_window_response, forecast_response
+from gridshift.adapters.forecast_codec import best_window_response, forecast_response
 from gridshift.api.v1 import forecast_pb2
-from optimizer.errors import FieldViolation, InvalidInputError
+from gridshift.optimizer.errors import FieldViolation, InvalidInputError
 
 
 def _time(value: str | None, name: str, default: datetime) -> datetime:
@@ -64,8 +64,8 @@ def _local(args: argparse.Namespace, request, start: datetime, end: datetime):
 def _remote(args: argparse.Namespace, request):
     import grpc
 
-    from adapters.grpc_client import SchedulerClient
-    from optimizer.errors import UpstreamUnavailableError
+    from gridshift.adapters.grpc_client import SchedulerClient
+    from gridshift.optimizer.errors import UpstreamUnavailableError
 
     with SchedulerClient(args.server) as client:
         call = (client.stub.GetForecast if args.command == "forecast"

@@ -9,13 +9,13 @@ import grpc
 from google.protobuf import json_format
 from grpc_status import rpc_status
 
-from adapters.codec import plan_from_response
-from adapters.grpc_client import SchedulerClient
+from gridshift.adapters.codec import plan_from_response
+from gridshift.adapters.grpc_client import SchedulerClient
 from gridshift.api.v1 import optimize_pb2 as pb
+from gridshift.optimizer.checker import check_plan
+from gridshift.optimizer.errors import FieldViolation, InvalidInputError, UpstreamUnavailableError
+from gridshift.optimizer.solve import PlanCheckError
 from gridshift.planning import apply_overrides, prepare
-from optimizer.checker import check_plan
-from optimizer.errors import FieldViolation, InvalidInputError, UpstreamUnavailableError
-from optimizer.solve import PlanCheckError
 
 
 def plan_remotely(server: str, request: Any, *, time_limit_s: float | None,

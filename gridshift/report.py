@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from optimizer.solve import SolveResult
+from gridshift.optimizer.solve import SolveResult
 
 BAR_WIDTH = 40
 

@@ -8,13 +8,13 @@ import zlib
 
 import numpy as np
 
-from forecasting.alignment import align_to_slots
-from forecasting.uncertainty import forecast_scenarios
-from optimizer.accounting import figures
-from optimizer.checker import check_plan
-from optimizer.problem import Problem
-from optimizer.scoring.selection import candidate_pool, plan_risk, select
-from optimizer.solve import SolveResult, solve
+from gridshift.forecasting.alignment import align_to_slots
+from gridshift.forecasting.uncertainty import forecast_scenarios
+from gridshift.optimizer.accounting import figures
+from gridshift.optimizer.checker import check_plan
+from gridshift.optimizer.problem import Problem
+from gridshift.optimizer.scoring.selection import candidate_pool, plan_risk, select
+from gridshift.optimizer.solve import SolveResult, solve
 
 DEFAULT_SCENARIOS = 32
 # Share of the time limit kept for building and scoring the candidate pool.

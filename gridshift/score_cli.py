@@ -12,7 +12,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from gridshift.api.v1 import scoring_pb2
-from optimizer.errors import FieldViolation, InvalidInputError
+from gridshift.optimizer.errors import FieldViolation, InvalidInputError
 
 
 def build_request(problem: Any, files: list[str], scenarios: int,
@@ -58,7 +58,7 @@ def run_score(args: argparse.Namespace, read_request: Callable[[str], Any]) -> i
     request = build_request(read_request(args.request), args.candidates, args.scenarios,
                             args.seed)
     if args.server:
-        from adapters.grpc_client import SchedulerClient
+        from gridshift.adapters.grpc_client import SchedulerClient
 
         with SchedulerClient(args.server) as client:
             response = client.stub.ScoreSchedules(request, timeout=300, wait_for_ready=True)

@@ -9,17 +9,17 @@ from typing import Any
 
 import numpy as np
 
-from adapters.codec import request_to_dict
+from gridshift.adapters.codec import request_to_dict
 from gridshift.api.v1 import optimize_pb2 as pb
 from gridshift.api.v1 import scoring_pb2
+from gridshift.optimizer.errors import FieldViolation, InvalidInputError
+from gridshift.optimizer.parsing import scenario_count_problem
+from gridshift.optimizer.plan import Placement, Plan
+from gridshift.optimizer.problem import Problem
+from gridshift.optimizer.scoring.candidates import from_plans
+from gridshift.optimizer.scoring.risk import risk_measures
+from gridshift.optimizer.scoring.scorer import score
 from gridshift.risk import DEFAULT_SCENARIOS, ci_scenarios
-from optimizer.errors import FieldViolation, InvalidInputError
-from optimizer.parsing import scenario_count_problem
-from optimizer.plan import Placement, Plan
-from optimizer.problem import Problem
-from optimizer.scoring.candidates import from_plans
-from optimizer.scoring.risk import risk_measures
-from optimizer.scoring.scorer import score
 
 MAX_CANDIDATES = 100_000
 

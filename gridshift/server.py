@@ -7,8 +7,8 @@ import signal
 import sys
 import threading
 
-from adapters.grpc_errors import RequestIdFilter
-from adapters.grpc_service import ServerSettings, start_server
+from gridshift.adapters.grpc_errors import RequestIdFilter
+from gridshift.adapters.grpc_service import ServerSettings, start_server
 from gridshift.forecasts import ForecastQueries
 from gridshift.planning import default_forecast_service, prepare
 from gridshift.plans import PlanService
@@ -34,7 +34,7 @@ def configure_json_logging(level: str = "INFO") -> None:
 
 def serve(settings: ServerSettings) -> int:
     """Start the server, print where it listens, block until a signal, drain, exit 0."""
-    from optimizer.backends.isolated import prewarm
+    from gridshift.optimizer.backends.isolated import prewarm
 
     prewarm(min(settings.max_concurrent_solves, 4))
     running = start_server(

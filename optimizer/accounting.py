@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from optimizer.plan import Plan
-from optimizer.problem import Problem
+from gridshift.optimizer.plan import Plan
+from gridshift.optimizer.problem import Problem
 
 
 @dataclass(frozen=True)

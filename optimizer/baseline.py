@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from optimizer.plan import Placement, Plan
-from optimizer.problem import Problem
+from gridshift.optimizer.plan import Placement, Plan
+from gridshift.optimizer.problem import Problem
 
 
 def fifo_baseline(problem: Problem) -> Plan:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from optimizer.plan import Plan
-from optimizer.problem import Problem
+from gridshift.optimizer.plan import Plan
+from gridshift.optimizer.problem import Problem
 
 TOLERANCE_KW = 1e-6
 

@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 
-from optimizer import greedy
-from optimizer.problem import Problem
+from gridshift.optimizer import greedy
+from gridshift.optimizer.problem import Problem
 
 
 def alone_infeasible(problem: Problem) -> dict[int, str]:
@@ -101,8 +101,8 @@ def conflict_set(problem: Problem, job: int, excluded: set[int], budget_s: float
     the rest is still proven infeasible. Returns (set, minimal) where `minimal` says whether
     every test finished within the budget.
     """
-    from optimizer.backends.cpsat import solve_cpsat
-    from optimizer.milp import build_milp
+    from gridshift.optimizer.backends.cpsat import solve_cpsat
+    from gridshift.optimizer.milp import build_milp
 
     deadline = time.monotonic() + budget_s
     contenders = [k for k in range(problem.n_jobs)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
 
-from forecasting.series import Forecast
+from gridshift.forecasting.series import Forecast
 
 __all__ = ["Forecast"]  # re-exported: the optimizer reads forecasting's series type
 

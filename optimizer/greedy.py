@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from optimizer.plan import Placement, Plan
-from optimizer.problem import Problem
+from gridshift.optimizer.plan import Placement, Plan
+from gridshift.optimizer.problem import Problem
 
 UNPLACEABLE = "no site and window where its GPUs and power fit beside the other jobs"
 
@@ -218,7 +218,7 @@ def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
     by local search. Jobs that fail to place are retried first in a restart. The first
     construction is reported through `on_first_plan` as soon as it exists. `stop()` (a cancelled
     call) ends the search after the construction in progress."""
-    from optimizer.accounting import plan_objective
+    from gridshift.optimizer.accounting import plan_objective
 
     deadline = time.monotonic() + time_budget_s
     best, best_key = None, None

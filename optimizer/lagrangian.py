@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from optimizer.problem import Problem
+from gridshift.optimizer.problem import Problem
 
 CHUNK_CELLS = 4_000_000     # jobs x sites x slots evaluated at once (memory bound)
 SUBPROBLEM_THREADS = 2      # chunks of jobs priced at once (the machine's two cores)
@@ -227,8 +227,8 @@ def rounded_plan(problem: Problem, jobs: list[int], result: LagrangianResult,
     fits, else their cheapest feasible spot. `result` must come from `lagrangian_bound` on the
     problem restricted to `jobs` (same order). Returns a Plan; jobs that fit nowhere are
     unscheduled."""
-    from optimizer import greedy
-    from optimizer.plan import Placement, Plan
+    from gridshift.optimizer import greedy
+    from gridshift.optimizer.plan import Placement, Plan
 
     state = greedy._State.empty(problem)
     plan = Plan()

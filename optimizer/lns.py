@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from optimizer.backends import BackendResult
-from optimizer.milp import build_milp
-from optimizer.plan import Placement, Plan
-from optimizer.problem import Problem
+from gridshift.optimizer.backends import BackendResult
+from gridshift.optimizer.milp import build_milp
+from gridshift.optimizer.plan import Placement, Plan
+from gridshift.optimizer.problem import Problem
 
 # solve_sub(model, hint, time_limit_s, stop_flag) -> BackendResult
 SubSolver = Callable[..., BackendResult]

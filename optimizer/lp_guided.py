@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from optimizer.accounting import plan_objective
-from optimizer.milp import KIND_R, KIND_X, KIND_Y, MilpModel
-from optimizer.plan import Plan
-from optimizer.problem import Problem
+from gridshift.optimizer.accounting import plan_objective
+from gridshift.optimizer.milp import KIND_R, KIND_X, KIND_Y, MilpModel
+from gridshift.optimizer.plan import Plan
+from gridshift.optimizer.problem import Problem
 
 # Reduced-cost thresholds tried in turn, as fractions of the LP objective per job; every
 # round without an improvement widens the next ones (up to a whole job's mean cost).

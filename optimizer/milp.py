@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from optimizer.plan import Placement, Plan
-from optimizer.problem import Problem
+from gridshift.optimizer.plan import Placement, Plan
+from gridshift.optimizer.problem import Problem
 
 KIND_X, KIND_Y, KIND_R, KIND_U, KIND_G, KIND_Z, KIND_E, KIND_W = range(8)
 
@@ -88,7 +88,7 @@ class MilpModel:
         """decode(values) when the independent checker passes it with every job of the model
         placed, else None. Jobs outside the model are left out of it on purpose, so the check
         lists them as unscheduled rather than reporting them as missing."""
-        from optimizer.checker import check_plan
+        from gridshift.optimizer.checker import check_plan
 
         candidate = self.decode(values)
         inside = set(self.jobs)

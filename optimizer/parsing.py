@@ -13,8 +13,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from forecasting.alignment import covers
-from optimizer.domain import (
+from gridshift.forecasting.alignment import covers
+from gridshift.optimizer.domain import (
     DEFAULT_RELATIVE_GAP,
     DEFAULT_TIME_LIMIT_SECONDS,
     Backend,
@@ -28,7 +28,7 @@ from optimizer.domain import (
     RiskMeasure,
     Site,
 )
-from optimizer.errors import FieldViolation, InvalidInputError
+from gridshift.optimizer.errors import FieldViolation, InvalidInputError
 
 MAX_SLOTS = 20_000
 INT32_MAX = 2**31 - 1

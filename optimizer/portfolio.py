@@ -20,13 +20,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from optimizer.accounting import plan_objective
-from optimizer.backends import BackendResult
-from optimizer.domain import Backend
-from optimizer.lagrangian import LagrangianResult, lagrangian_bound
-from optimizer.lns import PlanState, large_neighbourhood_search
-from optimizer.plan import Plan
-from optimizer.problem import Problem
+from gridshift.optimizer.accounting import plan_objective
+from gridshift.optimizer.backends import BackendResult
+from gridshift.optimizer.domain import Backend
+from gridshift.optimizer.lagrangian import LagrangianResult, lagrangian_bound
+from gridshift.optimizer.lns import PlanState, large_neighbourhood_search
+from gridshift.optimizer.plan import Plan
+from gridshift.optimizer.problem import Problem
 
 # Estimated model columns up to which the exact backend runs alone / in a portfolio.
 EXACT_ALONE_MAX_COLUMNS = 25_000
@@ -197,9 +197,9 @@ def _improve_small(problem: Problem, jobs: list[int], plan: Plan, backend: Backe
 def _guided(problem: Problem, jobs: list[int], starts: list[Plan], backend: Backend,
             work_deadline: float, stopped, emit):
     """LP-guided rounds, one at a time, until the deadline or `stopped()`."""
-    from optimizer.backends.isolated import solve_isolated
-    from optimizer.lp_guided import lp_guided_search
-    from optimizer.milp import build_milp
+    from gridshift.optimizer.backends.isolated import solve_isolated
+    from gridshift.optimizer.lp_guided import lp_guided_search
+    from gridshift.optimizer.milp import build_milp
 
     def solve_lp(model, limit_s: float):
         return solve_isolated("highs", model, time_limit_s=limit_s, relative_gap=0.0,
@@ -225,7 +225,7 @@ def _better_start(problem: Problem, jobs: list[int], plan: Plan, lag, deadline: 
                   solve_sub, stop: Callable[[], bool] | None = None) -> Plan:
     """The heuristic's plan or a plan rounded from the Lagrangian preferences (the better of
     two job orders, improved by local search), whichever is better with every job placed."""
-    from optimizer import greedy
+    from gridshift.optimizer import greedy
 
     if not lag.valid or (stop is not None and stop()):
         return plan
@@ -255,8 +255,8 @@ def _rounding(problem: Problem, jobs: list[int], lag, by_slack: bool, deadline: 
     and the time one rounding took. Jobs a rounding leaves out go first in a second try, as
     the greedy's restarts do; the few still out after it are placed by re-packing their
     neighbourhood exactly (optimizer.lns.repair_unplaced)."""
-    from optimizer.lagrangian import rounded_plan
-    from optimizer.lns import repair_unplaced
+    from gridshift.optimizer.lagrangian import rounded_plan
+    from gridshift.optimizer.lns import repair_unplaced
 
     first: frozenset[int] = frozenset()
     candidate = None
@@ -293,7 +293,7 @@ def _pick(problem: Problem, plan: Plan, exact_plan: Plan | None, result: Backend
 
 
 def lns_sub_solver(backend: Backend):
-    from optimizer.backends.isolated import solve_isolated
+    from gridshift.optimizer.backends.isolated import solve_isolated
 
     name = "cpsat" if backend == Backend.CPSAT else "highs"
 

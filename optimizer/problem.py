@@ -12,10 +12,10 @@ from datetime import datetime
 
 import numpy as np
 
-from forecasting.alignment import align_to_slots
-from optimizer.domain import Forecast, Horizon, Objective, Options, Request
-from optimizer.errors import FieldViolation, InvalidInputError
-from optimizer.parsing import duration_slots, window_slots
+from gridshift.forecasting.alignment import align_to_slots
+from gridshift.optimizer.domain import Forecast, Horizon, Objective, Options, Request
+from gridshift.optimizer.errors import FieldViolation, InvalidInputError
+from gridshift.optimizer.parsing import duration_slots, window_slots
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecasting.series import Forecast
-from optimizer.plan import Placement, Plan
-from optimizer.problem import Problem
+from gridshift.forecasting.series import Forecast
+from gridshift.optimizer.plan import Placement, Plan
+from gridshift.optimizer.problem import Problem
 
 AVERAGE = "average"
 MARGINAL = "marginal"
@@ -109,7 +109,7 @@ class ReportPlan:
     def of(cls, plan_id: str, problem: Problem, plan: Plan, baseline: Plan | None = None,
            **provenance: Any) -> ReportPlan:
         """A report plan whose FIFO baseline is recomputed when not given."""
-        from optimizer.baseline import fifo_baseline
+        from gridshift.optimizer.baseline import fifo_baseline
 
         return cls(plan_id, problem, plan,
                    fifo_baseline(problem) if baseline is None else baseline, **provenance)

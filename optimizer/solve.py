@@ -17,16 +17,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from optimizer import diagnosis, greedy
-from optimizer.accounting import PlanFigures, figures, plan_objective
-from optimizer.backends import BackendResult
-from optimizer.baseline import fifo_baseline
-from optimizer.checker import check_plan
-from optimizer.domain import Backend
-from optimizer.milp import build_milp
-from optimizer.plan import Plan
-from optimizer.portfolio import EXACT_ALONE_MAX_COLUMNS, estimate_columns, improve_plan
-from optimizer.problem import Problem
+from gridshift.optimizer import diagnosis, greedy
+from gridshift.optimizer.accounting import PlanFigures, figures, plan_objective
+from gridshift.optimizer.backends import BackendResult
+from gridshift.optimizer.baseline import fifo_baseline
+from gridshift.optimizer.checker import check_plan
+from gridshift.optimizer.domain import Backend
+from gridshift.optimizer.milp import build_milp
+from gridshift.optimizer.plan import Plan
+from gridshift.optimizer.portfolio import EXACT_ALONE_MAX_COLUMNS, estimate_columns, improve_plan
+from gridshift.optimizer.problem import Problem
 
 # Chosen by bench/solver.py: see README "Benchmarks".
 DEFAULT_BACKEND = Backend.HIGHS
@@ -177,8 +177,8 @@ def _heuristic_bound(problem: Problem, jobs: list[int], plan: Plan,
                      deadline: float) -> tuple[float, str]:
     """The bound reported with the heuristic alone: the Lagrangian relaxation within a short
     budget (vectorised; the per-job loop of `_independent_bound` is too slow at scale)."""
-    from optimizer.lagrangian import lagrangian_bound
-    from optimizer.portfolio import restricted
+    from gridshift.optimizer.lagrangian import lagrangian_bound
+    from gridshift.optimizer.portfolio import restricted
 
     if not jobs:
         return -math.inf, "construction heuristic"
@@ -210,9 +210,9 @@ def _run_backend(backend: Backend, model, hint, deadline: float, problem: Proble
     """Run an exact backend under the deadline. Models past ISOLATE_MIN_COLUMNS run in a
     child process that is killed on cancellation or overrun (see backends/isolated.py);
     tiny ones, which finish in milliseconds, run in-process."""
-    from optimizer.backends.cpsat import solve_cpsat
-    from optimizer.backends.highs import solve_highs
-    from optimizer.backends.isolated import solve_isolated
+    from gridshift.optimizer.backends.cpsat import solve_cpsat
+    from gridshift.optimizer.backends.highs import solve_highs
+    from gridshift.optimizer.backends.isolated import solve_isolated
 
     opts = problem.options
     kwargs = dict(time_limit_s=max(0.05, deadline - time.monotonic()),
@@ -228,8 +228,8 @@ def _repair_by_neighbourhoods(problem: Problem, plan: Plan, backend: Backend, de
                               notes: list[str]) -> Plan:
     """Large models: place left-out jobs by exact re-packing of their neighbourhoods (a full
     phase-1 model would not fit the time). Jobs still left out are not proven infeasible."""
-    from optimizer.lns import repair_unplaced
-    from optimizer.portfolio import lns_sub_solver
+    from gridshift.optimizer.lns import repair_unplaced
+    from gridshift.optimizer.portfolio import lns_sub_solver
 
     budget = time.monotonic() + 0.4 * max(0.0, deadline - time.monotonic())
     repaired = repair_unplaced(problem, plan, budget, lns_sub_solver(backend),

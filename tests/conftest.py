@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from optimizer.checker import check_plan
-from optimizer.parsing import parse_request
-from optimizer.problem import Problem, build_problem
-from optimizer.solve import SolveResult, solve
+from gridshift.optimizer.checker import check_plan
+from gridshift.optimizer.parsing import parse_request
+from gridshift.optimizer.problem import Problem, build_problem
+from gridshift.optimizer.solve import SolveResult, solve
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

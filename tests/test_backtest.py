@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.blend import HISTORY_DAYS
 from gridshift import backtest
 from gridshift.backtest.context import build_context
+from gridshift.forecasting.blend import HISTORY_DAYS
 
 DATA = Path(os.environ.get("GRIDSHIFT_SHARED_DATA")
             or Path(__file__).resolve().parents[2] / "shared" / "data")

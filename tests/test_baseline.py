@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import START, hours, job, problem_of, small_request, solve_checked
 
-from adapters.codec import to_response
-from optimizer.baseline import fifo_baseline
-from optimizer.checker import check_plan
+from gridshift.adapters.codec import to_response
+from gridshift.optimizer.baseline import fifo_baseline
+from gridshift.optimizer.checker import check_plan
 
 
 def baseline_of(request: dict) -> tuple[dict[str, tuple[str, list[int]]], set[str]]:

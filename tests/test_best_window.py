@@ -10,8 +10,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from forecasting.best_window import find_best_window
-from forecasting.series import Forecast
+from gridshift.forecasting.best_window import find_best_window
+from gridshift.forecasting.series import Forecast
 
 T0 = datetime(2026, 6, 15, tzinfo=UTC)
 

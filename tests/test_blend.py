@@ -1,7 +1,7 @@
-"""forecasting.blend: a provider's average-intensity forecast blended with the seasonal model of
-recorded actuals — better than either input where their errors are what the calibrations say,
-only actuals published before the issue time are used, and it stays out of the way where it
-does not apply (marginal signals, the embedded profile, too little history)."""
+"""gridshift.forecasting.blend: a provider's average-intensity forecast blended with the seasonal
+model of recorded actuals — better than either input where their errors are what the
+calibrations say, only actuals published before the issue time are used, and it stays out of
+the way where it does not apply (marginal signals, the embedded profile, too little history)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from forecasting import uncertainty
-from forecasting.blend import (
+from gridshift.forecasting import uncertainty
+from gridshift.forecasting.blend import (
     HISTORY_DAYS,
     MIN_HISTORY_H,
     blend_with_actuals,
     provider_weight,
     seasonal_error_scale,
 )
-from forecasting.extension import fit_seasonal
-from forecasting.series import Forecast
+from gridshift.forecasting.extension import fit_seasonal
+from gridshift.forecasting.series import Forecast
 
 ISSUED = datetime(2026, 3, 16, 0, 0, tzinfo=UTC)
 HOURS = 48

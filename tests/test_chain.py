@@ -7,16 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from forecasting.cache import CachedForecastSource, CachingSource, MemoryStore
-from forecasting.chain import (
+from gridshift.forecasting.cache import CachedForecastSource, CachingSource, MemoryStore
+from gridshift.forecasting.chain import (
     ChainExhausted,
     FallbackChain,
     RegionalChains,
     unusable_reason,
 )
-from forecasting.errors import ForecastUnavailable
-from forecasting.series import Forecast
-from forecasting.sources import EmbeddedProfileSource
+from gridshift.forecasting.errors import ForecastUnavailable
+from gridshift.forecasting.series import Forecast
+from gridshift.forecasting.sources import EmbeddedProfileSource
 
 T0 = datetime(2026, 6, 15, tzinfo=UTC)
 

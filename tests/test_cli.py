@@ -336,7 +336,7 @@ def test_backend_flag(tmp_path: Path, backend: str) -> None:
 
 def test_time_limit_and_backend_reach_the_solver(tmp_path: Path, monkeypatch, capsys) -> None:
     import gridshift.planning
-    from optimizer.domain import Backend
+    from gridshift.optimizer.domain import Backend
 
     seen = []
     real_solve = gridshift.planning.solve

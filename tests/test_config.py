@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gridshift.config import load_server_settings
-from optimizer.errors import InvalidInputError
+from gridshift.optimizer.errors import InvalidInputError
 
 
 @pytest.fixture(autouse=True)

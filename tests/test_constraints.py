@@ -16,8 +16,8 @@ import time
 import pytest
 from conftest import START, hours, job, problem_of, small_request, solve_checked
 
-from optimizer.checker import check_plan
-from optimizer.plan import Plan
+from gridshift.optimizer.checker import check_plan
+from gridshift.optimizer.plan import Plan
 
 EXACT = ["HIGHS", "CPSAT"]
 ALL = EXACT + ["GREEDY"]
@@ -339,9 +339,9 @@ def test_negative_prices_never_inflate_grid_draw(backend: str) -> None:
     """With a negative weight per grid kWh the model must keep grid = max(0, load - renewable)
     exactly (the z binaries); an inflated grid variable would make the solver's own objective
     lower than the plan's true one."""
-    from optimizer.backends.cpsat import solve_cpsat
-    from optimizer.backends.highs import solve_highs
-    from optimizer.milp import build_milp
+    from gridshift.optimizer.backends.cpsat import solve_cpsat
+    from gridshift.optimizer.backends.highs import solve_highs
+    from gridshift.optimizer.milp import build_milp
 
     problem = problem_of(_negative_price_request())
     assert (problem.grid_cost_per_kwh() < 0).any()
@@ -515,7 +515,7 @@ def test_workers_one_works_after_other_worker_counts(backend: str) -> None:
 
 def test_plan_checker_rejects_what_the_solvers_must_avoid() -> None:
     """The checker that every test leans on flags each broken rule."""
-    from optimizer.plan import Placement
+    from gridshift.optimizer.plan import Placement
 
     request = small_request(slots=6, ci=[100.0] * 6, jobs=[
         job("c", gpus=6, power_kw=2.0, duration_minutes=120, deadline=hours(4)),

@@ -137,7 +137,7 @@ def test_image_shape(dockerfile: Dockerfile) -> None:
     assert _seconds(options.get("timeout", "30s")) >= 5, options
     # The sources the image installs from are copied, and include the generated code.
     copied = " ".join(dockerfile.all("COPY"))
-    for path in ("pyproject.toml", "optimizer", "forecasting", "adapters", "gridshift"):
+    for path in ("pyproject.toml", "setup.py", "optimizer", "forecasting", "adapters", "gridshift"):
         assert path in copied, f"{path} is not copied into the image"
     assert (PROJECT_ROOT / "gridshift" / "api" / "v1" / "scheduler_pb2_grpc.py").exists()
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from conftest import needs_shared_data
 
-from forecasting import calibration, extension
-from forecasting.series import Forecast
+from gridshift.forecasting import calibration, extension
+from gridshift.forecasting.series import Forecast
 
 T0 = datetime(2026, 6, 15, tzinfo=UTC)
 

@@ -10,10 +10,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from adapters.forecast_cache import SqliteForecastStore, forecast_from_json, forecast_to_json
-from forecasting.cache import CachedForecastSource, CacheKey, CachingSource, MemoryStore
-from forecasting.errors import ForecastUnavailable
-from forecasting.series import Forecast
+from gridshift.adapters.forecast_cache import (
+    SqliteForecastStore,
+    forecast_from_json,
+    forecast_to_json,
+)
+from gridshift.forecasting.cache import CachedForecastSource, CacheKey, CachingSource, MemoryStore
+from gridshift.forecasting.errors import ForecastUnavailable
+from gridshift.forecasting.series import Forecast
 
 T0 = datetime(2026, 6, 15, tzinfo=UTC)
 
@@ -187,7 +191,7 @@ def test_a_restarted_service_serves_its_persisted_forecast_when_the_provider_is_
 def test_corrupt_file_is_moved_aside_and_a_fresh_cache_started(tmp_path, caplog):
     path = tmp_path / "forecasts.sqlite"
     path.write_bytes(b"this is not a database" * 100)
-    with caplog.at_level(logging.WARNING, logger="adapters.forecast_cache"):
+    with caplog.at_level(logging.WARNING, logger="gridshift.adapters.forecast_cache"):
         store = SqliteForecastStore(path)
     assert "moved it to" in caplog.text
     aside = list(tmp_path.glob("forecasts.sqlite.corrupt-*"))
@@ -202,7 +206,7 @@ def test_wrong_schema_is_moved_aside(tmp_path, caplog):
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE forecast_cache (key TEXT)")
     conn.close()
-    with caplog.at_level(logging.WARNING, logger="adapters.forecast_cache"):
+    with caplog.at_level(logging.WARNING, logger="gridshift.adapters.forecast_cache"):
         store = SqliteForecastStore(path)
     assert list(tmp_path.glob("forecasts.sqlite.corrupt-*"))
     store.put(CacheKey("p", "GB"), _full_forecast(), T0)
@@ -216,7 +220,7 @@ def test_file_corrupted_while_open_recovers(tmp_path, caplog):
     store._conn.close()  # simulate the file vanishing under an open store
     path.write_bytes(b"\x00garbage" * 1000)
     store._conn = sqlite3.connect(path, check_same_thread=False)
-    with caplog.at_level(logging.WARNING, logger="adapters.forecast_cache"):
+    with caplog.at_level(logging.WARNING, logger="gridshift.adapters.forecast_cache"):
         assert store.get(CacheKey("p", "GB")) is None
     store.put(CacheKey("p", "GB"), _full_forecast(), T0)
     assert store.get(CacheKey("p", "GB")) is not None
@@ -255,7 +259,7 @@ def test_a_closed_store_never_moves_a_good_file_aside(tmp_path):
 def test_a_directory_in_the_way_falls_back_to_memory(tmp_path, caplog):
     path = tmp_path / "forecasts.sqlite"
     path.mkdir()
-    with caplog.at_level(logging.WARNING, logger="adapters.forecast_cache"):
+    with caplog.at_level(logging.WARNING, logger="gridshift.adapters.forecast_cache"):
         store = SqliteForecastStore(path)
     assert "in memory" in caplog.text and path.is_dir()
     store.put(CacheKey("p", "GB"), _full_forecast(), T0)

@@ -14,13 +14,13 @@ import pytest
 from conftest import job
 from providers.fake_servers import ElectricityMapsServer, fast_client
 
-from adapters.grpc_client import SchedulerClient
-from adapters.grpc_service import ServerSettings, start_server
+from gridshift.adapters.grpc_client import SchedulerClient
+from gridshift.adapters.grpc_service import ServerSettings, start_server
 from gridshift.api.v1 import forecast_pb2
 from gridshift.api.v1 import optimize_pb2 as pb
 from gridshift.forecasts import ForecastConfig, ForecastQueries, ForecastService
+from gridshift.optimizer.checker import check_plan
 from gridshift.planning import configure_forecasts, plan, prepare
-from optimizer.checker import check_plan
 
 TOKEN = "emaps-integration-token-41"
 
@@ -145,7 +145,7 @@ def test_bad_forecast_queries_are_invalid_argument(server: str) -> None:
 
 def test_unknown_region_is_named() -> None:
     from gridshift.forecasts import best_windows
-    from optimizer.errors import InvalidInputError
+    from gridshift.optimizer.errors import InvalidInputError
 
     start = this_hour()
     with pytest.raises(InvalidInputError) as caught:
@@ -185,7 +185,7 @@ def _ts(moment: datetime):
 
 
 def test_actuals_pulled_from_the_provider_history(tmp_path, emaps) -> None:
-    from adapters.store import ActualSeries, PlanStore
+    from gridshift.adapters.store import ActualSeries, PlanStore
     from gridshift.forecasts import pull_actuals
 
     start = this_hour() - timedelta(hours=12)
@@ -210,8 +210,8 @@ def test_forecasts_are_blended_with_the_actuals_in_the_plan_store(tmp_path, emap
     the provider's forecast is blended with their seasonal model: every value moves towards
     the actuals' daily cycle, and provenance says so. Without actuals, or with blending
     switched off, the provider's values are served as they are."""
-    from adapters.store import ActualSeries, PlanStore
     from gridshift import plans
+    from gridshift.adapters.store import ActualSeries, PlanStore
     from gridshift.forecasts import stored_actuals
 
     start = this_hour()
@@ -255,7 +255,7 @@ def test_forecasts_are_blended_with_the_actuals_in_the_plan_store(tmp_path, emap
 
 def test_blend_option_in_the_config_file_is_checked(tmp_path) -> None:
     from gridshift.config import load_forecast_config
-    from optimizer.errors import InvalidInputError
+    from gridshift.optimizer.errors import InvalidInputError
 
     assert ForecastConfig.from_table({"blend": False}).blend is False
     assert ForecastConfig.from_table({}).blend is True
@@ -284,7 +284,7 @@ def test_config_file_mistakes_are_named(tmp_path, toml: str, message: str) -> No
     ignored, a wrong type was an internal error, an unknown provider failed only when a
     request first needed the region), with the key named."""
     from gridshift.config import load_forecast_config
-    from optimizer.errors import InvalidInputError
+    from gridshift.optimizer.errors import InvalidInputError
 
     path = tmp_path / "gridshift.toml"
     path.write_text(f"[forecasts]\n{toml}\n", encoding="utf-8")

@@ -19,12 +19,12 @@ from google.protobuf import json_format
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from adapters.codec import plan_from_response
-from adapters.grpc_client import SchedulerClient
-from adapters.grpc_service import ServerSettings, start_server
+from gridshift.adapters.codec import plan_from_response
+from gridshift.adapters.grpc_client import SchedulerClient
+from gridshift.adapters.grpc_service import ServerSettings, start_server
 from gridshift.api.v1 import optimize_pb2 as pb
+from gridshift.optimizer.checker import check_plan
 from gridshift.planning import prepare
-from optimizer.checker import check_plan
 
 sys.path.insert(0, str(PROJECT_ROOT / "bench"))
 from instances import SIZES, make_request  # noqa: E402

@@ -17,8 +17,8 @@ import queue, sys, threading
 sys.path.insert(0, "bench")
 from instances import InstanceSpec, make_request
 from gridshift.planning import prepare
-from optimizer.backends.highs import solve_highs
-from optimizer.milp import build_milp
+from gridshift.optimizer.backends.highs import solve_highs
+from gridshift.optimizer.milp import build_milp
 
 model = build_milp(prepare(make_request(InstanceSpec("t", jobs=8, sites=2, slots=24, seed=1))))
 jobs, results = queue.Queue(), queue.Queue()

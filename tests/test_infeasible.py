@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from test_properties import Instance, brute_force_optimum, instances
 
-from adapters.codec import to_response
+from gridshift.adapters.codec import to_response
 from gridshift.api.v1 import optimize_pb2 as pb
 
 ALL = ["HIGHS", "CPSAT", "GREEDY"]
@@ -191,7 +191,7 @@ def test_conflicting_set_follows_a_chain_of_contention(backend: str) -> None:
 
 @pytest.mark.parametrize("left_out", ["first", "mid", "last"])
 def test_conflict_set_of_each_chain_member_is_the_whole_chain(left_out: str) -> None:
-    from optimizer.diagnosis import conflict_set
+    from gridshift.optimizer.diagnosis import conflict_set
 
     p = problem_of(_chain())
     j = p.job_ids.index(left_out)

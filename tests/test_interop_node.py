@@ -22,13 +22,13 @@ import pytest
 from conftest import PROJECT_ROOT, START, hours, job, small_request
 from google.protobuf import json_format
 
-from adapters.codec import plan_from_response
-from adapters.grpc_client import SchedulerClient
-from adapters.grpc_service import RunningServer, ServerSettings, start_server
+from gridshift.adapters.codec import plan_from_response
+from gridshift.adapters.grpc_client import SchedulerClient
+from gridshift.adapters.grpc_service import RunningServer, ServerSettings, start_server
 from gridshift.api.v1 import optimize_pb2 as pb
+from gridshift.optimizer.checker import check_plan
+from gridshift.optimizer.solve import solve
 from gridshift.planning import prepare
-from optimizer.checker import check_plan
-from optimizer.solve import solve
 
 INTEROP_DIR = PROJECT_ROOT / "tests" / "interop"
 CLIENT_JS = INTEROP_DIR / "client.js"

@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 from conftest import assert_plan_valid, problem_of
 
-from optimizer import greedy
-from optimizer.accounting import plan_objective
-from optimizer.backends.highs import solve_highs
-from optimizer.backends.isolated import solve_isolated
-from optimizer.checker import check_plan
-from optimizer.lp_guided import _Guide, lp_guided_search
-from optimizer.milp import KIND_R, KIND_X, KIND_Y, build_milp
-from optimizer.solve import solve
+from gridshift.optimizer import greedy
+from gridshift.optimizer.accounting import plan_objective
+from gridshift.optimizer.backends.highs import solve_highs
+from gridshift.optimizer.backends.isolated import solve_isolated
+from gridshift.optimizer.checker import check_plan
+from gridshift.optimizer.lp_guided import _Guide, lp_guided_search
+from gridshift.optimizer.milp import KIND_R, KIND_X, KIND_Y, build_milp
+from gridshift.optimizer.solve import solve
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from instances import InstanceSpec, make_request  # noqa: E402

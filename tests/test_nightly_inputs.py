@@ -13,8 +13,8 @@ import pytest
 from conftest import PROJECT_ROOT
 
 from gridshift.nightly import read_jobs, read_sites
+from gridshift.optimizer.errors import InvalidInputError
 from gridshift.planning import prepare
-from optimizer.errors import InvalidInputError
 
 HEADER = "id,gpus,power_kw,duration_minutes,deadline"
 

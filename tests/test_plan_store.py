@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from adapters.store import (
+from gridshift.adapters.store import (
     ActualSeries,
     DuplicatePlanError,
     JobRow,
@@ -32,9 +32,9 @@ from adapters.store import (
     forecast_snapshot,
     redact_url,
 )
-from adapters.store import plan_store as plan_store_module
-from adapters.store.migrations import VERSION_TABLE, head_revision
-from adapters.store.schema import metadata
+from gridshift.adapters.store import plan_store as plan_store_module
+from gridshift.adapters.store.migrations import VERSION_TABLE, head_revision
+from gridshift.adapters.store.schema import metadata
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 6, 15, tzinfo=UTC)
@@ -163,7 +163,7 @@ def test_missing_plan_and_run_key(store):
 
 
 def test_forecast_snapshot_is_storable(store):
-    from forecasting.series import Forecast
+    from gridshift.forecasting.series import Forecast
 
     forecast = Forecast(region="GB", start=T0, slot_minutes=30,
                         carbon_intensity=(100.0, float("nan")), carbon_intensity_p10=(90.0, 1.0),
@@ -512,7 +512,7 @@ def test_database_newer_than_the_code_is_refused(sqlite_url):
 
 
 def test_migration_command_line(sqlite_url):
-    from adapters.store.migrations.__main__ import main
+    from gridshift.adapters.store.migrations.__main__ import main
 
     assert main(["--url", sqlite_url, "upgrade", "0001"]) == 0
     assert main(["--url", sqlite_url, "current"]) == 0
@@ -671,7 +671,7 @@ WRITER = r"""
 import sys
 from datetime import UTC, datetime, timedelta
 sys.path.insert(0, sys.argv[1])
-from adapters.store import JobRow, PlanRecord, PlanStore
+from gridshift.adapters.store import JobRow, PlanRecord, PlanStore
 
 url, prefix = sys.argv[2], sys.argv[3]
 t0 = datetime(2026, 6, 15, tzinfo=UTC)

@@ -22,15 +22,15 @@ import pytest
 from conftest import PROJECT_ROOT, hours, job, small_request
 from google.protobuf import json_format
 
-from adapters.codec import plan_from_response
-from adapters.grpc_client import SchedulerClient
-from adapters.grpc_service import ServerSettings, start_server
-from adapters.store import PlanStore
+from gridshift.adapters.codec import plan_from_response
+from gridshift.adapters.grpc_client import SchedulerClient
+from gridshift.adapters.grpc_service import ServerSettings, start_server
+from gridshift.adapters.store import PlanStore
 from gridshift.api.v1 import plans_pb2
+from gridshift.optimizer.checker import check_plan
+from gridshift.optimizer.solve import solve
 from gridshift.planning import prepare
 from gridshift.plans import PlanService
-from optimizer.checker import check_plan
-from optimizer.solve import solve
 
 
 def cli(*args: str, env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -99,7 +99,7 @@ def test_carbon_report_equals_the_checker_on_stored_plans(tmp_path: Path) -> Non
         request = team_request(team, day)
         problem = prepare(request)
         result = solve(problem)
-        from adapters.codec import to_response
+        from gridshift.adapters.codec import to_response
 
         response = to_response(result)
         service.save(result, response, request, "cli")

@@ -8,13 +8,13 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from forecasting.profiles import (
+from gridshift.demo import demo_request, peak_gpu_share
+from gridshift.forecasting.profiles import (
     PROFILE_SOURCE,
     known_regions,
     typical_intensity,
     typical_solar_cf,
 )
-from gridshift.demo import demo_request, peak_gpu_share
 
 EXPECTED_REGIONS = {
     "US-CAL-CISO",

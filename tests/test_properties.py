@@ -24,7 +24,7 @@ from conftest import START, hours, problem_of, solve_checked
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from optimizer.checker import check_plan
+from gridshift.optimizer.checker import check_plan
 
 PUES = [1.0, 1.1, 1.25, 1.5]
 POWERS_KW = [0.5, 1.0, 1.5, 2.0, 3.0]
@@ -346,11 +346,11 @@ def test_tiny_interruptible_instances_match_brute_force(inst: Instance) -> None:
 def test_every_bound_source_is_below_the_brute_force_optimum(inst: Instance) -> None:
     """The pipeline reports min(bound, objective), which would hide a bound that is too high;
     so each source of a bound is checked against the true optimum before that clamp."""
-    from optimizer.backends.cpsat import solve_cpsat
-    from optimizer.backends.highs import solve_highs
-    from optimizer.lagrangian import lagrangian_bound
-    from optimizer.milp import build_milp
-    from optimizer.solve import _independent_bound
+    from gridshift.optimizer.backends.cpsat import solve_cpsat
+    from gridshift.optimizer.backends.highs import solve_highs
+    from gridshift.optimizer.lagrangian import lagrangian_bound
+    from gridshift.optimizer.milp import build_milp
+    from gridshift.optimizer.solve import _independent_bound
 
     best = brute_force_optimum(inst)
     assert best is not None, "the witness plan is feasible"
@@ -380,8 +380,8 @@ def test_every_bound_source_is_below_the_brute_force_optimum(inst: Instance) -> 
 def test_checker_and_accounting_agree_on_arbitrary_plans(inst: Instance, data) -> None:
     """Random (often invalid) plans: the vectorised accounting and the checker compute the
     same totals, and the checker flags exactly the plans the raw evaluator rejects."""
-    from optimizer.accounting import figures
-    from optimizer.plan import Placement, Plan
+    from gridshift.optimizer.accounting import figures
+    from gridshift.optimizer.plan import Placement, Plan
 
     p = problem_of(inst.request("GREEDY"))
     plan = Plan()
@@ -426,7 +426,7 @@ def test_lagrangian_subproblem_is_the_cheapest_placement_under_any_prices(
     what a plain scan over every allowed (site, start) or cheapest-slot set picks."""
     import numpy as np
 
-    from optimizer.lagrangian import _Jobs, _subproblem
+    from gridshift.optimizer.lagrangian import _Jobs, _subproblem
 
     problem = problem_of(inst.request("HIGHS"))
     rng = np.random.default_rng(seed)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from conftest import needs_shared_data
 
-from forecasting.renewables import cell_temperature_c, pv_power_kw, wind_power_kw
+from gridshift.forecasting.renewables import cell_temperature_c, pv_power_kw, wind_power_kw
 
 
 def test_pv_at_standard_conditions_is_kwp_less_system_losses():

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from conftest import hours, job, problem_of, solve_checked
 
-from adapters.report_render import (
+from gridshift.adapters.report_render import (
     EMISSIONS_BY_DAY,
     INTENSITY_PREFIX,
     LOAD_PREFIX,
@@ -27,10 +27,10 @@ from adapters.report_render import (
     render_html,
     render_json,
 )
-from forecasting.series import Forecast
-from optimizer.accounting import figures
-from optimizer.checker import check_plan
-from optimizer.reporting import (
+from gridshift.forecasting.series import Forecast
+from gridshift.optimizer.accounting import figures
+from gridshift.optimizer.checker import check_plan
+from gridshift.optimizer.reporting import (
     ROW_COLUMNS,
     ReportPlan,
     accounting_statement,

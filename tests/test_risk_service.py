@@ -14,16 +14,16 @@ import pytest
 from conftest import PROJECT_ROOT, job, small_request
 from google.protobuf import json_format
 
-from adapters.codec import plan_from_response
-from adapters.grpc_client import SchedulerClient
-from adapters.grpc_service import ServerSettings, start_server
+from gridshift.adapters.codec import plan_from_response
+from gridshift.adapters.grpc_client import SchedulerClient
+from gridshift.adapters.grpc_service import ServerSettings, start_server
 from gridshift.api.v1 import optimize_pb2 as pb
 from gridshift.api.v1 import scoring_pb2
+from gridshift.optimizer.checker import check_plan
+from gridshift.optimizer.parsing import scenario_count_problem
 from gridshift.planning import plan, prepare
 from gridshift.risk import ci_scenarios, solve_with_risk
 from gridshift.scoring_service import score_schedules
-from optimizer.checker import check_plan
-from optimizer.parsing import scenario_count_problem
 
 
 def request_with_uncertainty(**options) -> dict:

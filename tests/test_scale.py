@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from conftest import assert_plan_valid, problem_of
 
-from optimizer import portfolio
-from optimizer.accounting import plan_objective
-from optimizer.checker import check_plan
-from optimizer.domain import Backend
-from optimizer.solve import solve
+from gridshift.optimizer import portfolio
+from gridshift.optimizer.accounting import plan_objective
+from gridshift.optimizer.checker import check_plan
+from gridshift.optimizer.domain import Backend
+from gridshift.optimizer.solve import solve
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from instances import InstanceSpec, make_request  # noqa: E402
@@ -64,7 +64,7 @@ def test_scale_paths_improve_on_the_heuristic_within_the_limit(problem, monkeypa
 def test_lagrangian_rounding_places_every_job_or_none(problem) -> None:
     """Both job orders of the rounding give a plan with every job placed that the checker
     accepts (left-out jobs are retried first, then re-packed), or nothing."""
-    from optimizer.lagrangian import lagrangian_bound
+    from gridshift.optimizer.lagrangian import lagrangian_bound
 
     jobs = list(range(problem.n_jobs))
     greedy_value = 1e9
@@ -86,7 +86,7 @@ def test_lagrangian_rounding_places_every_job_or_none(problem) -> None:
 
 
 def test_rounding_without_time_left_gives_up(problem) -> None:
-    from optimizer.lagrangian import lagrangian_bound
+    from gridshift.optimizer.lagrangian import lagrangian_bound
 
     lag = lagrangian_bound(problem, 1e9, time_budget_s=0.1)
     plan, _ = portfolio._rounding(problem, list(range(problem.n_jobs)), lag, True,
@@ -98,9 +98,9 @@ def test_rounding_without_time_left_gives_up(problem) -> None:
 def test_lagrangian_bound_is_below_the_lp_relaxation(problem) -> None:
     """The Lagrangian dual relaxes the minimum-run rule too, so it never exceeds the LP bound;
     after enough steps it comes close to it (within 5 % here)."""
-    from optimizer.backends.highs import solve_highs
-    from optimizer.lagrangian import lagrangian_bound
-    from optimizer.milp import build_milp
+    from gridshift.optimizer.backends.highs import solve_highs
+    from gridshift.optimizer.lagrangian import lagrangian_bound
+    from gridshift.optimizer.milp import build_milp
 
     lp = solve_highs(build_milp(problem), time_limit_s=60, relative_gap=0, relax=True)
     assert lp.status == "optimal"

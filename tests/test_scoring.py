@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from conftest import PROJECT_ROOT, hours, job, problem_of, small_request
 
-from optimizer.checker import check_plan
-from optimizer.plan import Placement, Plan
-from optimizer.problem import Problem
-from optimizer.scoring import (
+from gridshift.optimizer.checker import check_plan
+from gridshift.optimizer.plan import Placement, Plan
+from gridshift.optimizer.problem import Problem
+from gridshift.optimizer.scoring import (
     CandidateBatch,
     DeviceUnavailableError,
     array_module,
@@ -33,7 +33,7 @@ from optimizer.scoring import (
     score,
     to_plan,
 )
-from optimizer.scoring import device as device_module
+from gridshift.optimizer.scoring import device as device_module
 
 REL = 1e-9
 
@@ -342,10 +342,10 @@ def test_device_auto_without_gpu_falls_back_and_logs(caplog):
     if _gpu_usable():
         pytest.skip("a GPU is usable here: auto picks it")
     device_module.reset_probe()
-    with caplog.at_level(logging.INFO, logger="optimizer.scoring.device"):
+    with caplog.at_level(logging.INFO, logger="gridshift.optimizer.scoring.device"):
         assert array_module("auto") == (np, "cpu")
         assert array_module("auto") == (np, "cpu")
-    lines = [r for r in caplog.records if r.name == "optimizer.scoring.device"]
+    lines = [r for r in caplog.records if r.name == "gridshift.optimizer.scoring.device"]
     assert len(lines) == 1 and "using NumPy" in lines[0].getMessage()
     problem = random_problem(np.random.default_rng(2))
     assert score(problem, empty_batch(problem, 1), device="auto").device == "cpu"
@@ -377,10 +377,10 @@ def test_scoring_imports_and_runs_without_solvers_or_cupy():
                     raise ModuleNotFoundError(f"blocked: {{name}}")
                 return None
         sys.meta_path.insert(0, Blocker())
-        import optimizer.scoring as scoring
-        from optimizer.checker import check_plan
-        from optimizer.parsing import parse_request
-        from optimizer.problem import build_problem
+        import gridshift.optimizer.scoring as scoring
+        from gridshift.optimizer.checker import check_plan
+        from gridshift.optimizer.parsing import parse_request
+        from gridshift.optimizer.problem import build_problem
         request = {{"horizon": {{"start": "2026-06-15T00:00:00Z", "slots": 2}},
                    "sites": [{{"id": "a", "region": "R", "gpu_capacity": 1}}],
                    "jobs": [{{"id": "j", "gpus": 1, "power_kw": 2, "duration_minutes": 60}}],

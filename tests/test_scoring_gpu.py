@@ -12,8 +12,8 @@ import pytest
 from conftest import job, problem_of, small_request
 from test_scoring import random_batch, random_plan, random_problem, random_scenarios
 
-from optimizer.scoring import CandidateBatch, array_module, from_plans, score
-from optimizer.scoring.device import gpu_status
+from gridshift.optimizer.scoring import CandidateBatch, array_module, from_plans, score
+from gridshift.optimizer.scoring.device import gpu_status
 
 GPU_OK, WHY_NOT = gpu_status()
 pytestmark = [pytest.mark.gpu,

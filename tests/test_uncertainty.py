@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from conftest import needs_shared_data
 
-from forecasting import calibration as cal
-from forecasting import uncertainty as u
-from forecasting.series import Forecast
-from forecasting.sources import EmbeddedProfileSource
+from gridshift.forecasting import calibration as cal
+from gridshift.forecasting import uncertainty as u
+from gridshift.forecasting.series import Forecast
+from gridshift.forecasting.sources import EmbeddedProfileSource
 
 T0 = datetime(2026, 6, 15, tzinfo=UTC)
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from conftest import START, hours, job, small_request
 
+from gridshift.optimizer.domain import Backend, RiskMeasure
+from gridshift.optimizer.errors import ErrorCategory, FieldViolation, InvalidInputError
+from gridshift.optimizer.parsing import parse_request, parse_request_json
 from gridshift.planning import prepare
-from optimizer.domain import Backend, RiskMeasure
-from optimizer.errors import ErrorCategory, FieldViolation, InvalidInputError
-from optimizer.parsing import parse_request, parse_request_json
 
 
 def violations_of(request: Any, *, via_prepare: bool = False) -> list[FieldViolation]:

@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from forecasting.errors import ForecastUnavailable
-from forecasting.series import Forecast
+from gridshift.forecasting.errors import ForecastUnavailable
+from gridshift.forecasting.series import Forecast
 
 __all__ = [
     "MAX_MISSING_FRACTION",

@@ -30,8 +30,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from adapters.http import HttpClient, HttpError, get_logger
-from adapters.providers import (
+from gridshift.adapters.http import HttpClient, HttpError, get_logger
+from gridshift.adapters.providers import (
     Clock,
     build_forecast,
     malformed,
@@ -43,8 +43,8 @@ from adapters.providers import (
     utc,
     window_end,
 )
-from forecasting.errors import ForecastUnavailable
-from forecasting.series import Forecast
+from gridshift.forecasting.errors import ForecastUnavailable
+from gridshift.forecasting.series import Forecast
 
 __all__ = ["DEFAULT_BASE_URL", "ENV_TOKEN", "ENV_URL", "PROVIDER", "ElectricityMaps",
            "ElectricityMapsClient"]

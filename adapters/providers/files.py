@@ -39,15 +39,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from adapters.providers import (
+from gridshift.adapters.providers import (
     MAX_MISSING_FRACTION,
     MAX_PLAUSIBLE_G_PER_KWH,
     UnknownRegion,
     utc,
     window_end,
 )
-from forecasting.errors import ForecastUnavailable
-from forecasting.series import Forecast
+from gridshift.forecasting.errors import ForecastUnavailable
+from gridshift.forecasting.series import Forecast
 
 __all__ = ["PROVIDER", "FileSource"]
 

@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from adapters.http import HttpClient, HttpError, get_logger
-from adapters.providers import MAX_MISSING_FRACTION, utc, window_end
-from forecasting.alignment import align_to_slots
-from forecasting.errors import ForecastUnavailable
+from gridshift.adapters.http import HttpClient, HttpError, get_logger
+from gridshift.adapters.providers import MAX_MISSING_FRACTION, utc, window_end
+from gridshift.forecasting.alignment import align_to_slots
+from gridshift.forecasting.errors import ForecastUnavailable
 
 __all__ = ["DEFAULT_BASE_URL", "ENV_URL", "PROVIDER", "HourlyWeather", "OpenMeteoClient",
            "OpenMeteoRenewables"]
@@ -154,14 +154,14 @@ class OpenMeteoRenewables:
     # -- helpers ---------------------------------------------------------------------------
     def _pv(self) -> PvModel:
         if self._pv_model is None:
-            from forecasting.renewables import pv_power_kw
+            from gridshift.forecasting.renewables import pv_power_kw
 
             self._pv_model = pv_power_kw
         return self._pv_model
 
     def _wind(self) -> WindModel:
         if self._wind_model is None:
-            from forecasting.renewables import wind_power_kw
+            from gridshift.forecasting.renewables import wind_power_kw
 
             self._wind_model = wind_power_kw
         return self._wind_model

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from adapters.store.records import (
+from gridshift.adapters.store.records import (
     ActualSeries,
     JobRow,
     PlanFilter,
@@ -18,7 +18,7 @@ from adapters.store.records import (
 )
 
 if TYPE_CHECKING:
-    from adapters.store.plan_store import (
+    from gridshift.adapters.store.plan_store import (
         MAX_PAGE_SIZE,
         DuplicatePlanError,
         PlanStore,
@@ -49,7 +49,7 @@ _LAZY = {"MAX_PAGE_SIZE", "DuplicatePlanError", "PlanStore", "StoreError", "defa
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from adapters.store import plan_store
+        from gridshift.adapters.store import plan_store
 
         return getattr(plan_store, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

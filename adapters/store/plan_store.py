@@ -50,8 +50,8 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 
-from adapters.store import schema
-from adapters.store.records import ActualSeries, JobRow, PlanFilter, PlanRecord
+from gridshift.adapters.store import schema
+from gridshift.adapters.store.records import ActualSeries, JobRow, PlanFilter, PlanRecord
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -365,7 +365,7 @@ class PlanStore:
         """The database's migration revision (None: not versioned yet)."""
         from alembic.runtime.migration import MigrationContext
 
-        from adapters.store.migrations import VERSION_TABLE
+        from gridshift.adapters.store.migrations import VERSION_TABLE
 
         with self._guard("read the schema revision"), self._read() as conn:
             context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
@@ -373,7 +373,7 @@ class PlanStore:
 
     def upgrade(self, revision: str = "head") -> None:
         """Migrate the schema up to ``revision``, under the migration lock."""
-        from adapters.store.migrations import head_revision
+        from gridshift.adapters.store.migrations import head_revision
 
         if revision == "head":
             with self._guard("read the schema revision"):
@@ -391,7 +391,7 @@ class PlanStore:
         from alembic import command
         from alembic.util import CommandError
 
-        from adapters.store.migrations import alembic_config
+        from gridshift.adapters.store.migrations import alembic_config
 
         try:
             with self._guard("migrate the schema"), self._write() as conn:

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 
 import pandas as pd
 
-from forecasting.uncertainty import DEFAULT, SEASONAL_EXTENSION_MODEL, ErrorModel
+from gridshift.forecasting.uncertainty import DEFAULT, SEASONAL_EXTENSION_MODEL, ErrorModel
 
 POLICIES = ("run-now", "fifo", "lowest-window", "lets-wait-awhile", "gridshift",
             "perfect-foresight")

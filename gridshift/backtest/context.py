@@ -11,9 +11,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecasting.blend import HISTORY_DAYS, blend_with_actuals
-from forecasting.series import Forecast
-from forecasting.uncertainty import evolving_log_errors, scenarios
 from gridshift.backtest.config import (
     FORECAST_MODELS,
     SITE_ID,
@@ -30,8 +27,11 @@ from gridshift.backtest.data import (
     trace_jobs,
     trace_week,
 )
+from gridshift.forecasting.blend import HISTORY_DAYS, blend_with_actuals
+from gridshift.forecasting.series import Forecast
+from gridshift.forecasting.uncertainty import evolving_log_errors, scenarios
+from gridshift.optimizer.problem import Problem
 from gridshift.planning import prepare
-from optimizer.problem import Problem
 
 
 @dataclass

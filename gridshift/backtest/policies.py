@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from forecasting.best_window import find_best_window
-from forecasting.series import Forecast
 from gridshift.backtest.config import SLOT_MINUTES, BacktestError, TraceJob
 from gridshift.backtest.context import Context, Window, earliest_fit, fits, window_problem
-from optimizer.baseline import fifo_baseline
-from optimizer.solve import solve
+from gridshift.forecasting.best_window import find_best_window
+from gridshift.forecasting.series import Forecast
+from gridshift.optimizer.baseline import fifo_baseline
+from gridshift.optimizer.solve import solve
 
 
 @dataclass

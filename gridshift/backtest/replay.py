@@ -27,11 +27,11 @@ from gridshift.backtest.config import (
 from gridshift.backtest.context import Context, Ledger, Window, build_context, window_problem
 from gridshift.backtest.data import canonical_region, default_start, shared_data_dir, to_year
 from gridshift.backtest.policies import Decision, policy_spec
-from optimizer.accounting import figures
-from optimizer.baseline import fifo_baseline
-from optimizer.checker import CheckResult, check_plan
-from optimizer.plan import Placement, Plan
-from optimizer.problem import Problem
+from gridshift.optimizer.accounting import figures
+from gridshift.optimizer.baseline import fifo_baseline
+from gridshift.optimizer.checker import CheckResult, check_plan
+from gridshift.optimizer.plan import Placement, Plan
+from gridshift.optimizer.problem import Problem
 
 
 @dataclass

@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from optimizer.backends import BackendResult, ProgressCallback
-from optimizer.milp import MilpModel
+from gridshift.optimizer.backends import BackendResult, ProgressCallback
+from gridshift.optimizer.milp import MilpModel
 
 # Objective units (kg, currency) below which two values count as equal.
 ABSOLUTE_GAP = 1e-9

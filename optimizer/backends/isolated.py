@@ -13,7 +13,6 @@ warm and reused; a killed one is replaced.
 from __future__ import annotations
 
 import math
-import os
 import pickle
 import queue
 import subprocess
@@ -21,28 +20,23 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from optimizer.backends import BackendResult, ProgressCallback
-from optimizer.milp import MilpModel
+from gridshift.optimizer.backends import BackendResult, ProgressCallback
+from gridshift.optimizer.milp import MilpModel
 
 # Extra time a solver gets past its own time limit before it is killed.
 KILL_GRACE_S = 0.5
 MAX_IDLE_WORKERS = 4
-_PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 class _Worker:
     def __init__(self) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PROJECT_ROOT,
-                                                          env.get("PYTHONPATH")]))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "optimizer.backends.worker"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=None, env=env)
+            [sys.executable, "-m", "gridshift.optimizer.backends.worker"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=None)
         self.messages: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 

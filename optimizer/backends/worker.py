@@ -17,8 +17,8 @@ def main() -> int:
     messages = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    from optimizer.backends.cpsat import solve_cpsat
-    from optimizer.backends.highs import solve_highs
+    from gridshift.optimizer.backends.cpsat import solve_cpsat
+    from gridshift.optimizer.backends.highs import solve_highs
 
     requests = sys.stdin.buffer
     while True:

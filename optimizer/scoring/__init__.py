@@ -5,10 +5,10 @@ used). See `scorer.score`, `candidates.CandidateBatch`, `risk.risk_measures` and
 `device.array_module`.
 """
 
-from optimizer.scoring.candidates import CandidateBatch, empty_batch, from_plans, to_plan
-from optimizer.scoring.device import DeviceUnavailableError, array_module
-from optimizer.scoring.risk import risk_measures
-from optimizer.scoring.scorer import Scores, score
+from gridshift.optimizer.scoring.candidates import CandidateBatch, empty_batch, from_plans, to_plan
+from gridshift.optimizer.scoring.device import DeviceUnavailableError, array_module
+from gridshift.optimizer.scoring.risk import risk_measures
+from gridshift.optimizer.scoring.scorer import Scores, score
 
 __all__ = [
     "CandidateBatch",

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from optimizer.plan import Placement, Plan
-from optimizer.problem import Problem
-from optimizer.scoring.device import to_numpy
+from gridshift.optimizer.plan import Placement, Plan
+from gridshift.optimizer.problem import Problem
+from gridshift.optimizer.scoring.device import to_numpy
 
 NOT_SCHEDULED = -1
 UNSCHEDULED_REASON = "not scheduled in this candidate"

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from optimizer.scoring.device import to_numpy
+from gridshift.optimizer.scoring.device import to_numpy
 
 P90_PERCENT = 90.0
 CVAR_LEVEL = 0.95

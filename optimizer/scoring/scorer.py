@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from optimizer.problem import Problem
-from optimizer.scoring.candidates import CandidateBatch
-from optimizer.scoring.device import array_module, to_numpy
-from optimizer.scoring.risk import risk_measures
+from gridshift.optimizer.problem import Problem
+from gridshift.optimizer.scoring.candidates import CandidateBatch
+from gridshift.optimizer.scoring.device import array_module, to_numpy
+from gridshift.optimizer.scoring.risk import risk_measures
 
 MIB = 1 << 20
 DEFAULT_MAX_CHUNK_BYTES = 256 * MIB

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from optimizer import greedy
-from optimizer.plan import Plan
-from optimizer.problem import Problem
-from optimizer.scoring.candidates import from_plans
-from optimizer.scoring.risk import risk_measures
-from optimizer.scoring.scorer import score
+from gridshift.optimizer import greedy
+from gridshift.optimizer.plan import Plan
+from gridshift.optimizer.problem import Problem
+from gridshift.optimizer.scoring.candidates import from_plans
+from gridshift.optimizer.scoring.risk import risk_measures
+from gridshift.optimizer.scoring.scorer import score
 
 MEASURES = ("EXPECTED", "P90", "CVAR95")
 

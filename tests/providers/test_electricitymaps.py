@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import needs_shared_data
 
-from adapters.providers.electricitymaps import ElectricityMaps
-from forecasting.errors import ForecastUnavailable
+from gridshift.adapters.providers.electricitymaps import ElectricityMaps
+from gridshift.forecasting.errors import ForecastUnavailable
 
 from .fake_servers import ElectricityMapsServer, fast_client
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from adapters.providers import UnknownRegion
-from adapters.providers.files import FileSource
-from forecasting.errors import ForecastUnavailable
+from gridshift.adapters.providers import UnknownRegion
+from gridshift.adapters.providers.files import FileSource
+from gridshift.forecasting.errors import ForecastUnavailable
 
 DAY = datetime(2026, 6, 15, tzinfo=UTC)
 V1 = datetime(2026, 6, 14, 12, tzinfo=UTC)  # day-ahead vintage: 100 + hour

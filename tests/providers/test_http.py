@@ -12,8 +12,8 @@ import pytest
 import requests
 from urllib3.util.retry import RequestHistory
 
-from adapters import http as http_module
-from adapters.http import (
+from gridshift.adapters import http as http_module
+from gridshift.adapters.http import (
     HttpClient,
     HttpError,
     ProviderRetry,

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from adapters.providers.openmeteo import OpenMeteoRenewables
-from forecasting.errors import ForecastUnavailable
-from forecasting.renewables import pv_power_kw, wind_power_kw
+from gridshift.adapters.providers.openmeteo import OpenMeteoRenewables
+from gridshift.forecasting.errors import ForecastUnavailable
+from gridshift.forecasting.renewables import pv_power_kw, wind_power_kw
 
 from .fake_servers import OM_BERLIN, OpenMeteoServer, fast_client
 

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import needs_shared_data
 
-from adapters.providers import UnknownRegion
-from adapters.providers.ukci import UKCarbonIntensity, UKZone
-from forecasting.alignment import align_to_slots
-from forecasting.errors import ForecastUnavailable
+from gridshift.adapters.providers import UnknownRegion
+from gridshift.adapters.providers.ukci import UKCarbonIntensity, UKZone
+from gridshift.forecasting.alignment import align_to_slots
+from gridshift.forecasting.errors import ForecastUnavailable
 
 from .fake_servers import UKCarbonIntensityServer, fast_client
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import needs_shared_data
 
-from adapters.providers.watttime import LBS_PER_MWH_TO_G_PER_KWH, WattTime
-from forecasting.errors import ForecastUnavailable
+from gridshift.adapters.providers.watttime import LBS_PER_MWH_TO_G_PER_KWH, WattTime
+from gridshift.forecasting.errors import ForecastUnavailable
 
 from .fake_servers import WattTimeServer, fast_client
 

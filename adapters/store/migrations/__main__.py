@@ -26,13 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "history":
         from alembic.script import ScriptDirectory
 
-        from adapters.store.migrations import alembic_config
+        from gridshift.adapters.store.migrations import alembic_config
 
         for script in ScriptDirectory.from_config(alembic_config()).walk_revisions():
             print(f"{script.down_revision or 'base'} -> {script.revision}: {script.doc}")
         return 0
 
-    from adapters.store.plan_store import PlanStore, StoreError
+    from gridshift.adapters.store.plan_store import PlanStore, StoreError
 
     if args.command == "downgrade" and not args.revision:
         parser.error("downgrade needs a revision (or 'base')")

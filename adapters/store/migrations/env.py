@@ -6,8 +6,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from adapters.store.migrations import VERSION_TABLE
-from adapters.store.schema import metadata
+from gridshift.adapters.store.migrations import VERSION_TABLE
+from gridshift.adapters.store.schema import metadata
 
 config = context.config
 OPTIONS = {
