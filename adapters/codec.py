@@ -15,6 +15,7 @@ from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from gridshift.api.v1 import optimize_pb2 as pb
+from gridshift.forecasting.series import Forecast
 from gridshift.optimizer.accounting import PlanFigures, Totals
 from gridshift.optimizer.errors import FieldViolation, InvalidInputError
 from gridshift.optimizer.solve import SolveResult
@@ -82,7 +83,43 @@ def to_response(result: SolveResult, plan_id: str | None = None) -> pb.OptimizeR
         best_bound=_finite(result.best_bound), gap=_finite(result.gap, 1.0),
         wall_seconds=result.wall_seconds, status_detail=result.detail))
     response.provenance.extend(provenance(f) for f in p.forecasts)
+    response.forecasts_used.extend(forecast_message(f) for f in p.forecasts
+                                   if f.carbon_intensity)
     return response
+
+
+def forecast_message(f: Forecast) -> pb.Forecast:
+    """A series as the request's Forecast message (its own start and step)."""
+    message = pb.Forecast(region=f.region, slot_minutes=f.slot_minutes,
+                          carbon_intensity=f.carbon_intensity,
+                          carbon_intensity_p10=f.carbon_intensity_p10,
+                          carbon_intensity_p90=f.carbon_intensity_p90,
+                          price_per_mwh=f.price_per_mwh)
+    message.start.CopyFrom(timestamp(f.start))
+    return message
+
+
+def forecasts_used_of(response: pb.OptimizeResponse) -> list[Forecast]:
+    """The series a plan was made with (``forecasts_used``), with the provenance of each
+    region's series."""
+    by_region = {p.region: p for p in response.provenance}
+    out = []
+    for m in response.forecasts_used:
+        prov = by_region.get(m.region)
+        out.append(Forecast(
+            region=m.region, start=m.start.ToDatetime(tzinfo=UTC), slot_minutes=m.slot_minutes,
+            carbon_intensity=tuple(m.carbon_intensity),
+            carbon_intensity_p10=tuple(m.carbon_intensity_p10),
+            carbon_intensity_p90=tuple(m.carbon_intensity_p90),
+            price_per_mwh=tuple(m.price_per_mwh),
+            provider=prov.provider if prov else "unknown",
+            stale=bool(prov and prov.stale), fallback=bool(prov and prov.fallback)))
+    return out
+
+
+def site_supply_of(response: pb.OptimizeResponse) -> dict[str, list[float]]:
+    """Each site's on-site supply (kW per slot) that the plan used."""
+    return {s.site_id: list(s.renewable_kw) for s in response.sites if s.renewable_kw}
 
 
 def provenance(f) -> pb.Provenance:
@@ -99,7 +136,7 @@ def provenance_detail(f) -> str:
     parts = []
     if f.provider == "request":
         parts.append("inline in the request")
-    elif f.provider == "embedded-typical-profile":
+    elif f.typical_profile:
         parts.append("embedded typical-day profile (month x hour), not a forecast")
     if f.stale:
         parts.append("stale: served from the cache after the provider failed")
@@ -129,7 +166,9 @@ def _add_figures(response: pb.OptimizeResponse, result: SolveResult) -> None:
                            gpus_used=fig.gpus_used[s].astype(int).tolist(),
                            emissions_kg=float((fig.grid_kw[s] * p.ci_g_per_kwh[s]).sum()
                                               * p.slot_hours / 1000),
-                           energy_kwh=float(fig.load_kw[s].sum() * p.slot_hours))
+                           energy_kwh=float(fig.load_kw[s].sum() * p.slot_hours),
+                           renewable_kw=p.renewable_kw[s].tolist()
+                           if p.renewable_kw[s].any() else [])
 
 
 def _baseline_job_kg(base: PlanFigures, j: int) -> float:

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gridshift.adapters.providers.registry import signal_of
 from gridshift.forecasting.cache import CacheKey
 from gridshift.forecasting.series import Forecast
 
@@ -64,6 +65,8 @@ def forecast_to_json(forecast: Forecast) -> str:
         "issued_at": _iso(forecast.issued_at),
         "stale": forecast.stale,
         "fallback": forecast.fallback,
+        "signal": forecast.signal,
+        "typical_profile": forecast.typical_profile,
     }, separators=(",", ":"))
 
 
@@ -87,6 +90,8 @@ def forecast_from_json(text: str) -> Forecast:
         issued_at=datetime.fromisoformat(issued_at) if issued_at else None,
         stale=bool(data.get("stale", False)),
         fallback=bool(data.get("fallback", False)),
+        signal=str(data.get("signal") or signal_of(str(data.get("provider", "")))),
+        typical_profile=bool(data.get("typical_profile", False)),
     )
 
 

@@ -11,10 +11,13 @@ from typing import Any
 
 import grpc
 from google.protobuf import json_format
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
 
 from gridshift.api.v1 import optimize_pb2 as pb
 from gridshift.api.v1 import scheduler_pb2, scheduler_pb2_grpc
+from gridshift.optimizer.errors import FieldViolation, InvalidInputError, UpstreamUnavailableError
 
 SERVICE = "gridshift.api.v1.Scheduler"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -75,3 +78,18 @@ class SchedulerClient:
 
 def _metadata(request_id: str | None) -> tuple[tuple[str, str], ...] | None:
     return (("x-request-id", request_id),) if request_id else None
+
+
+def domain_error(server: str, exc: grpc.RpcError) -> Exception:
+    """The domain error of a failed call: InvalidInputError with the server's field paths for
+    INVALID_ARGUMENT, UpstreamUnavailableError (naming the server and the code) otherwise."""
+    if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+        status = rpc_status.from_call(exc)
+        violations = []
+        for detail in status.details if status else []:
+            bad = error_details_pb2.BadRequest()
+            if detail.Unpack(bad):
+                violations += [FieldViolation(v.field, v.description)
+                               for v in bad.field_violations]
+        return InvalidInputError(violations or [FieldViolation("", exc.details())])
+    return UpstreamUnavailableError(f"{server}: {exc.code().name}: {exc.details()}")

@@ -1,7 +1,7 @@
 """Backtest benchmark: the policy comparison of `gridshift backtest` on a real week.
 
 Prints, per region (default US-CAL-CISO and DE, the week of 2022-10-24 / 2020-10-26, i.e.
-the Philly trace week of 2017-10-23), the table of gridshift.backtest: actual emissions per
+the Philly trace week of 2017-10-23), the table of gridshift.app.backtest: actual emissions per
 policy, savings against run-now, the share of the perfect-foresight savings, late jobs, mean
 wait and the wall time per planning window (mean and max). Then the shares with further
 forecast-error seeds and a verdict on the target (gridshift >= 95 % of the perfect-foresight
@@ -29,7 +29,7 @@ import argparse
 import sys
 import time
 
-from gridshift import backtest
+from gridshift.app import backtest
 
 TARGET_SHARE_PCT = 95.0
 COMPARED = ("run-now", "lowest-window", "gridshift", "perfect-foresight")

@@ -23,9 +23,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gridshift.adapters import datasets
 from gridshift.forecasting import calibration, extension, uncertainty
 from gridshift.forecasting.best_window import find_best_window
 from gridshift.forecasting.series import Forecast
+from gridshift.settings import load_settings
 
 T0 = datetime(2023, 6, 20, tzinfo=UTC)
 WINDOW_H = 48
@@ -142,7 +144,7 @@ def _mae_table(title: str, frame: pd.DataFrame, columns: dict[str, str],
 
 def _uk_frame(data_dir: Path, provider_h: float = 24.0) -> pd.DataFrame:
     """Each GB vintage truncated to ``provider_h`` and extended to 48 h."""
-    vintages = calibration.load_uk_tracking(data_dir)
+    vintages = datasets.load_uk_tracking(data_dir)
     root = data_dir / "uk-carbon-intensity-forecast-tracking"
     full = {}
     for path in sorted((root / "national_fw48h").glob("*.csv")):
@@ -173,7 +175,7 @@ def _uk_frame(data_dir: Path, provider_h: float = 24.0) -> pd.DataFrame:
 
 def _watttime_frame(data_dir: Path, every_h: int = 1, horizon_h: int = 24) -> pd.DataFrame:
     """WattTime's 5-65 min forecast at each hourly issue, extended to ``horizon_h``."""
-    vintages = calibration.load_watttime_caiso(data_dir)
+    vintages = datasets.load_watttime_caiso(data_dir)
     actual = (vintages.drop_duplicates("valid_at").set_index("valid_at")["actual"]
               .sort_index())
     grid = pd.date_range(actual.index[0], actual.index[-1], freq="5min")
@@ -208,7 +210,7 @@ def _watttime_frame(data_dir: Path, every_h: int = 1, horizon_h: int = 24) -> pd
 
 def _hourly_frame(data_dir: Path) -> pd.DataFrame:
     frames = [extension.backtest_vintages(series, horizon_h=168, every_h=13).assign(source=name)
-              for name, series in calibration.load_hourly_actuals(data_dir).items()]
+              for name, series in datasets.load_hourly_actuals(data_dir).items()]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -237,7 +239,8 @@ def bench_extension(data_dir: Path) -> None:
 
 def bench_calibration(data_dir: Path) -> None:
     """Section 3."""
-    refit = calibration.refit_default_models(data_dir)
+    sets = datasets.calibration_sets(data_dir)
+    refit = calibration.refit_default_models(sets)
     shipped = {"average-ci": uncertainty.AVERAGE_CI_MODEL, "moer": uncertainty.MOER_MODEL,
                "seasonal-extension": uncertainty.SEASONAL_EXTENSION_MODEL,
                "typical-profile": uncertainty.TYPICAL_PROFILE_MODEL}
@@ -248,7 +251,6 @@ def bench_calibration(data_dir: Path) -> None:
     for key, result in refit.items():
         print(f"| {key} | {result.held_out_coverage:.3f} | {result.held_out_pairs} | "
               f"{result.method} | {result.model == shipped[key]} |")
-    sets = calibration.calibration_sets(data_dir)
     for key, edges in (("moer", [0, 0.26, 0.51, 0.76, 1.1]),
                        ("seasonal-extension", [0, 6, 24, 72, 169])):
         _, held_out = calibration.split_by_issue_time(sets[key])
@@ -262,7 +264,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3000, help="FindBestWindow repetitions")
     args = parser.parse_args()
-    data_dir = calibration.shared_data_dir()
+    data_dir = load_settings().shared_data_dir
     print(f"# gridshift forecasting benchmark ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
     bench_best_window(data_dir, args.reps)
     if not data_dir.exists():

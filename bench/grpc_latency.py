@@ -4,7 +4,7 @@ A `gridshift serve --port 0 --max-concurrent-solves N` process is started on loo
 largest client count); 1 and 8 concurrent clients (threads, each with its own channel and its
 own connection) call Optimize on a 50-job request with inline forecasts (bench/instances.py,
 real carbon curves where ../shared/data exists). In the same run the same request is solved
-in-process (gridshift.planning.prepare + optimizer.solve.solve) with the same concurrency (a
+in-process (the planner's prepare and solve) with the same concurrency (a
 thread pool). Prints a markdown table of p50 / p99 latency and throughput per backend, client
 count and path, and the service overhead: gRPC p50 / in-process p50.
 
@@ -151,12 +151,14 @@ def grpc_caller(target: str, request: dict) -> tuple[Callable[[], tuple[str, flo
 def inprocess_caller(request: dict) -> tuple[Callable[[], tuple[str, float, float]],
                                              Callable[[], None]]:
     from gridshift.adapters.codec import to_response
-    from gridshift.planning import prepare
-    from gridshift.risk import solve_with_risk
+    from gridshift.bootstrap import build_app
+    from gridshift.settings import load_settings
+
+    planner = build_app(load_settings(), store=None).planner
 
     def call() -> tuple[str, float, float]:
         # The server's pipeline without the network: solve, risk scoring, response building.
-        result = solve_with_risk(prepare(request))
+        result = planner.solve(planner.prepare(request))
         to_response(result)
         return result.status, result.wall_seconds, round(result.figures.totals.emissions_kg, 6)
 

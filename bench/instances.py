@@ -53,7 +53,7 @@ def _real_series(region: str, start: datetime, hours: int) -> np.ndarray | None:
     the shared data is absent or does not cover the window."""
     if not SHARED_DATA.exists():
         return None
-    from gridshift.backtest import load_carbon_series
+    from gridshift.adapters.datasets import load_carbon_series
 
     series = load_carbon_series(region, SHARED_DATA)
     window = series[(series.index >= start) & (series.index < start + timedelta(hours=hours))]

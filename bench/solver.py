@@ -41,9 +41,10 @@ PLAIN_MAX_COLUMNS = 400_000     # plain exact solvers are not even started past 
 
 
 def _problem(size: str):
-    from gridshift.planning import prepare
+    from gridshift.bootstrap import build_app
+    from gridshift.settings import load_settings
 
-    return prepare(make_request(SIZES[size]))
+    return build_app(load_settings(), store=None).planner.prepare(make_request(SIZES[size]))
 
 
 def _peak_mb() -> float:

@@ -5,22 +5,18 @@ on forecast-vs-actual data.
 absolute log error over 1.2816, made non-decreasing by isotonic regression) and the AR(1)
 correlation time; :func:`calibration` and :func:`coverage_by_lead` score a model on held-out
 data (p10-p90 coverage); :func:`split_by_issue_time` and :func:`leave_one_vintage_out` make
-the held-out sets. The loaders read the real data in ``../shared/data`` (GB NESO forecast
-vintages, WattTime CAISO, the EIA-930 and German hourly actuals), and
-:func:`refit_default_models` reproduces the constants shipped in :mod:`forecasting.uncertainty`
-(``bench/forecast.py`` prints them).
+the held-out sets. :func:`refit_default_models` reproduces the constants shipped in
+:mod:`forecasting.uncertainty` from the real data sets, which
+``gridshift.adapters.datasets`` reads (``bench/forecast.py`` prints them).
 
-Pure: numpy, pandas and the standard library.
+Pure: numpy, pandas and the standard library; no file is read here.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -38,16 +34,12 @@ from gridshift.forecasting.uncertainty import (
 __all__ = [
     "Calibrated",
     "calibration",
-    "calibration_sets",
     "coverage_by_lead",
     "fit_error_model",
     "leave_one_vintage_out",
-    "load_hourly_actuals",
-    "load_uk_tracking",
-    "load_watttime_caiso",
     "refit_default_models",
-    "shared_data_dir",
     "split_by_issue_time",
+    "typical_profile_vintages",
 ]
 
 _VINTAGE_COLUMNS = ("issued_at", "valid_at", "forecast", "actual")
@@ -223,124 +215,32 @@ class Calibrated:
     method: str
 
 
-# --- Real calibration data (../shared/data) ---------------------------------------------------
+# --- The shipped constants ---------------------------------------------------------------------
 
 
-def shared_data_dir() -> Path:
-    """``$GRIDSHIFT_SHARED_DATA`` or ``<repo>/../shared/data`` (may not exist)."""
-    env = os.environ.get("GRIDSHIFT_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def load_uk_tracking(data_dir: Path) -> pd.DataFrame:
-    """GB national 48-h forecast vintages (fw48h) joined with the pt24h actuals."""
-    root = Path(data_dir) / "uk-carbon-intensity-forecast-tracking"
-    actual_files = sorted((root / "national_pt24h").glob("*.csv"))
-    actuals = pd.concat([pd.read_csv(f) for f in actual_files])
-    actuals["from"] = pd.to_datetime(actuals["from"], utc=True)
-    actuals = actuals.dropna(subset=["intensity.actual"]).drop_duplicates("from")
-    by_time = actuals.set_index("from")["intensity.actual"]
-    frames = []
-    for path in sorted((root / "national_fw48h").glob("*.csv")):
-        vintage = pd.read_csv(path)
-        valid_at = pd.to_datetime(vintage["from"], utc=True)
-        frames.append(pd.DataFrame({
-            "issued_at": pd.Timestamp(path.stem.replace("Z", ""), tz="UTC"),
-            "valid_at": valid_at,
-            "forecast": vintage["intensity.forecast"].astype(float),
-            "actual": valid_at.map(by_time).astype(float),
-        }))
-    return pd.concat(frames, ignore_index=True).dropna(subset=["actual"])
-
-
-def load_watttime_caiso(data_dir: Path) -> pd.DataFrame:
-    """WattTime CAISO_NORTH MOER forecasts (5-65 min ahead) joined with the actuals."""
-    path = Path(data_dir) / "vessim" / "watttime2023_casio-north.zip"
-    with zipfile.ZipFile(path) as archive:
-        with archive.open("watttime2023_casio-north_actual.csv") as handle:
-            actual = pd.read_csv(handle)
-        with archive.open("watttime2023_casio-north_forecast.csv") as handle:
-            forecast = pd.read_csv(handle)
-    by_time = pd.Series(actual["value"].to_numpy(float),
-                        index=pd.to_datetime(actual["point_time"], utc=True))
-    valid_at = pd.to_datetime(forecast["point_time"], utc=True)
-    frame = pd.DataFrame({
-        "issued_at": pd.to_datetime(forecast["generated_at"], utc=True),
-        "valid_at": valid_at,
-        "forecast": forecast["value"].astype(float),
-        "actual": valid_at.map(by_time).astype(float),
-    })
-    return frame.dropna(subset=["actual"]).reset_index(drop=True)
-
-
-def _regular(times: pd.Series, values: np.ndarray, step_minutes: int, region: str,
-             provider: str) -> Forecast:
-    """A Forecast holding actuals on a regular grid (missing steps are NaN)."""
-    series = pd.Series(values, index=pd.DatetimeIndex(times)).sort_index()
-    series = series[~series.index.duplicated()]
-    grid = pd.date_range(series.index[0], series.index[-1], freq=f"{step_minutes}min")
-    series = series.reindex(grid)
-    return Forecast(region=region, start=grid[0].to_pydatetime(), slot_minutes=step_minutes,
-                    carbon_intensity=tuple(series.to_numpy(float)), provider=provider)
-
-
-def load_hourly_actuals(data_dir: Path) -> dict[str, Forecast]:
-    """Real carbon-intensity actuals as Forecast-shaped series (NaN where missing):
-    EIA-930 2022 hourly ``avg_CI`` of six US balancing authorities and Germany 2020 (15 min)."""
-    root = Path(data_dir)
-    series: dict[str, Forecast] = {}
-    for code in ("CISO", "ERCO", "PJM", "BPAT", "NYIS", "MISO"):
-        frame = pd.read_csv(root / "sustaindc-eia" / f"{code}_NG_&_avgCI.csv")
-        series[f"EIA-{code}"] = _regular(pd.to_datetime(frame["timestamp"], utc=True),
-                                         frame["avg_CI"].to_numpy(float), 60, f"EIA-{code}",
-                                         "actuals:EIA-930")
-    frame = pd.read_csv(root / "vessim" / "carbon_intensity.csv")
-    series["DE"] = _regular(pd.to_datetime(frame["time"]).dt.tz_localize("UTC"),
-                            frame["DE"].to_numpy(float), 15, "DE", "actuals:vessim-DE")
-    return series
-
-
-def _typical_profile_vintages(actuals: dict[str, Forecast]) -> pd.DataFrame:
-    """The embedded typical profile as a 'forecast' of each EIA hour (lead 0)."""
+def typical_profile_vintages(actuals: dict[str, Forecast]) -> pd.DataFrame:
+    """The embedded typical profile as a 'forecast' (lead 0) of each hour of real actuals,
+    keyed by the region whose profile is used (``US-CAL-CISO``, ...)."""
     from gridshift.forecasting import profiles
 
-    region_of = {"EIA-CISO": "US-CAL-CISO", "EIA-ERCO": "US-TEX-ERCO", "EIA-PJM": "US-MIDA-PJM",
-                 "EIA-BPAT": "US-NW-BPAT", "EIA-NYIS": "US-NY-NYIS",
-                 "EIA-MISO": "US-MIDW-MISO"}
     frames = []
-    for name, region in region_of.items():
-        series = actuals[name]
+    for region, series in actuals.items():
         n = len(series.carbon_intensity)
         typical = profiles.typical_intensity(region, series.start, n, series.slot_minutes)
         valid = pd.date_range(series.start, periods=n, freq=f"{series.slot_minutes}min")
         frames.append(pd.DataFrame({"issued_at": valid, "valid_at": valid, "forecast": typical,
                                     "actual": np.asarray(series.carbon_intensity),
-                                    "source": name}))
+                                    "source": region}))
     return pd.concat(frames, ignore_index=True)
 
 
-def calibration_sets(data_dir: Path) -> dict[str, pd.DataFrame]:
-    """Forecast-vs-actual vintages per calibrated model name (see :func:`refit_default_models`)."""
-    from gridshift.forecasting import extension
-
-    actuals = load_hourly_actuals(data_dir)
-    return {
-        "average-ci": load_uk_tracking(data_dir),
-        "moer": load_watttime_caiso(data_dir),
-        "seasonal-extension": pd.concat(
-            [extension.backtest_vintages(series, horizon_h=168, every_h=25).assign(source=name)
-             for name, series in actuals.items()], ignore_index=True),
-        "typical-profile": _typical_profile_vintages(actuals),
-    }
-
-
-def refit_default_models(data_dir: Path | None = None) -> dict[str, Calibrated]:
-    """Refit the shipped constants from ``../shared/data`` (deterministic).
+def refit_default_models(sets: dict[str, pd.DataFrame]) -> dict[str, Calibrated]:
+    """Refit the shipped constants from the calibration sets (deterministic; the shared data's
+    are read by ``gridshift.adapters.datasets.calibration_sets``).
 
     ``average-ci`` (4 GB vintages) is fitted on all of them and scored leave-one-vintage-out;
     the others are fitted on the first half by issue time of each series and scored on the rest.
     """
-    sets = calibration_sets(shared_data_dir() if data_dir is None else Path(data_dir))
     names = {"average-ci": AVERAGE_CI_MODEL.name, "moer": MOER_MODEL.name,
              "seasonal-extension": SEASONAL_EXTENSION_MODEL.name,
              "typical-profile": TYPICAL_PROFILE_MODEL.name}

@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+#: The kinds of intensity signal: the grid mix's average intensity, or the marginal rate of
+#: the plant that answers a change in load (WattTime's MOER).
+AVERAGE = "average"
+MARGINAL = "marginal"
+SIGNAL_KINDS = (AVERAGE, MARGINAL)
+
 
 @dataclass(frozen=True)
 class Forecast:
@@ -23,6 +29,10 @@ class Forecast:
     fallback: bool = False
     # How the series was obtained, for provenance (sources tried, extension, ...).
     detail: str = ""
+    #: AVERAGE or MARGINAL: set by the source, which knows what its provider publishes.
+    signal: str = AVERAGE
+    #: A typical-day profile (a climatology of past years), not a forecast of these hours.
+    typical_profile: bool = False
 
     @property
     def end(self) -> datetime:

@@ -27,7 +27,7 @@ class EmbeddedProfileSource:
         values = profiles.typical_intensity(region, start, slots, slot_minutes)
         return Forecast(region=region, start=start, slot_minutes=slot_minutes,
                         carbon_intensity=tuple(float(v) for v in values), provider=self.name,
-                        issued_at=datetime.now(UTC), fallback=True)
+                        issued_at=datetime.now(UTC), fallback=True, typical_profile=True)
 
     def regions(self) -> list[str]:
         return profiles.known_regions()

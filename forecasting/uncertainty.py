@@ -32,7 +32,7 @@ from datetime import datetime
 
 import numpy as np
 
-from gridshift.forecasting.series import Forecast
+from gridshift.forecasting.series import MARGINAL, Forecast
 
 __all__ = [
     "AVERAGE_CI_MODEL",
@@ -259,13 +259,13 @@ def forecast_scenarios(forecast: Forecast, n: int, seed: int,
 def model_for(forecast: Forecast) -> ErrorModel:
     """The calibrated model that fits a forecast's provider.
 
-    The embedded typical-day profile gets :data:`TYPICAL_PROFILE_MODEL`, WattTime (marginal
-    emissions) :data:`MOER_MODEL`, everything else :data:`DEFAULT`.
+    A typical-day profile gets :data:`TYPICAL_PROFILE_MODEL`, a marginal signal (WattTime's
+    MOER) :data:`MOER_MODEL`, every average-intensity forecast :data:`DEFAULT`. The source sets
+    both flags (:attr:`Forecast.typical_profile`, :attr:`Forecast.signal`).
     """
-    provider = forecast.provider.lower()
-    if "typical" in provider or "profile" in provider:
+    if forecast.typical_profile:
         return TYPICAL_PROFILE_MODEL
-    if "watttime" in provider or "moer" in provider:
+    if forecast.signal == MARGINAL:
         return MOER_MODEL
     return DEFAULT
 

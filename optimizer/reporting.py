@@ -32,13 +32,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gridshift.forecasting.series import Forecast
+from gridshift.forecasting.series import AVERAGE, MARGINAL, SIGNAL_KINDS, Forecast
 from gridshift.optimizer.plan import Placement, Plan
 from gridshift.optimizer.problem import Problem
 
-AVERAGE = "average"
-MARGINAL = "marginal"
-SIGNAL_KINDS = (AVERAGE, MARGINAL)
 #: Label of jobs submitted without a team (an empty string would not survive a CSV round trip).
 NO_TEAM = "(no team)"
 
@@ -57,12 +54,6 @@ _KEYS = ["day", "team", "site", "region"]
 _SCENARIOS = {"plan": "", "baseline": "baseline_", "run_now": "run_now_"}
 
 
-def signal_kind(provider: str) -> str:
-    """The kind of intensity signal a provider publishes: WattTime's MOER is ``"marginal"``;
-    every other provider (Electricity Maps, NESO UK CI, files, profiles) is ``"average"``."""
-    return MARGINAL if "watttime" in provider.lower() else AVERAGE
-
-
 @dataclass(frozen=True, eq=False)
 class ReportPlan:
     """One stored plan, as the report reads it.
@@ -70,8 +61,8 @@ class ReportPlan:
     ``actual_ci_g_per_kwh`` is [S, T] gCO2e/kWh measured after the fact, aligned to the plan's
     slots (see :func:`actual_intensity`), NaN where unknown; ``None`` when no actuals were
     pulled. ``providers`` maps region -> forecast provider (default: the problem's forecast
-    series), ``signals`` region -> ``"average"`` | ``"marginal"`` (default: by provider, see
-    :func:`signal_kind`), ``actual_sources`` region -> where the actuals came from.
+    series), ``signals`` region -> ``"average"`` | ``"marginal"`` (default: the signal its
+    forecast series declares), ``actual_sources`` region -> where the actuals came from.
     """
 
     plan_id: str
@@ -95,7 +86,8 @@ class ReportPlan:
         providers.update(self.providers)
         for region in p.site_regions:
             providers.setdefault(region, "unknown")
-        signals = {r: signal_kind(name) for r, name in providers.items()}
+        signals = {r: AVERAGE for r in providers}
+        signals.update({f.region: f.signal for f in p.forecasts if f.carbon_intensity})
         signals.update(self.signals)
         bad = {r: k for r, k in signals.items() if k not in SIGNAL_KINDS}
         if bad:

@@ -39,6 +39,31 @@ SHARED_DATA = Path(os.environ.get("GRIDSHIFT_SHARED_DATA", PROJECT_ROOT.parent /
 START = "2026-06-15T00:00:00Z"
 
 
+def settings_for_tests(data_dir: Path | None = None, **environ: str):
+    """Settings as a deployment without provider credentials would have them: the data
+    directory ``data_dir`` (default: the session's temporary one), ``environ`` on top
+    (``GRIDSHIFT_*`` names)."""
+    from gridshift.settings import load_settings
+
+    env = {"GRIDSHIFT_DATA_DIR": str(data_dir or os.environ["GRIDSHIFT_DATA_DIR"]),
+           "HOME": str(data_dir or os.environ["GRIDSHIFT_DATA_DIR"]), **environ}
+    return load_settings(environ=env)
+
+
+def make_app(store=None, **options):
+    """The application as the bootstrap wires it, by default with no plan store; ``store``:
+    a PlanStore; other keywords go to build_app (forecast_service, http_factory, solve)."""
+    from gridshift.bootstrap import build_app
+
+    return build_app(options.pop("settings", None) or settings_for_tests(), store=store, **options)
+
+
+def prepare(request: dict, sources=None) -> Problem:
+    """A request compiled as the service compiles it (forecasts and site supply resolved with
+    the default wiring; no provider is configured in tests)."""
+    return make_app().planner.prepare(request, sources=sources)
+
+
 def hours(h: float) -> str:
     """RFC 3339 timestamp `h` hours after START."""
     from datetime import datetime, timedelta

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gridshift import backtest
-from gridshift.backtest.context import build_context
+from gridshift.app import backtest
+from gridshift.app.backtest.context import build_context
 from gridshift.forecasting.blend import HISTORY_DAYS
 
 DATA = Path(os.environ.get("GRIDSHIFT_SHARED_DATA")
@@ -138,12 +138,14 @@ def test_outputs_are_written(default_result: backtest.BacktestResult, tmp_path: 
 
 def test_cli_entry_point(data_dir: Path, tmp_path: Path, capsys,
                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from gridshift.cli.backtest import add_arguments, run
+
     monkeypatch.setenv("GRIDSHIFT_SHARED_DATA", str(data_dir))
     parser = argparse.ArgumentParser()
-    backtest.add_arguments(parser)
+    add_arguments(parser)
     args = parser.parse_args(["--region", "ciso", "--days", "1", "--start", "2022-10-27",
                               "--time-limit", "1", "-o", str(tmp_path)])
-    assert backtest.main(args) == 0
+    assert run(args) == 0
     out = capsys.readouterr().out
     assert "perfect-foresight" in out and "wall_s_per_window_mean" in out
     assert "gridshift on the forecast blended with actuals published 1 h late" in out
@@ -151,7 +153,7 @@ def test_cli_entry_point(data_dir: Path, tmp_path: Path, capsys,
     assert not parser.parse_args(["--no-blend"]).blend
     assert parser.parse_args(["--blend-others"]).blend_others
     bad = parser.parse_args(["--region", "nowhere"])
-    assert backtest.main(bad) == 2
+    assert run(bad) == 2
 
 
 def test_forecast_vintages_evolve_or_are_drawn_afresh(data_dir: Path) -> None:

@@ -6,6 +6,7 @@ the way where it does not apply (marginal signals, the embedded profile, too lit
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -102,9 +103,13 @@ def test_actuals_after_the_issue_time_are_not_used() -> None:
                                blend_with_actuals(forecast, actuals).forecast.carbon_intensity)
 
 
-@pytest.mark.parametrize("provider", ["watttime", "embedded-typical-profile"])
-def test_marginal_signals_and_the_embedded_profile_are_left_alone(provider: str) -> None:
+@pytest.mark.parametrize(("provider", "what"), [("watttime", {"signal": "marginal"}),
+                                               ("embedded-typical-profile",
+                                                {"typical_profile": True})])
+def test_marginal_signals_and_the_embedded_profile_are_left_alone(provider: str,
+                                                                  what: dict) -> None:
     actuals, forecast, _ = case(3, provider=provider)
+    forecast = replace(forecast, **what)
     blend = blend_with_actuals(forecast, actuals)
     assert not blend.applied and blend.forecast == forecast
     assert provider in blend.note

@@ -335,17 +335,17 @@ def test_backend_flag(tmp_path: Path, backend: str) -> None:
 
 
 def test_time_limit_and_backend_reach_the_solver(tmp_path: Path, monkeypatch, capsys) -> None:
-    import gridshift.planning
+    import gridshift.app.risk
     from gridshift.optimizer.domain import Backend
 
     seen = []
-    real_solve = gridshift.planning.solve
+    real_solve = gridshift.app.risk.solve
 
     def spy(problem, **kwargs):
         seen.append((problem.options.time_limit_seconds, problem.options.backend))
         return real_solve(problem, **kwargs)
 
-    monkeypatch.setattr(gridshift.planning, "solve", spy)
+    monkeypatch.setattr(gridshift.app.risk, "solve", spy)
     # In process, keep to HiGHS: OR-Tools loaded into the pytest process makes a later
     # in-process protoc run (tests/test_protos.py) abort.
     request = small_request(jobs=[job("x")], options={"timeLimitSeconds": 20,
@@ -522,12 +522,13 @@ def test_cli_overrides_with_malformed_options(tmp_path: Path) -> None:
     assert "options: must be an object" in proc.stderr
 
 
-def test_unknown_log_level_does_not_crash(tmp_path: Path) -> None:
+def test_unknown_log_level_is_refused_with_its_variable(tmp_path: Path) -> None:
+    """Every setting is checked when read: a misspelt level is a usage error, not ignored."""
     proc = run_cli("plan", str(write_request(tmp_path, mixed_request())), "-q", cwd=tmp_path,
                    env={"GRIDSHIFT_LOG_LEVEL": "chatty"})
-    assert proc.returncode == 0, proc.stderr
-    assert "Traceback" not in proc.stderr and "GRIDSHIFT_LOG_LEVEL" in proc.stderr
-    assert parse_response(proc.stdout).assignments
+    assert_clean_failure(proc, 2)
+    assert "invalid settings" in proc.stderr
+    assert "GRIDSHIFT_LOG_LEVEL: unknown level 'chatty'" in proc.stderr
 
 
 # --- infeasible and partial plans ----------------------------------------------------------
@@ -568,15 +569,14 @@ def test_partial_plan(tmp_path: Path) -> None:
 # --- internal errors -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("target", ["solve", "plan"])
+@pytest.mark.parametrize("target", ["gridshift.app.risk.solve",
+                                    "gridshift.app.planning.Planner.plan"])
 def test_internal_error_exit_code(tmp_path: Path, monkeypatch, capsys, target: str) -> None:
-    import gridshift.planning
-
     def boom(*args, **kwargs):
         raise RuntimeError("secret internals")
 
     monkeypatch.delenv("GRIDSHIFT_LOG_LEVEL", raising=False)
-    monkeypatch.setattr(gridshift.planning, target, boom)
+    monkeypatch.setattr(target, boom)
     code = cli.main(["plan", str(write_request(tmp_path, mixed_request()))])
     captured = capsys.readouterr()
     assert code == 1

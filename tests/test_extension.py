@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-from conftest import needs_shared_data
+from conftest import SHARED_DATA, needs_shared_data
 
-from gridshift.forecasting import calibration, extension
+from gridshift.adapters.datasets import load_hourly_actuals
+from gridshift.forecasting import extension
 from gridshift.forecasting.series import Forecast
 
 T0 = datetime(2026, 6, 15, tzinfo=UTC)
@@ -130,7 +131,7 @@ def test_backtest_beats_persistence_on_a_daily_series():
 
 def test_seasonal_extension_beats_persistence_on_real_eia_data():
     needs_shared_data("sustaindc-eia", "CISO_NG_&_avgCI.csv")
-    series = calibration.load_hourly_actuals(calibration.shared_data_dir())["EIA-CISO"]
+    series = load_hourly_actuals(SHARED_DATA)["EIA-CISO"]
     frame = extension.backtest_vintages(series, horizon_h=72, every_h=49).dropna()
     lead = (frame["valid_at"] - frame["issued_at"]).dt.total_seconds() / 3600
     for lo, hi in ((6, 24), (24, 72)):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gridshift.files import write_atomically
+from gridshift.adapters.files import write_atomically
 
 
 def test_regular_file_is_replaced_whole(tmp_path: Path) -> None:

@@ -11,33 +11,39 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-from conftest import job
+from conftest import job, make_app, settings_for_tests
 from providers.fake_servers import ElectricityMapsServer, fast_client
 
+from gridshift.adapters.codec import to_response
+from gridshift.adapters.forecast_service import ForecastConfig, ForecastService
 from gridshift.adapters.grpc_client import SchedulerClient
-from gridshift.adapters.grpc_service import ServerSettings, start_server
+from gridshift.adapters.providers.registry import ProviderSettings
 from gridshift.api.v1 import forecast_pb2
 from gridshift.api.v1 import optimize_pb2 as pb
-from gridshift.forecasts import ForecastConfig, ForecastQueries, ForecastService
+from gridshift.app.forecasts import ForecastQueries
 from gridshift.optimizer.checker import check_plan
-from gridshift.planning import configure_forecasts, plan, prepare
+from gridshift.service.servicer import start_server
+from gridshift.settings import ServerSettings
 
 TOKEN = "emaps-integration-token-41"
+_PROVIDERS: dict[str, ProviderSettings] = {}
 
 
 @pytest.fixture
-def emaps(monkeypatch: pytest.MonkeyPatch) -> Iterator[ElectricityMapsServer]:
+def emaps() -> Iterator[ElectricityMapsServer]:
     with ElectricityMapsServer(TOKEN) as server:
-        monkeypatch.setenv("GRIDSHIFT_EMAPS_URL", f"{server.url}/v3")
-        monkeypatch.setenv("GRIDSHIFT_EMAPS_TOKEN", TOKEN)
+        _PROVIDERS["emaps"] = ProviderSettings({"emaps_url": f"{server.url}/v3",
+                                                "emaps_token": TOKEN})
         yield server
+        _PROVIDERS.clear()
 
 
-def service(tmp_path, ttl_s: float = 3600.0) -> ForecastService:
+def service(tmp_path, ttl_s: float = 3600.0, **options) -> ForecastService:
     config = ForecastConfig(chains={"DE": ["electricitymaps:DE", "cached", "embedded"]},
                             cache_path=tmp_path / "cache.sqlite",
                             ttl_seconds={"electricitymaps": ttl_s})
-    return ForecastService(config, http_factory=lambda provider: fast_client(provider))
+    return ForecastService(config, _PROVIDERS.get("emaps"),
+                           http_factory=lambda provider: fast_client(provider), **options)
 
 
 def this_hour() -> datetime:
@@ -76,14 +82,11 @@ def test_fresh_cache_is_served_without_asking_the_provider(tmp_path, emaps) -> N
 
 @pytest.fixture
 def server(tmp_path, emaps) -> Iterator[str]:
-    svc = service(tmp_path)
-    configure_forecasts(svc)
-    running = start_server(prepare, ServerSettings(port=0), ForecastQueries(svc))
+    running = start_server(make_app(forecast_service=service(tmp_path)), ServerSettings(port=0))
     try:
         yield f"127.0.0.1:{running.port}"
     finally:
         running.server.stop(0).wait()
-        configure_forecasts(ForecastService())
 
 
 def test_get_forecast_over_grpc(server: str, emaps) -> None:
@@ -144,36 +147,32 @@ def test_bad_forecast_queries_are_invalid_argument(server: str) -> None:
 
 
 def test_unknown_region_is_named() -> None:
-    from gridshift.forecasts import best_windows
     from gridshift.optimizer.errors import InvalidInputError
 
     start = this_hour()
     with pytest.raises(InvalidInputError) as caught:
-        best_windows(ForecastService(), ["DE", "NOWHERE"], 60, start, start + timedelta(hours=6))
+        ForecastQueries(ForecastService()).best_windows(["DE", "NOWHERE"], 60, start,
+                                                        start + timedelta(hours=6))
     assert [v.field for v in caught.value.violations] == ["regions[1]"]
     assert "NOWHERE" in str(caught.value)
 
 
 def test_request_without_forecasts_is_filled_by_the_provider(tmp_path, emaps) -> None:
-    svc = service(tmp_path)
-    configure_forecasts(svc)
-    try:
-        start = this_hour()
-        request = {"horizon": {"start": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "slots": 8},
-                   "sites": [{"id": "fra", "region": "DE", "gpu_capacity": 8}],
-                   "jobs": [job("a", gpus=4, power_kw=3, duration_minutes=120),
-                            job("b", gpus=8, power_kw=6, duration_minutes=60)]}
-        outcome = plan(request)
-    finally:
-        configure_forecasts(ForecastService())
+    start = this_hour()
+    request = {"horizon": {"start": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "slots": 8},
+               "sites": [{"id": "fra", "region": "DE", "gpu_capacity": 8}],
+               "jobs": [job("a", gpus=4, power_kw=3, duration_minutes=120),
+                        job("b", gpus=8, power_kw=6, duration_minutes=60)]}
+    outcome = make_app(forecast_service=service(tmp_path)).planner.plan(request)
     result = outcome.result
+    response = to_response(result, outcome.plan_id)
     assert check_plan(result.problem, result.plan).ok
     expected = [emaps.value("DE", start + timedelta(hours=i)) for i in range(8)]
     assert list(result.problem.ci_g_per_kwh[0]) == expected
-    (prov,) = outcome.response.provenance
+    (prov,) = response.provenance
     assert prov.provider == "electricitymaps" and not prov.fallback
-    assert pb.PlanStatus.Name(outcome.response.status) == "OPTIMAL"
-    assert math.isfinite(outcome.response.totals.emissions_kg)
+    assert pb.PlanStatus.Name(response.status) == "OPTIMAL"
+    assert math.isfinite(response.totals.emissions_kg)
 
 
 def _ts(moment: datetime):
@@ -186,12 +185,9 @@ def _ts(moment: datetime):
 
 def test_actuals_pulled_from_the_provider_history(tmp_path, emaps) -> None:
     from gridshift.adapters.store import ActualSeries, PlanStore
-    from gridshift.forecasts import pull_actuals
 
     start = this_hour() - timedelta(hours=12)
-    config = ForecastConfig(chains={"DE": ["electricitymaps:DE", "cached", "embedded"]})
-    series = pull_actuals("DE", start, start + timedelta(hours=6), config,
-                          http_factory=lambda provider: fast_client(provider))
+    series = service(tmp_path).pull_actuals("DE", start, start + timedelta(hours=6))
     assert series.provider == "electricitymaps"
     assert list(series.carbon_intensity[:6]) == [emaps.value("DE", start + timedelta(hours=i))
                                                  for i in range(6)]
@@ -202,7 +198,7 @@ def test_actuals_pulled_from_the_provider_history(tmp_path, emaps) -> None:
     assert [v for _, v in store.actuals("DE", start, start + timedelta(hours=6))] == \
         [float(v) for v in series.carbon_intensity[:6]]
     with pytest.raises(LookupError):
-        pull_actuals("NOWHERE", start, start + timedelta(hours=6), ForecastConfig())
+        ForecastService().pull_actuals("NOWHERE", start, start + timedelta(hours=6))
 
 
 def test_forecasts_are_blended_with_the_actuals_in_the_plan_store(tmp_path, emaps) -> None:
@@ -210,9 +206,8 @@ def test_forecasts_are_blended_with_the_actuals_in_the_plan_store(tmp_path, emap
     the provider's forecast is blended with their seasonal model: every value moves towards
     the actuals' daily cycle, and provenance says so. Without actuals, or with blending
     switched off, the provider's values are served as they are."""
-    from gridshift import plans
     from gridshift.adapters.store import ActualSeries, PlanStore
-    from gridshift.forecasts import stored_actuals
+    from gridshift.bootstrap import build_app
 
     start = this_hour()
     raw = [emaps.value("DE", start + timedelta(hours=i)) for i in range(12)]
@@ -223,28 +218,25 @@ def test_forecasts_are_blended_with_the_actuals_in_the_plan_store(tmp_path, emap
     first = start - timedelta(days=14)
     recorded = [0.6 * emaps.value("DE", first + timedelta(hours=i)) for i in range(14 * 24)]
     store.save_actuals([ActualSeries("DE", first, 60, recorded, "electricitymaps")])
-    plans.set_store(store)
-    try:
-        config = ForecastConfig(chains={"DE": ["electricitymaps:DE", "cached", "embedded"]},
-                                cache_path=tmp_path / "cache.sqlite")
-        blending = ForecastService(config, http_factory=lambda p: fast_client(p),
-                                   actuals=stored_actuals)
-        blended = blending.resolve("DE", start, 12, 60)
-        off = ForecastService(replace(config, blend=False), actuals=stored_actuals,
-                              http_factory=lambda p: fast_client(p)).resolve("DE", start, 12, 60)
-        # A request without inline forecasts is planned on the blended series.
-        configure_forecasts(blending)
-        request = {"horizon": {"start": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "slots": 8},
-                   "sites": [{"id": "fra", "region": "DE", "gpu_capacity": 8}],
-                   "jobs": [job("a", gpus=4, power_kw=3, duration_minutes=120)]}
-        outcome = plan(request)
-    finally:
-        configure_forecasts(ForecastService())
-        plans.set_store(None)
+    # The bootstrap's wiring: the provider from the settings, the blend reading the store.
+    settings = settings_for_tests(tmp_path, GRIDSHIFT_EMAPS_URL=_PROVIDERS["emaps"].get(
+        "emaps_url"), GRIDSHIFT_EMAPS_TOKEN=TOKEN)
+    settings = replace(settings, forecasts=ForecastConfig(
+        chains={"DE": ["electricitymaps:DE", "cached", "embedded"]}))
+    app = build_app(settings, store=store, http_factory=lambda p: fast_client(p))
+    blended = app.forecast_service.resolve("DE", start, 12, 60)
+    off = build_app(replace(settings, forecasts=replace(settings.forecasts, blend=False)),
+                    store=store, http_factory=lambda p: fast_client(p)
+                    ).forecast_service.resolve("DE", start, 12, 60)
+    # A request without inline forecasts is planned on the blended series.
+    request = {"horizon": {"start": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "slots": 8},
+               "sites": [{"id": "fra", "region": "DE", "gpu_capacity": 8}],
+               "jobs": [job("a", gpus=4, power_kw=3, duration_minutes=120)]}
+    outcome = app.planner.plan(request, store=False)
     assert check_plan(outcome.result.problem, outcome.result.plan).ok
     np.testing.assert_allclose(outcome.result.problem.ci_g_per_kwh[0],
                                blended.carbon_intensity[:8])
-    (prov,) = outcome.response.provenance
+    (prov,) = to_response(outcome.result).provenance
     assert "blended with the seasonal model" in prov.detail
     assert "blended with the seasonal model of actuals" in blended.detail
     assert blended.provider == "electricitymaps" and not blended.fallback
@@ -254,17 +246,17 @@ def test_forecasts_are_blended_with_the_actuals_in_the_plan_store(tmp_path, emap
 
 
 def test_blend_option_in_the_config_file_is_checked(tmp_path) -> None:
-    from gridshift.config import load_forecast_config
     from gridshift.optimizer.errors import InvalidInputError
+    from gridshift.settings import load_settings
 
     assert ForecastConfig.from_table({"blend": False}).blend is False
     assert ForecastConfig.from_table({}).blend is True
     path = tmp_path / "gridshift.toml"
     path.write_text('[forecasts]\nblend = false\n', encoding="utf-8")
-    assert load_forecast_config(str(path)).blend is False
+    assert load_settings(str(path), environ={}).forecasts.blend is False
     path.write_text('[forecasts]\nblend = "sometimes"\n', encoding="utf-8")
     with pytest.raises(InvalidInputError, match="forecasts.blend must be true or false"):
-        load_forecast_config(str(path))
+        load_settings(str(path), environ={})
 
 
 @pytest.mark.parametrize(("toml", "message"), [
@@ -283,13 +275,13 @@ def test_config_file_mistakes_are_named(tmp_path, toml: str, message: str) -> No
     """Every mistake in [forecasts] is refused when the file is read (a typo was silently
     ignored, a wrong type was an internal error, an unknown provider failed only when a
     request first needed the region), with the key named."""
-    from gridshift.config import load_forecast_config
     from gridshift.optimizer.errors import InvalidInputError
+    from gridshift.settings import load_settings
 
     path = tmp_path / "gridshift.toml"
     path.write_text(f"[forecasts]\n{toml}\n", encoding="utf-8")
     with pytest.raises(InvalidInputError) as info:
-        load_forecast_config(str(path))
+        load_settings(str(path), environ={})
     [violation] = info.value.violations
     assert violation.field == "[forecasts]" and message in violation.problem
 
@@ -297,12 +289,12 @@ def test_config_file_mistakes_are_named(tmp_path, toml: str, message: str) -> No
 def test_the_readme_config_example_is_valid(tmp_path) -> None:
     from conftest import PROJECT_ROOT
 
-    from gridshift.config import load_forecast_config
+    from gridshift.settings import load_settings
 
     readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
     example = readme.split("```toml\n[forecasts]\n", 1)[1].split("```", 1)[0]
     path = tmp_path / "gridshift.toml"
     path.write_text("[forecasts]\n" + example, encoding="utf-8")
-    config = load_forecast_config(str(path))
+    config = load_settings(str(path), environ={}).forecasts
     assert config.chains["DE"] == ["electricitymaps:DE", "cached", "embedded"]
     assert config.ttl_seconds == {"electricitymaps": 3600.0, "ukci": 1800.0, "watttime": 300.0}

@@ -14,25 +14,25 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import PROJECT_ROOT, hours, job, small_request
+from conftest import PROJECT_ROOT, hours, job, make_app, prepare, small_request
 from google.protobuf import json_format
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from gridshift.adapters.codec import plan_from_response
 from gridshift.adapters.grpc_client import SchedulerClient
-from gridshift.adapters.grpc_service import ServerSettings, start_server
 from gridshift.api.v1 import optimize_pb2 as pb
 from gridshift.optimizer.checker import check_plan
-from gridshift.planning import prepare
+from gridshift.service.servicer import start_server
+from gridshift.settings import ServerSettings
 
 sys.path.insert(0, str(PROJECT_ROOT / "bench"))
 from instances import SIZES, make_request  # noqa: E402
 
 
 @contextmanager
-def running(prepare_fn=prepare, **settings) -> Iterator[str]:
-    server = start_server(prepare_fn, ServerSettings(port=0, **settings))
+def running(app=None, **settings) -> Iterator[str]:
+    server = start_server(app or make_app(), ServerSettings(port=0, **settings))
     try:
         yield f"127.0.0.1:{server.port}"
     finally:
@@ -141,10 +141,10 @@ def test_invalid_request_is_invalid_argument_with_every_field_path() -> None:
 
 
 def test_unexpected_error_is_internal_without_internals() -> None:
-    def broken(_: dict):
+    def broken(*args, **kwargs):
         raise RuntimeError("secret connection string postgres://user:pw@db")
 
-    with running(broken) as target, SchedulerClient(target) as client:
+    with running(make_app(solve=broken)) as target, SchedulerClient(target) as client:
         with pytest.raises(grpc.RpcError) as caught:
             client.optimize(request_of_three_jobs(), timeout=30, request_id="req-42")
     assert caught.value.code() == grpc.StatusCode.INTERNAL

@@ -16,11 +16,13 @@ SCENARIO = """
 import queue, sys, threading
 sys.path.insert(0, "bench")
 from instances import InstanceSpec, make_request
-from gridshift.planning import prepare
 from gridshift.optimizer.backends.highs import solve_highs
 from gridshift.optimizer.milp import build_milp
+from gridshift.optimizer.parsing import parse_request
+from gridshift.optimizer.problem import build_problem
 
-model = build_milp(prepare(make_request(InstanceSpec("t", jobs=8, sites=2, slots=24, seed=1))))
+spec = InstanceSpec("t", jobs=8, sites=2, slots=24, seed=1)
+model = build_milp(build_problem(parse_request(make_request(spec))))
 jobs, results = queue.Queue(), queue.Queue()
 
 def other_thread():

@@ -19,16 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PROJECT_ROOT, START, hours, job, small_request
+from conftest import PROJECT_ROOT, START, hours, job, make_app, prepare, small_request
 from google.protobuf import json_format
 
 from gridshift.adapters.codec import plan_from_response
 from gridshift.adapters.grpc_client import SchedulerClient
-from gridshift.adapters.grpc_service import RunningServer, ServerSettings, start_server
 from gridshift.api.v1 import optimize_pb2 as pb
 from gridshift.optimizer.checker import check_plan
 from gridshift.optimizer.solve import solve
-from gridshift.planning import prepare
+from gridshift.service.servicer import RunningServer, start_server
+from gridshift.settings import ServerSettings
 
 INTEROP_DIR = PROJECT_ROOT / "tests" / "interop"
 CLIENT_JS = INTEROP_DIR / "client.js"
@@ -47,7 +47,7 @@ if not (INTEROP_DIR / "node_modules" / "@grpc" / "grpc-js").is_dir():
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[RunningServer]:
-    running = start_server(prepare, ServerSettings(port=0, max_concurrent_solves=2))
+    running = start_server(make_app(), ServerSettings(port=0, max_concurrent_solves=2))
     try:
         yield running
     finally:

@@ -10,11 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, prepare
 
-from gridshift.nightly import read_jobs, read_sites
+from gridshift.adapters.nightly_files import read_jobs, read_sites
 from gridshift.optimizer.errors import InvalidInputError
-from gridshift.planning import prepare
 
 HEADER = "id,gpus,power_kw,duration_minutes,deadline"
 

@@ -28,7 +28,6 @@ from gridshift.adapters.store import (
     PlanRecord,
     PlanStore,
     StoreError,
-    default_url,
     forecast_snapshot,
     redact_url,
 )
@@ -511,35 +510,29 @@ def test_database_newer_than_the_code_is_refused(sqlite_url):
         PlanStore(sqlite_url)
 
 
-def test_migration_command_line(sqlite_url):
-    from gridshift.adapters.store.migrations.__main__ import main
+def test_migration_command_line(sqlite_url, capsys):
+    from gridshift.cli import main
 
-    assert main(["--url", sqlite_url, "upgrade", "0001"]) == 0
-    assert main(["--url", sqlite_url, "current"]) == 0
-    assert main(["--url", sqlite_url, "upgrade"]) == 0
-    assert main(["history"]) == 0
+    assert main(["db", "upgrade", "0001", "--url", sqlite_url]) == 0
+    assert main(["db", "current", "--url", sqlite_url]) == 0
+    assert capsys.readouterr().out.strip().endswith(": 0001")
+    assert main(["db", "upgrade", "--url", sqlite_url]) == 0
+    assert main(["db", "history"]) == 0
+    assert main(["db", "downgrade", "--url", sqlite_url]) == 2
     with PlanStore(sqlite_url, migrate=False) as store:
         assert store.schema_revision() == head_revision()
 
 
 # -- opening, errors ----------------------------------------------------------------------------
 
-def test_default_url_follows_the_environment(tmp_path, monkeypatch):
-    monkeypatch.delenv("GRIDSHIFT_DB_URL", raising=False)
-    monkeypatch.setenv("GRIDSHIFT_DATA_DIR", str(tmp_path / "data"))
-    assert default_url() == f"sqlite:///{tmp_path / 'data' / 'gridshift.sqlite'}"
-    with PlanStore() as store:
+def test_the_settings_store_url_creates_its_folder(tmp_path):
+    from gridshift.settings import load_settings
+
+    settings = load_settings(environ={"GRIDSHIFT_DATA_DIR": str(tmp_path / "data")})
+    assert settings.store_url == f"sqlite:///{tmp_path / 'data' / 'gridshift.sqlite'}"
+    with PlanStore(settings.store_url) as store:
         store.save(make_plan("here"))
     assert (tmp_path / "data" / "gridshift.sqlite").is_file()
-
-    monkeypatch.delenv("GRIDSHIFT_DATA_DIR")
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    assert default_url() == f"sqlite:///{tmp_path / 'xdg' / 'gridshift' / 'gridshift.sqlite'}"
-    monkeypatch.delenv("XDG_DATA_HOME")
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert default_url().endswith("/home/.local/share/gridshift/gridshift.sqlite")
-    monkeypatch.setenv("GRIDSHIFT_DB_URL", "postgresql://u@db.example/gridshift")
-    assert default_url() == "postgresql://u@db.example/gridshift"
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_url):

@@ -19,18 +19,18 @@ from pathlib import Path
 import grpc
 import pandas as pd
 import pytest
-from conftest import PROJECT_ROOT, hours, job, small_request
+from conftest import PROJECT_ROOT, hours, job, make_app, prepare, small_request
 from google.protobuf import json_format
 
-from gridshift.adapters.codec import plan_from_response
+from gridshift.adapters.codec import plan_from_response, to_response
 from gridshift.adapters.grpc_client import SchedulerClient
-from gridshift.adapters.grpc_service import ServerSettings, start_server
 from gridshift.adapters.store import PlanStore
 from gridshift.api.v1 import plans_pb2
+from gridshift.app.reports import build_report
 from gridshift.optimizer.checker import check_plan
 from gridshift.optimizer.solve import solve
-from gridshift.planning import prepare
-from gridshift.plans import PlanService
+from gridshift.service.servicer import start_server
+from gridshift.settings import ServerSettings
 
 
 def cli(*args: str, env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -63,7 +63,7 @@ def test_cli_and_grpc_plans_land_in_one_store(tmp_path: Path, data_env: dict) ->
     done = cli("plan", str(request_file), "-o", str(tmp_path / "plan.json"), "-q", env=data_env)
     assert done.returncode == 0, done.stderr
     store = PlanStore(f"sqlite:///{tmp_path / 'data' / 'gridshift.sqlite'}")
-    running = start_server(prepare, ServerSettings(port=0), plans=PlanService(store))
+    running = start_server(make_app(store), ServerSettings(port=0))
     try:
         with SchedulerClient(f"127.0.0.1:{running.port}") as client:
             made = client.optimize(team_request("applied", 1), timeout=60)
@@ -93,16 +93,15 @@ def test_cli_and_grpc_plans_land_in_one_store(tmp_path: Path, data_env: dict) ->
 
 def test_carbon_report_equals_the_checker_on_stored_plans(tmp_path: Path) -> None:
     store = PlanStore(f"sqlite:///{tmp_path / 'store.sqlite'}")
-    service = PlanService(store)
+    app = make_app(store)
     checks = []
     for team, day in (("research", 0), ("applied", 1), ("research", 2)):
         request = team_request(team, day)
         problem = prepare(request)
         result = solve(problem)
-        from gridshift.adapters.codec import to_response
-
-        response = to_response(result)
-        service.save(result, response, request, "cli")
+        kept = app.planner.keep(result, request, "cli")
+        assert kept.stored, kept.store_error
+        response = to_response(result, kept.plan_id)
         checks.append((problem, check_plan(problem, plan_from_response(problem, response))))
     # Actual intensity for the region: 10 % above the forecast everywhere.
     actual_csv = tmp_path / "actuals.csv"
@@ -114,8 +113,8 @@ def test_carbon_report_equals_the_checker_on_stored_plans(tmp_path: Path) -> Non
     env = dict(os.environ, GRIDSHIFT_DB_URL=f"sqlite:///{tmp_path / 'store.sqlite'}")
     done = cli("actuals", "import", str(actual_csv), env=env)
     assert done.returncode == 0, done.stderr
-    report = service.report(plans_pb2.GetCarbonReportRequest(format="html"))
-    totals = json.loads(report.summary_json)["totals"]
+    report = build_report(app.archive, None, None, fmt="html")
+    totals = report.summary["totals"]
     assert report.plans == 3
     assert totals["energy_kwh"] == pytest.approx(sum(c.energy_kwh for _, c in checks), rel=1e-9)
     assert totals["emissions_kg_forecast"] == pytest.approx(
@@ -125,7 +124,7 @@ def test_carbon_report_equals_the_checker_on_stored_plans(tmp_path: Path) -> Non
     html = report.document.decode()
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
     assert images and all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
-    csv_doc = service.report(plans_pb2.GetCarbonReportRequest(format="csv", team="applied"))
+    csv_doc = build_report(app.archive, None, None, team="applied", fmt="csv")
     frame = pd.read_csv(io.BytesIO(csv_doc.document))
     assert set(frame["team"]) == {"applied"}
     assert frame["emissions_kg_forecast"].sum() == pytest.approx(checks[1][1].emissions_kg,
@@ -236,7 +235,7 @@ def test_plan_rpcs_refuse_bad_fields_with_invalid_argument(tmp_path: Path) -> No
     errors or answered silently; an empty or very long plan id is answered in a header that
     fits (a 100,000-character id came back as RESOURCE_EXHAUSTED)."""
     store = PlanStore(f"sqlite:///{tmp_path / 'store.sqlite'}")
-    running = start_server(prepare, ServerSettings(port=0), plans=PlanService(store))
+    running = start_server(make_app(store), ServerSettings(port=0))
     far = plans_pb2.ListPlansRequest()
     far.start.seconds = 253402300800 * 10
     reversed_period = plans_pb2.ListPlansRequest()

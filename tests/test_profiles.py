@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from gridshift.demo import demo_request, peak_gpu_share
+from gridshift.app.demo import demo_request, peak_gpu_share
 from gridshift.forecasting.profiles import (
     PROFILE_SOURCE,
     known_regions,

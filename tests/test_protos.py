@@ -24,7 +24,7 @@ def test_demo_request_is_a_valid_proto_message() -> None:
     from google.protobuf import json_format
 
     from gridshift.api.v1 import optimize_pb2 as pb
-    from gridshift.demo import demo_request
+    from gridshift.app.demo import demo_request
 
     message = json_format.ParseDict(demo_request(), pb.OptimizeRequest())
     assert len(message.jobs) == 60

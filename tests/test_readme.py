@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from conftest import PROJECT_ROOT, solve_checked
-
-from gridshift.planning import prepare
+from conftest import PROJECT_ROOT, prepare, solve_checked
 
 
 def readme_request() -> dict:

@@ -112,7 +112,7 @@ def _plan_b() -> ReportPlan:
     actual[:, first:first + 2] = np.nan
     actual[:, -3:] = np.nan
     return ReportPlan.of("plan-b", problem, plan, actual_ci_g_per_kwh=actual,
-                         providers={"WT": "watttime"})
+                         providers={"WT": "watttime"}, signals={"WT": "marginal"})
 
 
 def _plan_c() -> ReportPlan:

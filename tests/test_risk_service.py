@@ -11,19 +11,18 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from conftest import PROJECT_ROOT, job, small_request
+from conftest import PROJECT_ROOT, job, make_app, prepare, small_request
 from google.protobuf import json_format
 
-from gridshift.adapters.codec import plan_from_response
+from gridshift.adapters.codec import plan_from_response, to_response
 from gridshift.adapters.grpc_client import SchedulerClient
-from gridshift.adapters.grpc_service import ServerSettings, start_server
 from gridshift.api.v1 import optimize_pb2 as pb
 from gridshift.api.v1 import scoring_pb2
+from gridshift.app.risk import ci_scenarios, solve_with_risk
 from gridshift.optimizer.checker import check_plan
 from gridshift.optimizer.parsing import scenario_count_problem
-from gridshift.planning import plan, prepare
-from gridshift.risk import ci_scenarios, solve_with_risk
-from gridshift.scoring_service import score_schedules
+from gridshift.service.servicer import start_server
+from gridshift.settings import ServerSettings
 
 
 def request_with_uncertainty(**options) -> dict:
@@ -53,7 +52,8 @@ def test_scenarios_follow_the_forecast_band() -> None:
 
 
 def test_every_response_carries_risk() -> None:
-    response = plan(request_with_uncertainty()).response
+    outcome = make_app().planner.plan(request_with_uncertainty())
+    response = to_response(outcome.result, outcome.plan_id)
     risk = response.risk
     assert risk.scenarios == 32
     assert 0 < risk.expected_kg <= risk.cvar95_kg
@@ -74,8 +74,7 @@ def test_risk_measure_chooses_no_worse_plan(measure: str) -> None:
 
 @pytest.fixture
 def server() -> str:
-    running = start_server(prepare, ServerSettings(port=0), solve_fn=solve_with_risk,
-                           scorer=lambda request: score_schedules(request, prepare))
+    running = start_server(make_app(), ServerSettings(port=0))
     try:
         yield f"127.0.0.1:{running.port}"
     finally:

@@ -327,13 +327,12 @@ def _gpu_usable() -> bool:
     return device_module.gpu_status()[0]
 
 
-def test_device_cpu_and_environment(monkeypatch):
+def test_device_names(monkeypatch):
+    """The core reads no environment: None is auto whatever GRIDSHIFT_DEVICE says (the
+    settings read it and pass the device in)."""
     assert array_module("cpu") == (np, "cpu")
-    monkeypatch.setenv("GRIDSHIFT_DEVICE", "cpu")
-    assert array_module(None) == (np, "cpu")
     monkeypatch.setenv("GRIDSHIFT_DEVICE", "tpu")
-    with pytest.raises(ValueError, match="GRIDSHIFT_DEVICE"):
-        array_module(None)
+    assert array_module(None) == array_module("auto")
     with pytest.raises(ValueError, match="auto, cpu, gpu"):
         array_module("cuda")
 

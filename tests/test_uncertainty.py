@@ -91,11 +91,13 @@ def test_with_quantiles_fills_missing_and_keeps_the_providers_own():
     assert len(result.carbon_intensity_p10) == 96
 
 
-def test_model_for_picks_by_provider():
+def test_model_for_picks_by_what_the_series_is_not_its_provider_name():
     typical = EmbeddedProfileSource().forecast("DE", T0, 24, 60)
     assert u.model_for(typical) is u.TYPICAL_PROFILE_MODEL
-    assert u.model_for(replace(typical, provider="watttime")) is u.MOER_MODEL
-    assert u.model_for(replace(typical, provider="electricitymaps")) is u.DEFAULT
+    forecast = replace(typical, typical_profile=False, provider="watttime")
+    assert u.model_for(forecast) is u.DEFAULT                  # a name decides nothing
+    assert u.model_for(replace(forecast, signal="marginal")) is u.MOER_MODEL
+    assert u.model_for(replace(forecast, provider="electricitymaps")) is u.DEFAULT
 
 
 def test_forecast_scenarios_follow_the_providers_band():
@@ -163,7 +165,11 @@ def test_shipped_constants_are_reproducible_from_the_real_data():
     needs_shared_data("uk-carbon-intensity-forecast-tracking")
     needs_shared_data("vessim", "watttime2023_casio-north.zip")
     needs_shared_data("sustaindc-eia")
-    refit = cal.refit_default_models(cal.shared_data_dir())
+    from conftest import SHARED_DATA
+
+    from gridshift.adapters.datasets import calibration_sets
+
+    refit = cal.refit_default_models(calibration_sets(SHARED_DATA))
     shipped = {"average-ci": u.AVERAGE_CI_MODEL, "moer": u.MOER_MODEL,
                "seasonal-extension": u.SEASONAL_EXTENSION_MODEL,
                "typical-profile": u.TYPICAL_PROFILE_MODEL}

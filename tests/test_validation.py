@@ -8,12 +8,11 @@ import copy
 from typing import Any
 
 import pytest
-from conftest import START, hours, job, small_request
+from conftest import START, hours, job, prepare, small_request
 
 from gridshift.optimizer.domain import Backend, RiskMeasure
 from gridshift.optimizer.errors import ErrorCategory, FieldViolation, InvalidInputError
 from gridshift.optimizer.parsing import parse_request, parse_request_json
-from gridshift.planning import prepare
 
 
 def violations_of(request: Any, *, via_prepare: bool = False) -> list[FieldViolation]:

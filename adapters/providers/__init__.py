@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gridshift.forecasting.errors import ForecastUnavailable
-from gridshift.forecasting.series import Forecast
+from gridshift.forecasting.series import AVERAGE, Forecast
 
 __all__ = [
     "MAX_MISSING_FRACTION",
@@ -148,14 +148,15 @@ def build_forecast(provider: str, region: str, points: Iterable[tuple[datetime, 
                    issued_at: datetime | None, clock: Clock = now_utc,
                    max_plausible: float = MAX_PLAUSIBLE_G_PER_KWH,
                    max_missing_fraction: float = MAX_MISSING_FRACTION,
-                   what: str = "carbon intensity") -> Forecast:
+                   what: str = "carbon intensity", signal: str = AVERAGE) -> Forecast:
     """A regular series covering ``[start, end)`` from ``(period start, gCO2e/kWh)`` points.
 
     Points outside the window are dropped; a point repeated later in ``points`` wins (so a
     caller lists lower-priority data first). Missing points inside the window become NaN (the
     alignment's gap policy fills them); more than ``max_missing_fraction`` missing, a series
     that does not reach both ends of the window, off-grid timestamps, negative or implausibly
-    large values (a unit error) all raise ForecastUnavailable.
+    large values (a unit error) all raise ForecastUnavailable. ``signal`` is what the provider
+    publishes (average or marginal intensity).
     """
     step = timedelta(minutes=step_minutes)
     by_time: dict[datetime, float] = {}
@@ -194,7 +195,7 @@ def build_forecast(provider: str, region: str, points: Iterable[tuple[datetime, 
             f"{max_plausible:g}")
     return Forecast(region=region, start=first, slot_minutes=step_minutes,
                     carbon_intensity=tuple(values), provider=provider,
-                    issued_at=issued_at if issued_at is not None else clock())
+                    issued_at=issued_at if issued_at is not None else clock(), signal=signal)
 
 
 def malformed(provider: str, region: str, detail: str) -> ForecastUnavailable:

@@ -25,7 +25,6 @@ needed), 429 and 5xx are retried with backoff.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -125,15 +124,6 @@ class ElectricityMaps:
                                             emission_factor_type=emission_factor_type)
         self.clock = clock or now_utc
         self.horizon_hours_choices = tuple(sorted(horizon_hours_choices))
-
-    @classmethod
-    def from_env(cls, zones: Mapping[str, str] | None = None, *,
-                 http: HttpClient | None = None) -> ElectricityMaps:
-        """``GRIDSHIFT_EMAPS_URL`` (optional) and ``GRIDSHIFT_EMAPS_TOKEN`` (required)."""
-        token = os.environ.get(ENV_TOKEN, "")
-        if not token:
-            raise ValueError(f"{ENV_TOKEN} is not set")
-        return cls(os.environ.get(ENV_URL) or DEFAULT_BASE_URL, token, zones, http=http)
 
     def regions(self) -> list[str]:
         """The configured gridshift regions (empty when any region name is accepted)."""

@@ -23,7 +23,6 @@ other callables with the same signatures can be passed in.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -93,11 +92,6 @@ class OpenMeteoRenewables:
         self.client = OpenMeteoClient(base_url, self.http)
         self._pv_model = pv_model
         self._wind_model = wind_model
-
-    @classmethod
-    def from_env(cls, *, http: HttpClient | None = None) -> OpenMeteoRenewables:
-        """Base URL from ``GRIDSHIFT_OPENMETEO_URL`` (default: the free public API)."""
-        return cls(os.environ.get(ENV_URL) or DEFAULT_BASE_URL, http=http)
 
     # -- weather ---------------------------------------------------------------------------
     def weather(self, latitude: float, longitude: float, start: datetime,

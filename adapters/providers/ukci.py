@@ -23,7 +23,6 @@ both are accepted. A 200 ``{}`` (seen during outages) is "no data".
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -168,12 +167,6 @@ class UKCarbonIntensity:
         self.http = http if http is not None else HttpClient(PROVIDER)
         self.client = UKCarbonIntensityClient(base_url, self.http)
         self.clock = clock or now_utc
-
-    @classmethod
-    def from_env(cls, zones: Mapping[str, str] | None = None, *,
-                 http: HttpClient | None = None) -> UKCarbonIntensity:
-        """Base URL from ``GRIDSHIFT_UKCI_URL`` (default: the public API). No key needed."""
-        return cls(os.environ.get(ENV_URL) or DEFAULT_BASE_URL, zones, http=http)
 
     def regions(self) -> list[str]:
         """The gridshift regions this source serves."""

@@ -24,7 +24,6 @@ MOER is a *marginal* rate: not comparable with average intensities of other prov
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections.abc import Mapping
@@ -44,7 +43,7 @@ from gridshift.adapters.providers import (
     window_end,
 )
 from gridshift.forecasting.errors import ForecastUnavailable
-from gridshift.forecasting.series import Forecast
+from gridshift.forecasting.series import MARGINAL, Forecast
 
 __all__ = ["DEFAULT_BASE_URL", "ENV_PASSWORD", "ENV_URL", "ENV_USER",
            "LBS_PER_MWH_TO_G_PER_KWH", "PROVIDER", "UNITS_TO_G_PER_KWH", "WattTime",
@@ -173,17 +172,6 @@ class WattTime:
         self.clock = clock or now_utc
         self.signal_type = signal_type
 
-    @classmethod
-    def from_env(cls, zones: Mapping[str, str] | None = None, *,
-                 http: HttpClient | None = None) -> WattTime:
-        """``GRIDSHIFT_WATTTIME_URL`` (optional), ``_USER`` and ``_PASSWORD`` (required)."""
-        user = os.environ.get(ENV_USER, "")
-        password = os.environ.get(ENV_PASSWORD, "")
-        if not user or not password:
-            raise ValueError(f"{ENV_USER} and {ENV_PASSWORD} must be set")
-        return cls(os.environ.get(ENV_URL) or DEFAULT_BASE_URL, user, password, zones,
-                   http=http)
-
     def regions(self) -> list[str]:
         """The configured gridshift regions (empty when any region name is accepted)."""
         return sorted(self.zones or {})
@@ -228,7 +216,7 @@ class WattTime:
                 ) from exc
             points = [p for p in earlier if p[0] < first] + points
         return build_forecast(PROVIDER, region, points, step, start, end, issued_at=issued_at,
-                              clock=self.clock, what="MOER")
+                              clock=self.clock, what="MOER", signal=MARGINAL)
 
     def history(self, region: str, start: datetime, end: datetime) -> Forecast:
         """Historical (actual) MOER in g/kWh over ``[start, end)``."""
@@ -238,7 +226,8 @@ class WattTime:
             raise ValueError("history needs end > start")
         points, step = self._historical(region, wt_region, start, end)
         return build_forecast(PROVIDER, region, points, step, start, end, issued_at=None,
-                              clock=self.clock, what="MOER (historical)")
+                              clock=self.clock, what="MOER (historical)",
+                              signal=MARGINAL)
 
     # -- helpers ---------------------------------------------------------------------------
     def _historical_points(self, region: str, wt_region: str, start: datetime,

@@ -14,7 +14,9 @@ from gridshift.adapters.store.records import (
     JobRow,
     PlanFilter,
     PlanRecord,
+    forecast_from_snapshot,
     forecast_snapshot,
+    regular_series,
 )
 
 if TYPE_CHECKING:
@@ -23,8 +25,6 @@ if TYPE_CHECKING:
         DuplicatePlanError,
         PlanStore,
         StoreError,
-        default_data_dir,
-        default_url,
         redact_url,
     )
 
@@ -37,14 +37,13 @@ __all__ = [
     "PlanRecord",
     "PlanStore",
     "StoreError",
-    "default_data_dir",
-    "default_url",
+    "forecast_from_snapshot",
     "forecast_snapshot",
     "redact_url",
+    "regular_series",
 ]
 
-_LAZY = {"MAX_PAGE_SIZE", "DuplicatePlanError", "PlanStore", "StoreError", "default_data_dir",
-         "default_url", "redact_url"}
+_LAZY = {"MAX_PAGE_SIZE", "DuplicatePlanError", "PlanStore", "StoreError", "redact_url"}
 
 
 def __getattr__(name: str) -> Any:

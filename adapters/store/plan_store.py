@@ -24,7 +24,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import re
 import zlib
 from collections.abc import Iterator, Sequence
@@ -51,15 +50,20 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 
 from gridshift.adapters.store import schema
-from gridshift.adapters.store.records import ActualSeries, JobRow, PlanFilter, PlanRecord
+from gridshift.adapters.store.records import (
+    ActualSeries,
+    JobRow,
+    PlanFilter,
+    PlanRecord,
+    regular_series,
+)
+from gridshift.forecasting.series import Forecast
 
 __all__ = [
     "MAX_PAGE_SIZE",
     "DuplicatePlanError",
     "PlanStore",
     "StoreError",
-    "default_data_dir",
-    "default_url",
     "redact_url",
 ]
 
@@ -79,23 +83,6 @@ class StoreError(Exception):
 
 class DuplicatePlanError(StoreError):
     """A plan with this plan_id is stored already (and the record has no matching run key)."""
-
-
-def default_data_dir() -> Path:
-    """GRIDSHIFT_DATA_DIR, else $XDG_DATA_HOME/gridshift, else ~/.local/share/gridshift."""
-    explicit = os.environ.get("GRIDSHIFT_DATA_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "gridshift"
-
-
-def default_url() -> str:
-    """GRIDSHIFT_DB_URL, else the SQLite file ``gridshift.sqlite`` in the data directory."""
-    explicit = os.environ.get("GRIDSHIFT_DB_URL", "").strip()
-    if explicit:
-        return explicit
-    return f"sqlite:///{(default_data_dir() / 'gridshift.sqlite').resolve()}"
 
 
 # The password runs to the last "@" before any query: an unescaped "@" or "/" in it is
@@ -260,15 +247,15 @@ def _decode_token(token: str, fingerprint: str) -> tuple[datetime, str]:
 class PlanStore:
     """Plans, their jobs, and observed carbon intensity in one SQL database.
 
-    ``url``: a SQLAlchemy URL; None means :func:`default_url` (GRIDSHIFT_DB_URL, else the SQLite
-    file in the data directory, created with its folder). ``postgresql://`` and ``postgres://``
+    ``url``: a SQLAlchemy URL (the settings give one: ``GRIDSHIFT_DB_URL``, else the SQLite file
+    in the data directory, whose folder is created). ``postgresql://`` and ``postgres://``
     use psycopg 3. ``migrate=False`` opens without touching the schema (tools and tests).
     Thread-safe (a connection pool); close it with :meth:`close` or a ``with`` block.
     """
 
-    def __init__(self, url: str | None = None, *, migrate: bool = True,
+    def __init__(self, url: str, *, migrate: bool = True,
                  connect_timeout_s: float = 10.0) -> None:
-        raw = default_url() if url is None else str(url)
+        raw = str(url)
         self._secrets = _secrets(raw)
         self._display = redact_url(raw)
         self._engine = self._create_engine(raw, connect_timeout_s)
@@ -585,6 +572,11 @@ class PlanStore:
                  .order_by(t.c.valid_at))
         with self._guard("read actuals"), self._read() as conn:
             return [(row.valid_at, row.ci_g_per_kwh) for row in conn.execute(query)]
+
+    def actual_series(self, region: str, start: datetime, end: datetime) -> Forecast | None:
+        """The region's observed intensity in ``[start, end)`` as a regular series (gaps as
+        NaN); None with fewer than two values."""
+        return regular_series(region, self.actuals(region, start, end))
 
     # -- closing ---------------------------------------------------------------------------
 

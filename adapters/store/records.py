@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["ActualSeries", "JobRow", "PlanFilter", "PlanRecord", "forecast_snapshot"]
+from gridshift.adapters.providers.registry import signal_of
+from gridshift.forecasting.series import Forecast
+
+__all__ = ["ActualSeries", "JobRow", "PlanFilter", "PlanRecord", "forecast_from_snapshot",
+           "forecast_snapshot", "regular_series"]
 
 
 @dataclass
@@ -101,11 +105,52 @@ def _floats(values: Any) -> list[float | None]:
     return [None if math.isnan(float(v)) else float(v) for v in values]
 
 
+def forecast_from_snapshot(snapshot: dict[str, Any]) -> Forecast:
+    """The Forecast of a :func:`forecast_snapshot` (snapshots written before series carried
+    their signal get the one their provider publishes)."""
+    def when(text: str | None) -> datetime | None:
+        return datetime.fromisoformat(text) if text else None
+
+    def floats(values: Any) -> tuple[float, ...]:
+        return tuple(float("nan") if v is None else float(v) for v in values or ())
+
+    provider = snapshot.get("provider", "")
+    return Forecast(region=snapshot["region"], start=when(snapshot["start"]),
+                    slot_minutes=int(snapshot["slot_minutes"]),
+                    carbon_intensity=floats(snapshot["carbon_intensity"]),
+                    carbon_intensity_p10=floats(snapshot.get("p10")),
+                    carbon_intensity_p90=floats(snapshot.get("p90")),
+                    price_per_mwh=floats(snapshot.get("price_per_mwh")),
+                    provider=provider, issued_at=when(snapshot.get("issued_at")),
+                    stale=bool(snapshot.get("stale")), fallback=bool(snapshot.get("fallback")),
+                    detail=snapshot.get("detail", ""),
+                    signal=snapshot.get("signal") or signal_of(provider),
+                    typical_profile=bool(snapshot.get("typical_profile")))
+
+
+def regular_series(region: str, points: list[tuple[datetime, float]]) -> Forecast | None:
+    """Stored actual points as a regular series (gaps as NaN); None with fewer than two."""
+    if len(points) < 2:
+        return None
+    times = [t for t, _ in points]
+    step = min((b - a) for a, b in zip(times, times[1:], strict=False))
+    step_min = int(step.total_seconds() // 60)
+    if step_min <= 0:
+        return None
+    n = int((times[-1] - times[0]).total_seconds() // 60 // step_min) + 1
+    values = [float("nan")] * n
+    for t, v in points:
+        values[int((t - times[0]).total_seconds() // 60 // step_min)] = v
+    return Forecast(region=region, start=times[0], slot_minutes=step_min,
+                    carbon_intensity=tuple(values), provider="actuals")
+
+
 def forecast_snapshot(forecast: Any) -> dict[str, Any]:
     """The JSON snapshot of a :class:`forecasting.series.Forecast` kept with a plan.
 
     Keys: region, start, slot_minutes, carbon_intensity, p10, p90, price_per_mwh, provider,
-    issued_at, stale, fallback, detail; times as ISO 8601 UTC strings ("...Z"), NaN as null.
+    issued_at, stale, fallback, detail, signal, typical_profile; times as ISO 8601 UTC strings
+    ("...Z"), NaN as null.
     """
     return {
         "region": forecast.region,
@@ -120,4 +165,6 @@ def forecast_snapshot(forecast: Any) -> dict[str, Any]:
         "stale": bool(forecast.stale),
         "fallback": bool(forecast.fallback),
         "detail": getattr(forecast, "detail", ""),
+        "signal": forecast.signal,
+        "typical_profile": bool(forecast.typical_profile),
     }

@@ -2,7 +2,8 @@
 
 `array_module(device)` returns `(xp, device_name)` where `xp` is `numpy` or `cupy`. CuPy is
 imported only when a GPU is asked for (`"gpu"`) or may be used (`"auto"`), never at import time
-of this module. `None` reads the `GRIDSHIFT_DEVICE` environment variable (default `"auto"`).
+of this module. `None` means `"auto"`; which device a deployment uses is a setting
+(`gridshift.settings`, `GRIDSHIFT_DEVICE`), passed in by the application.
 
 - `"cpu"`: NumPy.
 - `"gpu"`: CuPy on CUDA device 0; raises `DeviceUnavailableError` when CuPy is not installed or
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import warnings
 from types import ModuleType
 from typing import Any
@@ -23,7 +23,6 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-DEVICE_ENV = "GRIDSHIFT_DEVICE"
 DEVICES = ("auto", "cpu", "gpu")
 
 _fallback_logged = False
@@ -34,12 +33,10 @@ class DeviceUnavailableError(RuntimeError):
 
 
 def resolve_device(device: str | None) -> str:
-    """The requested device name: `device`, else `$GRIDSHIFT_DEVICE`, else `"auto"`."""
-    name = device if device is not None else os.environ.get(DEVICE_ENV, "") or "auto"
-    name = name.strip().lower()
+    """The requested device name: `device`, else `"auto"`; ValueError for an unknown name."""
+    name = (device or "auto").strip().lower()
     if name not in DEVICES:
-        source = "device" if device is not None else DEVICE_ENV
-        raise ValueError(f"{source} must be one of {', '.join(DEVICES)}; got {name!r}")
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {name!r}")
     return name
 
 
@@ -77,7 +74,7 @@ def reset_probe() -> None:
 
 
 def array_module(device: str | None = None) -> tuple[ModuleType, str]:
-    """`(xp, device_name)` for `device` in auto|cpu|gpu (None: `$GRIDSHIFT_DEVICE`, else auto).
+    """`(xp, device_name)` for `device` in auto|cpu|gpu (None: auto).
 
     `device_name` is `"cpu"` or `"gpu"`: the one actually used.
     """
@@ -91,7 +88,7 @@ def array_module(device: str | None = None) -> tuple[ModuleType, str]:
     if name == "gpu":
         raise DeviceUnavailableError(
             f"device 'gpu' was requested but {why_not}; install CuPy on a CUDA machine "
-            f"or use --device cpu / {DEVICE_ENV}=cpu")
+            "or use --device cpu / GRIDSHIFT_DEVICE=cpu")
     if not _fallback_logged:
         logger.info("scoring device auto: no usable GPU (%s); using NumPy on the CPU", why_not)
         _fallback_logged = True

@@ -69,7 +69,7 @@ def score(problem: Problem, batch: CandidateBatch,
     """Score every candidate of `batch` under every scenario.
 
     `ci_scenarios_g_per_kwh` is [Sc, S, T] (gCO2e/kWh); None scores the problem's own series
-    (Sc = 1). `device` is auto|cpu|gpu (None: `$GRIDSHIFT_DEVICE`, else auto). Candidates are
+    (Sc = 1). `device` is auto|cpu|gpu (None: auto). Candidates are
     processed `chunk_size` at a time; by default as many as fit in `max_chunk_bytes` of
     temporaries (on the CPU at most `CPU_CHUNK_BYTES`, which is faster).
 

@@ -188,13 +188,17 @@ def test_window_beyond_horizon_is_reported(source: ElectricityMaps) -> None:
         source.forecast("DE", HOUR, 100, 60)
 
 
-def test_from_env(monkeypatch: pytest.MonkeyPatch, server: ElectricityMapsServer) -> None:
-    monkeypatch.delenv("GRIDSHIFT_EMAPS_TOKEN", raising=False)
+def test_built_from_the_settings(server: ElectricityMapsServer) -> None:
+    """The registry builds the adapter from the settings (GRIDSHIFT_EMAPS_TOKEN / _URL)."""
+    from gridshift.adapters.providers.registry import build_provider
+    from gridshift.settings import load_settings
+
     with pytest.raises(ValueError, match="GRIDSHIFT_EMAPS_TOKEN"):
-        ElectricityMaps.from_env({"DE": "DE"})
-    monkeypatch.setenv("GRIDSHIFT_EMAPS_TOKEN", TOKEN)
-    monkeypatch.setenv("GRIDSHIFT_EMAPS_URL", f"{server.url}/v3")
-    src = ElectricityMaps.from_env({"DE": "DE"}, http=fast_client("electricitymaps"))
+        build_provider("electricitymaps", load_settings(environ={}).providers, "DE", "DE")
+    settings = load_settings(environ={"GRIDSHIFT_EMAPS_TOKEN": TOKEN,
+                                      "GRIDSHIFT_EMAPS_URL": f"{server.url}/v3"})
+    src = build_provider("electricitymaps", settings.providers, "DE", "DE",
+                         fast_client("electricitymaps"))
     try:
         assert src.history("DE", HOUR - timedelta(hours=2), HOUR).carbon_intensity
     finally:

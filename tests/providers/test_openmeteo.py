@@ -148,10 +148,21 @@ def test_negative_capacity_is_invalid(source: OpenMeteoRenewables) -> None:
         source.renewable_kw(*BERLIN, DAY, 1, 60, solar_kwp=-1.0, wind_kw=0.0)
 
 
-def test_from_env(monkeypatch: pytest.MonkeyPatch, server: OpenMeteoServer) -> None:
-    monkeypatch.setenv("GRIDSHIFT_OPENMETEO_URL", f"{server.url}/v1")
-    src = OpenMeteoRenewables.from_env(http=fast_client("open-meteo"))
-    try:
-        assert src.renewable_kw(*BERLIN, DAY, 1, 60, 1.0, 0.0)[0] > 0
-    finally:
-        src.close()
+def test_site_supply_uses_open_meteo_when_its_url_is_set(server: OpenMeteoServer) -> None:
+    from gridshift.adapters.renewables import SiteSupply
+    from gridshift.optimizer.parsing import parse_request
+    from gridshift.settings import load_settings
+
+    request = parse_request({
+        "horizon": {"start": DAY.strftime("%Y-%m-%dT%H:%M:%SZ"), "slots": 2},
+        "sites": [{"id": "ber", "region": "DE", "gpu_capacity": 8, "latitude": BERLIN[0],
+                   "longitude": BERLIN[1], "solar_kwp": 1.0}],
+        "jobs": [], "forecasts": [{"region": "DE", "start": DAY.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                   "carbon_intensity": [300, 300]}]})
+    settings = load_settings(environ={"GRIDSHIFT_OPENMETEO_URL": f"{server.url}/v1"})
+    filled, (note,) = SiteSupply(settings.providers,
+                                 lambda name: fast_client("open-meteo")).fill(request)
+    assert note.provider == "open-meteo" and not note.fallback
+    assert len(filled.sites[0].renewable_kw) == 2
+    fallback, (note,) = SiteSupply().fill(request)
+    assert note.fallback and note.provider == "embedded-typical-profile"

@@ -190,15 +190,18 @@ def test_zone_parsing() -> None:
             UKZone.parse(bad)
 
 
-def test_from_env(monkeypatch: pytest.MonkeyPatch, server: UKCarbonIntensityServer) -> None:
-    monkeypatch.setenv("GRIDSHIFT_UKCI_URL", server.url)
-    src = UKCarbonIntensity.from_env({"GB": "national"}, http=fast_client("uk"))
+def test_built_from_the_settings(server: UKCarbonIntensityServer) -> None:
+    """No credentials: the base URL from GRIDSHIFT_UKCI_URL, else the public API."""
+    from gridshift.adapters.providers.registry import build_provider
+    from gridshift.settings import load_settings
+
+    settings = load_settings(environ={"GRIDSHIFT_UKCI_URL": server.url})
+    src = build_provider("ukci", settings.providers, "GB", "national", fast_client("uk"))
     try:
         assert src.client.base_url == server.url
         assert src.forecast("GB", datetime(2026, 6, 15, tzinfo=UTC), 1, 60).carbon_intensity
     finally:
         src.close()
-    monkeypatch.delenv("GRIDSHIFT_UKCI_URL")
-    default = UKCarbonIntensity.from_env()
+    default = build_provider("ukci", load_settings(environ={}).providers, "GB", "national")
     assert default.client.base_url == "https://api.carbonintensity.org.uk"
     default.close()

@@ -60,6 +60,7 @@ def test_forecast_logs_in_and_converts_units(source: WattTime, server: WattTimeS
                                           "forecasted_emissions_response.json").read_text())
     recorded = [p["value"] for p in sample["data"][0]["forecast"]]
     fc = source.forecast("US-CAL-CISO", NOW, 2, 60)
+    assert fc.signal == "marginal"     # MOER: the series says what it is
     assert fc.provider == "watttime"
     assert fc.slot_minutes == 5
     assert fc.start == NOW
@@ -204,14 +205,19 @@ def test_region_from_loc(source: WattTime) -> None:
         source.region_from_loc(0.0, 0.0)
 
 
-def test_from_env(monkeypatch: pytest.MonkeyPatch, server: WattTimeServer) -> None:
-    monkeypatch.delenv("GRIDSHIFT_WATTTIME_PASSWORD", raising=False)
-    monkeypatch.setenv("GRIDSHIFT_WATTTIME_USER", USER)
+def test_built_from_the_settings(server: WattTimeServer) -> None:
+    """The registry builds the adapter from the settings (GRIDSHIFT_WATTTIME_*)."""
+    from gridshift.adapters.providers.registry import build_provider
+    from gridshift.settings import load_settings
+
+    partial = load_settings(environ={"GRIDSHIFT_WATTTIME_USER": USER}).providers
     with pytest.raises(ValueError, match="GRIDSHIFT_WATTTIME_PASSWORD"):
-        WattTime.from_env(ZONES)
-    monkeypatch.setenv("GRIDSHIFT_WATTTIME_PASSWORD", PASSWORD)
-    monkeypatch.setenv("GRIDSHIFT_WATTTIME_URL", server.url)
-    src = WattTime.from_env(ZONES, http=fast_client("watttime"))
+        build_provider("watttime", partial, "US-CAL-CISO", "CAISO_NORTH")
+    settings = load_settings(environ={"GRIDSHIFT_WATTTIME_USER": USER,
+                                      "GRIDSHIFT_WATTTIME_PASSWORD": PASSWORD,
+                                      "GRIDSHIFT_WATTTIME_URL": server.url})
+    src = build_provider("watttime", settings.providers, "US-CAL-CISO", "CAISO_NORTH",
+                         fast_client("watttime"))
     try:
         assert src.client.base_url == server.url
         assert src.region_from_loc(42.37, -72.52) == "ISONE_WCMA"

@@ -4,7 +4,7 @@ No ``alembic.ini`` is needed: :func:`alembic_config` builds the configuration in
 script location inside this package, so migrations run the same from a checkout and from an
 installed wheel. ``PlanStore`` runs them to head when it opens a database; to run them by hand::
 
-    python -m adapters.store.migrations [URL] [upgrade|downgrade|current|history] [REVISION]
+    gridshift db upgrade|downgrade|current|history [REVISION] [--url URL]
 
 A new revision goes in ``versions/`` as ``NNNN_what.py`` with ``revision = "NNNN"`` and
 ``down_revision`` the previous one; ``adapters/store/schema.py`` must describe the result (the

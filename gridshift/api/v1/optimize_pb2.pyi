@@ -246,20 +246,22 @@ class JobFigures(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., site_id: _Optional[str] = ..., energy_kwh: _Optional[float] = ..., grid_energy_kwh: _Optional[float] = ..., emissions_kg: _Optional[float] = ..., cost: _Optional[float] = ..., wait_hours: _Optional[float] = ..., baseline_emissions_kg: _Optional[float] = ...) -> None: ...
 
 class SiteProfile(_message.Message):
-    __slots__ = ("site_id", "load_kw", "grid_kw", "gpus_used", "emissions_kg", "energy_kwh")
+    __slots__ = ("site_id", "load_kw", "grid_kw", "gpus_used", "emissions_kg", "energy_kwh", "renewable_kw")
     SITE_ID_FIELD_NUMBER: _ClassVar[int]
     LOAD_KW_FIELD_NUMBER: _ClassVar[int]
     GRID_KW_FIELD_NUMBER: _ClassVar[int]
     GPUS_USED_FIELD_NUMBER: _ClassVar[int]
     EMISSIONS_KG_FIELD_NUMBER: _ClassVar[int]
     ENERGY_KWH_FIELD_NUMBER: _ClassVar[int]
+    RENEWABLE_KW_FIELD_NUMBER: _ClassVar[int]
     site_id: str
     load_kw: _containers.RepeatedScalarFieldContainer[float]
     grid_kw: _containers.RepeatedScalarFieldContainer[float]
     gpus_used: _containers.RepeatedScalarFieldContainer[int]
     emissions_kg: float
     energy_kwh: float
-    def __init__(self, site_id: _Optional[str] = ..., load_kw: _Optional[_Iterable[float]] = ..., grid_kw: _Optional[_Iterable[float]] = ..., gpus_used: _Optional[_Iterable[int]] = ..., emissions_kg: _Optional[float] = ..., energy_kwh: _Optional[float] = ...) -> None: ...
+    renewable_kw: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, site_id: _Optional[str] = ..., load_kw: _Optional[_Iterable[float]] = ..., grid_kw: _Optional[_Iterable[float]] = ..., gpus_used: _Optional[_Iterable[int]] = ..., emissions_kg: _Optional[float] = ..., energy_kwh: _Optional[float] = ..., renewable_kw: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class SolverInfo(_message.Message):
     __slots__ = ("backend", "objective", "best_bound", "gap", "wall_seconds", "status_detail")
@@ -314,7 +316,7 @@ class Provenance(_message.Message):
     def __init__(self, region: _Optional[str] = ..., provider: _Optional[str] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stale: _Optional[bool] = ..., fallback: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class OptimizeResponse(_message.Message):
-    __slots__ = ("plan_id", "status", "assignments", "unscheduled", "totals", "baseline", "savings_kg", "savings_pct", "baseline_unplaced", "jobs", "sites", "solver", "risk", "provenance")
+    __slots__ = ("plan_id", "status", "assignments", "unscheduled", "totals", "baseline", "savings_kg", "savings_pct", "baseline_unplaced", "jobs", "sites", "solver", "risk", "provenance", "forecasts_used")
     PLAN_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
@@ -329,6 +331,7 @@ class OptimizeResponse(_message.Message):
     SOLVER_FIELD_NUMBER: _ClassVar[int]
     RISK_FIELD_NUMBER: _ClassVar[int]
     PROVENANCE_FIELD_NUMBER: _ClassVar[int]
+    FORECASTS_USED_FIELD_NUMBER: _ClassVar[int]
     plan_id: str
     status: PlanStatus
     assignments: _containers.RepeatedCompositeFieldContainer[Assignment]
@@ -343,4 +346,5 @@ class OptimizeResponse(_message.Message):
     solver: SolverInfo
     risk: Risk
     provenance: _containers.RepeatedCompositeFieldContainer[Provenance]
-    def __init__(self, plan_id: _Optional[str] = ..., status: _Optional[_Union[PlanStatus, str]] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ..., unscheduled: _Optional[_Iterable[_Union[Unscheduled, _Mapping]]] = ..., totals: _Optional[_Union[Totals, _Mapping]] = ..., baseline: _Optional[_Union[Totals, _Mapping]] = ..., savings_kg: _Optional[float] = ..., savings_pct: _Optional[float] = ..., baseline_unplaced: _Optional[_Iterable[str]] = ..., jobs: _Optional[_Iterable[_Union[JobFigures, _Mapping]]] = ..., sites: _Optional[_Iterable[_Union[SiteProfile, _Mapping]]] = ..., solver: _Optional[_Union[SolverInfo, _Mapping]] = ..., risk: _Optional[_Union[Risk, _Mapping]] = ..., provenance: _Optional[_Iterable[_Union[Provenance, _Mapping]]] = ...) -> None: ...
+    forecasts_used: _containers.RepeatedCompositeFieldContainer[Forecast]
+    def __init__(self, plan_id: _Optional[str] = ..., status: _Optional[_Union[PlanStatus, str]] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ..., unscheduled: _Optional[_Iterable[_Union[Unscheduled, _Mapping]]] = ..., totals: _Optional[_Union[Totals, _Mapping]] = ..., baseline: _Optional[_Union[Totals, _Mapping]] = ..., savings_kg: _Optional[float] = ..., savings_pct: _Optional[float] = ..., baseline_unplaced: _Optional[_Iterable[str]] = ..., jobs: _Optional[_Iterable[_Union[JobFigures, _Mapping]]] = ..., sites: _Optional[_Iterable[_Union[SiteProfile, _Mapping]]] = ..., solver: _Optional[_Union[SolverInfo, _Mapping]] = ..., risk: _Optional[_Union[Risk, _Mapping]] = ..., provenance: _Optional[_Iterable[_Union[Provenance, _Mapping]]] = ..., forecasts_used: _Optional[_Iterable[_Union[Forecast, _Mapping]]] = ...) -> None: ...

@@ -1,0 +1,108 @@
+"""Forecast queries: GetForecast (each region's series with p10/p90 and provenance) and
+FindBestWindow (the best start for a run, per region and overall), over the forecast service."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from gridshift.adapters.forecast_service import ForecastService
+from gridshift.forecasting.alignment import align_to_slots
+from gridshift.forecasting.best_window import find_best_window
+from gridshift.forecasting.profiles import known_regions
+from gridshift.forecasting.series import Forecast
+from gridshift.forecasting.uncertainty import with_quantiles
+from gridshift.optimizer.errors import FieldViolation, InvalidInputError, UpstreamUnavailableError
+
+__all__ = ["ForecastQueries", "MAX_QUERY_HOURS"]
+
+#: The longest window a query may ask for.
+MAX_QUERY_HOURS = 24 * 14
+
+
+class ForecastQueries:
+    """The forecast queries over one forecast service (what the CLI and the gRPC servicer
+    call). Regions are resolved with the service's chains; a region no source can answer is
+    UpstreamUnavailableError, a malformed query InvalidInputError naming the field."""
+
+    def __init__(self, service: ForecastService) -> None:
+        self.service = service
+
+    def get_forecasts(self, regions: list[str], start: datetime | None, end: datetime | None,
+                      slot_minutes: int = 60) -> list[Forecast]:
+        """Each region's series aligned to ``slot_minutes`` slots over [start, end), with
+        p10/p90 (the provider's own, or the calibrated error model's) and provenance."""
+        self._check(regions, start, end, ("start", "end"))
+        if slot_minutes <= 0 or slot_minutes > 1440:
+            raise InvalidInputError([FieldViolation("slot_minutes", "must be within 1..1440")])
+        slots = math.ceil((end - start).total_seconds() / 60 / slot_minutes)
+        return [_aligned(with_quantiles(self._resolve(region, start, slots, slot_minutes)),
+                         start, slot_minutes, slots)
+                for region in dict.fromkeys(regions)]
+
+    def best_windows(self, regions: list[str], duration_minutes: int,
+                     window_start: datetime | None, window_end: datetime | None) -> Any:
+        """FindBestWindow over the regions' series (forecasting.best_window)."""
+        self._check(regions, window_start, window_end, ("window_start", "window_end"),
+                    [] if duration_minutes > 0 else [FieldViolation("duration_minutes",
+                                                                    "must be positive")])
+        if timedelta(minutes=duration_minutes) > window_end - window_start:
+            raise InvalidInputError([FieldViolation(
+                "duration_minutes", "longer than the window between window_start and "
+                                    "window_end")])
+        step = 5 if duration_minutes < 60 else 15
+        slots = math.ceil((window_end - window_start).total_seconds() / 60 / step)
+        series = {r: self._resolve(r, window_start, slots, step) for r in dict.fromkeys(regions)}
+        try:
+            return find_best_window(series, duration_minutes, window_start, window_end)
+        except ValueError as exc:
+            raise InvalidInputError([FieldViolation("", str(exc))]) from None
+
+    def _check(self, regions: list[str], start: datetime | None, end: datetime | None,
+               names: tuple[str, str], extra: list[FieldViolation] | None = None) -> None:
+        problems = list(extra or [])
+        if not regions:
+            problems.append(FieldViolation("regions", "at least one region is required"))
+        for i, region in enumerate(regions):
+            if not region.strip():
+                problems.append(FieldViolation(f"regions[{i}]", "empty"))
+            elif not self.service.answerable(region):
+                problems.append(FieldViolation(
+                    f"regions[{i}]", f"unknown region {region!r}: no provider is configured for "
+                    f"it and no embedded profile exists (embedded: "
+                    f"{', '.join(known_regions())})"))
+        if start is None:
+            problems.append(FieldViolation(names[0], "required"))
+        if end is None:
+            problems.append(FieldViolation(names[1], "required"))
+        if start is not None and end is not None:
+            if end <= start:
+                problems.append(FieldViolation(names[1], f"not after {names[0]}"))
+            elif end - start > timedelta(hours=MAX_QUERY_HOURS):
+                problems.append(FieldViolation(names[1],
+                                               f"window longer than {MAX_QUERY_HOURS} h"))
+        if problems:
+            raise InvalidInputError(problems)
+
+    def _resolve(self, region: str, start: datetime, slots: int, slot_minutes: int) -> Forecast:
+        try:
+            return self.service.resolve(region, start, slots, slot_minutes)
+        except LookupError as exc:
+            raise UpstreamUnavailableError(f"no forecast for region {region!r}: {exc}") \
+                from None
+
+
+def _aligned(native: Forecast, start: datetime, slot_minutes: int, slots: int) -> Forecast:
+    def aligned(values: tuple[float, ...]) -> tuple[float, ...]:
+        if not values:
+            return ()
+        return tuple(float(v) for v in align_to_slots(
+            values, native.start, native.slot_minutes, start, slot_minutes, slots))
+
+    return replace(native, start=start, slot_minutes=slot_minutes,
+                   carbon_intensity=aligned(native.carbon_intensity),
+                   carbon_intensity_p10=aligned(native.carbon_intensity_p10),
+                   carbon_intensity_p90=aligned(native.carbon_intensity_p90),
+                   price_per_mwh=aligned(native.price_per_mwh))

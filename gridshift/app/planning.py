@@ -1,0 +1,167 @@
+"""Planning: a request (the protobuf JSON mapping, as a dict) → a validated problem with its
+forecasts and on-site supply resolved → a solve with risk → a kept plan.
+
+The one composition of "plan a request and store it", used by the CLI, the gRPC service and
+nightly runs. The store-failure policy lives here, once: a plan is never lost because the plan
+store failed. The plan is returned (and written, and sent) as usual, the failure is logged with
+the plan id, and the outcome says ``stored=False`` with the reason, which the entry points show
+(a warning on the console, a note in the response's status detail).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from gridshift.adapters.forecast_service import ForecastService
+from gridshift.adapters.renewables import SiteSupply
+from gridshift.app.plans import PlanArchive
+from gridshift.app.risk import solve_with_risk
+from gridshift.forecasting.series import Forecast
+from gridshift.forecasting.sources import ForecastSource
+from gridshift.optimizer.domain import Request
+from gridshift.optimizer.errors import FieldViolation, InvalidInputError
+from gridshift.optimizer.parsing import parse_request
+from gridshift.optimizer.problem import Problem, build_problem
+from gridshift.optimizer.solve import SolveResult
+
+__all__ = ["PlanOutcome", "Planner", "resolve_forecasts", "with_overrides"]
+
+log = logging.getLogger("gridshift.planning")
+
+#: The solve every plan goes through: (problem, on_progress, stop_flag, time_limit_s, device).
+SolveFn = Callable[..., SolveResult]
+
+
+@dataclass
+class PlanOutcome:
+    """A solved request: the checked result, its plan id, and whether the store kept it."""
+
+    result: SolveResult
+    plan_id: str
+    stored: bool = False
+    #: Why the plan was not stored ("" when it was, or storing is off).
+    store_error: str = ""
+
+
+class Planner:
+    """Plans requests with one forecast service, one site-supply source and one plan archive
+    (None: plans are not stored)."""
+
+    def __init__(self, forecasts: ForecastService | ForecastSource, site_supply: SiteSupply,
+                 archive: PlanArchive | None = None, *, device: str = "auto",
+                 solve: SolveFn = solve_with_risk) -> None:
+        self.forecasts = forecasts
+        self.site_supply = site_supply
+        self.archive = archive
+        self.device = device
+        self._solve = solve
+
+    def prepare(self, data: Any, sources: Sequence[ForecastSource] | None = None) -> Problem:
+        """Validate a request dict and compile it with forecasts and site supply resolved
+        (from ``sources`` when given, else the forecast service)."""
+        request = parse_request(data)
+        request, supply_notes = self.site_supply.fill(request)
+        forecasts = resolve_forecasts(request, list(sources) if sources is not None
+                                      else [self.forecasts])
+        problem = build_problem(request, forecasts)
+        if supply_notes:
+            problem = replace(problem, forecasts=problem.forecasts + tuple(supply_notes))
+        return problem
+
+    def solve(self, problem: Problem, *, time_limit_s: float | None = None,
+              on_progress: Callable[[dict], None] | None = None,
+              stop_flag: Callable[[], bool] | None = None) -> SolveResult:
+        """The checked plan of a prepared problem, with risk over forecast scenarios."""
+        return self._solve(problem, on_progress=on_progress, stop_flag=stop_flag,
+                           time_limit_s=time_limit_s, device=self.device)
+
+    def keep(self, result: SolveResult, data: Any, source: str,
+             run_key: str | None = None) -> PlanOutcome:
+        """Give the plan its id and store it (the module's store-failure policy)."""
+        plan_id = uuid.uuid4().hex
+        if self.archive is None:
+            return PlanOutcome(result, plan_id)
+        try:
+            self.archive.save(result, data, plan_id, source, run_key)
+        except Exception as exc:  # noqa: BLE001 - the policy: log, report, keep the plan
+            log.error("plan %s was not stored: %s", plan_id, exc, exc_info=True)
+            return PlanOutcome(result, plan_id, stored=False,
+                               store_error=f"{type(exc).__name__}: {exc}")
+        return PlanOutcome(result, plan_id, stored=True)
+
+    def plan(self, data: Any, *, time_limit_s: float | None = None, backend: str | None = None,
+             on_progress: Callable[[dict], None] | None = None,
+             stop_flag: Callable[[], bool] | None = None, source: str = "cli",
+             store: bool = True) -> PlanOutcome:
+        """Plan a request dict end to end; overrides are applied before validation."""
+        data = with_overrides(data, time_limit_s=time_limit_s, backend=backend)
+        problem = self.prepare(data)
+        result = self.solve(problem, on_progress=on_progress, stop_flag=stop_flag)
+        if not store:
+            return PlanOutcome(result, uuid.uuid4().hex)
+        return self.keep(result, data, source)
+
+
+def resolve_forecasts(request: Request, sources: list[ForecastSource]) -> list[Forecast]:
+    """The request's forecasts plus, for each site region without one, the first source that
+    answers. Raises InvalidInputError naming the sites whose region no source covers."""
+    h = request.horizon
+    by_region = {f.region: f for f in request.forecasts}
+    violations: list[FieldViolation] = []
+    for i, site in enumerate(request.sites):
+        if site.region in by_region:
+            continue
+        reasons = []
+        for source in sources:
+            try:
+                by_region[site.region] = source.forecast(site.region, h.start, h.slots,
+                                                         h.slot_minutes)
+                break
+            except LookupError as exc:
+                reasons.append(str(exc))
+        else:
+            violations.append(FieldViolation(
+                f"sites[{i}].region", f"no forecast for region {site.region!r} in the request, "
+                f"and no forecast source has one ({'; '.join(reasons)})"))
+            continue
+        if request.objective.cost_weight > 0 and not by_region[site.region].price_per_mwh:
+            violations.append(FieldViolation(
+                f"sites[{i}].region", f"objective.cost_weight > 0 needs prices for region "
+                f"{site.region!r}; add a forecast with price_per_mwh"))
+    if violations:
+        raise InvalidInputError(violations)
+    return list(by_region.values())
+
+
+def problem_as_planned(data: Any, forecasts: Sequence[Forecast],
+                       supply_kw: dict[str, Sequence[float]]) -> Problem:
+    """The problem a plan was made for, from the request and what the planner used: its
+    forecast series (in their native step) and each site's on-site supply. Nothing is fetched:
+    a client checks a server's plan with this."""
+    request = parse_request(data)
+    sites = tuple(replace(site, renewable_kw=tuple(float(v) for v in supply_kw[site.id]))
+                  if supply_kw.get(site.id) else site for site in request.sites)
+    request = replace(request, sites=sites, forecasts=())
+    return build_problem(request, [f for f in forecasts if f.carbon_intensity])
+
+
+def with_overrides(data: Any, *, time_limit_s: float | None = None,
+                   backend: str | None = None) -> Any:
+    """Copy of a request dict with options overridden (left alone if it is not a dict)."""
+    if not isinstance(data, dict) or (time_limit_s is None and backend is None):
+        return data
+    if not isinstance(data.get("options") or {}, dict):
+        return data  # malformed options: left for the validator to report
+    data = dict(data)
+    options = dict(data.get("options") or {})
+    if time_limit_s is not None:
+        options.pop("timeLimitSeconds", None)
+        options["time_limit_seconds"] = time_limit_s
+    if backend is not None:
+        options["backend"] = {"auto": "BACKEND_AUTO"}.get(backend.lower(), backend.upper())
+    data["options"] = options
+    return data

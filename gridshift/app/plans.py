@@ -1,0 +1,114 @@
+"""Stored plans: saving every plan (gRPC, CLI, nightly), reading them back, listing them, and
+rebuilding them with the actual intensity for reports."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from gridshift.adapters.plan_record import forecasts_of, plan_of, plan_record
+from gridshift.adapters.store import ActualSeries, PlanFilter, PlanRecord, PlanStore
+from gridshift.forecasting.series import Forecast
+from gridshift.optimizer.baseline import fifo_baseline
+from gridshift.optimizer.errors import FieldViolation, InvalidInputError
+from gridshift.optimizer.parsing import parse_request
+from gridshift.optimizer.problem import Problem, build_problem
+from gridshift.optimizer.reporting import ReportPlan, actual_intensity
+from gridshift.optimizer.solve import SolveResult
+
+__all__ = ["PlanArchive", "check_period"]
+
+
+class PlanArchive:
+    """The plan store as the use cases see it. The store is opened on first use (a command
+    that never touches it never opens the database)."""
+
+    def __init__(self, open_store: Callable[[], PlanStore]) -> None:
+        self._open_store = open_store
+        self._store: PlanStore | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def store(self) -> PlanStore:
+        with self._lock:
+            if self._store is None:
+                self._store = self._open_store()
+            return self._store
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+
+    def save(self, result: SolveResult, request: Any, plan_id: str, source: str,
+             run_key: str | None = None) -> str:
+        """Store a plan in one transaction; returns the stored plan id (a stored run key's plan
+        when ``run_key`` is stored already). Raises StoreError / ValueError."""
+        return self.store.save(plan_record(result, request, plan_id, source, run_key))
+
+    def get(self, plan_id: str) -> PlanRecord | None:
+        return self.store.get(plan_id)
+
+    def find_by_run_key(self, run_key: str) -> PlanRecord | None:
+        return self.store.find_by_run_key(run_key)
+
+    def list(self, flt: PlanFilter, page_size: int, page_token: str | None
+             ) -> tuple[list[PlanRecord], str | None]:
+        """One page of plans, newest first; InvalidInputError for a bad page token."""
+        check_period(flt.start, flt.end)
+        try:
+            return self.store.list(flt, page_size, page_token)
+        except ValueError as exc:
+            raise InvalidInputError([FieldViolation("page_token", str(exc))]) from None
+
+    def report_plan(self, record: PlanRecord) -> ReportPlan | None:
+        """A stored plan rebuilt for reporting: the problem (with the forecasts it used), its
+        plan, the FIFO baseline and the actual intensity stored for its regions. None for plans
+        without assignments (infeasible)."""
+        if record.status == "INFEASIBLE":
+            return None
+        problem = build_problem(parse_request(record.request), forecasts_of(record))
+        plan = plan_of(problem, record)
+        return ReportPlan.of(record.plan_id, problem, plan, fifo_baseline(problem),
+                             actual_ci_g_per_kwh=self._actuals(problem))
+
+    def report_plans(self, start: datetime | None, end: datetime | None,
+                     team: str | None = None, site: str | None = None) -> list[ReportPlan]:
+        """Every stored plan overlapping the period (all pages), rebuilt for reporting."""
+        out, token = [], None
+        flt = PlanFilter(start=start, end=end, team=team or None, site=site or None)
+        while True:
+            records, token = self.store.list(flt, 500, token, full=True)
+            out += [rp for r in records if (rp := self.report_plan(r)) is not None]
+            if not token:
+                return out
+
+    def _actuals(self, problem: Problem) -> np.ndarray | None:
+        h = problem.horizon
+        history = []
+        for region in dict.fromkeys(problem.site_regions):
+            series = self.store.actual_series(region, h.start - timedelta(hours=1),
+                                              h.end + timedelta(hours=1))
+            if series is not None:
+                history.append(series)
+        return actual_intensity(problem, history) if history else None
+
+    def actual_series(self, region: str, start: datetime, end: datetime) -> Forecast | None:
+        """Recorded actuals of a region as a regular series (the forecast blend's input)."""
+        return self.store.actual_series(region, start, end)
+
+    def save_actuals(self, series: list[ActualSeries]) -> int:
+        return self.store.save_actuals(series)
+
+
+def check_period(start: datetime | None, end: datetime | None) -> None:
+    """InvalidInputError when both ends of a query period are set and ``end`` is not after
+    ``start`` (ListPlans, carbon reports; the CLI's --from/--to)."""
+    if start is not None and end is not None and end <= start:
+        raise InvalidInputError([FieldViolation(
+            "end", f"{end.isoformat()} is not after start {start.isoformat()} "
+                   "(on the command line: --to is not after --from)")])

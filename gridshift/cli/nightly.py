@@ -1,0 +1,31 @@
+"""`gridshift nightly`: a night's batch plan from job and site files (see
+:mod:`gridshift.app.nightly`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gridshift.app.nightly import NightlyRun, parse_night
+from gridshift.cli.common import EXIT_INFEASIBLE, EXIT_OK, app_of
+from gridshift.cli.progress import TERMINAL
+from gridshift.cli.render import summary
+
+
+def run(args: argparse.Namespace) -> int:
+    app = app_of(args)
+    night = parse_night(args.date) if args.date else app.clock().date()
+    outcome = app.nightly.run(NightlyRun(
+        jobs_path=Path(args.jobs), sites_path=Path(args.sites), night=night,
+        out_dir=Path(args.out_dir), hours=args.hours, time_limit_s=args.time_limit,
+        backend=args.backend), TERMINAL)
+    if outcome.reused:
+        print(f"reusing the plan stored for this night: {outcome.plan_id}", file=sys.stderr)
+    else:
+        print(summary(outcome.result), file=sys.stderr)
+        if outcome.store_error:
+            print(f"warning: plan {outcome.plan_id} was written to {args.out_dir} but not "
+                  f"stored (a rerun of this night will plan again): {outcome.store_error}",
+                  file=sys.stderr)
+    return EXIT_INFEASIBLE if outcome.status == "INFEASIBLE" else EXIT_OK

@@ -1,0 +1,193 @@
+"""The `gridshift` command line: every subcommand and its options (argparse only, so that
+parsing imports nothing heavy; the chosen command's module is imported to run it)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+#: Subcommand -> the module of gridshift.cli that runs it.
+COMMANDS = {
+    "plan": "plan", "demo": "plan", "serve": "serve", "health": "serve",
+    "forecast": "queries", "best-window": "queries", "score": "score",
+    "plans": "plans", "report": "plans", "actuals": "plans", "nightly": "nightly",
+    "backtest": "backtest", "db": "db",
+}
+BACKENDS = ("auto", "highs", "cpsat", "greedy")
+DEVICES = ("auto", "cpu", "gpu")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand; the backtest's options (which import the backtest's
+    constants) are added only when ``command`` is ``backtest``."""
+    parser = argparse.ArgumentParser(
+        prog="gridshift", description="Energy-aware scheduling optimizer for AI compute.",
+        epilog="Exit codes: 0 plan found, 2 invalid input, 3 infeasible, 1 internal error. "
+               "Settings: a TOML file (--config), then GRIDSHIFT_* environment variables, then "
+               "flags (see the README's Configuration section).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _plan_commands(sub)
+    _serve_commands(sub)
+    _query_commands(sub)
+    _score_command(sub)
+    _store_commands(sub)
+    _nightly_command(sub)
+    _db_command(sub)
+    backtest = sub.add_parser("backtest", help="replay a real GPU trace against real carbon "
+                                               "series")
+    if command == "backtest":
+        from gridshift.cli.backtest import add_arguments
+
+        add_arguments(backtest)
+    return parser
+
+
+def add_config_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE",
+                        help="TOML settings file ([server], [forecasts], [providers], [store], "
+                             "...; see the README's Configuration section)")
+
+
+def add_solver_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--time-limit", type=float, metavar="S",
+                   help="solver time limit in seconds (overrides options.time_limit_seconds)")
+    p.add_argument("--backend", choices=BACKENDS, help="solver backend (overrides options)")
+
+
+def _add_query_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--server", metavar="HOST:PORT", help="ask a running service instead")
+    add_config_flag(p)
+
+
+def _plan_commands(sub: Any) -> None:
+    """`plan` and `demo`."""
+    p = sub.add_parser("plan", help="plan an OptimizeRequest (protobuf JSON) into a response")
+    p.add_argument("request", help="OptimizeRequest JSON file, or - for standard input")
+    p.add_argument("-o", "--output", help="write the OptimizeResponse JSON here (default stdout)")
+    add_solver_flags(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    p.add_argument("--server", metavar="HOST:PORT",
+                   help="solve remotely on a `gridshift serve` instance instead of in-process")
+    p.add_argument("--timeout", type=float, metavar="S",
+                   help="with --server: the call's deadline in seconds")
+    p.add_argument("--no-store", action="store_true", help="do not keep the plan in the store")
+    add_config_flag(p)
+    d = sub.add_parser("demo", help="plan a realistic day of AI jobs on embedded data")
+    add_solver_flags(d)
+    d.add_argument("-o", "--output", help="also write the OptimizeResponse JSON here")
+    d.add_argument("--request-out", help="write the demo OptimizeRequest JSON here")
+    d.add_argument("--seed", type=int, default=7, help="seed of the demo's job mix")
+    add_config_flag(d)
+
+
+def _serve_commands(sub: Any) -> None:
+    """`serve` and `health`."""
+    s = sub.add_parser("serve", help="run the gRPC Scheduler service")
+    s.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    s.add_argument("--port", type=int, help="port (default 50051; 0 picks a free one)")
+    s.add_argument("--max-concurrent-solves", type=int, metavar="N",
+                   help="solves running at once (default: number of cores)")
+    s.add_argument("--max-queued-solves", type=int, metavar="N",
+                   help="solves waiting for a slot before RESOURCE_EXHAUSTED (default 8)")
+    s.add_argument("--grace", type=float, metavar="S",
+                   help="on SIGTERM, seconds in-flight calls get to finish (default 30)")
+    s.add_argument("--log-level", help="log level (default INFO)")
+    s.add_argument("--device", choices=("auto", "cpu", "gpu"),
+                   help="where ScoreSchedules and risk scoring run (default $GRIDSHIFT_DEVICE, "
+                        "else auto)")
+    add_config_flag(s)
+    h = sub.add_parser("health", help="check a server's health (exit 0 when SERVING)")
+    h.add_argument("--server", default="127.0.0.1:50051", metavar="HOST:PORT")
+    h.add_argument("--service", default="", help="service name (default: the whole server)")
+
+
+def _query_commands(sub: Any) -> None:
+    """`forecast` and `best-window`."""
+    f = sub.add_parser("forecast", help="carbon-intensity forecasts with p10/p90 and provenance")
+    f.add_argument("--region", action="append", required=True, help="region (repeatable)")
+    f.add_argument("--start", help="RFC 3339 start (default: this hour)")
+    f.add_argument("--end", help="RFC 3339 end (default: start + 24 h)")
+    f.add_argument("--slot-minutes", type=int, default=60)
+    _add_query_flags(f)
+    w = sub.add_parser("best-window", help="best start for a run, per region and overall")
+    w.add_argument("--region", action="append", required=True, help="region (repeatable)")
+    w.add_argument("--duration", type=int, required=True, metavar="MINUTES")
+    w.add_argument("--start", help="RFC 3339 window start (default: this hour)")
+    w.add_argument("--end", help="RFC 3339 window end (default: start + 24 h)")
+    _add_query_flags(w)
+
+
+def _score_command(sub: Any) -> None:
+    """`score`."""
+    c = sub.add_parser("score", help="score candidate schedules over forecast scenarios")
+    c.add_argument("request", help="OptimizeRequest JSON (the problem)")
+    c.add_argument("candidates", nargs="+",
+                   help="JSON files: {'candidates': [{name, assignments}]} or plan responses")
+    c.add_argument("--scenarios", type=int, default=0, help="forecast scenarios (default 32)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the sampled scenarios")
+    c.add_argument("--device", choices=("auto", "cpu", "gpu"),
+                   help="NumPy (cpu) or CuPy (gpu); default $GRIDSHIFT_DEVICE, else auto")
+    c.add_argument("--format", choices=("table", "json"), default="table")
+    c.add_argument("--server", metavar="HOST:PORT", help="score on a running service")
+    add_config_flag(c)
+
+
+def _store_commands(sub: Any) -> None:
+    """`plans list|show`, `report`, `actuals import|pull`."""
+    plans = sub.add_parser("plans", help="stored plans")
+    psub = plans.add_subparsers(dest="plans_command", required=True)
+    lst = psub.add_parser("list", help="list stored plans, newest first")
+    lst.add_argument("--from", dest="start", help="RFC 3339: plans whose horizon ends after")
+    lst.add_argument("--to", dest="end", help="RFC 3339: plans whose horizon starts before")
+    lst.add_argument("--team")
+    lst.add_argument("--site")
+    lst.add_argument("--status", choices=("OPTIMAL", "FEASIBLE", "INFEASIBLE"))
+    lst.add_argument("--page-size", type=int, default=50)
+    lst.add_argument("--page-token")
+    lst.add_argument("--format", choices=("table", "json"), default="table")
+    show = psub.add_parser("show", help="one stored plan (request and response) as JSON")
+    show.add_argument("plan_id")
+    rep = sub.add_parser("report", help="carbon report of the stored plans of a period")
+    rep.add_argument("--from", dest="start", required=True, help="RFC 3339 or YYYY-MM-DD")
+    rep.add_argument("--to", dest="end", required=True, help="RFC 3339 or YYYY-MM-DD")
+    rep.add_argument("--team")
+    rep.add_argument("--site")
+    rep.add_argument("--format", choices=("html", "csv", "json"), default="html")
+    rep.add_argument("-o", "--output", required=True, help="file to write")
+    act = sub.add_parser("actuals", help="observed carbon intensity, for re-scoring plans")
+    asub = act.add_subparsers(dest="actuals_command", required=True)
+    imp = asub.add_parser("import", help="store actuals from a CSV (region,valid_at,value)")
+    imp.add_argument("file")
+    imp.add_argument("--slot-minutes", type=int, default=60,
+                     help="step of the series in the file (default 60)")
+    pull = asub.add_parser("pull", help="store actuals from the providers' history endpoints")
+    pull.add_argument("--region", action="append", required=True, help="region (repeatable)")
+    pull.add_argument("--from", dest="start", required=True, help="RFC 3339 or YYYY-MM-DD")
+    pull.add_argument("--to", dest="end", required=True, help="RFC 3339 or YYYY-MM-DD")
+    for parser in (lst, show, rep, imp, pull):
+        add_config_flag(parser)
+
+
+def _nightly_command(sub: Any) -> None:
+    """`nightly`."""
+    n = sub.add_parser("nightly", help="nightly batch plan: jobs + sites -> stored plan, outputs")
+    n.add_argument("--jobs", required=True, help="JOBS.csv or JOBS.json")
+    n.add_argument("--sites", required=True, help="SITES.yaml or SITES.json")
+    n.add_argument("--date", help="the night to plan (YYYY-MM-DD, default today UTC)")
+    n.add_argument("--hours", type=int, default=48, help="horizon length (default 48)")
+    n.add_argument("--out-dir", default=".", help="where plan.json, plan.csv, report.html go")
+    add_config_flag(n)
+    add_solver_flags(n)
+
+
+def _db_command(sub: Any) -> None:
+    """`db`."""
+    db = sub.add_parser("db", help="the plan store's schema migrations")
+    db.add_argument("db_command", choices=("upgrade", "downgrade", "current", "history"),
+                    help="upgrade to a revision (default: the newest), downgrade to one "
+                         "('base' drops every table), show the current one, list them all")
+    db.add_argument("revision", nargs="?", help="the revision to up- or downgrade to")
+    db.add_argument("--url", help="database URL (default: the settings' store: "
+                                  "GRIDSHIFT_DB_URL, else the SQLite file in the data directory)")
+    add_config_flag(db)

@@ -1,0 +1,51 @@
+"""`gridshift serve`: run the gRPC service until SIGTERM/SIGINT, then drain."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+
+from gridshift.app.application import App
+from gridshift.service.errors import RequestIdFilter
+from gridshift.service.servicer import start_server
+from gridshift.settings import ServerSettings
+
+log = logging.getLogger("gridshift.server")
+
+
+def configure_json_logging(level: str = "INFO") -> None:
+    """Structured (JSON lines) logs on stderr, each with the call's request id."""
+    from pythonjsonlogger.json import JsonFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(
+        "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
+        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"}))
+    handler.addFilter(RequestIdFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def serve(app: App, settings: ServerSettings) -> int:
+    """Start the server for ``app``, print where it listens, block until a signal, drain,
+    exit 0."""
+    from gridshift.optimizer.backends.isolated import prewarm
+
+    prewarm(min(settings.max_concurrent_solves, 4))
+    running = start_server(app, settings)
+    print(f"gridshift serving on {settings.host}:{running.port}", flush=True)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        log.info("received %s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stop.wait()
+    running.drain(settings.grace_seconds).wait()
+    log.info("stopped")
+    return 0
