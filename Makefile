@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 INTEROP := tests/interop
 INTEROP_STAMP := $(INTEROP)/node_modules/.installed
 
-.PHONY: demo test protos lint bench bench-grpc install interop clean
+.PHONY: demo test protos lint bench bench-grpc bench-store install interop clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,14 +51,20 @@ test: $(STAMP) $(INTEROP_STAMP)
 protos: $(STAMP)
 	$(BIN)/python -m gridshift.protogen
 
+# ruff, then the import contracts (pyproject.toml [tool.importlinter]) and the no-cycle rule,
+# which tests/test_architecture.py checks on the installed layout (make test runs it too).
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_architecture.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/solver.py --sizes small medium large xlarge --limits 10 60
 
 bench-grpc: $(STAMP)
 	$(BIN)/python bench/grpc_latency.py
+
+bench-store: $(STAMP)
+	$(BIN)/python bench/store.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

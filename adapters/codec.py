@@ -56,22 +56,27 @@ def _finite(x: float, default: float = 0.0) -> float:
     return x if math.isfinite(x) else default
 
 
-def to_response(result: SolveResult, plan_id: str | None = None) -> pb.OptimizeResponse:
-    """Build the canonical response for a solve result."""
+def to_response(result: SolveResult, plan_id: str | None = None, *,
+                per_job: bool = True) -> pb.OptimizeResponse:
+    """Build the canonical response for a solve result (``per_job=False``: without the
+    assignments and per-job figures, which :func:`response_dict` writes itself)."""
     p = result.problem
     response = pb.OptimizeResponse(plan_id=plan_id or uuid.uuid4().hex,
                                    status=pb.PlanStatus.Value(result.status))
-    for j in sorted(result.plan.placements, key=lambda k: p.job_ids[k]):
-        placement = result.plan.placements[j]
-        a = response.assignments.add(job_id=p.job_ids[j], site_id=p.site_ids[placement.site])
-        a.start.CopyFrom(timestamp(p.slot_time(placement.start_slot)))
-        a.end.CopyFrom(timestamp(p.slot_time(placement.end_slot)))
-        for lo, hi in placement.runs():
-            a.runs.add(start=timestamp(p.slot_time(lo)), end=timestamp(p.slot_time(hi)))
+    if per_job:
+        times = [timestamp(p.slot_time(t)) for t in range(p.n_slots + 1)]
+        for j in sorted(result.plan.placements, key=lambda k: p.job_ids[k]):
+            placement = result.plan.placements[j]
+            a = response.assignments.add(job_id=p.job_ids[j],
+                                         site_id=p.site_ids[placement.site])
+            a.start.CopyFrom(times[placement.start_slot])
+            a.end.CopyFrom(times[placement.end_slot])
+            for lo, hi in placement.runs():
+                a.runs.add(start=times[lo], end=times[hi])
     for j in sorted(result.plan.unscheduled, key=lambda k: p.job_ids[k]):
         response.unscheduled.add(job_id=p.job_ids[j], reason=result.plan.unscheduled[j])
     if result.status != "INFEASIBLE":
-        _add_figures(response, result)
+        _add_figures(response, result, per_job)
     if result.risk:
         risk = dict(result.risk)
         measure = risk.pop("measure", None)
@@ -145,7 +150,7 @@ def provenance_detail(f) -> str:
     return "; ".join(parts)
 
 
-def _add_figures(response: pb.OptimizeResponse, result: SolveResult) -> None:
+def _add_figures(response: pb.OptimizeResponse, result: SolveResult, per_job: bool) -> None:
     p, fig, base = result.problem, result.figures, result.baseline_figures
     response.totals.CopyFrom(_totals(fig.totals))
     response.baseline.CopyFrom(_totals(base.totals))
@@ -154,7 +159,7 @@ def _add_figures(response: pb.OptimizeResponse, result: SolveResult) -> None:
     base_kg = base.totals.emissions_kg
     response.savings_pct = 100.0 * saved / base_kg if base_kg else 0.0
     response.baseline_unplaced.extend(sorted(p.job_ids[j] for j in result.baseline.unscheduled))
-    for j in sorted(fig.jobs, key=lambda k: p.job_ids[k]):
+    for j in sorted(fig.jobs, key=lambda k: p.job_ids[k]) if per_job else ():
         jf = fig.jobs[j]
         response.jobs.add(job_id=p.job_ids[j], site_id=p.site_ids[jf.site],
                           energy_kwh=jf.energy_kwh, grid_energy_kwh=jf.grid_energy_kwh,
@@ -169,6 +174,52 @@ def _add_figures(response: pb.OptimizeResponse, result: SolveResult) -> None:
                            energy_kwh=float(fig.load_kw[s].sum() * p.slot_hours),
                            renewable_kw=p.renewable_kw[s].tolist()
                            if p.renewable_kw[s].any() else [])
+
+
+def response_dict(result: SolveResult, plan_id: str) -> dict[str, Any]:
+    """``MessageToDict(to_response(result, plan_id), preserving_proto_field_name=True)``,
+    with the per-job parts built directly: what the plan store keeps, in one pass over the jobs
+    (MessageToDict alone took 0.25 s for a 5,000-job plan). A test holds the two equal."""
+    out = json_format.MessageToDict(to_response(result, plan_id, per_job=False),
+                                    preserving_proto_field_name=True)
+    p = result.problem
+    when = [timestamp(p.slot_time(t)).ToJsonString() for t in range(p.n_slots + 1)]
+    assignments = []
+    for j in sorted(result.plan.placements, key=lambda k: p.job_ids[k]):
+        placement = result.plan.placements[j]
+        assignments.append({
+            "job_id": p.job_ids[j], "site_id": p.site_ids[placement.site],
+            "start": when[placement.start_slot], "end": when[placement.end_slot],
+            "runs": [{"start": when[lo], "end": when[hi]} for lo, hi in placement.runs()]})
+    if assignments:
+        out["assignments"] = assignments
+    if result.status != "INFEASIBLE" and result.figures.jobs:
+        fig, base = result.figures, result.baseline_figures
+        out["jobs"] = [_without_defaults({
+            "job_id": p.job_ids[j], "site_id": p.site_ids[fig.jobs[j].site],
+            "energy_kwh": fig.jobs[j].energy_kwh, "grid_energy_kwh": fig.jobs[j].grid_energy_kwh,
+            "emissions_kg": fig.jobs[j].emissions_kg, "cost": fig.jobs[j].cost,
+            "wait_hours": fig.jobs[j].wait_hours,
+            "baseline_emissions_kg": _baseline_job_kg(base, j)})
+            for j in sorted(fig.jobs, key=lambda k: p.job_ids[k])]
+    return out
+
+
+def _without_defaults(fields: dict[str, Any]) -> dict[str, Any]:
+    """The JSON mapping: fields at their default (0, "") left out (-0.0 is not the default),
+    NaN and infinities as strings."""
+    out = {}
+    for key, value in fields.items():
+        if isinstance(value, float):
+            if value == 0 and math.copysign(1.0, value) > 0:
+                continue
+            out[key] = value if math.isfinite(value) else _JSON_SPECIAL[str(value)]
+        elif value not in (0, ""):
+            out[key] = value
+    return out
+
+
+_JSON_SPECIAL = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
 
 def _baseline_job_kg(base: PlanFigures, j: int) -> float:

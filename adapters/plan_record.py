@@ -8,7 +8,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from gridshift.adapters.codec import plan_from_response, to_response
+from gridshift.adapters.codec import plan_from_response, response_dict
 from gridshift.adapters.store.records import (
     JobRow,
     PlanRecord,
@@ -28,8 +28,7 @@ def plan_record(result: SolveResult, request: Any, plan_id: str, source: str,
                 run_key: str | None = None) -> PlanRecord:
     """The record of ``result`` (the plan of ``request``, a request dict) under ``plan_id``."""
     p = result.problem
-    response = json_format.MessageToDict(to_response(result, plan_id),
-                                         preserving_proto_field_name=True)
+    response = response_dict(result, plan_id)
     figures, base = result.figures, result.baseline_figures
     jobs = []
     if result.status != "INFEASIBLE":

@@ -67,7 +67,7 @@ def wait_hours(problem: Problem, job: int, end_slot: int) -> float:
 
 
 def figures(problem: Problem, plan: Plan) -> PlanFigures:
-    """Totals, per-job and per-site figures of a plan (DESIGN.md formulas)."""
+    """Totals, per-job and per-site figures of a plan (docs/architecture.md, "The problem")."""
     gpus, load_kw = site_loads(problem, plan)
     grid_kw = np.maximum(0.0, load_kw - problem.renewable_kw)
     hours = problem.slot_hours

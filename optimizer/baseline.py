@@ -1,4 +1,4 @@
-"""The carbon-agnostic FIFO baseline of DESIGN.md.
+"""The carbon-agnostic FIFO baseline (docs/architecture.md, "The baseline").
 
 Jobs in order of (earliest_start, id); each is placed contiguously at its home site at the
 earliest slot at or after its earliest start where its GPUs (and the site's power cap) fit

@@ -34,7 +34,8 @@ class CheckResult:
 
 
 def check_plan(problem: Problem, plan: Plan) -> CheckResult:
-    """Verify every hard constraint of DESIGN.md and recompute energy, emissions and cost."""
+    """Verify every hard constraint (docs/architecture.md) and recompute energy, emissions and
+    cost."""
     result = CheckResult()
     n_sites, n_slots = len(problem.site_ids), problem.horizon.slots
     gpus_used = [[0] * n_slots for _ in range(n_sites)]

@@ -6,7 +6,7 @@ Definitions (repeated in plain words by :func:`accounting_statement`):
 
 * **Location-based** scope-2 accounting: a slot's emissions are the grid energy drawn
   (facility load = IT power x PUE, less on-site renewable supply, never below zero) times the
-  carbon intensity of the site's grid region in that slot (DESIGN.md "Emissions").
+  carbon intensity of the site's grid region in that slot (docs/architecture.md, "Emissions").
 * **Attribution**: in every (site, slot) the grid energy is shared among the jobs running there
   in proportion to their facility power, as ``optimizer.accounting`` does, so the jobs of a
   team add up to the site's figures exactly.
@@ -14,8 +14,8 @@ Definitions (repeated in plain words by :func:`accounting_statement`):
   (``problem.ci_g_per_kwh``); **actual** figures score the *same* schedule with intensity
   measured afterwards (providers' history endpoints or files), NaN where none is known.
 * **Counterfactuals**, scored with the same intensity as the plan: the **FIFO baseline** of
-  DESIGN.md (capacity respected, jobs queue) and **run-now** (:func:`run_now_plan`: every job
-  at its home site from its earliest start, capacity ignored, nobody queues).
+  docs/architecture.md (capacity respected, jobs queue) and **run-now** (:func:`run_now_plan`:
+  every job at its home site from its earliest start, capacity ignored, nobody queues).
 * **Days and periods** are UTC. A slot that straddles midnight or a period boundary is split
   in proportion to time (power is constant within a slot), so adjacent periods add up to the
   whole.

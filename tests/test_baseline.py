@@ -1,4 +1,4 @@
-"""The carbon-agnostic FIFO baseline of DESIGN.md and the savings measured against it."""
+"""The carbon-agnostic FIFO baseline of docs/architecture.md and the savings measured against it."""
 
 from __future__ import annotations
 

@@ -324,7 +324,8 @@ def _negative_price_request() -> dict:
 
 
 def _by_hand(assignment: list[int]) -> float:
-    """DESIGN.md objective of 2 kW jobs in the given slots of _negative_price_request."""
+    """The objective (docs/architecture.md) of 2 kW jobs in the given slots of
+    _negative_price_request."""
     renewable = [0.0, 1.5, 1.2345, 5.0, 0.0]
     weight = [100.0 + 50.0, 100.0 - 400.0, 100.0 - 400.0, 100.0 - 400.0, 100.0 + 50.0]
     total = 0.0

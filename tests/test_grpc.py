@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -279,3 +281,48 @@ def test_timestamp_a_message_cannot_express_is_invalid_argument(field: str) -> N
             assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert "malformed request" in caught.value.details()
         assert client.health() == "SERVING"
+
+
+def test_plan_with_server_checks_against_the_forecasts_the_server_used(tmp_path: Path) -> None:
+    """Only the server reaches the forecast provider (a loopback UK Carbon Intensity); the
+    client's own provider address refuses every connection. `gridshift plan --server` checks
+    the server's plan against the series the response carries, fetches nothing, and writes
+    the plan (it used to retry its own fetch for ~11 s, exit 2 and write nothing)."""
+    from conftest import settings_for_tests
+    from providers.fake_servers import UKCarbonIntensityServer, fast_client
+
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    request = {"horizon": {"start": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "slots": 12},
+               "sites": [{"id": "lon", "region": "GB", "gpu_capacity": 8},
+                         {"id": "sfo", "region": "US-CAL-CISO", "gpu_capacity": 4,
+                          "solar_kwp": 40.0}],
+               "jobs": [job("a", gpus=4, power_kw=3, duration_minutes=120),
+                        job("b", gpus=4, power_kw=2, duration_minutes=180,
+                            interruptible=True, min_run_minutes=60)],
+               "options": {"time_limit_seconds": 10}}
+    request_file = tmp_path / "request.json"
+    request_file.write_text(json.dumps(request))
+    with UKCarbonIntensityServer(use_samples=False) as uk:
+        settings = settings_for_tests(tmp_path, GRIDSHIFT_UKCI_URL=uk.url)
+        app = make_app(settings=settings, http_factory=lambda p: fast_client(p))
+        with running(app) as target:
+            served = uk.count()
+            started = time.monotonic()
+            done = subprocess.run(
+                [sys.executable, "-m", "gridshift.cli", "plan", str(request_file), "--server",
+                 target, "-o", str(tmp_path / "plan.json")], cwd=tmp_path, text=True,
+                capture_output=True, timeout=120,
+                env={**os.environ, "GRIDSHIFT_UKCI_URL": "http://127.0.0.1:1",
+                     "GRIDSHIFT_DATA_DIR": str(tmp_path / "client")})
+            took = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    assert "plan passes the independent checker" in done.stderr
+    assert uk.count() > served        # the server asked the provider, the client did not
+    response = json_format.Parse((tmp_path / "plan.json").read_text(), pb.OptimizeResponse())
+    (used,) = [f for f in response.forecasts_used if f.region == "GB"]
+    assert len(used.carbon_intensity) >= 12
+    assert [p.provider for p in response.provenance if p.region == "GB"] == \
+        ["uk-carbon-intensity"]
+    # The on-site solar supply the server derived (and planned with) travels too.
+    assert [s.site_id for s in response.sites if any(s.renewable_kw)] == ["sfo"]
+    assert took < 20

@@ -8,8 +8,8 @@ Powers, PUEs and renewables are whole watts, so CP-SAT's integer-watt model is e
 Properties: every plan passes the independent checker and its reported figures equal the
 checker's; HiGHS and CP-SAT agree on the optimum; the exact optimum is never worse than the
 heuristic's plan; the reported bound never exceeds the objective; and, on tiny instances, the
-optimum equals the one found by enumerating every assignment in this file, with the DESIGN.md
-formulas evaluated here from the raw instance numbers (not from the compiled problem).
+optimum equals the one found by enumerating every assignment in this file, with the formulas of
+docs/architecture.md evaluated here from the raw instance numbers (not from the compiled problem).
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def instances(draw, max_sites: int = 3, max_slots: int = 10, max_jobs: int = 6,
     return Instance(T, sites, jobs, ci, price, weights)
 
 
-# --- an evaluator written from DESIGN.md, on the raw instance numbers -------------------------
+# --- an evaluator written from docs/architecture.md, on the raw instance numbers -------------
 
 
 def evaluate(inst: Instance, assignment: dict[str, tuple[str, list[int]]]) -> float | None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from gridshift.adapters.codec import to_response
+from gridshift.adapters.codec import response_dict
 from gridshift.adapters.files import write_atomically
 from gridshift.adapters.nightly_files import read_jobs, read_sites
 from gridshift.api.v1 import optimize_pb2 as pb
@@ -94,8 +94,7 @@ class Nightly:
         with progress.solving(problem.options.time_limit_seconds) as sink:
             result = self.planner.solve(problem, on_progress=sink)
         kept = self.planner.keep(result, request, "nightly", run_key=key)
-        response = json_format.MessageToDict(to_response(result, kept.plan_id),
-                                             preserving_proto_field_name=True)
+        response = response_dict(result, kept.plan_id)
         report = (ReportPlan.of(kept.plan_id, problem, result.plan, result.baseline)
                   if result.status != "INFEASIBLE" else None)
         outputs = write_outputs(run.out_dir, response, report)

@@ -20,7 +20,7 @@ from gridshift.app.backtest.data import canonical_region
 from gridshift.app.backtest.replay import run_backtest
 from gridshift.app.backtest.report import describe, format_table, write_outputs
 from gridshift.cli.common import settings_of
-from gridshift.cli.parser import add_config_flag
+from gridshift.cli.flags import add_config_flag
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from gridshift.cli.flags import add_config_flag, add_solver_flags
+
 #: Subcommand -> the module of gridshift.cli that runs it.
 COMMANDS = {
     "plan": "plan", "demo": "plan", "serve": "serve", "health": "serve",
@@ -13,8 +15,6 @@ COMMANDS = {
     "plans": "plans", "report": "plans", "actuals": "plans", "nightly": "nightly",
     "backtest": "backtest", "db": "db",
 }
-BACKENDS = ("auto", "highs", "cpsat", "greedy")
-DEVICES = ("auto", "cpu", "gpu")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -40,18 +40,6 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
         add_arguments(backtest)
     return parser
-
-
-def add_config_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE",
-                        help="TOML settings file ([server], [forecasts], [providers], [store], "
-                             "...; see the README's Configuration section)")
-
-
-def add_solver_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--time-limit", type=float, metavar="S",
-                   help="solver time limit in seconds (overrides options.time_limit_seconds)")
-    p.add_argument("--backend", choices=BACKENDS, help="solver backend (overrides options)")
 
 
 def _add_query_flags(p: argparse.ArgumentParser) -> None:

@@ -1,6 +1,7 @@
 """Batch scoring of candidate schedules under forecast scenarios (NumPy or CuPy).
 
-For every candidate b and carbon-intensity scenario c this computes DESIGN.md's exact figures:
+For every candidate b and carbon-intensity scenario c this computes the exact figures of
+docs/architecture.md:
 
     load_kw[b,s,t]  = pue_s * Σ power_kw of the jobs running at s in slot t
     grid_kw[b,s,t]  = max(0, load_kw[b,s,t] - renewable_kw[s,t])

@@ -35,7 +35,7 @@ Jobs and site
   GPUs in use at once if every job ran at its arrival (the run-now demand without a capacity
   limit); so run-now peaks at about 90 % of capacity. At least the widest job.
 - Hourly slots: a job occupies ``ceil(duration / 1 h)`` whole slots and may start at the first
-  hour boundary at or after its arrival (DESIGN.md semantics), for every policy alike.
+  hour boundary at or after its arrival (docs/architecture.md semantics), for every policy alike.
 
 Rolling decisions
 -----------------
@@ -62,11 +62,12 @@ decision.
 Policies (all on the same jobs and capacity, all scored with the ACTUAL intensity)
 ----------------------------------------------------------------------------------
 - ``run-now``: each job starts at its arrival if its GPUs are free, else at the earliest slot
-  where it fits; jobs in order of arrival. This is the DESIGN.md FIFO baseline
+  where it fits; jobs in order of arrival. This is the FIFO baseline of docs/architecture.md
   (``optimizer.baseline.fifo_baseline``) on one problem holding the whole replay; it is
   event-driven (no decision cadence). Savings are measured against it.
-- ``fifo``: DESIGN.md's FIFO baseline on each decision window's problem (jobs wait for the next
-  decision, then start first come, first served); every job is committed when planned. With
+- ``fifo``: the FIFO baseline of docs/architecture.md on each decision window's problem (jobs
+  wait for the next decision, then start first come, first served); every job is committed
+  when planned. With
   ``decision_hours=1`` it equals run-now.
 - ``lowest-window``: what the Carbon Aware SDK advises per job: the start with the lowest
   forecast mean intensity within ``[d, deadline]`` (``forecasting.best_window.find_best_window``,

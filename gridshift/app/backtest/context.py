@@ -145,7 +145,7 @@ def _ts(t: datetime) -> str:
 
 
 def _capacity_windows(ctx: Context, w: Window) -> list[dict]:
-    """Runs of equal lowered capacity as DESIGN.md capacity windows."""
+    """Runs of equal lowered capacity as capacity windows (docs/architecture.md)."""
     out: list[dict] = []
     t = 0
     while t < w.slots:

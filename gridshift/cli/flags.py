@@ -1,0 +1,21 @@
+"""Options several subcommands share."""
+
+from __future__ import annotations
+
+import argparse
+
+BACKENDS = ("auto", "highs", "cpsat", "greedy")
+
+
+def add_config_flag(parser: argparse.ArgumentParser) -> None:
+    """--config FILE: the TOML settings file."""
+    parser.add_argument("--config", metavar="FILE",
+                        help="TOML settings file ([server], [forecasts], [providers], [store], "
+                             "...; see the README's Configuration section)")
+
+
+def add_solver_flags(p: argparse.ArgumentParser) -> None:
+    """--time-limit and --backend: what a solve may change of the request's options."""
+    p.add_argument("--time-limit", type=float, metavar="S",
+                   help="solver time limit in seconds (overrides options.time_limit_seconds)")
+    p.add_argument("--backend", choices=BACKENDS, help="solver backend (overrides options)")
