@@ -31,6 +31,7 @@ __all__ = [
     "load_watttime_caiso",
     "read_de_quarter_hours",
     "read_eia_hours",
+    "read_gb_national_half_hours",
 ]
 
 #: gridshift region -> EIA-930 balancing-authority code of its file.
@@ -52,6 +53,30 @@ def read_de_quarter_hours(data_dir: Path) -> pd.DataFrame:
     frame = pd.read_csv(Path(data_dir) / "vessim" / "carbon_intensity.csv")
     frame["time"] = pd.to_datetime(frame["time"]).dt.tz_localize("UTC")
     return frame
+
+
+def read_gb_national_half_hours(data_dir: Path) -> pd.DataFrame:
+    """GB national average intensity per half-hour from the NESO tracking files: ``time``
+    (UTC, the half-hour's start), ``intensity`` (gCO2/kWh) and ``actual`` (True where it is
+    the published actual; False where no actual was published and the latest forecast issued
+    before the half-hour stands in), over the span of the actuals."""
+    root = Path(data_dir) / "uk-carbon-intensity-forecast-tracking"
+    actuals = pd.concat([pd.read_csv(f) for f in sorted((root / "national_pt24h").glob("*.csv"))])
+    actuals["from"] = pd.to_datetime(actuals["from"], utc=True)
+    actuals = actuals.dropna(subset=["intensity.actual"]).drop_duplicates("from")
+    by_time = actuals.set_index("from")["intensity.actual"].astype(float).sort_index()
+    forecasts: dict[pd.Timestamp, float] = {}
+    for path in sorted((root / "national_fw48h").glob("*.csv")):   # oldest vintage first
+        issued = pd.Timestamp(path.stem.replace("Z", ""), tz="UTC")
+        vintage = pd.read_csv(path)
+        for when, value in zip(pd.to_datetime(vintage["from"], utc=True),
+                               vintage["intensity.forecast"].astype(float), strict=True):
+            if when >= issued:
+                forecasts[when] = value   # a later vintage replaces an earlier one
+    grid = pd.date_range(by_time.index[0].floor("h"), by_time.index[-1], freq="30min")
+    values = [by_time.get(t, forecasts.get(t, np.nan)) for t in grid]
+    return pd.DataFrame({"time": grid, "intensity": np.asarray(values, dtype=float),
+                         "actual": [t in by_time.index for t in grid]})
 
 
 def load_uk_tracking(data_dir: Path) -> pd.DataFrame:

@@ -18,6 +18,13 @@ Sources and licences (see ``../shared/data/SOURCES.md`` for commits and git blob
   dos-group/vessim (MIT licence, "Copyright 2024 Philipp Wiesner") @ 47430ec2,
   ``examples/data/carbon_intensity.csv`` (column ``DE``, gCO2e/kWh; naive timestamps, UTC
   inferred). The values come from ENTSO-E production data (dos-group/lets-wait-awhile).
+* Great Britain (``GB``), national average carbon intensity per half-hour, 2023-03-14 03:00 ..
+  2023-03-17 03:00 UTC: the NESO Carbon Intensity API (``api.carbonintensity.org.uk``, CC BY
+  4.0) as scraped by nmpowell/carbon-intensity-forecast-tracking (MIT licence, "Copyright (c)
+  2023 Nick Powell") @ 91212edb, ``data/national_pt24h/*.csv`` (the published actuals) and, for
+  the five half-hours without a published actual, the latest ``data/national_fw48h/*.csv``
+  forecast issued before them. Only these three days exist in the shared data, so every month
+  gets the same hour-of-day profile (each hour the mean of its six half-hours).
 
 Output columns (long format, one row per region x month x UTC hour):
 ``region,month,hour_utc,ci_g_per_kwh,solar_share,wind_share,solar_cf``
@@ -41,10 +48,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gridshift.adapters.datasets import EIA_CODES, read_de_quarter_hours, read_eia_hours
+from gridshift.adapters.datasets import (
+    EIA_CODES,
+    read_de_quarter_hours,
+    read_eia_hours,
+    read_gb_national_half_hours,
+)
 from gridshift.settings import load_settings
 
 DE_REGION = "DE"
+GB_REGION = "GB"
+#: The whole days of GB data used: 72 h, so that every UTC hour has six half-hours.
+GB_DAYS = ("2023-03-14T03:00Z", "2023-03-17T03:00Z")
 FUEL_COLUMNS = ["WND", "SUN", "WAT", "OIL", "NG", "COL", "NUC", "OTH"]
 OUTPUT_COLUMNS = [
     "region",
@@ -113,11 +128,30 @@ def de_profile(raw: pd.DataFrame) -> pd.DataFrame:
     return means.reset_index()
 
 
+def gb_profile(raw: pd.DataFrame) -> pd.DataFrame:
+    """Typical-day profile of Great Britain: the mean of each UTC hour over the three days of
+    NESO national data, the same in every month (there is no other month to go by)."""
+    start, end = (pd.Timestamp(t) for t in GB_DAYS)
+    data = raw[(raw["time"] >= start) & (raw["time"] < end)].dropna(subset=["intensity"])
+    by_hour = data.groupby(data["time"].dt.hour)["intensity"].mean()
+    if len(by_hour) != 24:
+        raise SystemExit(f"GB data lacks hours: {sorted(set(range(24)) - set(by_hour.index))}")
+    index = _full_index()
+    means = pd.DataFrame({"ci_g_per_kwh": by_hour.reindex(index.get_level_values("hour_utc"))
+                          .to_numpy()}, index=index)
+    means["solar_share"] = np.nan
+    means["wind_share"] = np.nan
+    means["solar_cf"] = np.nan
+    means.insert(0, "region", GB_REGION)
+    return means.reset_index()
+
+
 def derive(data_dir: Path) -> pd.DataFrame:
     """Build the long table of all regions."""
     parts = [eia_profile(region, read_eia_hours(data_dir, code))
              for region, code in EIA_CODES.items()]
     parts.append(de_profile(read_de_quarter_hours(data_dir)))
+    parts.append(gb_profile(read_gb_national_half_hours(data_dir)))
     table = pd.concat(parts, ignore_index=True)[OUTPUT_COLUMNS]
     if table["ci_g_per_kwh"].isna().any():
         missing = table[table["ci_g_per_kwh"].isna()][["region", "month", "hour_utc"]]

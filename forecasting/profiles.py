@@ -24,8 +24,10 @@ __all__ = ["PROFILE_SOURCE", "known_regions", "typical_intensity", "typical_sola
 
 PROFILE_SOURCE: str = (
     "embedded typical-day profiles (mean by month x UTC hour): EIA-930 2022 hourly data "
-    "(US government public data, via HewlettPackard/dc-rl, MIT) and Germany 2020 15-min "
-    "carbon intensity (via dos-group/vessim, MIT)"
+    "(US government public data, via HewlettPackard/dc-rl, MIT), Germany 2020 15-min "
+    "carbon intensity (via dos-group/vessim, MIT) and GB national intensity of 3 days of "
+    "March 2023 (NESO Carbon Intensity API, CC BY 4.0, via "
+    "nmpowell/carbon-intensity-forecast-tracking, MIT; the same profile every month)"
 )
 
 _CSV_NAME = "typical_profiles.csv"

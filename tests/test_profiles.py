@@ -24,6 +24,7 @@ EXPECTED_REGIONS = {
     "US-NY-NYIS",
     "US-MIDW-MISO",
     "DE",
+    "GB",
 }
 JUNE_15 = datetime(2026, 6, 15, tzinfo=UTC)
 
@@ -40,6 +41,7 @@ def test_profiles_load_and_known_regions_present() -> None:
     assert set(regions) == EXPECTED_REGIONS
     assert regions == sorted(regions)
     assert "EIA-930" in PROFILE_SOURCE and "vessim" in PROFILE_SOURCE
+    assert "NESO" in PROFILE_SOURCE and "CC BY 4.0" in PROFILE_SOURCE
 
 
 @pytest.mark.parametrize("region", sorted(EXPECTED_REGIONS))
@@ -118,7 +120,7 @@ def test_solar_cf_shape_and_regions_without_solar() -> None:
     assert np.all((cf >= 0.0) & (cf <= 1.0))
     assert cf[20] > 0.8  # Californian noon is 20:00 UTC in summer
     assert cf[8] < 0.01  # and 01:00 local is dark
-    for region in ("DE", "US-NY-NYIS"):
+    for region in ("DE", "US-NY-NYIS", "GB"):
         with pytest.raises(KeyError, match="solar"):
             typical_solar_cf(region, JUNE_15, 24, 60)
 
