@@ -16,7 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from gridshift.api.v1 import optimize_pb2 as pb
 from gridshift.forecasting.series import Forecast
-from gridshift.optimizer.accounting import PlanFigures, Totals
+from gridshift.optimizer.accounting import PlanFigures, Totals, savings
 from gridshift.optimizer.errors import FieldViolation, InvalidInputError
 from gridshift.optimizer.solve import SolveResult
 
@@ -87,6 +87,7 @@ def to_response(result: SolveResult, plan_id: str | None = None, *,
         backend=result.backend, objective=_finite(result.objective),
         best_bound=_finite(result.best_bound), gap=_finite(result.gap, 1.0),
         wall_seconds=result.wall_seconds, status_detail=result.detail))
+    response.explanations.extend(result.explanations)
     response.provenance.extend(provenance(f) for f in p.forecasts)
     response.forecasts_used.extend(forecast_message(f) for f in p.forecasts
                                    if f.carbon_intensity)
@@ -154,10 +155,16 @@ def _add_figures(response: pb.OptimizeResponse, result: SolveResult, per_job: bo
     p, fig, base = result.problem, result.figures, result.baseline_figures
     response.totals.CopyFrom(_totals(fig.totals))
     response.baseline.CopyFrom(_totals(base.totals))
-    saved = base.totals.emissions_kg - fig.totals.emissions_kg
-    response.savings_kg = saved
-    base_kg = base.totals.emissions_kg
-    response.savings_pct = 100.0 * saved / base_kg if base_kg else 0.0
+    saved = savings(fig, base)
+    response.savings_kg = saved.saved_kg
+    response.savings_pct = saved.saved_pct
+    response.savings_basis.CopyFrom(pb.SavingsBasis(
+        common_jobs=saved.common_jobs, plan_only_jobs=saved.plan_only_jobs,
+        baseline_only_jobs=saved.baseline_only_jobs,
+        plan_emissions_kg=saved.plan_emissions_kg,
+        baseline_emissions_kg=saved.baseline_emissions_kg,
+        plan_energy_kwh=saved.plan_energy_kwh, baseline_energy_kwh=saved.baseline_energy_kwh,
+        plan_jobs=len(fig.jobs), baseline_jobs=len(base.jobs)))
     response.baseline_unplaced.extend(sorted(p.job_ids[j] for j in result.baseline.unscheduled))
     for j in sorted(fig.jobs, key=lambda k: p.job_ids[k]) if per_job else ():
         jf = fig.jobs[j]

@@ -101,3 +101,50 @@ def figures(problem: Problem, plan: Plan) -> PlanFigures:
 def plan_objective(problem: Problem, plan: Plan) -> float:
     """The request's objective (carbon, cost and delay weights) of a plan."""
     return figures(problem, plan).totals.objective(problem)
+
+
+@dataclass(frozen=True)
+class Savings:
+    """The plan against the baseline, on the same work: the jobs both place.
+
+    When both place every job this is totals against totals. When either leaves jobs out
+    (``allow_partial``, or the baseline finding no room within the horizon), emissions are
+    compared on the jobs both place, each job's own share of its sites' grid draw (the per-job
+    attribution above); the energy each side places is reported beside, so that a plan that
+    emits more because it places more work is not read as a loss.
+    """
+
+    common_jobs: int
+    plan_only_jobs: int
+    baseline_only_jobs: int
+    plan_emissions_kg: float          # of the jobs both place
+    baseline_emissions_kg: float      # of the jobs both place
+    plan_energy_kwh: float            # facility energy of every job the plan places
+    baseline_energy_kwh: float        # ... the baseline places
+
+    @property
+    def saved_kg(self) -> float:
+        return self.baseline_emissions_kg - self.plan_emissions_kg
+
+    @property
+    def saved_pct(self) -> float:
+        return (100.0 * self.saved_kg / self.baseline_emissions_kg
+                if self.baseline_emissions_kg else 0.0)
+
+    @property
+    def same_jobs(self) -> bool:
+        return not self.plan_only_jobs and not self.baseline_only_jobs
+
+
+def savings(plan: PlanFigures, baseline: PlanFigures) -> Savings:
+    """The plan's savings against the baseline on the jobs both place (see :class:`Savings`)."""
+    common = plan.jobs.keys() & baseline.jobs.keys()
+    same = len(common) == len(plan.jobs) == len(baseline.jobs)
+    return Savings(
+        common_jobs=len(common), plan_only_jobs=len(plan.jobs.keys() - common),
+        baseline_only_jobs=len(baseline.jobs.keys() - common),
+        plan_emissions_kg=plan.totals.emissions_kg if same else
+        sum(plan.jobs[j].emissions_kg for j in common),
+        baseline_emissions_kg=baseline.totals.emissions_kg if same else
+        sum(baseline.jobs[j].emissions_kg for j in common),
+        plan_energy_kwh=plan.totals.energy_kwh, baseline_energy_kwh=baseline.totals.energy_kwh)

@@ -1,9 +1,12 @@
-"""Why jobs cannot be placed: alone (no site/window fits the job even on an empty fleet) or
-jointly (a small set of jobs that cannot all fit together)."""
+"""Why jobs cannot be placed: alone (no site/window fits the job even on an empty fleet),
+jointly (a small set of jobs that cannot all fit together, for small cases), or by capacity
+(a few site sets and time windows where the jobs that can only run there ask for more
+GPU-hours than there are: a proof, by counting, that some of them must be left out)."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -148,3 +151,58 @@ def demand_note(problem: Problem, jobs: list[int]) -> str:
     """A short description of what a conflicting set asks for."""
     gpus = int(np.sum(problem.gpus[jobs]))
     return f"together they need {gpus} GPUs in overlapping windows"
+
+
+@dataclass(frozen=True)
+class Overload:
+    """Sites and a window of slots where the jobs that can only run there (allowed sites
+    within ``sites``, whole window within [first_slot, end_slot)) need more GPU-slots than the
+    sites have: at least one of ``jobs`` must be left out."""
+
+    sites: tuple[int, ...]
+    first_slot: int
+    end_slot: int
+    demand_gpu_slots: float
+    capacity_gpu_slots: float
+    jobs: tuple[int, ...]
+
+    @property
+    def ratio(self) -> float:
+        return self.demand_gpu_slots / max(self.capacity_gpu_slots, 1e-9)
+
+
+def capacity_overloads(problem: Problem, jobs: list[int], limit: int = 5) -> list[Overload]:
+    """The most oversubscribed (site set, window) pairs among ``jobs``, most GPU-slots short
+    first, at most one per site set and ``limit`` in all. Site sets: each job's allowed sites
+    and all sites; windows: between job window ends. O(site sets x T^2), vectorised."""
+    if not jobs:
+        return []
+    site_sets = {tuple(sorted(problem.allowed_sites[j])) for j in jobs}
+    site_sets.add(tuple(range(problem.n_sites)))
+    found = [o for sites in sorted(site_sets) if (o := _worst_window(problem, jobs, sites))]
+    found.sort(key=lambda o: -(o.demand_gpu_slots - o.capacity_gpu_slots))
+    return found[:limit]
+
+
+def _worst_window(problem: Problem, jobs: list[int], sites: tuple[int, ...]) -> Overload | None:
+    inside = set(sites)
+    members = [j for j in jobs if set(problem.allowed_sites[j]) <= inside]
+    if not members:
+        return None
+    T = problem.n_slots
+    first = problem.first_slot[members].astype(int)
+    last = problem.last_slot[members].astype(int)
+    need = (problem.gpus[members] * problem.duration_slots[members]).astype(float)
+    table = np.zeros((T + 1, T + 1))
+    np.add.at(table, (first, last), need)
+    # demand[a, b] = need of the jobs with first >= a and last <= b.
+    demand = np.flip(np.cumsum(np.flip(table, axis=0), axis=0), axis=0).cumsum(axis=1)
+    cumulative = np.concatenate([[0.0], np.cumsum(problem.gpu_capacity[list(sites)].sum(axis=0))])
+    capacity = cumulative[None, :] - cumulative[:, None]
+    excess = np.where(np.triu(np.ones((T + 1, T + 1), dtype=bool), 1), demand - capacity,
+                      -np.inf)
+    a, b = np.unravel_index(int(np.argmax(excess)), excess.shape)
+    if excess[a, b] <= 1e-9:
+        return None
+    chosen = tuple(j for j, f, e in zip(members, first, last, strict=True) if f >= a and e <= b)
+    return Overload(sites, int(a), int(b), float(demand[a, b]), float(capacity[a, b]), chosen)

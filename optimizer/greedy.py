@@ -210,11 +210,18 @@ def job_orders(problem: Problem, seed: int = 0, randomised: int = 2) -> list[lis
     return orders
 
 
+def left_out_gpu_hours(problem: Problem, plan: Plan) -> float:
+    """GPU-hours of the jobs a plan leaves out (the tie-break after their number)."""
+    return float(sum(problem.gpus[j] * problem.duration_minutes[j] for j in plan.unscheduled)
+                 / 60.0)
+
+
 def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
                 jobs: set[int] | None = None,
                 on_first_plan: Callable[[Plan], None] | None = None,
                 stop: Callable[[], bool] | None = None) -> Plan:
-    """Best of several constructions (fewest unplaced jobs, then lowest objective), improved
+    """Best of several constructions (fewest unplaced jobs, then fewest GPU-hours left out,
+    then lowest objective), improved
     by local search. Jobs that fail to place are retried first in a restart. The first
     construction is reported through `on_first_plan` as soon as it exists. `stop()` (a cancelled
     call) ends the search after the construction in progress."""
@@ -237,7 +244,8 @@ def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
             restart_queued = True
             failed = [j for j in order if j in plan.unscheduled]
             orders.insert(0, failed + [j for j in order if j not in plan.unscheduled])
-        key = (len(plan.unscheduled), plan_objective(problem, plan))
+        key = (len(plan.unscheduled), left_out_gpu_hours(problem, plan),
+               plan_objective(problem, plan))
         if best_key is None or key < best_key:
             best, best_key = plan, key
         if best_key[0] == 0:

@@ -170,11 +170,22 @@ class _Builder:
         return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
 
+def _left_out_costs(problem: Problem, jobs: list[int]) -> dict[int, float]:
+    """Phase 1's cost of leaving job j out: 1 per job, plus its share of the jobs' GPU-hours
+    (all shares together < 1). The most jobs are placed first; among packings that place as
+    many, the one leaving out the fewest GPU-hours wins (never the biggest job to save a
+    little carbon)."""
+    gpu_hours = {j: float(problem.gpus[j] * problem.duration_minutes[j]) / 60.0 for j in jobs}
+    total = sum(gpu_hours.values()) + 1.0
+    return {j: 1.0 + gh / total for j, gh in gpu_hours.items()}
+
+
 def build_milp(problem: Problem, jobs: list[int] | None = None, partial: bool = False,
                count_objective: bool = False,
                background: tuple[np.ndarray, np.ndarray] | None = None) -> MilpModel:
     """Build the model for `jobs` (default all). With `partial`, jobs may be left out (u=1);
-    with `count_objective`, the objective is the number of jobs left out (phase 1).
+    with `count_objective`, the objective is the number of jobs left out, ties broken by the
+    GPU-hours left out (phase 1, see :func:`_left_out_costs`).
 
     `background` = (gpus [S,T], facility kW [S,T]) of jobs that stay fixed (large-neighbourhood
     search): they use capacity and power, and their load counts against renewables. The
@@ -204,10 +215,11 @@ def build_milp(problem: Problem, jobs: list[int] | None = None, partial: bool = 
                                       problem.renewable_kw[rs, rt] - bg_kw[rs, rt], scale=1000.0)
     occupancy: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]] = []   # cols, site, slot, job
     offset = 0.0
+    left_out_cost = _left_out_costs(problem, jobs) if count_objective else {}
     for j in jobs:
         assign_row = b.add_rows(1, 1.0, 1.0)[0]
         if partial:
-            u = b.add_cols(1, KIND_U, cost=1.0 if count_objective else 0.0, job=j)
+            u = b.add_cols(1, KIND_U, cost=left_out_cost.get(j, 0.0), job=j)
             b.add_entries([assign_row], u, 1.0)
         offset -= w_delay * problem.priority[j] * (problem.earliest_hours[j]
                                                    + problem.duration_minutes[j] / 60.0)

@@ -57,6 +57,8 @@ class SolveResult:
     baseline: Plan
     baseline_figures: PlanFigures
     conflicts: dict[int, list[int]] = field(default_factory=dict)
+    #: Why jobs were left out, by capacity: a few lines (empty when every job is placed).
+    explanations: list[str] = field(default_factory=list)
     # Emissions over forecast scenarios (set by the caller that samples them).
     risk: dict | None = None
 
@@ -77,10 +79,13 @@ def solve(problem: Problem, on_progress: ProgressSink | None = None,
                    for j, why in diagnosis.alone_infeasible(problem).items()}
     candidates = [j for j in range(problem.n_jobs) if j not in unscheduled]
     plan = _construct(problem, candidates, backend, limit, deadline, notes, emit, stop_flag)
-    conflicts = _explain_unplaced(problem, plan, candidates, unscheduled, limit)
+    explanation = _explain_unplaced(problem, plan, candidates, unscheduled,
+                                    min(deadline, time.monotonic() + EXPLAIN_SHARE * limit))
+    conflicts, explanations = explanation
     if unscheduled and not opts.allow_partial:
         return _finish(problem, Plan(unscheduled=unscheduled), "INFEASIBLE", backend,
-                       math.nan, started, "; ".join(notes) or "jobs cannot be placed", conflicts)
+                       math.nan, started, "; ".join(notes) or "jobs cannot be placed", conflicts,
+                       explanations)
     placed = sorted(plan.placements)
     plan.unscheduled = {}
     status, detail = "FEASIBLE", "construction heuristic"
@@ -101,7 +106,7 @@ def solve(problem: Problem, on_progress: ProgressSink | None = None,
         status = "OPTIMAL" if better.optimal else "FEASIBLE"
     plan.unscheduled = unscheduled
     return _finish(problem, plan, status, backend, bound, started,
-                   "; ".join([detail, *notes]), conflicts)
+                   "; ".join([detail, *notes]), conflicts, explanations)
 
 
 def _progress_emitter(on_progress: ProgressSink | None,
@@ -153,24 +158,78 @@ def _construct(problem: Problem, candidates: list[int], backend: Backend, limit:
 
 
 def _explain_unplaced(problem: Problem, plan: Plan, candidates: list[int],
-                      unscheduled: dict[int, str], limit: float) -> dict[int, list[int]]:
-    """Add to ``unscheduled`` why each job the plan leaves out cannot be placed (its conflict
-    set, found within a budget; large models are not proven); returns the conflict sets."""
+                      unscheduled: dict[int, str], until: float
+                      ) -> tuple[dict[int, list[int]], list[str]]:
+    """Add to ``unscheduled`` why each job the plan leaves out is left out, by ``until``.
+
+    A few left-out jobs in a small model get exact conflicting sets (a deletion filter, called
+    minimal only when proven). Otherwise — many jobs left out, a large model, or no time left
+    — the explanation is by capacity: the site sets and windows where the jobs that can only
+    run there ask for more GPU-hours than there are (a few lines, returned for the response),
+    and each left-out job points at the one it belongs to. Returns (conflict sets, lines)."""
+    left_out = sorted(plan.unscheduled, key=lambda j: problem.job_ids[j])
+    if not left_out:
+        return {}, []
+    overloads = diagnosis.capacity_overloads(problem, candidates)
+    lines = [_overload_line(problem, o, left_out) for o in overloads]
     conflicts: dict[int, list[int]] = {}
-    large = estimate_columns(problem, candidates) > EXACT_ALONE_MAX_COLUMNS
-    for j in list(plan.unscheduled):
-        if large:
-            unscheduled[j] = ("not placed: no room found beside the other jobs within the time "
-                              "limit (large model: not proven infeasible)")
+    exact = (len(left_out) <= EXACT_EXPLAIN_MAX_JOBS
+             and estimate_columns(problem, candidates) <= EXACT_ALONE_MAX_COLUMNS)
+    for k, j in enumerate(left_out):
+        remaining = until - time.monotonic()
+        if exact and remaining > 0.1:
+            members, minimal = diagnosis.conflict_set(problem, j, set(unscheduled),
+                                                      budget_s=remaining / (len(left_out) - k))
+            conflicts[j] = members
+            names = ", ".join(problem.job_ids[m] for m in members)
+            unscheduled[j] = (f"left out: {'minimal ' if minimal else ''}conflicting set "
+                              f"{{{names}}}: they cannot all run together (proven; "
+                              f"{diagnosis.demand_note(problem, members)})")
             continue
-        members, minimal = diagnosis.conflict_set(
-            problem, j, set(unscheduled), budget_s=max(0.2, min(5.0, 0.2 * limit)))
-        conflicts[j] = members
-        names = ", ".join(problem.job_ids[m] for m in members)
-        unscheduled[j] = (f"cannot be placed together with the other jobs: "
-                          f"{'minimal ' if minimal else ''}conflicting set {{{names}}} "
-                          f"({diagnosis.demand_note(problem, members)})")
-    return conflicts
+        unscheduled[j] = _capacity_reason(problem, j, overloads)
+    return conflicts, lines
+
+
+#: Exact conflicting sets are searched for at most this many left-out jobs; more are
+#: explained by capacity (a set per job took seconds each and ran far past the time limit).
+EXACT_EXPLAIN_MAX_JOBS = 3
+#: Share of the time limit the explanation of left-out jobs may take.
+EXPLAIN_SHARE = 0.15
+
+
+def _window_text(problem: Problem, first: int, end: int) -> str:
+    """``2026-06-15 06:00 to 18:00 UTC``, or both dates when the window spans midnight."""
+    start, stop = problem.slot_time(first), problem.slot_time(end)
+    until = f"{stop:%H:%M}" if stop.date() == start.date() else f"{stop:%Y-%m-%d %H:%M}"
+    return f"{start:%Y-%m-%d %H:%M} to {until} UTC"
+
+
+def _sites_text(problem: Problem, sites: tuple[int, ...]) -> str:
+    names = [problem.site_ids[s] for s in sites]
+    return (f"site {names[0]}" if len(names) == 1 else
+            "all sites" if len(names) == problem.n_sites and len(names) > 2 else
+            "sites " + ", ".join(names))
+
+
+def _overload_line(problem: Problem, o: diagnosis.Overload, left_out: list[int]) -> str:
+    h = problem.slot_hours
+    out = sum(1 for j in o.jobs if j in set(left_out))
+    return (f"oversubscribed: {_sites_text(problem, o.sites)} from "
+            f"{_window_text(problem, o.first_slot, o.end_slot)}: the {len(o.jobs)} jobs that "
+            f"can only run there then need {o.demand_gpu_slots * h:,.1f} GPU-hours, there are "
+            f"{o.capacity_gpu_slots * h:,.1f} ({o.ratio:.2f}x); {out} of them left out")
+
+
+def _capacity_reason(problem: Problem, j: int, overloads: list[diagnosis.Overload]) -> str:
+    mine = [o for o in overloads if j in o.jobs]
+    if not mine:
+        return ("left out: no room found beside the placed jobs within the time limit (not "
+                "proven infeasible: more time may place it)")
+    o = max(mine, key=lambda o: o.ratio)
+    where = _window_text(problem, o.first_slot, o.end_slot)
+    return (f"left out: one of {len(o.jobs)} jobs competing for "
+            f"{_sites_text(problem, o.sites)} from {where}, which they oversubscribe "
+            f"{o.ratio:.2f}x in GPU-hours (see the capacity lines)")
 
 
 def _heuristic_bound(problem: Problem, jobs: list[int], plan: Plan,
@@ -250,7 +309,10 @@ def _most_jobs(problem: Problem, plan: Plan, candidates: list[int], backend: Bac
         notes.append("phase 1 found no better packing than the heuristic")
         return plan
     packed = model.decode(result.values)
-    if len(packed.unscheduled) > len(plan.unscheduled):
+    def left_out(p: Plan) -> tuple[int, float]:
+        return len(p.unscheduled), greedy.left_out_gpu_hours(problem, p)
+
+    if left_out(packed) > left_out(plan):
         return plan
     if result.status != "optimal":
         notes.append("phase 1 (most jobs placed) stopped at its time limit: jobs left out may "
@@ -277,7 +339,7 @@ def _exact(problem: Problem, jobs: list[int], start: Plan, backend: Backend, dea
 
 
 def _finish(problem: Problem, plan: Plan, status: str, backend: Backend, bound: float,
-            started: float, detail: str, conflicts) -> SolveResult:
+            started: float, detail: str, conflicts, explanations: list[str]) -> SolveResult:
     check = check_plan(problem, plan)
     if status != "INFEASIBLE" and not check.ok:
         raise PlanCheckError("; ".join(check.violations[:5]))
@@ -293,4 +355,5 @@ def _finish(problem: Problem, plan: Plan, status: str, backend: Backend, bound: 
                        if backend != Backend.AUTO else "auto", objective=objective,
                        best_bound=bound, gap=gap, wall_seconds=time.monotonic() - started,
                        detail=detail, figures=plan_figures, baseline=base,
-                       baseline_figures=figures(problem, base), conflicts=conflicts)
+                       baseline_figures=figures(problem, base), conflicts=conflicts,
+                       explanations=explanations)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from gridshift.optimizer.accounting import savings
 from gridshift.optimizer.solve import SolveResult
 
 BAR_WIDTH = 40
@@ -53,28 +54,57 @@ def demo_report(result: SolveResult) -> str:
 
 
 def summary(result: SolveResult) -> str:
-    """A short human summary of a solve result."""
+    """A short human summary of a solve result: a few lines whatever the size (left-out jobs
+    are grouped by reason, a few ids each)."""
     p = result.problem
     if result.status == "INFEASIBLE":
-        lines = [f"INFEASIBLE: {len(result.plan.unscheduled)} job(s) cannot be placed"]
-        lines += [f"  {p.job_ids[j]}: {why}" for j, why in sorted(
-            result.plan.unscheduled.items(), key=lambda kv: p.job_ids[kv[0]])]
-        return "\n".join(lines)
-    t, b = result.figures.totals, result.baseline_figures.totals
-    saved = b.emissions_kg - t.emissions_kg
-    pct = 100 * saved / b.emissions_kg if b.emissions_kg else 0.0
+        return "\n".join([f"INFEASIBLE: {len(result.plan.unscheduled)} job(s) cannot be placed",
+                          *(f"  {line}" for line in result.explanations),
+                          *_left_out_lines(result)])
+    t = result.figures.totals
+    saved = savings(result.figures, result.baseline_figures)
     gap = f"{100 * result.gap:.2f} %" if result.gap == result.gap and result.gap < 1e9 else "n/a"
-    lines = [
-        f"status {result.status} ({result.backend}) in {result.wall_seconds:.2f} s, gap {gap}",
-        f"emissions {t.emissions_kg:,.1f} kg CO2e vs FIFO baseline {b.emissions_kg:,.1f} kg: "
-        f"saves {saved:,.1f} kg ({pct:.1f} %)",
-        f"energy {t.energy_kwh:,.0f} kWh, from the grid {t.grid_energy_kwh:,.0f} kWh; "
-        f"{len(result.plan.placements)} job(s) on {p.n_sites} site(s)",
-    ]
+    lines = [f"status {result.status} ({result.backend}) in {result.wall_seconds:.2f} s, "
+             f"gap {gap}"]
+    compared = (f"emissions {saved.plan_emissions_kg:,.1f} kg CO2e vs FIFO baseline "
+                f"{saved.baseline_emissions_kg:,.1f} kg: saves {saved.saved_kg:,.1f} kg "
+                f"({saved.saved_pct:.1f} %)")
+    if saved.same_jobs:
+        lines.append(compared)
+    else:
+        lines += [f"on the {saved.common_jobs} job(s) both place: {compared}",
+                  f"the plan places {len(result.figures.jobs)} job(s), "
+                  f"{saved.plan_energy_kwh:,.0f} kWh; the FIFO baseline "
+                  f"{len(result.baseline_figures.jobs)} job(s), "
+                  f"{saved.baseline_energy_kwh:,.0f} kWh"]
+    lines.append(f"energy {t.energy_kwh:,.0f} kWh, from the grid {t.grid_energy_kwh:,.0f} kWh; "
+                 f"{len(result.plan.placements)} job(s) on {p.n_sites} site(s); "
+                 f"{t.emissions_kg:,.1f} kg CO2e in all")
     if result.plan.unscheduled:
-        lines.append(f"unscheduled: {len(result.plan.unscheduled)} job(s)")
-        lines += [f"  {p.job_ids[j]}: {why}" for j, why in result.plan.unscheduled.items()]
+        lines.append(f"left out: {len(result.plan.unscheduled)} job(s) (the plan places the "
+                     "most jobs first, then the most GPU-hours, then the lowest objective)")
+        lines += [f"  {line}" for line in result.explanations]
+        lines += _left_out_lines(result)
     if result.baseline.unscheduled:
         lines.append(f"note: the FIFO baseline could not place {len(result.baseline.unscheduled)} "
                      "job(s) within the horizon")
     return "\n".join(lines)
+
+
+#: Job ids listed per reason; the rest are counted.
+MAX_IDS_PER_REASON = 10
+
+
+def _left_out_lines(result: SolveResult) -> list[str]:
+    """Left-out jobs grouped by reason: ``  reason: a, b, c (and 12 more)``."""
+    p = result.problem
+    by_reason: dict[str, list[str]] = {}
+    for j, why in result.plan.unscheduled.items():
+        by_reason.setdefault(why, []).append(p.job_ids[j])
+    lines = []
+    for why, ids in sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        ids.sort()
+        more = f" (and {len(ids) - MAX_IDS_PER_REASON} more)" \
+            if len(ids) > MAX_IDS_PER_REASON else ""
+        lines.append(f"  {', '.join(ids[:MAX_IDS_PER_REASON])}{more}: {why}")
+    return lines

@@ -316,7 +316,7 @@ class Provenance(_message.Message):
     def __init__(self, region: _Optional[str] = ..., provider: _Optional[str] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stale: _Optional[bool] = ..., fallback: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class OptimizeResponse(_message.Message):
-    __slots__ = ("plan_id", "status", "assignments", "unscheduled", "totals", "baseline", "savings_kg", "savings_pct", "baseline_unplaced", "jobs", "sites", "solver", "risk", "provenance", "forecasts_used")
+    __slots__ = ("plan_id", "status", "assignments", "unscheduled", "totals", "baseline", "savings_kg", "savings_pct", "baseline_unplaced", "jobs", "sites", "solver", "risk", "provenance", "forecasts_used", "savings_basis", "explanations")
     PLAN_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
@@ -332,6 +332,8 @@ class OptimizeResponse(_message.Message):
     RISK_FIELD_NUMBER: _ClassVar[int]
     PROVENANCE_FIELD_NUMBER: _ClassVar[int]
     FORECASTS_USED_FIELD_NUMBER: _ClassVar[int]
+    SAVINGS_BASIS_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATIONS_FIELD_NUMBER: _ClassVar[int]
     plan_id: str
     status: PlanStatus
     assignments: _containers.RepeatedCompositeFieldContainer[Assignment]
@@ -347,4 +349,28 @@ class OptimizeResponse(_message.Message):
     risk: Risk
     provenance: _containers.RepeatedCompositeFieldContainer[Provenance]
     forecasts_used: _containers.RepeatedCompositeFieldContainer[Forecast]
-    def __init__(self, plan_id: _Optional[str] = ..., status: _Optional[_Union[PlanStatus, str]] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ..., unscheduled: _Optional[_Iterable[_Union[Unscheduled, _Mapping]]] = ..., totals: _Optional[_Union[Totals, _Mapping]] = ..., baseline: _Optional[_Union[Totals, _Mapping]] = ..., savings_kg: _Optional[float] = ..., savings_pct: _Optional[float] = ..., baseline_unplaced: _Optional[_Iterable[str]] = ..., jobs: _Optional[_Iterable[_Union[JobFigures, _Mapping]]] = ..., sites: _Optional[_Iterable[_Union[SiteProfile, _Mapping]]] = ..., solver: _Optional[_Union[SolverInfo, _Mapping]] = ..., risk: _Optional[_Union[Risk, _Mapping]] = ..., provenance: _Optional[_Iterable[_Union[Provenance, _Mapping]]] = ..., forecasts_used: _Optional[_Iterable[_Union[Forecast, _Mapping]]] = ...) -> None: ...
+    savings_basis: SavingsBasis
+    explanations: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, plan_id: _Optional[str] = ..., status: _Optional[_Union[PlanStatus, str]] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ..., unscheduled: _Optional[_Iterable[_Union[Unscheduled, _Mapping]]] = ..., totals: _Optional[_Union[Totals, _Mapping]] = ..., baseline: _Optional[_Union[Totals, _Mapping]] = ..., savings_kg: _Optional[float] = ..., savings_pct: _Optional[float] = ..., baseline_unplaced: _Optional[_Iterable[str]] = ..., jobs: _Optional[_Iterable[_Union[JobFigures, _Mapping]]] = ..., sites: _Optional[_Iterable[_Union[SiteProfile, _Mapping]]] = ..., solver: _Optional[_Union[SolverInfo, _Mapping]] = ..., risk: _Optional[_Union[Risk, _Mapping]] = ..., provenance: _Optional[_Iterable[_Union[Provenance, _Mapping]]] = ..., forecasts_used: _Optional[_Iterable[_Union[Forecast, _Mapping]]] = ..., savings_basis: _Optional[_Union[SavingsBasis, _Mapping]] = ..., explanations: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SavingsBasis(_message.Message):
+    __slots__ = ("common_jobs", "plan_only_jobs", "baseline_only_jobs", "plan_emissions_kg", "baseline_emissions_kg", "plan_energy_kwh", "baseline_energy_kwh", "plan_jobs", "baseline_jobs")
+    COMMON_JOBS_FIELD_NUMBER: _ClassVar[int]
+    PLAN_ONLY_JOBS_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_ONLY_JOBS_FIELD_NUMBER: _ClassVar[int]
+    PLAN_EMISSIONS_KG_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_EMISSIONS_KG_FIELD_NUMBER: _ClassVar[int]
+    PLAN_ENERGY_KWH_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_ENERGY_KWH_FIELD_NUMBER: _ClassVar[int]
+    PLAN_JOBS_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_JOBS_FIELD_NUMBER: _ClassVar[int]
+    common_jobs: int
+    plan_only_jobs: int
+    baseline_only_jobs: int
+    plan_emissions_kg: float
+    baseline_emissions_kg: float
+    plan_energy_kwh: float
+    baseline_energy_kwh: float
+    plan_jobs: int
+    baseline_jobs: int
+    def __init__(self, common_jobs: _Optional[int] = ..., plan_only_jobs: _Optional[int] = ..., baseline_only_jobs: _Optional[int] = ..., plan_emissions_kg: _Optional[float] = ..., baseline_emissions_kg: _Optional[float] = ..., plan_energy_kwh: _Optional[float] = ..., baseline_energy_kwh: _Optional[float] = ..., plan_jobs: _Optional[int] = ..., baseline_jobs: _Optional[int] = ...) -> None: ...
