@@ -35,11 +35,30 @@ INTENSITY_PREFIX = "Forecast vs actual intensity, region "
 
 # -- CSV / JSON ---------------------------------------------------------------------------------
 
+#: What a spreadsheet would read as a formula at the start of a cell (OWASP CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(text: str) -> str:
+    """A text cell that no spreadsheet runs as a formula: one starting with = + - @ or a tab
+    gets a leading apostrophe, as OWASP advises."""
+    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
+
+
 def render_csv(rows: pd.DataFrame) -> str:
     """The tidy rows as CSV (one row per day / team / site; ``day`` as YYYY-MM-DD; unknown
-    actuals empty). Load it back with ``pandas.read_csv(path, parse_dates=["day"])``; floats are
-    written with full precision so the numbers round-trip exactly."""
-    return rows.to_csv(index=False, lineterminator="\n")
+    actuals empty). Load it back with ``pandas.read_csv(path, parse_dates=["day"])``. Energy
+    (kWh) and emissions (kg CO2e) are rounded to 3 decimals (1 Wh, 1 g), coverage to 4; text
+    cells that a spreadsheet would run as a formula are neutralised (:func:`csv_cell`)."""
+    out = rows.copy()
+    for column in out.columns:
+        if column in ("team", "site", "region"):
+            out[column] = [csv_cell(str(v)) for v in out[column]]
+        elif column == "actual_coverage":
+            out[column] = out[column].astype(float).round(4)
+        elif out[column].dtype.kind == "f":
+            out[column] = out[column].round(3)
+    return out.to_csv(index=False, lineterminator="\n")
 
 
 def _jsonable(value: Any) -> Any:

@@ -148,3 +148,36 @@ def savings(plan: PlanFigures, baseline: PlanFigures) -> Savings:
         baseline_emissions_kg=baseline.totals.emissions_kg if same else
         sum(baseline.jobs[j].emissions_kg for j in common),
         plan_energy_kwh=plan.totals.energy_kwh, baseline_energy_kwh=baseline.totals.energy_kwh)
+
+
+@dataclass(frozen=True)
+class RunFigures:
+    """One run of a job: a contiguous stretch of slots at one site (a contiguous job has
+    one), with the energy and emissions of those slots (the per-job attribution above)."""
+
+    job: int
+    site: int
+    start_slot: int
+    end_slot: int
+    energy_kwh: float
+    grid_energy_kwh: float
+    emissions_kg: float
+
+
+def run_figures(problem: Problem, plan: Plan) -> list[RunFigures]:
+    """Every run of every placed job, in job then time order (what a dispatcher acts on)."""
+    _, load_kw = site_loads(problem, plan)
+    grid_kw = np.maximum(0.0, load_kw - problem.renewable_kw)
+    grid_share = np.divide(grid_kw, load_kw, out=np.zeros_like(load_kw), where=load_kw > 0)
+    hours = problem.slot_hours
+    out = []
+    for j, p in sorted(plan.placements.items(), key=lambda item: problem.job_ids[item[0]]):
+        kw = problem.facility_kw(j, p.site)
+        for lo, hi in p.runs():
+            grid_kwh = kw * grid_share[p.site, lo:hi] * hours
+            out.append(RunFigures(
+                job=j, site=p.site, start_slot=lo, end_slot=hi, energy_kwh=kw * (hi - lo) * hours,
+                grid_energy_kwh=float(grid_kwh.sum()),
+                emissions_kg=float((grid_kwh * problem.ci_g_per_kwh[p.site, lo:hi]).sum()
+                                   / 1000)))
+    return out

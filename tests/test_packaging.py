@@ -33,7 +33,8 @@ OTHER_ADAPTERS = {
         [tool.setuptools]
         packages = ["adapters", "optimizer"]
     """),
-    "adapters/__init__.py": 'WHO = "peft-adapters"\n\ndef init(model):\n    return f"{model}+lora"\n',
+    "adapters/__init__.py": ('WHO = "peft-adapters"\n\n'
+                             'def init(model):\n    return f"{model}+lora"\n'),
     "optimizer/__init__.py": 'WHO = "another optimizer"\n',
 }
 

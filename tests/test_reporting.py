@@ -401,10 +401,21 @@ def test_csv_round_trips_through_pandas(rows):
     for col in ("team", "site", "region"):
         assert back[col].astype(str).tolist() == rows[col].tolist()
     numeric = [c for c in ROW_COLUMNS if c not in ("day", "team", "site", "region")]
-    # Full precision, NaN preserved: the same numbers exactly.
-    np.testing.assert_array_equal(back[numeric].to_numpy(dtype=float),
-                                  rows[numeric].to_numpy(dtype=float))
+    # Rounded to 1 Wh / 1 g (coverage to 1e-4) for people; NaN preserved.
+    np.testing.assert_allclose(back[numeric].to_numpy(dtype=float),
+                               rows[numeric].to_numpy(dtype=float), rtol=0, atol=5.1e-4)
     assert back["emissions_kg_actual"].isna().sum() == rows["emissions_kg_actual"].isna().sum()
+    text = render_csv(rows)
+    assert all(len(cell.split(".")[1]) <= 4 for line in text.splitlines()[1:]
+               for cell in line.split(",") if cell.replace(".", "", 1).isdigit() and "." in cell)
+
+
+def test_csv_neutralises_spreadsheet_formulas(rows):
+    """A team named like a formula (=HYPERLINK(...)) is written as text (OWASP)."""
+    evil = rows.copy()
+    evil["team"] = ['=HYPERLINK("http://x","click")'] + list(evil["team"][1:])
+    back = pd.read_csv(io.StringIO(render_csv(evil)))
+    assert back["team"][0] == "'=HYPERLINK(\"http://x\",\"click\")"
 
 
 def test_json_parses_with_the_same_figures(plans, rows):

@@ -25,12 +25,14 @@ from google.protobuf import json_format
 from gridshift.adapters.codec import response_dict
 from gridshift.adapters.files import write_atomically
 from gridshift.adapters.nightly_files import read_jobs, read_sites
+from gridshift.adapters.report_render import csv_cell
 from gridshift.api.v1 import optimize_pb2 as pb
 from gridshift.app.planning import Planner
 from gridshift.app.plans import PlanArchive
 from gridshift.app.progress import NO_PROGRESS, Progress
 from gridshift.app.reports import render_report
 from gridshift.forecasting.series import Forecast
+from gridshift.optimizer.accounting import run_figures
 from gridshift.optimizer.errors import FieldViolation, InvalidInputError
 from gridshift.optimizer.reporting import ReportPlan
 from gridshift.optimizer.solve import SolveResult
@@ -178,7 +180,7 @@ def write_outputs(out_dir: Path, response_dict: dict[str, Any],
     written = [out_dir / "plan.json", out_dir / "plan.csv"]
     write_atomically(written[0], json_format.MessageToJson(
         response, preserving_proto_field_name=True, indent=2) + "\n")
-    write_atomically(written[1], _plan_csv(response))
+    write_atomically(written[1], plan_csv(response, report_plan))
     if report_plan is not None:
         report = render_report([report_plan], None, None, fmt="html")
         written.append(out_dir / "report.html")
@@ -186,17 +188,36 @@ def write_outputs(out_dir: Path, response_dict: dict[str, Any],
     return written
 
 
-def _plan_csv(response: pb.OptimizeResponse) -> str:
+#: The columns of plan.csv: one row per run of a job (a contiguous job has one), then one per
+#: left-out job (site and times empty, the reason given).
+PLAN_CSV_COLUMNS = ("job_id", "team", "site_id", "run", "start", "end", "gpus", "energy_kwh",
+                    "grid_energy_kwh", "emissions_kg", "unscheduled_reason")
+
+
+def plan_csv(response: pb.OptimizeResponse, report_plan: ReportPlan | None) -> str:
+    """plan.csv: what a dispatcher acts on — every run with its site, times (RFC 3339 UTC),
+    GPUs, energy (kWh) and emissions (kg CO2e, at the plan's forecast), rounded to 1 Wh and
+    1 g; spreadsheet formulas in names are neutralised."""
     rows = io.StringIO()
     writer = csv.writer(rows, lineterminator="\n")
-    writer.writerow(["job_id", "site_id", "start", "end", "emissions_kg",
-                     "baseline_emissions_kg", "energy_kwh"])
-    starts = {a.job_id: a for a in response.assignments}
-    for jf in response.jobs:
-        a = starts[jf.job_id]
-        writer.writerow([jf.job_id, jf.site_id, a.start.ToJsonString(), a.end.ToJsonString(),
-                         f"{jf.emissions_kg:.6f}", f"{jf.baseline_emissions_kg:.6f}",
-                         f"{jf.energy_kwh:.6f}"])
+    writer.writerow(PLAN_CSV_COLUMNS)
+    if report_plan is not None:
+        p = report_plan.problem
+        runs = run_figures(p, report_plan.plan)
+        index: dict[int, int] = {}
+        for r in runs:
+            index[r.job] = index.get(r.job, 0) + 1
+            writer.writerow([csv_cell(p.job_ids[r.job]), csv_cell(p.job_teams[r.job] or ""),
+                             csv_cell(p.site_ids[r.site]), index[r.job],
+                             _rfc3339(p.slot_time(r.start_slot)),
+                             _rfc3339(p.slot_time(r.end_slot)), int(p.gpus[r.job]),
+                             f"{r.energy_kwh:.3f}", f"{r.grid_energy_kwh:.3f}",
+                             f"{r.emissions_kg:.3f}", ""])
     for u in response.unscheduled:
-        writer.writerow([u.job_id, "", "", "", "", "", ""])
+        writer.writerow([csv_cell(u.job_id), "", "", "", "", "", "", "", "", "",
+                         csv_cell(u.reason)])
     return rows.getvalue()
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
