@@ -24,7 +24,7 @@ def _time(value: str | None, name: str) -> datetime:
 def read_actuals_csv(path: str) -> dict[str, list[tuple[datetime, float]]]:
     """(valid_at, gCO2e/kWh) points by region from a CSV with columns region,valid_at,value (a
     byte-order mark is allowed; ``nan`` or an empty value is a missing one). Values outside
-    0..MAX_PLAUSIBLE_G_PER_KWH are refused with their line."""
+    0..MAX_PLAUSIBLE_G_PER_KWH are refused with their line; every bad line is listed at once."""
     series: dict[str, list[tuple[datetime, float]]] = {}
     problems: list[FieldViolation] = []
     try:
@@ -35,9 +35,13 @@ def read_actuals_csv(path: str) -> dict[str, list[tuple[datetime, float]]]:
                     raw = (row["value"] or "").strip()
                     value = float(raw) if raw else math.nan
                     region = row["region"]
+                except InvalidInputError as exc:
+                    problems += exc.violations
+                    continue
                 except (KeyError, ValueError, TypeError) as exc:
-                    raise InvalidInputError([FieldViolation(
-                        f"{path}:{line}", f"needs region,valid_at,value: {exc}")]) from None
+                    problems.append(FieldViolation(
+                        f"{path}:{line}", f"needs region,valid_at,value: {exc}"))
+                    continue
                 if not region.strip():
                     problems.append(FieldViolation(f"{path}:{line}.region", "empty"))
                     continue

@@ -234,6 +234,7 @@ def parse_request(data: Any) -> Request:
         if too_many:
             r.error("options.scenarios", too_many)
     if r.violations:
+        _note_unplaceable_jobs(r, sites, jobs)
         raise InvalidInputError(r.violations)
     assert horizon is not None
     return Request(horizon=horizon, sites=tuple(sites), jobs=tuple(jobs),
@@ -514,6 +515,29 @@ def _check_references(r: _Reader, sites: list[Site], jobs: list[Job], forecasts:
             r.error(f"forecasts[{k}].price_per_mwh",
                     f"required when objective.cost_weight > 0 (site {site.id!r} uses region "
                     f"{site.region!r})")
+
+
+def _note_unplaceable_jobs(r: _Reader, sites: list[Site], jobs: list[Job]) -> None:
+    """When a request is refused anyway, also name the jobs that could never be placed (more
+    GPUs than any allowed site has; more facility power than every allowed site's cap), so
+    that fixing what is listed does not reveal a second round of problems. A valid request
+    with such a job is answered INFEASIBLE by the solver with the same reason."""
+    by_id = {s.id: s for s in sites if s.id}
+    for i, job in enumerate(jobs):
+        allowed = [by_id[a] for a in job.allowed_sites if a in by_id] if job.allowed_sites \
+            else list(by_id.values())
+        if not allowed or job.gpus <= 0 or job.power_kw <= 0:
+            continue
+        most = max(s.gpu_capacity for s in allowed)
+        if job.gpus > most:
+            r.error(f"jobs[{i}].gpus", f"{job.gpus} GPUs, more than any of its allowed sites "
+                                       f"has (at most {most}): it could never be placed")
+        capped = [s for s in allowed if s.power_cap_kw is not None]
+        if len(capped) == len(allowed) and all(
+                job.power_kw * (s.pue or 1.0) > s.power_cap_kw for s in capped):
+            r.error(f"jobs[{i}].power_kw", f"{job.power_kw:g} kW IT power is above the power cap "
+                                           "of every allowed site (with its PUE): it could "
+                                           "never be placed")
 
 
 def _check_unique(r: _Reader, ids: list[str], path: str) -> set[str]:

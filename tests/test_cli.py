@@ -614,3 +614,44 @@ def test_demo(tmp_path: Path) -> None:
     assert float(match.group(2)) == pytest.approx(response.savings_pct, abs=0.051)
     saved = response.baseline.emissions_kg - hand["emissions_kg"]
     assert float(match.group(1).replace(",", "")) == pytest.approx(saved, abs=0.051)
+
+
+# --- every problem at once, everywhere -----------------------------------------------------
+
+
+def _malformed_request() -> dict:
+    request = small_request(jobs=[
+        job("x", gpus=16, duration_minutes=240, deadline=hours(2)),
+        {**job("y"), "gpus": "many"}])
+    request["options"]["time_limit_seconds"] = "fast"
+    return request
+
+
+def test_every_problem_is_listed_at_once_locally_and_with_a_server(tmp_path: Path) -> None:
+    """A too-short window no longer hides that the job needs more GPUs than any site has, and
+    `--server` lists the same problems with field paths (it gave one raw protobuf parse error;
+    the check runs before anything is sent, so no server need be up)."""
+    path = write_request(tmp_path, _malformed_request())
+    local = run_cli("plan", str(path), "--no-store", cwd=tmp_path)
+    remote = run_cli("plan", str(path), "--server", "127.0.0.1:1", "--timeout", "2",
+                     cwd=tmp_path)
+    for proc in (local, remote):
+        assert_clean_failure(proc, 2)
+        for words in ("jobs[1].gpus: must be an integer, got 'many'",
+                      "options.time_limit_seconds: must be a number, got 'fast'",
+                      "jobs[0]: window earliest_start..deadline holds 2 whole slot(s)",
+                      "jobs[0].gpus: 16 GPUs, more than any of its allowed sites has (at most "
+                      "8)"):
+            assert words in proc.stderr, proc.stderr
+    assert local.stderr == remote.stderr
+
+
+def test_actuals_import_lists_every_bad_line(tmp_path: Path) -> None:
+    bad = tmp_path / "actuals.csv"
+    bad.write_text("region,valid_at,value\nR,2026-06-15T00:00:00Z,1e308\n"
+                   "R,not-a-time,100\nR,2026-06-15T02:00:00Z,abc\n")
+    proc = run_cli("actuals", "import", str(bad), cwd=tmp_path,
+                   env={"GRIDSHIFT_DATA_DIR": str(tmp_path / "data")})
+    assert_clean_failure(proc, 2)
+    for where in (":2.value", ":3.valid_at", ":4"):
+        assert f"{bad}{where}" in proc.stderr, proc.stderr

@@ -32,6 +32,7 @@ from gridshift.cli.render import demo_report, summary
 from gridshift.optimizer.checker import check_plan
 from gridshift.optimizer.domain import DEFAULT_TIME_LIMIT_SECONDS
 from gridshift.optimizer.errors import FieldViolation, InvalidInputError
+from gridshift.optimizer.parsing import parse_request
 from gridshift.optimizer.solve import PlanCheckError
 
 
@@ -68,6 +69,7 @@ def _remote_plan(args: argparse.Namespace) -> int:
 
     request = with_overrides(read_request(args.request), time_limit_s=args.time_limit,
                              backend=args.backend)
+    parse_request(request)   # every problem with its field path, as a local run lists them
     message = _request_message(request)
     with SchedulerClient(args.server) as client:
         try:
