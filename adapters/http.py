@@ -2,7 +2,13 @@
 
 Every request goes through :class:`HttpClient` (or a session from :func:`make_session`):
 
-* **Timeouts on every call.** ``timeout_s`` bounds the TCP connect and every socket read.
+* **Timeouts on every call.** ``timeout_s`` bounds the TCP connect and every socket read, and
+  ``total_timeout_s`` the whole call: connects, reads, retries and the waits between them. A
+  caller can shorten it further for everything inside a :func:`deadline_scope` (the forecast
+  service gives each provider its share of the resolution's time budget). At the deadline the
+  socket read in progress is cut (a body trickled in a few bytes at a time is not waited for),
+  no retry is started whose wait (backoff or ``Retry-After``) would pass it, and the error says
+  so.
 * **Retries with exponential backoff and jitter** (urllib3 ``Retry`` mounted through requests'
   ``HTTPAdapter``) on connection errors, read timeouts, connection resets and HTTP 429, 500,
   502, 503, 504. Retry ``k`` (1-based) waits ``min(backoff_max_s, backoff_s * 2**(k-1))`` plus
@@ -28,9 +34,13 @@ import json
 import logging
 import random
 import re
+import socket
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from itertools import takewhile
 from typing import Any
 from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
@@ -43,17 +53,21 @@ from urllib3.exceptions import (
     NewConnectionError,
     ProtocolError,
     ReadTimeoutError,
+    ResponseError,
 )
 from urllib3.util.retry import Retry
+from urllib3.util.timeout import Timeout
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
+    "DEFAULT_TOTAL_TIMEOUT_S",
     "RETRY_STATUSES",
     "HttpClient",
     "HttpError",
     "ProviderRetry",
     "TimeoutSession",
     "basic_auth_header_value",
+    "deadline_scope",
     "get_logger",
     "make_session",
     "redact",
@@ -62,6 +76,9 @@ __all__ = [
 log = logging.getLogger("gridshift.adapters.http")
 
 DEFAULT_TIMEOUT_S = 10.0
+#: The longest one call may take, retries and waits included (a caller's deadline_scope may
+#: shorten it).
+DEFAULT_TOTAL_TIMEOUT_S = 30.0
 #: HTTP statuses that are retried (with backoff, honouring Retry-After when present).
 RETRY_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
 REDACTED = "***"
@@ -70,6 +87,119 @@ _MAX_REASON_CHARS = 200
 #: The largest response body read (a provider's answers are well under 1 MiB); a larger one
 #: is refused unread instead of filling the service's memory.
 MAX_RESPONSE_BYTES = 32 * 2**20
+
+
+# --------------------------------------------------------------------------------------------
+# Deadlines
+# --------------------------------------------------------------------------------------------
+
+#: The deadline (time.monotonic()) of every HTTP call made in this context, or None.
+_SCOPE_DEADLINE: ContextVar[float | None] = ContextVar("gridshift_http_scope", default=None)
+
+
+@contextmanager
+def deadline_scope(deadline: float | None) -> Iterator[None]:
+    """Every :meth:`HttpClient.get_json` call inside ends by ``deadline`` (a
+    ``time.monotonic()`` instant) at the latest; nested scopes keep the earlier deadline.
+    ``None`` adds no limit. The scope belongs to the current thread (context)."""
+    outer = _SCOPE_DEADLINE.get()
+    if deadline is None:
+        effective = outer
+    else:
+        effective = deadline if outer is None else min(outer, deadline)
+    token = _SCOPE_DEADLINE.set(effective)
+    try:
+        yield
+    finally:
+        _SCOPE_DEADLINE.reset(token)
+
+
+@dataclass
+class _Call:
+    """The deadline of one get_json call, and why retrying stopped short of it (if it did)."""
+
+    deadline: float
+    budget_s: float
+    #: Set when a retry was not started because its wait would pass the deadline.
+    cut_short: str = ""
+    #: Set when the watchdog cut a read at the deadline.
+    cut_read: bool = False
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def describe(self) -> str:
+        return f"the call's {self.budget_s:.3g} s deadline"
+
+
+_CURRENT_CALL: ContextVar[_Call | None] = ContextVar("gridshift_http_call", default=None)
+
+
+class _DeadlineTimeout(Timeout):
+    """A urllib3 timeout whose connect and read timeouts never reach past a deadline: every
+    attempt (urllib3 retries inside one request reuse the timeout) gets at most what is left."""
+
+    def __init__(self, connect: float, read: float, deadline: float) -> None:
+        super().__init__(connect=connect, read=read)
+        self._deadline = deadline
+
+    def clone(self) -> _DeadlineTimeout:
+        return _DeadlineTimeout(self._connect, self._read, self._deadline)  # type: ignore
+
+    def _capped(self, value: Any) -> Any:
+        left = max(0.001, self._deadline - time.monotonic())
+        return left if not isinstance(value, int | float) else min(float(value), left)
+
+    @property
+    def connect_timeout(self) -> Any:
+        return self._capped(super().connect_timeout)
+
+    @property
+    def read_timeout(self) -> Any:
+        return self._capped(super().read_timeout)
+
+
+class _Watchdog:
+    """Shuts a response's socket down at a deadline, so that a read blocked on a peer that
+    trickles its body (each recv succeeding before the per-read timeout) returns at once."""
+
+    def __init__(self, response: requests.Response, call: _Call) -> None:
+        self._sock = _socket_of(response)
+        self._call = call
+        self._lock = threading.Lock()
+        self._done = False
+        self._timer: threading.Timer | None = None
+        if self._sock is not None:
+            self._timer = threading.Timer(max(0.0, call.left()), self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._call.cut_read = True
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
+            except OSError:
+                pass
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._done = True
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+def _socket_of(response: requests.Response) -> socket.socket | None:
+    """The socket a streamed response reads from: its connection's, or (when http.client
+    handed the socket over to the response, as for ``Connection: close``) its file's."""
+    connection = getattr(response.raw, "connection", None)
+    sock = getattr(connection, "sock", None)
+    if not isinstance(sock, socket.socket):
+        fp = getattr(getattr(response.raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,6 +297,30 @@ class ProviderRetry(Retry):
         if self.backoff_jitter:
             value += random.random() * self.backoff_jitter
         return float(max(0.0, min(self.backoff_max, value)))
+
+    def increment(self, method: str | None = None, url: str | None = None,
+                  response: Any = None, error: Exception | None = None, _pool: Any = None,
+                  _stacktrace: Any = None) -> ProviderRetry:
+        """As ``Retry.increment``, and no retry whose wait would pass the call's deadline:
+        MaxRetryError instead (for a retryable status, the response is then returned)."""
+        new = super().increment(method, url, response, error, _pool, _stacktrace)
+        call = _CURRENT_CALL.get()
+        if call is None:
+            return new
+        if call.left() <= 0.01:
+            if response is not None:
+                call.cut_short = f"not retried: {call.describe()} has passed"
+            raise MaxRetryError(_pool, url or "", error or ResponseError(call.cut_short))
+        wait = 0.0
+        if response is not None and self.respect_retry_after_header:
+            wait = new.get_retry_after(response) or 0.0
+        what = "Retry-After wait" if wait else "backoff"
+        wait = wait or new.get_backoff_time()
+        if wait >= call.left():
+            call.cut_short = (f"not retried: a {what} of {wait:.3g} s would pass "
+                              f"{call.describe()}")
+            raise MaxRetryError(_pool, url or "", error or ResponseError(call.cut_short))
+        return new
 
     def parse_retry_after(self, retry_after: str) -> float:
         """Seconds to wait, capped at ``retry_after_max_s``; 0 (use the backoff) if malformed."""
@@ -272,9 +426,11 @@ class HttpClient:
                  backoff_s: float = 0.5, jitter_s: float | None = None,
                  backoff_max_s: float = 30.0, retry_after_max_s: float = 60.0,
                  secrets: Iterable[str | None] = (), sensitive_headers: Iterable[str] = (),
-                 session: requests.Session | None = None) -> None:
+                 session: requests.Session | None = None,
+                 total_timeout_s: float = DEFAULT_TOTAL_TIMEOUT_S) -> None:
         self.provider = provider
         self.timeout_s = float(timeout_s)
+        self.total_timeout_s = float(total_timeout_s)
         self.retries = int(retries)
         self.backoff_s = float(backoff_s)
         self.jitter_s = self.backoff_s if jitter_s is None else float(jitter_s)
@@ -308,54 +464,91 @@ class HttpClient:
                  auth: tuple[str, str] | None = None) -> Any:
         """GET ``url`` and return the parsed JSON body of a 2xx answer.
 
+        The whole call (connects, reads, retries, waits) ends within ``total_timeout_s`` or
+        the enclosing :func:`deadline_scope`, whichever comes first.
+
         Raises :class:`HttpError` after the retries: ``status`` set for a non-2xx answer
         (its reason includes the provider's error message), ``None`` for a timeout, a
-        connection failure or a body that is not valid JSON.
+        connection failure, a body that is not valid JSON or a deadline that passed.
         """
+        now = time.monotonic()
+        deadline = now + self.total_timeout_s
+        scope = _SCOPE_DEADLINE.get()
+        if scope is not None:
+            deadline = min(deadline, scope)
+        call = _Call(deadline, max(0.0, deadline - now))
+        if call.left() <= 0:
+            raise HttpError(self.provider, "not asked: the time budget was already spent")
+        token = _CURRENT_CALL.set(call)
+        try:
+            return self._get_json(url, call, params=params, headers=headers, auth=auth)
+        finally:
+            _CURRENT_CALL.reset(token)
+
+    def _get_json(self, url: str, call: _Call, *, params: Mapping[str, Any] | None,
+                  headers: Mapping[str, str] | None, auth: tuple[str, str] | None) -> Any:
         attempts = self.retries + 1
         last_body_problem = ""
         for attempt in range(attempts):
-            response = self._send(url, params=params, headers=headers, auth=auth)
+            response = self._send(url, call, params=params, headers=headers, auth=auth)
+            watchdog = _Watchdog(response, call)
             try:
                 try:
                     content = _read_capped(response, self.provider)
                 except (*_BODY_ERRORS, requests.exceptions.ConnectionError) as exc:
+                    if call.cut_read or call.left() <= 0:
+                        raise HttpError(self.provider, self.redact(
+                            f"timed out: the response body was still arriving when "
+                            f"{call.describe()} passed")) from None
                     last_body_problem = (
                         f"response body cut off ({_transport_cause(exc)})")
                 else:
                     if not 200 <= response.status_code < 300:
-                        raise self._status_error(response, content)
+                        raise self._status_error(response, content, call)
                     try:
                         return json.loads(content.decode(response.encoding or "utf-8"))
                     except (ValueError, UnicodeDecodeError):
                         last_body_problem = ("malformed JSON response (truncated or invalid, "
                                              f"{len(content)} bytes)")
             finally:
+                watchdog.cancel()
                 response.close()
             if attempt + 1 < attempts:
                 delay = min(self.backoff_max_s, self.backoff_s * (2 ** attempt))
                 delay += random.random() * self.jitter_s
+                if delay >= call.left():
+                    raise HttpError(self.provider, self.redact(
+                        f"{last_body_problem}; not retried: a backoff of {delay:.3g} s "
+                        f"would pass {call.describe()}"))
                 log.warning("%s: %s; retrying in %.3f s (attempt %d of %d)", self.provider,
                             self.redact(last_body_problem), delay, attempt + 2, attempts)
                 time.sleep(delay)
         raise HttpError(self.provider, self.redact(
             f"{last_body_problem}; gave up after {attempts} attempts"))
 
-    def _send(self, url: str, *, params: Mapping[str, Any] | None,
+    def _send(self, url: str, call: _Call, *, params: Mapping[str, Any] | None,
               headers: Mapping[str, str] | None,
               auth: tuple[str, str] | None) -> requests.Response:
         log.debug("%s: GET %s", self.provider, self.redact(_strip_query(url)))
+        timeout = _DeadlineTimeout(self.timeout_s, self.timeout_s, call.deadline)
         try:
             return self.session.get(url, params=params, headers=dict(headers or {}), auth=auth,
-                                    timeout=(self.timeout_s, self.timeout_s), stream=True)
+                                    timeout=timeout, stream=True)
         except requests.exceptions.RequestException as exc:
-            reason = self.redact(
-                f"{_transport_cause(exc)} after {self.retries + 1} attempts "
-                f"(timeout {self.timeout_s:g} s per attempt)")
+            cause = _transport_cause(exc)
+            if call.cut_short:
+                reason = f"{cause}; {call.cut_short}"
+            elif call.left() <= 0.01:
+                reason = f"{cause}: no answer within {call.describe()}"
+            else:
+                reason = (f"{cause} after {self.retries + 1} attempts "
+                          f"(timeout {self.timeout_s:g} s per attempt)")
+            reason = self.redact(reason)
             log.warning("%s: %s", self.provider, reason)
             raise HttpError(self.provider, reason) from None
 
-    def _status_error(self, response: requests.Response, content: bytes) -> HttpError:
+    def _status_error(self, response: requests.Response, content: bytes,
+                      call: _Call | None = None) -> HttpError:
         body: Any = None
         try:
             body = json.loads(content.decode(response.encoding or "utf-8"))
@@ -375,6 +568,8 @@ class HttpClient:
             reason += f" after {retried} retries"
         if message:
             reason += f": {message}"
+        if call is not None and call.cut_short and status in RETRY_STATUSES:
+            reason += f"; {call.cut_short}"
         reason = self.redact(reason)
         log.warning("%s: %s", self.provider, reason)
         return HttpError(self.provider, reason, status=status,

@@ -16,6 +16,10 @@ Fault injection: ``server.inject(kind, times=1)`` makes the next ``times`` match
 * ``truncated``: the first half of the JSON body (honest ``Content-Length``)
 * ``short_body``: full ``Content-Length`` announced, half the body sent, connection closed
 * ``wrong_units``, ``empty``: the provider's normal answer with wrong units / no data
+* ``kg_units``: UK CI and Electricity Maps answer in kg/kWh (values / 1000) under their usual
+  (unlabelled) g/kWh fields
+* ``trickle``: the normal answer with an honest ``Content-Length``, its body sent
+  ``trickle_bytes`` at a time every ``trickle_interval_s`` (every socket read succeeds)
 * ``expired_token``: 401 as for an expired or revoked token (WattTime also revokes its tokens)
 """
 
@@ -43,7 +47,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = Path(os.environ.get("GRIDSHIFT_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
 
 FAULTS = ("timeout", "reset", "429", "500", "503", "truncated", "short_body", "wrong_units",
-          "empty", "expired_token")
+          "empty", "expired_token", "kg_units", "trickle")
 
 Now = Callable[[], datetime]
 
@@ -167,10 +171,20 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         try:
-            self.wfile.write(body)
+            if kind == "trickle":
+                self._trickle(app, body)
+            else:
+                self.wfile.write(body)
         except OSError:
             pass
         self.close_connection = True
+
+    def _trickle(self, app: LoopbackServer, body: bytes) -> None:
+        for at in range(0, len(body), app.trickle_bytes):
+            self.wfile.write(body[at:at + app.trickle_bytes])
+            self.wfile.flush()
+            if app.stop_event.wait(app.trickle_interval_s):
+                return
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -192,6 +206,9 @@ class LoopbackServer:
     def __init__(self, *, now: Now | None = None, timeout_delay_s: float = 1.0) -> None:
         self.now = now or _utcnow
         self.timeout_delay_s = timeout_delay_s
+        #: The ``trickle`` fault: bytes per write and the pause between writes.
+        self.trickle_bytes = 16
+        self.trickle_interval_s = 2.0
         self.requests: list[Request] = []
         self.stop_event = threading.Event()
         self._faults: list[_Fault] = []
@@ -400,7 +417,7 @@ class UKCarbonIntensityServer(LoopbackServer):
         parts = [p for p in req.path.split("/") if p]
         if fault == "empty":
             return Reply(200, {})
-        scale = 1000 if fault == "wrong_units" else 1
+        scale = _SCALES.get(fault or "", 1)
         if len(parts) == 3 and parts[0] == "intensity":
             periods = self._window(parts[1], parts[2])
             if isinstance(periods, Reply):
@@ -466,13 +483,15 @@ class UKCarbonIntensityServer(LoopbackServer):
 
 
 _NO_REQUEST = Request("GET", "", {}, {})
+#: Value factors of the unit faults: g/kWh sent as mg/kWh, or as kg/kWh.
+_SCALES: dict[str, float] = {"wrong_units": 1000, "kg_units": 0.001}
 
 
 def _uk_fmt(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
-def _scaled(period: dict[str, Any], scale: int) -> dict[str, Any]:
+def _scaled(period: dict[str, Any], scale: float) -> dict[str, Any]:
     if scale == 1:
         return period
     out = json.loads(json.dumps(period))
@@ -527,7 +546,7 @@ class ElectricityMapsServer(LoopbackServer):
             429: "Too many requests", 500: "Internal server error",
             503: "Service unavailable"}.get(status, f"HTTP {status}")})
 
-    def _item(self, zone: str, t: datetime, scale: int, full: bool) -> dict[str, Any]:
+    def _item(self, zone: str, t: datetime, scale: float, full: bool) -> dict[str, Any]:
         item: dict[str, Any] = {"zone": zone} if full else {}
         item["carbonIntensity"] = self.value(zone, t) * scale
         item["datetime"] = _em_fmt(t)
@@ -549,7 +568,7 @@ class ElectricityMapsServer(LoopbackServer):
             return self.error_reply(400, req, "zone, lat/lon or dataCenterProvider required")
         if zone not in self.zones:
             return Reply(403, "Access denied", content_type="text/plain")
-        scale = 1000 if fault == "wrong_units" else 1
+        scale = _SCALES.get(fault or "", 1)
         hour = _floor(self.now(), 60)
         base = "/v3/carbon-intensity/"
         if req.path == base + "forecast":

@@ -18,6 +18,7 @@ from gridshift.adapters.http import (
     HttpError,
     ProviderRetry,
     basic_auth_header_value,
+    deadline_scope,
     make_session,
     redact,
 )
@@ -53,6 +54,68 @@ def test_timeout_applies_to_every_call(server: JsonServer) -> None:
         assert time.monotonic() - t0 < 0.9
     assert err.value.status is None
     assert "timed out" in err.value.reason
+
+
+# --- total deadline of a call (issue 19) -----------------------------------------------------
+
+
+def test_a_trickled_body_is_cut_at_the_calls_deadline() -> None:
+    """Every socket read succeeds (16 bytes every 0.2 s, far inside the 5 s read timeout), so
+    only a deadline on the whole call stops it: the answer (~300 bytes) would take ~4 s; the
+    call gives up at its 1 s total. Before, the per-read timeout was the only limit and a
+    body trickled in over minutes was waited for."""
+    with JsonServer() as server, HttpClient("generic", timeout_s=5, retries=3, backoff_s=0.01,
+                                            total_timeout_s=1.0) as http:
+        server.trickle_interval_s = 0.2
+        server.inject("trickle", times=None)
+        t0 = time.monotonic()
+        with pytest.raises(HttpError) as err:
+            http.get_json(f"{server.url}/headers")
+        took = time.monotonic() - t0
+    assert took < 1.6
+    assert "still arriving" in err.value.reason and "1 s deadline" in err.value.reason
+    assert server.count("/headers") == 1          # not fetched again: no time left
+
+
+def test_a_hung_server_costs_the_total_deadline_not_retries_times_the_timeout() -> None:
+    """5 s per read and 4 retries allowed (up to ~25 s); the 1 s deadline ends the call."""
+    with JsonServer(timeout_delay_s=30) as server, HttpClient(
+            "generic", timeout_s=5, retries=4, backoff_s=0.01, total_timeout_s=1.0) as http:
+        server.inject("timeout", times=None)
+        t0 = time.monotonic()
+        with pytest.raises(HttpError) as err:
+            http.get_json(f"{server.url}/ok")
+        took = time.monotonic() - t0
+    assert 0.9 < took < 1.6
+    assert "no answer within the call's 1 s deadline" in err.value.reason
+
+
+def test_a_deadline_scope_shortens_every_call_inside_it() -> None:
+    with JsonServer(timeout_delay_s=30) as server, HttpClient(
+            "generic", timeout_s=5, retries=4, backoff_s=0.01) as http:
+        server.inject("timeout", times=None)
+        t0 = time.monotonic()
+        with deadline_scope(time.monotonic() + 0.5), pytest.raises(HttpError):
+            http.get_json(f"{server.url}/ok")
+        assert time.monotonic() - t0 < 1.0
+        with deadline_scope(time.monotonic() - 1), pytest.raises(HttpError) as err:
+            http.get_json(f"{server.url}/ok")
+    assert "not asked" in err.value.reason
+
+
+def test_no_retry_waits_past_the_deadline_for_retry_after() -> None:
+    """A 429 with Retry-After: 20 (under the 60 s cap) and a 2 s deadline: the call ends at
+    once with the provider's answer and says why it did not wait (before: 20 s per retry)."""
+    with JsonServer() as server, HttpClient("generic", timeout_s=5, retries=4,
+                                            retry_after_max_s=60, total_timeout_s=2) as http:
+        server.inject("429", times=None, retry_after="20")
+        t0 = time.monotonic()
+        with pytest.raises(HttpError) as err:
+            http.get_json(f"{server.url}/ok")
+        assert time.monotonic() - t0 < 0.5
+    assert err.value.status == 429
+    assert "Retry-After wait of 20 s would pass the call's 2 s deadline" in err.value.reason
+    assert server.count("/ok") == 1
 
 
 def test_session_default_timeout(server: JsonServer) -> None:
