@@ -46,8 +46,8 @@ from gridshift.forecasting.errors import ForecastUnavailable
 from gridshift.forecasting.series import MARGINAL, Forecast
 
 __all__ = ["DEFAULT_BASE_URL", "ENV_PASSWORD", "ENV_URL", "ENV_USER",
-           "LBS_PER_MWH_TO_G_PER_KWH", "PROVIDER", "UNITS_TO_G_PER_KWH", "WattTime",
-           "WattTimeClient"]
+           "LBS_PER_MWH_TO_G_PER_KWH", "PROVIDER", "UNITS_TO_G_PER_KWH", "LoginRejected",
+           "WattTime", "WattTimeClient"]
 
 log = get_logger("gridshift.adapters.providers.watttime")
 
@@ -69,6 +69,10 @@ _HISTORICAL_CHUNK = timedelta(days=30)
 
 def _iso(t: datetime) -> str:
     return utc(t).isoformat(timespec="seconds")  # 2022-07-15T00:05:00+00:00
+
+
+class LoginRejected(HttpError):
+    """``/login`` refused the username and password (a credentials problem, not access)."""
 
 
 class WattTimeClient:
@@ -93,8 +97,9 @@ class WattTimeClient:
                                       auth=(self._username, self._password))
         except HttpError as exc:
             if exc.status in (401, 403):
-                raise HttpError(PROVIDER, f"login rejected, check {ENV_USER}/{ENV_PASSWORD} "
-                                f"({exc.reason})", status=exc.status) from None
+                raise LoginRejected(PROVIDER, f"login rejected: check the username and "
+                                    f"password ({ENV_USER}, {ENV_PASSWORD}); {exc.reason}",
+                                    status=exc.status) from None
             raise
         token = body.get("token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
@@ -254,7 +259,7 @@ class WattTime:
             body = method(*args)
         except HttpError as exc:
             reason = exc.reason
-            if exc.status == 403:
+            if exc.status == 403 and not isinstance(exc, LoginRejected):
                 reason = f"no access to this region/signal with this plan ({reason})"
             raise ForecastUnavailable(PROVIDER, region, reason) from exc
         if not isinstance(body, dict):

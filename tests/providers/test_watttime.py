@@ -151,6 +151,9 @@ def test_bad_password_is_login_rejected(server: WattTimeServer,
         src.close()
     message = str(err.value)
     assert "login rejected" in message and "HTTP 403" in message and "403 Forbidden" in message
+    # A credentials problem, named as one: not "no access to this region/signal with this
+    # plan" (the 403 of a data call), which sent users to their plan instead of their password.
+    assert "check the username and password" in message and "no access" not in message
     assert wrong not in message and wrong not in caplog.text
     assert server.count("/v3/") == 0
 
