@@ -184,24 +184,30 @@ def _data_uri(png: bytes) -> str:
 
 
 def render_html(rows: pd.DataFrame, summary: dict, statement: str,
-                charts: dict[str, bytes], title: str = "gridshift carbon report") -> str:
-    """One self-contained HTML page: headline figures, savings, the accounting statement,
-    the charts (PNG data URIs), tables by team / site / day and the tidy rows. Inline CSS;
-    no external reference of any kind."""
+                charts: dict[str, bytes], title: str = "gridshift carbon report",
+                jobs: list[dict] | None = None) -> str:
+    """One self-contained HTML page: the headline on its stated basis (actual intensity where
+    measured, with the coverage), savings on the jobs both the plan and the counterfactual
+    place, the accounting statement, the charts (PNG data URIs), the plans included, tables by
+    team / site / day, the jobs and the tidy rows. Inline CSS; no external reference."""
     t = summary["totals"]
+    head = t.get("headline") or {}
+    counts = summary.get("jobs", {})
     period = summary.get("period", {})
     span = (f"{period.get('first_day')} to {period.get('last_day')} (UTC)"
             if period.get("first_day") else "no activity in the period")
+    coverage = head.get("actual_coverage")
     cards = [
-        ("Emissions, forecast", f"{_fmt(t['emissions_kg_forecast'])} kg CO2e"),
-        ("Emissions, actual", _MISSING + " (actuals incomplete)"
-         if t["emissions_kg_actual"] is None else f"{_fmt(t['emissions_kg_actual'])} kg CO2e"),
+        ("Emissions", f"{_fmt(head.get('emissions_kg'))} kg CO2e"),
+        ("Saved vs FIFO baseline, same jobs",
+         _saving_text(head.get("savings_vs_fifo_baseline") or {})),
+        ("Saved vs run-now, same jobs", _saving_text(head.get("savings_vs_run_now") or {})),
+        ("Actual intensity covers", _MISSING if coverage is None
+         else f"{100 * coverage:.1f} % of grid energy"),
         ("Energy", f"{_fmt(t['energy_kwh'])} kWh"),
         ("Grid energy", f"{_fmt(t['grid_energy_kwh'])} kWh"),
-        ("Saved vs FIFO baseline", _saving_text(t["savings_vs_fifo_baseline"])),
-        ("Saved vs run-now", _saving_text(t["savings_vs_run_now"])),
-        ("Actual coverage", _MISSING if t.get("actual_coverage") is None
-         else f"{100 * t['actual_coverage']:.1f} %"),
+        ("Jobs counted", f"{counts.get('counted', 0)} "
+                         f"({counts.get('superseded', 0)} re-planned rows left out)"),
     ]
     parts = [
         "<!DOCTYPE html>",
@@ -212,18 +218,26 @@ def render_html(rows: pd.DataFrame, summary: dict, statement: str,
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="sub">{html.escape(span)}; {summary.get("rows", 0)} rows '
         "(day x team x site)</p>",
+        f'<p class="sub">Headline figures use {html.escape(head.get("basis", "the forecast"))}'
+        f". Savings compare the {counts.get('compared', 0)} job(s) that the plan and each "
+        "counterfactual all place; each job counts once, in the newest plan that holds it.</p>",
         '<div class="cards">' + "".join(
             f'<div class="card"><div class="v">{v}</div><div class="l">{html.escape(k)}</div>'
             "</div>" for k, v in cards) + "</div>",
-        "<h2>Savings</h2>",
+        "<h2>Savings (same jobs)</h2>",
         "<table><tr><th>Counterfactual</th><th>Counterfactual (kg CO2e)</th>"
-        "<th>Plan (kg CO2e)</th><th>Savings, forecast intensity</th>"
-        "<th>Savings, actual intensity</th></tr>",
-        _savings_row("FIFO baseline", t["baseline_emissions_kg"], t["emissions_kg_forecast"],
-                     t["savings_vs_fifo_baseline"], t["savings_vs_fifo_baseline_actual"]),
-        _savings_row("Run-now", t["run_now_emissions_kg"], t["emissions_kg_forecast"],
-                     t["savings_vs_run_now"], t["savings_vs_run_now_actual"]),
+        "<th>Plan, same jobs (kg CO2e)</th><th>Savings, forecast intensity</th>"
+        "<th>Savings, actual intensity</th><th>Savings, actual where measured</th></tr>",
+        _savings_row("FIFO baseline", t["baseline_emissions_kg"], t["compared_emissions_kg"],
+                     t["savings_vs_fifo_baseline"], t["savings_vs_fifo_baseline_actual"],
+                     t["savings_vs_fifo_baseline_best"]),
+        _savings_row("Run-now", t["run_now_emissions_kg"], t["compared_emissions_kg"],
+                     t["savings_vs_run_now"], t["savings_vs_run_now_actual"],
+                     t["savings_vs_run_now_best"]),
         "</table>",
+        '<p class="sub">"Actual intensity" needs a measured value in every slot with grid '
+        'energy (otherwise it is left blank); "actual where measured" uses the forecast for '
+        "the slots without one.</p>",
         '<h2>Accounting</h2><div class="statement">'
         + "".join(f"<p>{html.escape(p)}</p>" for p in statement.split("\n\n") if p.strip())
         + "</div>",
@@ -234,15 +248,54 @@ def render_html(rows: pd.DataFrame, summary: dict, statement: str,
                      f"<figcaption>{html.escape(name)}</figcaption></figure>")
     if not charts:
         parts.append("<p>No charts.</p>")
+    parts.append(_plans_table(summary.get("plans", [])))
     parts.append(_block_table("By team", summary.get("by_team", {}), "Team"))
     parts.append(_block_table("By site", summary.get("by_site", {}), "Site"))
+    if any((fig.get("savings_vs_fifo_baseline") or {}).get("kg") is not None
+           and fig["savings_vs_fifo_baseline"]["kg"] < 0
+           for fig in summary.get("by_site", {}).values()):
+        parts.append('<p class="sub">A site with negative savings took work the FIFO baseline '
+                     "runs elsewhere: the plan moves jobs to the cleanest sites and hours, so "
+                     "a clean site emits more than it would have, and the fleet less. Savings "
+                     "add up over the sites.</p>")
     parts.append(_block_table("By day (UTC)", summary.get("by_day", {}), "Day"))
+    if jobs:
+        parts.append(_jobs_table(jobs))
     parts.append("<h2>Rows</h2><details><summary>All rows (day x team x site)</summary>")
     parts.append(_rows_table(rows))
     parts.append("</details>")
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts.append(f'<p class="sub">Generated by gridshift at {generated}.</p></body></html>')
     return "\n".join(parts)
+
+
+def _plans_table(plans: list[dict]) -> str:
+    out = ["<h2>Plans included</h2>", "<table><tr><th>Plan</th><th>Jobs counted</th>"
+           "<th>Re-planned rows left out</th><th>Expected (kg CO2e)</th><th>P90 (kg CO2e)</th>"
+           "<th>CVaR95 (kg CO2e)</th></tr>"]
+    for p in plans:
+        risk = p.get("risk") or {}
+        out.append(f"<tr><td>{html.escape(str(p['plan_id']))}</td>"
+                   f"<td class=\"n\">{p['jobs_counted']}</td>"
+                   f"<td class=\"n\">{p['jobs_superseded']}</td>"
+                   f"{_cell(risk.get('expected_kg'))}{_cell(risk.get('p90_kg'))}"
+                   f"{_cell(risk.get('cvar95_kg'))}</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def _jobs_table(jobs: list[dict]) -> str:
+    out = ["<h2>Jobs</h2><details><summary>Every job counted (newest plan)</summary>",
+           "<table><tr><th>Job</th><th>Team</th><th>Site</th><th>Start (UTC)</th>"
+           "<th>End (UTC)</th><th>Energy (kWh)</th><th>Emissions, forecast (kg CO2e)</th>"
+           "<th>Plan</th></tr>"]
+    for j in jobs:
+        out.append(f"<tr><td>{html.escape(j['job_id'])}</td><td>{html.escape(j['team'])}</td>"
+                   f"<td>{html.escape(j['site'])}</td><td>{html.escape(j['start'])}</td>"
+                   f"<td>{html.escape(j['end'])}</td>{_cell(j['energy_kwh'])}"
+                   f"{_cell(j['emissions_kg'])}<td>{html.escape(j['plan_id'])}</td></tr>")
+    out.append("</table></details>")
+    return "\n".join(out)
 
 
 def _saving_text(saving: dict) -> str:
@@ -253,9 +306,9 @@ def _saving_text(saving: dict) -> str:
 
 
 def _savings_row(name: str, counterfactual: float, plan: float, forecast: dict,
-                 actual: dict) -> str:
+                 actual: dict, best: dict) -> str:
     return (f"<tr><td>{html.escape(name)}</td>{_cell(counterfactual)}{_cell(plan)}"
-            f"{_savings_cell(forecast)}{_savings_cell(actual)}</tr>")
+            f"{_savings_cell(forecast)}{_savings_cell(actual)}{_savings_cell(best)}</tr>")
 
 
 # -- charts -------------------------------------------------------------------------------------
@@ -449,11 +502,13 @@ def _load_chart(plans: list[ReportPlan], site: str, teams: set[str],
         if np.isfinite(values).any():
             _stairs(twin, edges, values, color="tab:red", alpha=0.8, linestyle=":",
                     label="Actual intensity")
+    twin.set_ylim(bottom=0)    # intensity from zero: the swing is not exaggerated
     _date_axis(ax)
     handles, labels = ax.get_legend_handles_labels()
     more_h, more_l = twin.get_legend_handles_labels()
-    ax.legend(handles + more_h, labels + more_l, fontsize="small", loc="upper left",
-              bbox_to_anchor=(1.08, 1.0))
+    # Below the axes: clear of both y-axis labels.
+    ax.legend(handles + more_h, labels + more_l, fontsize="small", loc="upper center",
+              bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False)
     return _png(fig)
 
 
@@ -488,8 +543,10 @@ def _intensity_chart(plans: list[ReportPlan], region: str, lo: np.datetime64 | N
     _stairs(ax, f_edges, forecast, color="tab:orange", label=f"Forecast ({source})")
     _stairs(ax, a_edges, actual, color="tab:red", linestyle=":", linewidth=2.0,
             label="Actual (history)")
+    ax.set_ylim(bottom=0)     # intensity from zero: the forecast error is not exaggerated
     _date_axis(ax)
-    ax.legend(fontsize="small", loc="best")
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2,
+              frameon=False)
     return _png(fig)
 
 

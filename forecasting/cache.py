@@ -8,8 +8,9 @@
   region's latest);
 - when the provider fails (:class:`LookupError`, which includes
   :class:`~forecasting.errors.ForecastUnavailable` and the ``KeyError`` of an unknown region), a
-  cached forecast of any age that covers the window is returned with ``stale=True``; with none,
-  the provider's error is re-raised.
+  cached forecast of any age that covers the window is returned with ``stale=True`` and a
+  provenance detail that says why the provider failed and when the forecast was cached; with
+  none, the provider's error is re-raised.
 
 :class:`CachedForecastSource` is the "cached" step of a fallback chain: it serves whatever any
 of the named providers last stored for the region, marked stale.
@@ -183,7 +184,11 @@ class CachingSource:
         stored_at, cached = max(usable, key=lambda entry: entry[0])
         log.warning("%s failed (%s); serving the forecast cached at %s as stale", self.name,
                     err, stored_at.isoformat())
-        return replace(cached, stale=True)
+        reason = err.reason if isinstance(err, ForecastUnavailable) else str(err)
+        note = (f"stale: {self.name} failed ({reason}); served its forecast cached at "
+                f"{stored_at.astimezone(UTC).strftime('%Y-%m-%d %H:%M UTC')}")
+        return replace(cached, stale=True,
+                       detail="; ".join(x for x in (note, cached.detail) if x))
 
 
 class CachedForecastSource:

@@ -9,7 +9,7 @@ the components that need them.
 | table / key | environment | meaning |
 | --- | --- | --- |
 | ``[server]`` host, port, max_concurrent_solves, max_queued_solves, grace_seconds, max_message_bytes, deadline_margin_s, deadline_margin_share | ``GRIDSHIFT_HOST``, ``GRIDSHIFT_PORT``, ... (the key in capitals) | the gRPC service |
-| ``[forecasts]`` regions, cache_path, ttl_seconds, blend | — | provider chains per region, forecast cache, blend with actuals |
+| ``[forecasts]`` regions, cache_path, ttl_seconds, blend, time_budget_s | — | provider chains per region, forecast cache, blend with actuals, time budget of a resolution |
 | ``[providers]`` emaps_token, emaps_url, watttime_user, watttime_password, watttime_url, ukci_url, openmeteo_url | ``GRIDSHIFT_EMAPS_TOKEN``, ... | provider credentials and base URLs |
 | ``[store]`` enabled, url | ``GRIDSHIFT_STORE`` (on/off), ``GRIDSHIFT_DB_URL`` | the plan store (default: SQLite in the data directory) |
 | ``[paths]`` data_dir, shared_data_dir | ``GRIDSHIFT_DATA_DIR`` (else ``$XDG_DATA_HOME/gridshift``, else ``~/.local/share/gridshift``), ``GRIDSHIFT_SHARED_DATA`` | where gridshift keeps its files; the research data sets (backtests) |
@@ -122,7 +122,7 @@ class InvalidSettingsError(InvalidInputError):
 #: Every table and its keys; (table, key) pairs read from the environment are in _ENV.
 _KEYS: dict[str, tuple[str, ...]] = {
     "server": tuple(f.name for f in fields(ServerSettings)),
-    "forecasts": ("regions", "cache_path", "ttl_seconds", "blend"),
+    "forecasts": ("regions", "cache_path", "ttl_seconds", "blend", "time_budget_s"),
     "providers": settings_keys(),
     "store": ("enabled", "url"),
     "paths": ("data_dir", "shared_data_dir"),

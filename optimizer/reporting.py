@@ -43,15 +43,20 @@ NO_TEAM = "(no team)"
 ROW_COLUMNS = (
     "day", "team", "site", "region",
     "energy_kwh", "grid_energy_kwh",
-    "emissions_kg_forecast", "emissions_kg_actual", "actual_coverage",
+    "emissions_kg_forecast", "emissions_kg_actual", "emissions_kg_best", "actual_coverage",
+    "compared_energy_kwh", "compared_emissions_kg", "compared_emissions_kg_actual",
+    "compared_emissions_kg_best",
     "baseline_energy_kwh", "baseline_grid_energy_kwh",
-    "baseline_emissions_kg", "baseline_emissions_kg_actual",
+    "baseline_emissions_kg", "baseline_emissions_kg_actual", "baseline_emissions_kg_best",
     "run_now_energy_kwh", "run_now_grid_energy_kwh",
-    "run_now_emissions_kg", "run_now_emissions_kg_actual",
+    "run_now_emissions_kg", "run_now_emissions_kg_actual", "run_now_emissions_kg_best",
 )
 _KEYS = ["day", "team", "site", "region"]
-# Row-column prefix of each scored schedule.
-_SCENARIOS = {"plan": "", "baseline": "baseline_", "run_now": "run_now_"}
+# Row-column prefix of each scored schedule: the plan (every counted job it places), the plan
+# on the compared jobs (those the plan, the baseline and run-now all place), the baseline and
+# run-now on the compared jobs.
+_SCENARIOS = {"plan": "", "compared": "compared_", "baseline": "baseline_",
+              "run_now": "run_now_"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,6 +78,11 @@ class ReportPlan:
     providers: Mapping[str, str] = field(default_factory=dict)
     signals: Mapping[str, str] = field(default_factory=dict)
     actual_sources: Mapping[str, str] = field(default_factory=dict)
+    #: Jobs re-planned by a newer plan (job -> that plan's id): they count in the newest
+    #: plan only, so a report counts each job once.
+    superseded_by: Mapping[int, str] = field(default_factory=dict)
+    #: The plan's emissions over forecast scenarios (expected_kg, p90_kg, cvar95_kg), if any.
+    risk: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         p = self.problem
@@ -96,6 +106,7 @@ class ReportPlan:
         object.__setattr__(self, "providers", providers)
         object.__setattr__(self, "signals", signals)
         object.__setattr__(self, "actual_sources", dict(self.actual_sources))
+        object.__setattr__(self, "superseded_by", dict(self.superseded_by))
 
     @classmethod
     def of(cls, plan_id: str, problem: Problem, plan: Plan, baseline: Plan | None = None,
@@ -110,6 +121,18 @@ class ReportPlan:
     def run_now(self) -> Plan:
         """The run-now counterfactual of this plan's problem (see :func:`run_now_plan`)."""
         return run_now_plan(self.problem)
+
+    @property
+    def counted(self) -> set[int]:
+        """The jobs this plan counts for: all but those a newer plan re-planned."""
+        return set(range(self.problem.n_jobs)) - set(self.superseded_by)
+
+    def compared(self, run_now: Plan | None = None) -> set[int]:
+        """The counted jobs the plan, the FIFO baseline and run-now all place: what savings
+        compare (the same work on every side)."""
+        run_now = self.run_now if run_now is None else run_now
+        return (self.counted & self.plan.placements.keys() & self.baseline.placements.keys()
+                & run_now.placements.keys())
 
 
 def run_now_plan(problem: Problem) -> Plan:
@@ -242,10 +265,13 @@ def _team(name: str) -> str:
     return name if name else NO_TEAM
 
 
-def _scenario_rows(rp: ReportPlan, plan: Plan, pieces: pd.DataFrame, prefix: str,
-                   teams: set[str] | None, sites: set[str] | None) -> pd.DataFrame:
+def _scenario_rows(rp: ReportPlan, plan: Plan, jobs: set[int], pieces: pd.DataFrame,
+                   prefix: str, teams: set[str] | None, sites: set[str] | None) -> pd.DataFrame:
     p = rp.problem
+    # Attribution on the whole schedule, then only ``jobs`` kept (leaving jobs out must not
+    # change what the others draw from the grid).
     rec = _job_slot_records(p, plan, rp.actual_ci_g_per_kwh)
+    rec = rec[rec["job"].isin(jobs)]
     rec["team"] = [_team(p.job_teams[j]) for j in rec["job"]]
     rec["site"] = [p.site_ids[s] for s in rec["site_index"]]
     rec["region"] = [p.site_regions[s] for s in rec["site_index"]]
@@ -258,6 +284,7 @@ def _scenario_rows(rp: ReportPlan, plan: Plan, pieces: pd.DataFrame, prefix: str
     grid = rec["grid_energy_kwh"].to_numpy() * rec["fraction"].to_numpy()
     actual = rec["ci_actual"].to_numpy()
     known = np.isfinite(actual)
+    forecast = rec["ci"].to_numpy()
     frame = pd.DataFrame({
         "day": rec["day"].to_numpy(dtype=object),
         "team": rec["team"].to_numpy(dtype=object),
@@ -265,9 +292,10 @@ def _scenario_rows(rp: ReportPlan, plan: Plan, pieces: pd.DataFrame, prefix: str
         "region": rec["region"].to_numpy(dtype=object),
         f"{prefix}energy_kwh": energy,
         f"{prefix}grid_energy_kwh": grid,
-        f"{prefix}emissions_kg": grid * rec["ci"].to_numpy() / 1000.0,
+        f"{prefix}emissions_kg": grid * forecast / 1000.0,
         f"{prefix}emissions_kg_actual": np.where(known, grid * np.where(known, actual, 0.0),
                                                  0.0) / 1000.0,
+        f"{prefix}emissions_kg_best": grid * np.where(known, actual, forecast) / 1000.0,
         f"{prefix}uncovered_kwh": np.where(known, 0.0, grid),
     })
     return frame.groupby(_KEYS, sort=False, as_index=False).sum()
@@ -281,11 +309,14 @@ def report_rows(plans: list[ReportPlan], start: datetime | date | str | None,
     Columns (see ``ROW_COLUMNS``): ``day`` (``datetime.date``, UTC), ``team``, ``site``,
     ``region``; for the plan ``energy_kwh`` (facility), ``grid_energy_kwh``,
     ``emissions_kg_forecast`` (plan-time forecast intensity), ``emissions_kg_actual`` (actual
-    intensity; NaN unless every slot of the row with grid energy has one) and
+    intensity; NaN unless every slot of the row with grid energy has one),
+    ``emissions_kg_best`` (actual intensity where measured, the forecast elsewhere) and
     ``actual_coverage`` (share of the row's grid energy in slots with an actual; 1 when the
-    row draws nothing from the grid); then energy, grid energy, forecast and actual emissions
-    of the FIFO baseline (``baseline_*``) and of the run-now counterfactual (``run_now_*``).
-    A row exists when any of the three schedules has energy in it; rows of several plans with
+    row draws nothing from the grid), over every job the plan counts for; then the same for
+    the plan on the compared jobs (``compared_*``: the counted jobs that the plan, the FIFO
+    baseline and run-now all place), the FIFO baseline (``baseline_*``) and the run-now
+    counterfactual (``run_now_*``) on those compared jobs, so that savings compare the same
+    work. A row exists when any schedule has energy in it; rows of several plans with
     the same key are added. ``start``/``end`` may be ``None`` (open); naive times and dates
     are UTC. ``team``/``site`` filter by one name or a collection of names.
     """
@@ -296,9 +327,14 @@ def report_rows(plans: list[ReportPlan], start: datetime | date | str | None,
     frames: dict[str, list[pd.DataFrame]] = {name: [] for name in _SCENARIOS}
     for rp in plans:
         pieces = _slot_pieces(rp.problem, start_s, end_s)
-        schedules = {"plan": rp.plan, "baseline": rp.baseline, "run_now": rp.run_now}
+        run_now = rp.run_now
+        compared = rp.compared(run_now)
+        schedules = {"plan": (rp.plan, rp.counted), "compared": (rp.plan, compared),
+                     "baseline": (rp.baseline, compared), "run_now": (run_now, compared)}
         for name, prefix in _SCENARIOS.items():
-            frames[name].append(_scenario_rows(rp, schedules[name], pieces, prefix, teams, sites))
+            schedule, jobs = schedules[name]
+            frames[name].append(_scenario_rows(rp, schedule, jobs, pieces, prefix, teams,
+                                               sites))
     merged: pd.DataFrame | None = None
     for parts in frames.values():
         parts = [f for f in parts if not f.empty]
@@ -311,7 +347,7 @@ def report_rows(plans: list[ReportPlan], start: datetime | date | str | None,
         return _empty_rows()
     for prefix in _SCENARIOS.values():
         for col in ("energy_kwh", "grid_energy_kwh", "emissions_kg", "emissions_kg_actual",
-                    "uncovered_kwh"):
+                    "emissions_kg_best", "uncovered_kwh"):
             name = f"{prefix}{col}"
             merged[name] = (merged[name].fillna(0.0).astype(float) if name in merged
                             else np.zeros(len(merged)))
@@ -364,26 +400,47 @@ def _figures(rows: pd.DataFrame) -> dict[str, Any]:
         "grid_energy_kwh": grid,
         "emissions_kg_forecast": float(rows["emissions_kg_forecast"].sum()),
         "emissions_kg_actual": _num(_nan_sum(rows["emissions_kg_actual"])),
+        "emissions_kg_best": float(rows["emissions_kg_best"].sum()),
         "actual_coverage": covered / grid if grid > 0 else _num(
             rows["actual_coverage"].min() if len(rows) else math.nan),
-        "baseline_energy_kwh": float(rows["baseline_energy_kwh"].sum()),
-        "baseline_grid_energy_kwh": float(rows["baseline_grid_energy_kwh"].sum()),
-        "baseline_emissions_kg": float(rows["baseline_emissions_kg"].sum()),
-        "baseline_emissions_kg_actual": _num(_nan_sum(rows["baseline_emissions_kg_actual"])),
-        "run_now_energy_kwh": float(rows["run_now_energy_kwh"].sum()),
-        "run_now_grid_energy_kwh": float(rows["run_now_grid_energy_kwh"].sum()),
-        "run_now_emissions_kg": float(rows["run_now_emissions_kg"].sum()),
-        "run_now_emissions_kg_actual": _num(_nan_sum(rows["run_now_emissions_kg_actual"])),
     }
-    fig["savings_vs_fifo_baseline"] = _savings(fig["baseline_emissions_kg"],
-                                               fig["emissions_kg_forecast"])
-    fig["savings_vs_run_now"] = _savings(fig["run_now_emissions_kg"],
-                                         fig["emissions_kg_forecast"])
-    fig["savings_vs_fifo_baseline_actual"] = _savings(fig["baseline_emissions_kg_actual"],
-                                                      fig["emissions_kg_actual"])
-    fig["savings_vs_run_now_actual"] = _savings(fig["run_now_emissions_kg_actual"],
-                                                fig["emissions_kg_actual"])
+    for prefix in ("compared_", "baseline_", "run_now_"):
+        if prefix != "compared_":
+            fig[f"{prefix}grid_energy_kwh"] = float(rows[f"{prefix}grid_energy_kwh"].sum())
+        fig[f"{prefix}energy_kwh"] = float(rows[f"{prefix}energy_kwh"].sum())
+        fig[f"{prefix}emissions_kg"] = float(rows[f"{prefix}emissions_kg"].sum())
+        fig[f"{prefix}emissions_kg_actual"] = _num(_nan_sum(
+            rows[f"{prefix}emissions_kg_actual"]))
+        fig[f"{prefix}emissions_kg_best"] = float(rows[f"{prefix}emissions_kg_best"].sum())
+    # Savings compare the plan and each counterfactual on the same jobs (compared_*).
+    for name, counterfactual in (("fifo_baseline", "baseline_"), ("run_now", "run_now_")):
+        fig[f"savings_vs_{name}"] = _savings(fig[f"{counterfactual}emissions_kg"],
+                                             fig["compared_emissions_kg"])
+        fig[f"savings_vs_{name}_actual"] = _savings(
+            fig[f"{counterfactual}emissions_kg_actual"], fig["compared_emissions_kg_actual"])
+        fig[f"savings_vs_{name}_best"] = _savings(fig[f"{counterfactual}emissions_kg_best"],
+                                                  fig["compared_emissions_kg_best"])
+    fig["headline"] = _headline(fig)
     return fig
+
+
+def _headline(fig: dict[str, Any]) -> dict[str, Any]:
+    """The figures a report leads with, on one stated basis: measured intensity where it is
+    known (all of it: ``actual``; part: ``actual where measured, forecast elsewhere``), else
+    the plan-time forecast; with the share of grid energy the actuals cover."""
+    coverage = fig["actual_coverage"]
+    if coverage is not None and coverage >= 1.0 - 1e-12 and fig["grid_energy_kwh"] > 0:
+        basis, key = "actual intensity", "best"
+    elif coverage:
+        basis, key = (f"actual intensity where measured ({100 * coverage:.1f} % of grid "
+                      "energy), the plan-time forecast elsewhere"), "best"
+    else:
+        basis, key = "plan-time forecast intensity (no actuals recorded)", "forecast"
+    emissions = fig["emissions_kg_best"] if key == "best" else fig["emissions_kg_forecast"]
+    suffix = "_best" if key == "best" else ""
+    return {"basis": basis, "actual_coverage": coverage, "emissions_kg": emissions,
+            "savings_vs_fifo_baseline": fig[f"savings_vs_fifo_baseline{suffix}"],
+            "savings_vs_run_now": fig[f"savings_vs_run_now{suffix}"]}
 
 
 def summary(rows: pd.DataFrame) -> dict[str, Any]:

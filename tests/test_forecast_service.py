@@ -270,6 +270,8 @@ def test_blend_option_in_the_config_file_is_checked(tmp_path) -> None:
     ('ttl_seconds = { ukci = "soon" }', "forecasts.ttl_seconds.ukci must be seconds >= 0"),
     ('ttl_seconds = { wattime = 60 }', "forecasts.ttl_seconds.wattime: unknown provider"),
     ('cache_path = 5', "forecasts.cache_path must be a file path"),
+    ('time_budget_s = 0', "forecasts.time_budget_s must be seconds in (0, 600]"),
+    ('time_budget_s = "soon"', "forecasts.time_budget_s must be seconds in (0, 600]"),
 ])
 def test_config_file_mistakes_are_named(tmp_path, toml: str, message: str) -> None:
     """Every mistake in [forecasts] is refused when the file is read (a typo was silently
@@ -298,3 +300,4 @@ def test_the_readme_config_example_is_valid(tmp_path) -> None:
     config = load_settings(str(path), environ={}).forecasts
     assert config.chains["DE"] == ["electricitymaps:DE", "cached", "embedded"]
     assert config.ttl_seconds == {"electricitymaps": 3600.0, "ukci": 1800.0, "watttime": 300.0}
+    assert config.time_budget_s == 20.0

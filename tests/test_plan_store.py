@@ -492,9 +492,10 @@ def test_downgrade_then_upgrade(sqlite_url):
         store.save_actuals([ActualSeries("GB", T0, 30, [1.0], "ukci")])
         store.downgrade("0001")
         assert store.schema_revision() == "0001"
-        assert store.get("keep") is not None
         store.upgrade()
         assert store.schema_revision() == head_revision()
+        kept = store.get("keep")
+        assert kept is not None and all(j.superseded_by is None for j in kept.jobs)
         assert store.actuals("GB", T0, T0 + timedelta(hours=1)) == []
         store.downgrade("base")
         assert store.schema_revision() is None
@@ -546,7 +547,7 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_url):
                 conn.exec_driver_sql("PRAGMA foreign_keys = ON")
                 conn.execute(text(
                     "INSERT INTO plan_jobs VALUES ('ghost', 0, 'j', 't', 's', '2026-06-15', "
-                    "'2026-06-15', 1, 1, 1, 1)"))
+                    "'2026-06-15', 1, 1, 1, 1, NULL)"))
         finally:
             engine.dispose()
 

@@ -87,8 +87,11 @@ def test_cli_and_grpc_plans_land_in_one_store(tmp_path: Path, data_env: dict) ->
     listing = cli("plans", "list", "--format", "json", env=data_env)
     assert listing.returncode == 0, listing.stderr
     assert len(json.loads(listing.stdout)["plans"]) == 2
-    shown = cli("plans", "show", made.plan_id, env=data_env)
+    shown = cli("plans", "show", made.plan_id, "--format", "json", env=data_env)
     assert json.loads(shown.stdout)["response"]["plan_id"] == made.plan_id
+    summary = cli("plans", "show", made.plan_id[:10], env=data_env)
+    assert summary.returncode == 0, summary.stderr
+    assert f"plan {made.plan_id} (grpc" in summary.stdout and "applied-0" in summary.stdout
 
 
 def test_carbon_report_equals_the_checker_on_stored_plans(tmp_path: Path) -> None:
@@ -272,3 +275,55 @@ def test_plan_rpcs_refuse_bad_fields_with_invalid_argument(tmp_path: Path) -> No
             assert client.health() == "SERVING"
     finally:
         running.server.stop(0).wait()
+
+
+def test_a_day_of_re_planning_counts_each_job_once(tmp_path: Path) -> None:
+    """A scheduler re-plans its queue every hour for a day: jobs not yet started are planned
+    again (the newest plan supersedes the older rows), started ones stay where they ran, new
+    ones arrive. The report counts each job once — its energy and emissions from the newest
+    plan that holds it — and says how many rows were re-planned (it counted every plan's
+    copy: the same day reported at up to 24 times its energy)."""
+    from datetime import timedelta
+
+    from gridshift.adapters.store import PlanFilter
+
+    store = PlanStore(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    app = make_app(store)
+    day = datetime(2026, 6, 15, tzinfo=UTC)
+    ci = [300 + 120 * math.sin(t / 24 * 2 * math.pi) for t in range(48)]
+    arrivals = {f"job-{k}": 2 * k for k in range(10)}          # arrival hour of each job
+    final: dict[str, tuple[str, float]] = {}                    # job -> (plan, energy kWh)
+    running: set[str] = set()
+    for hour in range(24):
+        now = day + timedelta(hours=hour)
+        queue = [job_id for job_id, at in arrivals.items() if at <= hour and
+                 job_id not in running]
+        if not queue:
+            continue
+        request = {"horizon": {"start": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "slots": 24},
+                   "sites": [{"id": "a", "region": "R", "gpu_capacity": 8}],
+                   "jobs": [dict(job(job_id, gpus=4, power_kw=2 + int(job_id[4:]) % 3,
+                                     duration_minutes=120), team="research")
+                            for job_id in queue],
+                   "forecasts": [{"region": "R", "start": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                  "carbon_intensity": ci[hour:hour + 24]}]}
+        result = solve(prepare(request))
+        kept = app.planner.keep(result, request, "grpc")
+        assert kept.stored, kept.store_error
+        for j, placement in result.plan.placements.items():
+            job_id = result.problem.job_ids[j]
+            final[job_id] = (kept.plan_id, result.figures.jobs[j].energy_kwh)
+            if placement.start_slot == 0:    # starts this hour: it runs, it is not re-planned
+                running.add(job_id)
+    records, _ = store.list(PlanFilter(), 500, None, full=True)
+    current = [(r.plan_id, j.job_id) for r in records for j in r.jobs if not j.superseded_by]
+    assert sorted(job_id for _, job_id in current) == sorted(final)
+    assert {(plan_id, job_id) for plan_id, job_id in current} == \
+        {(plan_id, job_id) for job_id, (plan_id, _) in final.items()}
+    report = build_report(app.archive, day, day + timedelta(days=2), fmt="json",
+                          list_superseded=True)
+    assert report.summary["jobs"]["counted"] == len(final) == 10
+    assert report.summary["jobs"]["superseded"] == len(report.summary["superseded"]) > 10
+    assert report.summary["totals"]["energy_kwh"] == pytest.approx(
+        sum(energy for _, energy in final.values()), rel=1e-9)
+    assert len(report.summary["plans"]) == report.plans > 10

@@ -468,3 +468,53 @@ def test_html_images_are_valid_base64(rendered):
     page = rendered[3]
     for match in re.finditer(r'data:image/png;base64,([^"]+)"', page):
         assert base64.b64decode(match.group(1), validate=True).startswith(PNG_SIGNATURE)
+
+
+# -- headlines: one stated basis, actuals where covered -------------------------------------
+
+
+def test_headline_prefers_actuals_where_measured_and_shows_the_coverage(plans, rows):
+    """Plan b lacks actuals in a few slots: the strict actual total is unknown (None), but the
+    headline uses the actual intensity wherever it was measured and the forecast elsewhere,
+    says so, and shows the share covered (it led with forecast-based figures, and one missing
+    hour made every actual-based total null)."""
+    s = summary(rows)
+    totals, head = s["totals"], s["totals"]["headline"]
+    assert totals["emissions_kg_actual"] is None
+    coverage = totals["actual_coverage"]
+    assert 0 < coverage < 1 and head["actual_coverage"] == coverage
+    assert head["basis"].startswith("actual intensity where measured")
+    assert f"{100 * coverage:.1f} % of grid energy" in head["basis"]
+    known = np.isfinite(rows["emissions_kg_actual"].to_numpy())
+    best = rows["emissions_kg_best"].to_numpy()
+    np.testing.assert_allclose(best[known], rows["emissions_kg_actual"].to_numpy()[known])
+    assert head["emissions_kg"] == pytest.approx(float(best.sum()))
+    assert head["savings_vs_fifo_baseline"]["kg"] == pytest.approx(
+        totals["baseline_emissions_kg_best"] - totals["compared_emissions_kg_best"])
+    only_covered = summary(rows[rows["actual_coverage"] >= 1.0])["totals"]["headline"]
+    assert only_covered["basis"] == "actual intensity"
+    no_actuals = rows.assign(actual_coverage=0.0, emissions_kg_best=rows["emissions_kg_forecast"])
+    head = summary(no_actuals)["totals"]["headline"]
+    assert head["basis"].startswith("plan-time forecast")
+    assert head["emissions_kg"] == pytest.approx(rows["emissions_kg_forecast"].sum())
+
+
+def test_savings_compare_the_jobs_every_side_places():
+    """A partial plan leaves job b out; the FIFO baseline and run-now place it. Savings
+    compare job a on every side (they counted b's 2 kg on the baseline side only)."""
+    request = _request(0, 60, 6, [{"id": "s", "region": "R", "gpu_capacity": 8}],
+                       [job("a", gpus=4, power_kw=1, duration_minutes=60),
+                        job("b", gpus=4, power_kw=5, duration_minutes=60)],
+                       {"R": [400.0, 100.0, 400.0, 400.0, 400.0, 400.0]})
+    p = problem_of(request)
+    from gridshift.optimizer.plan import Placement, Plan
+
+    plan = Plan(placements={0: Placement.contiguous(0, 1, 1)}, unscheduled={1: "left out"})
+    rp = ReportPlan.of("partial", p, plan)
+    assert rp.compared() == {0}
+    t = summary(report_rows([rp], None, None))["totals"]
+    assert t["energy_kwh"] == pytest.approx(1.0)            # the plan's work: job a
+    assert t["compared_emissions_kg"] == pytest.approx(0.1)
+    assert t["baseline_emissions_kg"] == pytest.approx(0.4)   # job a at 400 g, b not counted
+    assert t["savings_vs_fifo_baseline"]["kg"] == pytest.approx(0.3)
+    assert t["savings_vs_run_now"]["kg"] == pytest.approx(0.3)

@@ -45,6 +45,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    update,
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
@@ -204,7 +205,15 @@ def _job_rows(record: PlanRecord) -> list[dict[str, Any]]:
 def _job(row: Any) -> JobRow:
     return JobRow(job_id=row.job_id, team=row.team, site_id=row.site_id, start=row.start_at,
                   end=row.end_at, energy_kwh=row.energy_kwh, grid_energy_kwh=row.grid_energy_kwh,
-                  emissions_kg=row.emissions_kg, baseline_emissions_kg=row.baseline_emissions_kg)
+                  emissions_kg=row.emissions_kg, baseline_emissions_kg=row.baseline_emissions_kg,
+                  superseded_by=row.superseded_by)
+
+
+def _request_job_ids(record: PlanRecord) -> list[str]:
+    """Every job a plan decided on (placed or left out): the ids in its request."""
+    jobs = record.request.get("jobs") if isinstance(record.request, dict) else None
+    ids = [j.get("id") for j in jobs or [] if isinstance(j, dict)]
+    return sorted({i for i in ids if isinstance(i, str) and i})
 
 
 def _record(row: Any, jobs: list[JobRow], full: bool = True) -> PlanRecord:
@@ -415,6 +424,8 @@ class PlanStore:
                     conn.execute(insert(schema.plans), [row])
                     if jobs:
                         conn.execute(insert(schema.plan_jobs), jobs)
+                    if record.status != "INFEASIBLE":
+                        self._supersede(conn, row, _request_job_ids(record))
             except sa_exc.IntegrityError:
                 # Another writer got there first (PostgreSQL: no write lock is taken up front).
                 if run_key is not None and (found := self._plan_id_for_run_key(run_key)):
@@ -424,6 +435,39 @@ class PlanStore:
                         f"plan {row['plan_id']!r} is stored already") from None
                 raise
         return row["plan_id"]
+
+    def _supersede(self, conn: Connection, plan: dict[str, Any], job_ids: list[str]) -> None:
+        """Re-planning: for each job of this plan, the current row of an older plan that has
+        not finished by this plan's horizon start is superseded by this one (and this plan's
+        row by a newer plan's, should a newer one be stored already). A row that ended before
+        the other plan's horizon is another run of a job with the same id, and stays. An
+        infeasible plan decides nothing and supersedes nothing."""
+        jobs, plans = schema.plan_jobs, schema.plans
+        plan_id, created_at = plan["plan_id"], plan["created_at"]
+        mine = dict(conn.execute(select(jobs.c.job_id, jobs.c.end_at)
+                                 .where(jobs.c.plan_id == plan_id)).all())
+        by_newer: dict[str, list[str]] = {}
+        older: dict[str, list[tuple[str, str]]] = {}
+        for chunk in (job_ids[i:i + 500] for i in range(0, len(job_ids), 500)):
+            rows = conn.execute(
+                select(jobs.c.job_id, jobs.c.plan_id, jobs.c.end_at, plans.c.created_at,
+                       plans.c.horizon_start)
+                .join(plans, plans.c.plan_id == jobs.c.plan_id)
+                .where(jobs.c.job_id.in_(chunk), jobs.c.plan_id != plan_id,
+                       jobs.c.superseded_by.is_(None)))
+            for job_id, other, other_end, other_created, other_start in rows:
+                if (other_created, other) <= (created_at, plan_id):
+                    if other_end > plan["horizon_start"]:
+                        older.setdefault(other, []).append((job_id, plan_id))
+                elif job_id in mine and mine[job_id] > other_start:
+                    by_newer.setdefault(other, []).append(job_id)
+        for other, pairs in older.items():
+            conn.execute(update(jobs).where(jobs.c.plan_id == other,
+                                            jobs.c.job_id.in_([j for j, _ in pairs]))
+                         .values(superseded_by=plan_id))
+        for newer, ids in by_newer.items():
+            conn.execute(update(jobs).where(jobs.c.plan_id == plan_id, jobs.c.job_id.in_(ids))
+                         .values(superseded_by=newer))
 
     def _plan_id_for_run_key(self, run_key: str) -> str | None:
         with self._read() as conn:
@@ -456,6 +500,15 @@ class PlanStore:
     def get(self, plan_id: str) -> PlanRecord | None:
         """The stored plan, or None."""
         return self._one(schema.plans.c.plan_id == plan_id)
+
+    def ids_starting_with(self, prefix: str, limit: int = 10) -> list[str]:
+        """Stored plan ids that start with ``prefix`` (at most ``limit``, sorted)."""
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = (select(schema.plans.c.plan_id)
+                 .where(schema.plans.c.plan_id.like(f"{escaped}%", escape="\\"))
+                 .order_by(schema.plans.c.plan_id).limit(limit))
+        with self._guard("find plans by id prefix"), self._read() as conn:
+            return list(conn.scalars(query))
 
     def find_by_run_key(self, run_key: str) -> PlanRecord | None:
         """The plan stored under this run key, or None."""

@@ -34,6 +34,17 @@ class JobRow:
     grid_energy_kwh: float
     emissions_kg: float
     baseline_emissions_kg: float
+    #: The newer plan that re-planned this job; None while this row is the job's current plan.
+    superseded_by: str | None = None
+
+    def state(self, now: datetime) -> str:
+        """``superseded`` (re-planned by a newer plan), else ``planned``, ``started`` or
+        ``done`` by its planned times against ``now``."""
+        if self.superseded_by:
+            return "superseded"
+        if now >= self.end:
+            return "done"
+        return "started" if now >= self.start else "planned"
 
 
 @dataclass

@@ -105,6 +105,9 @@ plan_jobs = Table(
     Column("grid_energy_kwh", Float(), nullable=False),
     Column("emissions_kg", Float(), nullable=False),
     Column("baseline_emissions_kg", Float(), nullable=False),
+    # The newer plan that re-planned this job (NULL: this row is the job's current plan).
+    Column("superseded_by", String(128), nullable=True),
+    Index(None, "job_id"),
     Index(None, "team", "plan_id"),
     Index(None, "site_id", "plan_id"),
 )

@@ -31,19 +31,23 @@ class ForecastQueries:
         self.service = service
 
     def get_forecasts(self, regions: list[str], start: datetime | None, end: datetime | None,
-                      slot_minutes: int = 60) -> list[Forecast]:
+                      slot_minutes: int = 60, *,
+                      time_budget_s: float | None = None) -> list[Forecast]:
         """Each region's series aligned to ``slot_minutes`` slots over [start, end), with
-        p10/p90 (the provider's own, or the calibrated error model's) and provenance."""
+        p10/p90 (the provider's own, or the calibrated error model's) and provenance. Regions
+        are resolved concurrently within the service's time budget, cut to ``time_budget_s``
+        when given (a caller's deadline)."""
         self._check(regions, start, end, ("start", "end"))
         if slot_minutes <= 0 or slot_minutes > 1440:
             raise InvalidInputError([FieldViolation("slot_minutes", "must be within 1..1440")])
         slots = math.ceil((end - start).total_seconds() / 60 / slot_minutes)
-        return [_aligned(with_quantiles(self._resolve(region, start, slots, slot_minutes)),
-                         start, slot_minutes, slots)
+        series = self._resolve(regions, start, slots, slot_minutes, time_budget_s)
+        return [_aligned(with_quantiles(series[region]), start, slot_minutes, slots)
                 for region in dict.fromkeys(regions)]
 
     def best_windows(self, regions: list[str], duration_minutes: int,
-                     window_start: datetime | None, window_end: datetime | None) -> Any:
+                     window_start: datetime | None, window_end: datetime | None, *,
+                     time_budget_s: float | None = None) -> Any:
         """FindBestWindow over the regions' series (forecasting.best_window)."""
         self._check(regions, window_start, window_end, ("window_start", "window_end"),
                     [] if duration_minutes > 0 else [FieldViolation("duration_minutes",
@@ -54,7 +58,7 @@ class ForecastQueries:
                                     "window_end")])
         step = 5 if duration_minutes < 60 else 15
         slots = math.ceil((window_end - window_start).total_seconds() / 60 / step)
-        series = {r: self._resolve(r, window_start, slots, step) for r in dict.fromkeys(regions)}
+        series = self._resolve(regions, window_start, slots, step, time_budget_s)
         try:
             return find_best_window(series, duration_minutes, window_start, window_end)
         except ValueError as exc:
@@ -86,12 +90,15 @@ class ForecastQueries:
         if problems:
             raise InvalidInputError(problems)
 
-    def _resolve(self, region: str, start: datetime, slots: int, slot_minutes: int) -> Forecast:
-        try:
-            return self.service.resolve(region, start, slots, slot_minutes)
-        except LookupError as exc:
-            raise UpstreamUnavailableError(f"no forecast for region {region!r}: {exc}") \
-                from None
+    def _resolve(self, regions: list[str], start: datetime, slots: int, slot_minutes: int,
+                 time_budget_s: float | None) -> dict[str, Forecast]:
+        answers = self.service.resolve_many(regions, start, slots, slot_minutes,
+                                            deadline=self.service.deadline(time_budget_s))
+        failed = [f"region {region!r}: {answer}" for region, answer in answers.items()
+                  if not isinstance(answer, Forecast)]
+        if failed:
+            raise UpstreamUnavailableError(f"no forecast for {'; '.join(failed)}")
+        return answers  # type: ignore[return-value]
 
 
 def _aligned(native: Forecast, start: datetime, slot_minutes: int, slots: int) -> Forecast:

@@ -118,18 +118,20 @@ class Nightly:
         outputs = write_outputs(run.out_dir, stored.response, self.archive.report_plan(stored))
         return NightlyOutcome(stored.plan_id, stored.status, True, stored=True, outputs=outputs)
 
-    def _pull_forecasts(self, request: dict, progress: Progress) -> dict[str, Forecast]:
+    def _pull_forecasts(self, request: dict,
+                        progress: Progress) -> dict[str, Forecast | LookupError]:
         h = request["horizon"]
         start = datetime.fromisoformat(h["start"])
         regions = sorted({s.get("region", "") for s in request["sites"]
                           if isinstance(s, dict) and s.get("region")})
-        out = {}
+        out: dict[str, Forecast | LookupError] = {}
         for region in progress.items(regions, desc="forecasts", unit="region"):
             try:
                 out[region] = self.planner.forecasts.forecast(region, start, h["slots"],
                                                               h["slot_minutes"])
             except LookupError as exc:
                 log.warning("no forecast for %s: %s", region, exc)
+                out[region] = exc   # raised again when planning asks: outage or unknown
         return out
 
 
@@ -163,13 +165,16 @@ def parse_night(text: str) -> date:
 class _Prefetched:
     """A forecast source answering from series already pulled (with a progress bar)."""
 
-    def __init__(self, forecasts: dict[str, Forecast]) -> None:
+    def __init__(self, forecasts: dict[str, Forecast | LookupError]) -> None:
         self.forecasts = forecasts
 
     def forecast(self, region: str, start: datetime, slots: int, slot_minutes: int) -> Forecast:
         if region not in self.forecasts:
             raise KeyError(region)
-        return self.forecasts[region]
+        answer = self.forecasts[region]
+        if isinstance(answer, LookupError):
+            raise answer
+        return answer
 
 
 def write_outputs(out_dir: Path, response_dict: dict[str, Any],

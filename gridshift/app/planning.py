@@ -16,14 +16,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from gridshift.adapters.forecast_service import ForecastService
+from gridshift.adapters.forecast_service import ForecastService, resolve_concurrently
 from gridshift.adapters.renewables import SiteSupply
 from gridshift.app.plans import PlanArchive
 from gridshift.app.risk import solve_with_risk
 from gridshift.forecasting.series import Forecast
 from gridshift.forecasting.sources import ForecastSource
 from gridshift.optimizer.domain import Request
-from gridshift.optimizer.errors import FieldViolation, InvalidInputError
+from gridshift.optimizer.errors import (
+    FieldViolation,
+    InvalidInputError,
+    UpstreamUnavailableError,
+)
 from gridshift.optimizer.parsing import parse_request
 from gridshift.optimizer.problem import Problem, build_problem
 from gridshift.optimizer.solve import SolveResult
@@ -60,13 +64,19 @@ class Planner:
         self.device = device
         self._solve = solve
 
-    def prepare(self, data: Any, sources: Sequence[ForecastSource] | None = None) -> Problem:
+    def prepare(self, data: Any, sources: Sequence[ForecastSource] | None = None, *,
+                time_budget_s: float | None = None) -> Problem:
         """Validate a request dict and compile it with forecasts and site supply resolved
-        (from ``sources`` when given, else the forecast service)."""
+        (from ``sources`` when given, else the forecast service, whose regions are resolved
+        concurrently within its time budget, cut to ``time_budget_s`` when given: a caller's
+        deadline)."""
         request = parse_request(data)
         request, supply_notes = self.site_supply.fill(request)
-        forecasts = resolve_forecasts(request, list(sources) if sources is not None
-                                      else [self.forecasts])
+        if sources is None:
+            service = self.forecasts
+            sources = [service.within(service.deadline(time_budget_s))
+                       if isinstance(service, ForecastService) else service]
+        forecasts = resolve_forecasts(request, list(sources))
         problem = build_problem(request, forecasts)
         if supply_notes:
             problem = replace(problem, forecasts=problem.forecasts + tuple(supply_notes))
@@ -108,25 +118,38 @@ class Planner:
 
 def resolve_forecasts(request: Request, sources: list[ForecastSource]) -> list[Forecast]:
     """The request's forecasts plus, for each site region without one, the first source that
-    answers. Raises InvalidInputError naming the sites whose region no source covers."""
+    answers (regions resolved concurrently).
+
+    Raises InvalidInputError naming the sites whose region no source knows (every source
+    answered with a KeyError: no provider configured, no embedded profile) or that need prices
+    no series has; UpstreamUnavailableError naming what was tried when a region's sources know
+    it but none could answer (an outage is not the request's fault)."""
     h = request.horizon
-    by_region = {f.region: f for f in request.forecasts}
+    by_region: dict[str, Forecast] = {f.region: f for f in request.forecasts}
+    missing = [site.region for site in request.sites if site.region not in by_region]
+    failures: dict[str, list[LookupError]] = {region: [] for region in missing}
+    for source in sources:
+        pending = [region for region in dict.fromkeys(missing) if region not in by_region]
+        if not pending:
+            break
+        answers = resolve_concurrently(source, pending, h.start, h.slots, h.slot_minutes)
+        for region, answer in answers.items():
+            if isinstance(answer, Forecast):
+                by_region[region] = answer
+            else:
+                failures[region].append(answer)
     violations: list[FieldViolation] = []
+    unavailable: dict[str, str] = {}
     for i, site in enumerate(request.sites):
-        if site.region in by_region:
-            continue
-        reasons = []
-        for source in sources:
-            try:
-                by_region[site.region] = source.forecast(site.region, h.start, h.slots,
-                                                         h.slot_minutes)
-                break
-            except LookupError as exc:
-                reasons.append(str(exc))
-        else:
-            violations.append(FieldViolation(
-                f"sites[{i}].region", f"no forecast for region {site.region!r} in the request, "
-                f"and no forecast source has one ({'; '.join(reasons)})"))
+        if site.region not in by_region:
+            errors = failures[site.region]
+            reasons = "; ".join(str(e) for e in errors)
+            if all(isinstance(e, KeyError) for e in errors):
+                violations.append(FieldViolation(
+                    f"sites[{i}].region", f"no forecast for region {site.region!r} in the "
+                    f"request, and no forecast source has one ({reasons})"))
+            elif site.region not in unavailable:
+                unavailable[site.region] = f"region {site.region!r} (sites[{i}]): {reasons}"
             continue
         if request.objective.cost_weight > 0 and not by_region[site.region].price_per_mwh:
             violations.append(FieldViolation(
@@ -134,6 +157,9 @@ def resolve_forecasts(request: Request, sources: list[ForecastSource]) -> list[F
                 f"{site.region!r}; add a forecast with price_per_mwh"))
     if violations:
         raise InvalidInputError(violations)
+    if unavailable:
+        raise UpstreamUnavailableError("no forecast could be had for "
+                                       + "; ".join(unavailable.values()))
     return list(by_region.values())
 
 

@@ -53,6 +53,20 @@ class PlanArchive:
     def get(self, plan_id: str) -> PlanRecord | None:
         return self.store.get(plan_id)
 
+    def resolve(self, id_or_prefix: str) -> PlanRecord | None:
+        """The plan with this id, or the one plan whose id starts with it; None when none
+        does; InvalidInputError naming the candidates when several do."""
+        exact = self.store.get(id_or_prefix)
+        if exact is not None or not id_or_prefix:
+            return exact
+        found = self.store.ids_starting_with(id_or_prefix, limit=6)
+        if len(found) > 1:
+            shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+            raise InvalidInputError([FieldViolation(
+                "plan_id", f"prefix {id_or_prefix!r} matches several plans ({shown}); give "
+                           "more characters")])
+        return self.store.get(found[0]) if found else None
+
     def find_by_run_key(self, run_key: str) -> PlanRecord | None:
         return self.store.find_by_run_key(run_key)
 
@@ -67,14 +81,19 @@ class PlanArchive:
 
     def report_plan(self, record: PlanRecord) -> ReportPlan | None:
         """A stored plan rebuilt for reporting: the problem (with the forecasts it used), its
-        plan, the FIFO baseline and the actual intensity stored for its regions. None for plans
-        without assignments (infeasible)."""
+        plan, the FIFO baseline, the actual intensity stored for its regions, and which of its
+        jobs newer plans re-planned. None for plans without assignments (infeasible)."""
         if record.status == "INFEASIBLE":
             return None
         problem = build_problem(parse_request(record.request), forecasts_of(record))
         plan = plan_of(problem, record)
+        index = {job_id: j for j, job_id in enumerate(problem.job_ids)}
+        superseded = {index[row.job_id]: row.superseded_by for row in record.jobs
+                      if row.superseded_by and row.job_id in index}
         return ReportPlan.of(record.plan_id, problem, plan, fifo_baseline(problem),
-                             actual_ci_g_per_kwh=self._actuals(problem))
+                             actual_ci_g_per_kwh=self._actuals(problem),
+                             superseded_by=superseded,
+                             risk=dict((record.response or {}).get("risk", {})))
 
     def report_plans(self, start: datetime | None, end: datetime | None,
                      team: str | None = None, site: str | None = None) -> list[ReportPlan]:

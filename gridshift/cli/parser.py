@@ -43,7 +43,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def _add_query_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                   help="a table for people (default), the protobuf JSON mapping, or CSV")
     p.add_argument("--server", metavar="HOST:PORT", help="ask a running service instead")
     add_config_flag(p)
 
@@ -80,13 +81,15 @@ def _serve_commands(sub: Any) -> None:
                    help="solves waiting for a slot before RESOURCE_EXHAUSTED (default 8)")
     s.add_argument("--grace", type=float, metavar="S",
                    help="on SIGTERM, seconds in-flight calls get to finish (default 30)")
-    s.add_argument("--log-level", help="log level (default INFO)")
+    s.add_argument("--log-level", help="DEBUG, INFO, WARNING, ... (default $GRIDSHIFT_LOG_LEVEL, "
+                                        "else INFO)")
     s.add_argument("--device", choices=("auto", "cpu", "gpu"),
                    help="where ScoreSchedules and risk scoring run (default $GRIDSHIFT_DEVICE, "
                         "else auto)")
     add_config_flag(s)
     h = sub.add_parser("health", help="check a server's health (exit 0 when SERVING)")
-    h.add_argument("--server", default="127.0.0.1:50051", metavar="HOST:PORT")
+    h.add_argument("--server", default="127.0.0.1:50051", metavar="HOST:PORT",
+                   help="the server to ask (default 127.0.0.1:50051)")
     h.add_argument("--service", default="", help="service name (default: the whole server)")
 
 
@@ -95,14 +98,17 @@ def _query_commands(sub: Any) -> None:
     f = sub.add_parser("forecast", help="carbon-intensity forecasts with p10/p90 and provenance")
     f.add_argument("--region", action="append", required=True, help="region (repeatable)")
     f.add_argument("--start", help="RFC 3339 start (default: this hour)")
-    f.add_argument("--end", help="RFC 3339 end (default: start + 24 h)")
-    f.add_argument("--slot-minutes", type=int, default=60)
+    f.add_argument("--end", help="RFC 3339 end, exclusive (default: start + 24 h)")
+    f.add_argument("--slot-minutes", type=int, default=60,
+                   help="step of the series returned, minutes (default 60)")
     _add_query_flags(f)
     w = sub.add_parser("best-window", help="best start for a run, per region and overall")
     w.add_argument("--region", action="append", required=True, help="region (repeatable)")
-    w.add_argument("--duration", type=int, required=True, metavar="MINUTES")
+    w.add_argument("--duration", type=int, required=True, metavar="MINUTES",
+                   help="how long the run takes, minutes")
     w.add_argument("--start", help="RFC 3339 window start (default: this hour)")
-    w.add_argument("--end", help="RFC 3339 window end (default: start + 24 h)")
+    w.add_argument("--end", help="RFC 3339 window end, exclusive: the run must finish by it "
+                                 "(default: start + 24 h)")
     _add_query_flags(w)
 
 
@@ -116,7 +122,8 @@ def _score_command(sub: Any) -> None:
     c.add_argument("--seed", type=int, default=0, help="seed of the sampled scenarios")
     c.add_argument("--device", choices=("auto", "cpu", "gpu"),
                    help="NumPy (cpu) or CuPy (gpu); default $GRIDSHIFT_DEVICE, else auto")
-    c.add_argument("--format", choices=("table", "json"), default="table")
+    c.add_argument("--format", choices=("table", "json"), default="table",
+                   help="a table for people (default) or the protobuf JSON mapping")
     c.add_argument("--server", metavar="HOST:PORT", help="score on a running service")
     add_config_flag(c)
 
@@ -126,33 +133,53 @@ def _store_commands(sub: Any) -> None:
     plans = sub.add_parser("plans", help="stored plans")
     psub = plans.add_subparsers(dest="plans_command", required=True)
     lst = psub.add_parser("list", help="list stored plans, newest first")
-    lst.add_argument("--from", dest="start", help="RFC 3339: plans whose horizon ends after")
-    lst.add_argument("--to", dest="end", help="RFC 3339: plans whose horizon starts before")
-    lst.add_argument("--team")
-    lst.add_argument("--site")
-    lst.add_argument("--status", choices=("OPTIMAL", "FEASIBLE", "INFEASIBLE"))
-    lst.add_argument("--page-size", type=int, default=50)
-    lst.add_argument("--page-token")
-    lst.add_argument("--format", choices=("table", "json"), default="table")
-    show = psub.add_parser("show", help="one stored plan (request and response) as JSON")
-    show.add_argument("plan_id")
+    lst.add_argument("--from", dest="start",
+                     help="RFC 3339 or YYYY-MM-DD (UTC): plans whose horizon ends after it")
+    lst.add_argument("--to", dest="end",
+                     help="RFC 3339 or YYYY-MM-DD (UTC), exclusive: plans whose horizon starts "
+                          "before it")
+    lst.add_argument("--team", help="only plans with jobs of this team")
+    lst.add_argument("--site", help="only plans with jobs at this site")
+    lst.add_argument("--status", choices=("OPTIMAL", "FEASIBLE", "INFEASIBLE"),
+                     help="only plans with this status")
+    lst.add_argument("--page-size", type=int, default=50, help="plans per page (default 50)")
+    lst.add_argument("--page-token", help="the token a previous page printed")
+    lst.add_argument("--format", choices=("table", "json"), default="table",
+                     help="a table for people (default) or the protobuf JSON mapping")
+    show = psub.add_parser("show", help="one stored plan: a summary, or request and response "
+                                        "as JSON")
+    show.add_argument("plan_id", help="the plan's id, or a unique prefix of it (8 characters "
+                                      "usually do)")
+    show.add_argument("--format", choices=("summary", "json"), default="summary",
+                      help="a summary for people (default) or the GetPlan JSON")
     rep = sub.add_parser("report", help="carbon report of the stored plans of a period")
-    rep.add_argument("--from", dest="start", required=True, help="RFC 3339 or YYYY-MM-DD")
-    rep.add_argument("--to", dest="end", required=True, help="RFC 3339 or YYYY-MM-DD")
-    rep.add_argument("--team")
-    rep.add_argument("--site")
-    rep.add_argument("--format", choices=("html", "csv", "json"), default="html")
-    rep.add_argument("-o", "--output", required=True, help="file to write")
+    rep.add_argument("--from", dest="start", required=True,
+                     help="RFC 3339 or YYYY-MM-DD (UTC), inclusive")
+    rep.add_argument("--to", dest="end", required=True,
+                     help="RFC 3339 or YYYY-MM-DD (UTC), exclusive: --to 2026-06-16 ends at "
+                          "the start of that day")
+    rep.add_argument("--team", help="only this team's jobs")
+    rep.add_argument("--site", help="only this site's jobs")
+    rep.add_argument("--format", choices=("html", "csv", "json"), default="html",
+                     help="html (one self-contained page with charts; default), csv (tidy rows: "
+                          "one per day, team and site) or json (rows and summary)")
+    rep.add_argument("-o", "--output", required=True, help="file to write, or - for stdout")
+    rep.add_argument("--list-superseded", action="store_true",
+                     help="also list the job rows that newer plans re-planned (each job counts "
+                          "once, in its newest plan)")
     act = sub.add_parser("actuals", help="observed carbon intensity, for re-scoring plans")
     asub = act.add_subparsers(dest="actuals_command", required=True)
     imp = asub.add_parser("import", help="store actuals from a CSV (region,valid_at,value)")
-    imp.add_argument("file")
+    imp.add_argument("file", help="CSV with columns region, valid_at (RFC 3339), value "
+                                  "(gCO2e/kWh)")
     imp.add_argument("--slot-minutes", type=int, default=60,
                      help="step of the series in the file (default 60)")
     pull = asub.add_parser("pull", help="store actuals from the providers' history endpoints")
     pull.add_argument("--region", action="append", required=True, help="region (repeatable)")
-    pull.add_argument("--from", dest="start", required=True, help="RFC 3339 or YYYY-MM-DD")
-    pull.add_argument("--to", dest="end", required=True, help="RFC 3339 or YYYY-MM-DD")
+    pull.add_argument("--from", dest="start", required=True,
+                      help="RFC 3339 or YYYY-MM-DD (UTC), inclusive")
+    pull.add_argument("--to", dest="end", required=True,
+                      help="RFC 3339 or YYYY-MM-DD (UTC), exclusive")
     for parser in (lst, show, rep, imp, pull):
         add_config_flag(parser)
 

@@ -11,7 +11,7 @@ from google.protobuf import json_format
 
 from gridshift.adapters.actuals_file import read_actuals_csv
 from gridshift.adapters.plan_codec import get_plan_response, summary_of
-from gridshift.adapters.store import PlanFilter
+from gridshift.adapters.store import PlanFilter, PlanRecord
 from gridshift.api.v1 import plans_pb2
 from gridshift.app.actuals import import_actuals, pull_actuals
 from gridshift.app.application import App
@@ -37,13 +37,16 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "plans" and args.plans_command == "list":
         return _list(archive, args)
     if args.command == "plans":
-        record = archive.get(args.plan_id)
+        record = archive.resolve(args.plan_id)
         if record is None:
             print(f"gridshift: no plan {args.plan_id!r}", file=sys.stderr)
             return EXIT_INVALID
-        write_output(None, json_format.MessageToJson(get_plan_response(record),
-                                                     preserving_proto_field_name=True,
-                                                     indent=2) + "\n")
+        if args.format == "json":
+            write_output(None, json_format.MessageToJson(get_plan_response(record),
+                                                         preserving_proto_field_name=True,
+                                                         indent=2) + "\n")
+        else:
+            write_output(None, plan_summary(record, app.clock()) + "\n")
         return EXIT_OK
     if args.command == "report":
         return _report(archive, args)
@@ -92,10 +95,44 @@ def _list(archive: PlanArchive, args: argparse.Namespace) -> int:
 
 def _report(archive: PlanArchive, args: argparse.Namespace) -> int:
     report = build_report(archive, when(args.start, "--from"), when(args.end, "--to"),
-                          args.team, args.site, args.format)
+                          args.team, args.site, args.format, args.list_superseded)
     write_output(args.output, report.document)
-    totals = report.summary.get("totals", {})
-    print(f"report of {report.plans} plan(s) written to {args.output} ({args.format}); "
-          f"emissions {totals.get('emissions_kg_forecast') or 0:,.1f} kg CO2e (forecast)",
-          file=sys.stderr)
+    headline = report.summary.get("totals", {}).get("headline", {})
+    jobs = report.summary.get("jobs", {})
+    saving = headline.get("savings_vs_fifo_baseline") or {}
+    saved = ("n/a" if saving.get("kg") is None else f"{saving['kg']:,.1f} kg"
+             + ("" if saving.get("pct") is None else f" ({saving['pct']:.1f} %)"))
+    where = "stdout" if args.output == "-" else args.output
+    print(f"report of {report.plans} plan(s), {jobs.get('counted', 0)} job(s) counted once "
+          f"({jobs.get('superseded', 0)} re-planned row(s) left out) written to {where} "
+          f"({args.format})\nemissions {headline.get('emissions_kg') or 0:,.1f} kg CO2e on "
+          f"{headline.get('basis', 'the forecast')}; saves {saved} against the FIFO baseline "
+          f"on the {jobs.get('compared', 0)} job(s) both place", file=sys.stderr)
     return EXIT_OK
+
+
+def plan_summary(record: PlanRecord, now: datetime) -> str:
+    """``plans show``: the plan's facts and one line per job with its state."""
+    response = record.response or {}
+    lines = [f"plan {record.plan_id} ({record.source}, {record.status}), made "
+             f"{record.created_at:%Y-%m-%d %H:%M} UTC",
+             f"horizon {record.horizon_start:%Y-%m-%d %H:%M} to "
+             f"{record.horizon_end:%Y-%m-%d %H:%M} UTC",
+             f"emissions {record.emissions_kg:,.1f} kg CO2e vs FIFO baseline "
+             f"{record.baseline_emissions_kg:,.1f} kg; energy {record.energy_kwh:,.0f} kWh",
+             f"{len(record.jobs)} job(s) placed, {len(response.get('unscheduled', []))} left "
+             "out"]
+    for p in record.provenance:
+        flags = [f for f in ("fallback", "stale") if p.get(f)]
+        lines.append(f"forecast {p.get('region')}: {p.get('provider')}"
+                     + (f" ({', '.join(flags)})" if flags else ""))
+    lines.append(f"{'job':<24} {'team':<12} {'site':<12} {'start (UTC)':<17} {'end (UTC)':<17} "
+                 f"{'kg CO2e':>9}  state")
+    for job in record.jobs:
+        state = job.state(now) + (f" by {job.superseded_by}" if job.superseded_by else "")
+        lines.append(f"{job.job_id[:24]:<24} {job.team[:12]:<12} {job.site_id[:12]:<12} "
+                     f"{job.start:%Y-%m-%d %H:%M} {job.end:%Y-%m-%d %H:%M} "
+                     f"{job.emissions_kg:>9.2f}  {state}")
+    for u in response.get("unscheduled", []):
+        lines.append(f"{u.get('job_id', '')[:24]:<24} left out: {u.get('reason', '')}")
+    return "\n".join(lines)

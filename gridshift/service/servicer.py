@@ -42,6 +42,9 @@ from gridshift.settings import ServerSettings
 
 log = logging.getLogger("gridshift.server")
 SERVICE_NAME = scheduler_pb2.DESCRIPTOR.services_by_name["Scheduler"].full_name
+#: Share of a planning call's remaining time that resolving its forecasts may take (the rest
+#: is the solve's); the forecast service's own budget caps it too.
+FORECAST_SHARE_OF_DEADLINE = 0.5
 
 
 class SolveSlots:
@@ -120,14 +123,32 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
     def GetForecast(self, request, context: grpc.ServicerContext):
         start, end = timestamp_or_none(request, "start"), timestamp_or_none(request, "end")
         series = self._app.queries.get_forecasts(list(request.regions), start, end,
-                                                 request.slot_minutes or 60)
+                                                 request.slot_minutes or 60,
+                                                 time_budget_s=self._query_budget(context))
         return forecast_response(series)
 
     def FindBestWindow(self, request, context: grpc.ServicerContext):
         result = self._app.queries.best_windows(
             list(request.regions), request.duration_minutes,
-            timestamp_or_none(request, "window_start"), timestamp_or_none(request, "window_end"))
+            timestamp_or_none(request, "window_start"), timestamp_or_none(request, "window_end"),
+            time_budget_s=self._query_budget(context))
         return best_window_response(result)
+
+    def _query_budget(self, context: grpc.ServicerContext) -> float | None:
+        """A forecast query's time for resolving: the call's remaining time less the margin
+        kept for the response (None: no deadline, the service's own budget applies)."""
+        remaining = context.time_remaining()
+        if remaining is None or not math.isfinite(remaining):
+            return None
+        s = self._settings
+        return max(0.0, remaining - s.deadline_margin_s - s.deadline_margin_share * remaining)
+
+    def _planning_budget(self, context: grpc.ServicerContext) -> float | None:
+        """A planning call's time for resolving forecasts: a share of its remaining time."""
+        remaining = context.time_remaining()
+        if remaining is None or not math.isfinite(remaining):
+            return None
+        return FORECAST_SHARE_OF_DEADLINE * remaining
 
     def _archive(self, context: grpc.ServicerContext) -> PlanArchive:
         """The plan archive, or UNIMPLEMENTED when this server stores no plans."""
@@ -160,7 +181,8 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
     def GetCarbonReport(self, request, context: grpc.ServicerContext):
         report = build_report(self._archive(context), timestamp_or_none(request, "start"),
                               timestamp_or_none(request, "end"), request.team or None,
-                              request.site or None, request.format or "json")
+                              request.site or None, request.format or "json",
+                              request.list_superseded)
         return report_response(report)
 
     def ScoreSchedules(self, request, context: grpc.ServicerContext):
@@ -173,7 +195,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
 
     def _solve(self, data: dict[str, Any], context: grpc.ServicerContext,
                on_progress) -> SolveResult:
-        problem = self._app.planner.prepare(data)
+        problem = self._app.planner.prepare(data, time_budget_s=self._planning_budget(context))
         with self._slots.slot(context.is_active):
             limit = self._time_limit(problem, context)
             started = time.monotonic()

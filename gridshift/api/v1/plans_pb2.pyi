@@ -79,18 +79,20 @@ class ListPlansResponse(_message.Message):
     def __init__(self, plans: _Optional[_Iterable[_Union[PlanSummary, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetCarbonReportRequest(_message.Message):
-    __slots__ = ("start", "end", "team", "site", "format")
+    __slots__ = ("start", "end", "team", "site", "format", "list_superseded")
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
     TEAM_FIELD_NUMBER: _ClassVar[int]
     SITE_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
+    LIST_SUPERSEDED_FIELD_NUMBER: _ClassVar[int]
     start: _timestamp_pb2.Timestamp
     end: _timestamp_pb2.Timestamp
     team: str
     site: str
     format: str
-    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., team: _Optional[str] = ..., site: _Optional[str] = ..., format: _Optional[str] = ...) -> None: ...
+    list_superseded: bool
+    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., team: _Optional[str] = ..., site: _Optional[str] = ..., format: _Optional[str] = ..., list_superseded: _Optional[bool] = ...) -> None: ...
 
 class ReportRow(_message.Message):
     __slots__ = ("day", "team", "site", "region", "energy_kwh", "grid_energy_kwh", "emissions_kg_forecast", "emissions_kg_actual", "has_actual", "actual_coverage", "baseline_emissions_kg", "run_now_emissions_kg")
