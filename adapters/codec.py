@@ -88,6 +88,9 @@ def to_response(result: SolveResult, plan_id: str | None = None, *,
         best_bound=_finite(result.best_bound), gap=_finite(result.gap, 1.0),
         wall_seconds=result.wall_seconds, status_detail=result.detail))
     response.explanations.extend(result.explanations)
+    reasons = degraded_reasons(p.forecasts)
+    response.degraded = bool(reasons)
+    response.degraded_reasons.extend(reasons)
     response.provenance.extend(provenance(f) for f in p.forecasts)
     response.forecasts_used.extend(forecast_message(f) for f in p.forecasts
                                    if f.carbon_intensity)
@@ -126,6 +129,12 @@ def forecasts_used_of(response: pb.OptimizeResponse) -> list[Forecast]:
 def site_supply_of(response: pb.OptimizeResponse) -> dict[str, list[float]]:
     """Each site's on-site supply (kW per slot) that the plan used."""
     return {s.site_id: list(s.renewable_kw) for s in response.sites if s.renewable_kw}
+
+
+def degraded_reasons(forecasts) -> list[str]:
+    """``region: why`` for every series a plan rests on that is less than a current
+    forecast (see :meth:`Forecast.degraded_reason`)."""
+    return [f"{f.region}: {why}" for f in forecasts if (why := f.degraded_reason())]
 
 
 def provenance(f) -> pb.Provenance:

@@ -34,6 +34,18 @@ class Forecast:
     #: A typical-day profile (a climatology of past years), not a forecast of these hours.
     typical_profile: bool = False
 
+    def degraded_reason(self) -> str:
+        """Why a plan resting on this series rests on less than a current forecast ("" when
+        it does not): a typical-day profile, a stale cached forecast, or a fallback source."""
+        if self.typical_profile:
+            return "embedded typical-day profile (a climatology, not a forecast)"
+        if self.stale:
+            issued = f" issued {self.issued_at:%Y-%m-%d %H:%M} UTC" if self.issued_at else ""
+            return f"stale forecast from {self.provider}{issued} (its provider failed)"
+        if self.fallback:
+            return f"fallback source {self.provider} (the sources before it failed)"
+        return ""
+
     @property
     def end(self) -> datetime:
         return self.start + timedelta(minutes=self.slot_minutes * len(self.carbon_intensity))

@@ -111,6 +111,8 @@ class Options:
     risk_measure: RiskMeasure = RiskMeasure.UNSPECIFIED
     scenarios: int = 0
     backend: Backend = Backend.AUTO
+    #: Refuse to plan on a fallback (embedded profile, another source) or stale series.
+    require_forecasts: bool = False
 
 
 @dataclass(frozen=True)

@@ -466,7 +466,8 @@ def _parse_objective(r: _Reader, value: Any) -> Objective:
 
 def _parse_options(r: _Reader, value: Any) -> Options:
     o = r.obj(value, "options", {"time_limit_seconds", "relative_gap", "workers", "random_seed",
-                                 "allow_partial", "risk_measure", "scenarios", "backend"})
+                                 "allow_partial", "risk_measure", "scenarios", "backend",
+                                 "require_forecasts"})
     time_limit = r.number(o.get("time_limit_seconds"), "options.time_limit_seconds")
     if time_limit < 0:
         r.error("options.time_limit_seconds", f"negative ({time_limit})")
@@ -479,16 +480,20 @@ def _parse_options(r: _Reader, value: Any) -> Options:
     scenarios = r.integer(o.get("scenarios"), "options.scenarios")
     if scenarios < 0:
         r.error("options.scenarios", f"negative ({scenarios})")
+    seed = r.integer(o.get("random_seed"), "options.random_seed")
+    if seed < 0:
+        r.error("options.random_seed", f"must be 0 or more, got {seed}")
     return Options(
         time_limit_seconds=time_limit if time_limit > 0 else DEFAULT_TIME_LIMIT_SECONDS,
         relative_gap=gap if gap > 0 else DEFAULT_RELATIVE_GAP,
         workers=workers,
-        random_seed=r.integer(o.get("random_seed"), "options.random_seed"),
+        random_seed=seed,
         allow_partial=r.boolean(o.get("allow_partial"), "options.allow_partial"),
         risk_measure=r.enum(o.get("risk_measure"), "options.risk_measure", RiskMeasure,
                             RiskMeasure.UNSPECIFIED),
         scenarios=scenarios,
         backend=r.enum(o.get("backend"), "options.backend", Backend, Backend.AUTO),
+        require_forecasts=r.boolean(o.get("require_forecasts"), "options.require_forecasts"),
     )
 
 

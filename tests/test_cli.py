@@ -655,3 +655,27 @@ def test_actuals_import_lists_every_bad_line(tmp_path: Path) -> None:
     assert_clean_failure(proc, 2)
     for where in (":2.value", ":3.valid_at", ":4"):
         assert f"{bad}{where}" in proc.stderr, proc.stderr
+
+
+def test_a_plan_on_fallback_data_says_so_and_can_be_refused(tmp_path: Path) -> None:
+    """Offline, a region without an inline forecast is planned on the embedded typical-day
+    profile: the console says so, the response is flagged degraded with the reason (it was
+    said only inside plan.json's provenance), and --require-forecast refuses instead."""
+    request = small_request(jobs=[job("x", gpus=4, duration_minutes=120)])
+    request["sites"][0]["region"] = "US-CAL-CISO"
+    request.pop("forecasts")
+    path = write_request(tmp_path, request)
+    proc = run_cli("plan", str(path), "--no-store", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert ("warning: planned on less than a current forecast: US-CAL-CISO: embedded "
+            "typical-day profile") in proc.stderr
+    response = parse_response(proc.stdout)
+    assert response.degraded and response.degraded_reasons[0].startswith("US-CAL-CISO: ")
+    refused = run_cli("plan", str(path), "--no-store", "--require-forecast", cwd=tmp_path)
+    assert_clean_failure(refused, 1)
+    assert "options.require_forecasts: no current forecast for US-CAL-CISO" in refused.stderr
+    assert refused.stdout == ""
+    inline = run_cli("plan", str(write_request(tmp_path, small_request(
+        jobs=[job("x")]), "inline.json")), "--no-store", "--require-forecast", cwd=tmp_path)
+    assert inline.returncode == 0 and "warning" not in inline.stderr
+    assert not parse_response(inline.stdout).degraded

@@ -160,8 +160,18 @@ def test_nightly_is_idempotent_and_writes_outputs(tmp_path: Path, data_env: dict
             "2026-06-15", "--time-limit", "3", "--out-dir", str(tmp_path / "out"))
     first = cli(*args, env=data_env)
     assert first.returncode == 0, first.stderr
+    # Offline: both regions rest on the embedded profile, and the console says so.
+    for region in ("US-CAL-CISO", "US-MIDA-PJM"):
+        assert f"warning: planned on less than a current forecast: {region}: embedded " \
+               "typical-day profile" in first.stderr
     second = cli(*args, env=data_env)
     assert second.returncode == 0 and "reusing" in second.stderr
+    html_page = (tmp_path / "out" / "report.html").read_text()
+    assert "Degraded:" in html_page and "typical-day profile" in html_page
+    refused = cli(*args, "--require-forecast", "--out-dir", str(tmp_path / "strict"),
+                  env=data_env)
+    assert refused.returncode == 1 and "options.require_forecasts" in refused.stderr
+    assert not (tmp_path / "strict" / "plan.json").exists()
     store = PlanStore(f"sqlite:///{tmp_path / 'data' / 'gridshift.sqlite'}")
     records, _ = store.list()
     assert len(records) == 1 and records[0].source == "nightly" and records[0].run_key

@@ -53,6 +53,8 @@ class NightlyRun:
     hours: int = 48
     time_limit_s: float | None = None
     backend: str | None = None
+    #: Refuse to plan on fallback or stale forecasts (options.require_forecasts).
+    require_forecasts: bool = False
 
 
 @dataclass
@@ -83,7 +85,7 @@ class Nightly:
         jobs = read_jobs(run.jobs_path)
         sites, slot_minutes = read_sites(run.sites_path)
         request = build_request(jobs, sites, run.night, run.hours, slot_minutes,
-                                run.time_limit_s, run.backend)
+                                run.time_limit_s, run.backend, run.require_forecasts)
         key = run_key(run.night, run.jobs_path.read_bytes(), run.sites_path.read_bytes(),
                       json.dumps(request["horizon"], sort_keys=True).encode(),
                       json.dumps(request["options"], sort_keys=True).encode())
@@ -142,10 +144,13 @@ def run_key(night: date, *parts: bytes) -> str:
 
 
 def build_request(jobs: list[dict], sites: list[dict], night: date, hours: int,
-                  slot_minutes: int, time_limit_s: float | None, backend: str | None) -> dict:
+                  slot_minutes: int, time_limit_s: float | None, backend: str | None,
+                  require_forecasts: bool = False) -> dict:
     """The night's OptimizeRequest (a dict): ``hours`` from midnight UTC."""
     start = datetime(night.year, night.month, night.day, tzinfo=UTC)
     options: dict[str, Any] = {"time_limit_seconds": time_limit_s or 60.0}
+    if require_forecasts:
+        options["require_forecasts"] = True
     if backend:
         options["backend"] = "BACKEND_AUTO" if backend == "auto" else backend.upper()
     return {"horizon": {"start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),

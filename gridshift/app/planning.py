@@ -80,6 +80,8 @@ class Planner:
         problem = build_problem(request, forecasts)
         if supply_notes:
             problem = replace(problem, forecasts=problem.forecasts + tuple(supply_notes))
+        if request.options.require_forecasts:
+            _refuse_fallbacks(problem)
         return problem
 
     def solve(self, problem: Problem, *, time_limit_s: float | None = None,
@@ -104,16 +106,27 @@ class Planner:
         return PlanOutcome(result, plan_id, stored=True)
 
     def plan(self, data: Any, *, time_limit_s: float | None = None, backend: str | None = None,
+             require_forecasts: bool = False,
              on_progress: Callable[[dict], None] | None = None,
              stop_flag: Callable[[], bool] | None = None, source: str = "cli",
              store: bool = True) -> PlanOutcome:
         """Plan a request dict end to end; overrides are applied before validation."""
-        data = with_overrides(data, time_limit_s=time_limit_s, backend=backend)
+        data = with_overrides(data, time_limit_s=time_limit_s, backend=backend,
+                              require_forecasts=require_forecasts)
         problem = self.prepare(data)
         result = self.solve(problem, on_progress=on_progress, stop_flag=stop_flag)
         if not store:
             return PlanOutcome(result, uuid.uuid4().hex)
         return self.keep(result, data, source)
+
+
+def _refuse_fallbacks(problem: Problem) -> None:
+    """``options.require_forecasts``: UpstreamUnavailableError naming every region (or site)
+    whose series is a fallback, a profile or stale."""
+    reasons = [f"{f.region}: {why}" for f in problem.forecasts if (why := f.degraded_reason())]
+    if reasons:
+        raise UpstreamUnavailableError(
+            "options.require_forecasts: no current forecast for " + "; ".join(reasons))
 
 
 def resolve_forecasts(request: Request, sources: list[ForecastSource]) -> list[Forecast]:
@@ -176,9 +189,10 @@ def problem_as_planned(data: Any, forecasts: Sequence[Forecast],
 
 
 def with_overrides(data: Any, *, time_limit_s: float | None = None,
-                   backend: str | None = None) -> Any:
+                   backend: str | None = None, require_forecasts: bool = False) -> Any:
     """Copy of a request dict with options overridden (left alone if it is not a dict)."""
-    if not isinstance(data, dict) or (time_limit_s is None and backend is None):
+    if not isinstance(data, dict) or (time_limit_s is None and backend is None
+                                      and not require_forecasts):
         return data
     if not isinstance(data.get("options") or {}, dict):
         return data  # malformed options: left for the validator to report
@@ -189,5 +203,8 @@ def with_overrides(data: Any, *, time_limit_s: float | None = None,
         options["time_limit_seconds"] = time_limit_s
     if backend is not None:
         options["backend"] = {"auto": "BACKEND_AUTO"}.get(backend.lower(), backend.upper())
+    if require_forecasts:
+        options.pop("requireForecasts", None)
+        options["require_forecasts"] = True
     data["options"] = options
     return data

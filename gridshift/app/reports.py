@@ -70,8 +70,9 @@ def render_report(plans: list[ReportPlan], start: datetime | None, end: datetime
 
 
 def _plans_and_jobs(plans: list[ReportPlan], list_superseded: bool) -> dict:
-    """Which plans the report rests on and how many jobs each counts (a job re-planned by a
-    newer plan counts in the newest only); with ``list_superseded``, those re-planned rows."""
+    """Which plans the report rests on, how many jobs each counts (a job re-planned by a
+    newer plan counts in the newest only) and which rest on less than a current forecast
+    (``degraded``); with ``list_superseded``, the re-planned rows."""
     included, superseded = [], []
     counted = compared = 0
     for rp in plans:
@@ -86,7 +87,9 @@ def _plans_and_jobs(plans: list[ReportPlan], list_superseded: bool) -> dict:
         superseded += [{"job_id": rp.problem.job_ids[j], "plan_id": rp.plan_id,
                         "superseded_by": newer}
                        for j, newer in sorted(rp.superseded_by.items()) if j in placed]
-    out: dict = {"plans": included,
+    degraded = [{"plan_id": rp.plan_id, "reason": f"{f.region}: {why}"}
+                for rp in plans for f in rp.problem.forecasts if (why := f.degraded_reason())]
+    out: dict = {"plans": included, "degraded": degraded,
                  "jobs": {"counted": counted, "compared": compared,
                           "superseded": sum(p["jobs_superseded"] for p in included)}}
     if list_superseded:

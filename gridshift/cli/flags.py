@@ -19,3 +19,7 @@ def add_solver_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time-limit", type=float, metavar="S",
                    help="solver time limit in seconds (overrides options.time_limit_seconds)")
     p.add_argument("--backend", choices=BACKENDS, help="solver backend (overrides options)")
+    p.add_argument("--require-forecast", action="store_true",
+                   help="refuse to plan (exit 1) where a region would rest on a fallback: the "
+                        "embedded typical-day profile, a later source or a stale forecast "
+                        "(sets options.require_forecasts)")

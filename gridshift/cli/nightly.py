@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
     outcome = app.nightly.run(NightlyRun(
         jobs_path=Path(args.jobs), sites_path=Path(args.sites), night=night,
         out_dir=Path(args.out_dir), hours=args.hours, time_limit_s=args.time_limit,
-        backend=args.backend), TERMINAL)
+        backend=args.backend, require_forecasts=args.require_forecast), TERMINAL)
     if outcome.reused:
         print(f"reusing the plan stored for this night: {outcome.plan_id}", file=sys.stderr)
     else:

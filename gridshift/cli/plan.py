@@ -47,6 +47,7 @@ def _plan(args: argparse.Namespace) -> int:
     request = read_request(args.request)
     with solve_progress(time_limit_of(request, args.time_limit), not args.quiet) as sink:
         outcome = app.planner.plan(request, time_limit_s=args.time_limit, backend=args.backend,
+                                   require_forecasts=args.require_forecast,
                                    on_progress=sink, source="cli", store=not args.no_store)
     write_output(args.output, response_to_json(to_response(outcome.result, outcome.plan_id))
                  + "\n")
@@ -68,7 +69,7 @@ def _remote_plan(args: argparse.Namespace) -> int:
     from gridshift.adapters.grpc_client import SchedulerClient, domain_error
 
     request = with_overrides(read_request(args.request), time_limit_s=args.time_limit,
-                             backend=args.backend)
+                             backend=args.backend, require_forecasts=args.require_forecast)
     parse_request(request)   # every problem with its field path, as a local run lists them
     message = _request_message(request)
     with SchedulerClient(args.server) as client:
@@ -104,6 +105,8 @@ def remote_summary(request: Any, response: pb.OptimizeResponse) -> str:
         raise PlanCheckError("remote plan fails the independent checker: "
                              + "; ".join(check.violations[:3]))
     return "\n".join([
+        *(f"warning: planned on less than a current forecast: {why}"
+          for why in response.degraded_reasons),
         f"status {status} ({response.solver.backend}, remote) in "
         f"{response.solver.wall_seconds:.2f} s, gap {100 * response.solver.gap:.2f} %",
         f"emissions {response.totals.emissions_kg:,.1f} kg CO2e vs FIFO baseline "
@@ -131,6 +134,7 @@ def _demo(args: argparse.Namespace) -> int:
         Path(args.request_out).write_text(json.dumps(request, indent=2) + "\n", encoding="utf-8")
     with solve_progress(time_limit_of(request, args.time_limit)) as sink:
         outcome = app.planner.plan(request, time_limit_s=args.time_limit, backend=args.backend,
+                                   require_forecasts=args.require_forecast,
                                    on_progress=sink, store=False)
     if args.output:
         write_output(args.output, response_to_json(to_response(outcome.result, outcome.plan_id))

@@ -88,7 +88,15 @@ def summary(result: SolveResult) -> str:
     if result.baseline.unscheduled:
         lines.append(f"note: the FIFO baseline could not place {len(result.baseline.unscheduled)} "
                      "job(s) within the horizon")
+    lines += degraded_lines(p.forecasts)
     return "\n".join(lines)
+
+
+def degraded_lines(forecasts) -> list[str]:
+    """``warning: ...`` lines for every series a plan rests on that is less than a current
+    forecast (the response's ``degraded_reasons``)."""
+    return [f"warning: planned on less than a current forecast: {f.region}: {why}"
+            for f in forecasts if (why := f.degraded_reason())]
 
 
 #: Job ids listed per reason; the rest are counted.

@@ -146,7 +146,7 @@ class Objective(_message.Message):
     def __init__(self, carbon_weight: _Optional[float] = ..., cost_weight: _Optional[float] = ..., delay_weight: _Optional[float] = ...) -> None: ...
 
 class Options(_message.Message):
-    __slots__ = ("time_limit_seconds", "relative_gap", "workers", "random_seed", "allow_partial", "risk_measure", "scenarios", "backend")
+    __slots__ = ("time_limit_seconds", "relative_gap", "workers", "random_seed", "allow_partial", "risk_measure", "scenarios", "backend", "require_forecasts")
     TIME_LIMIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     RELATIVE_GAP_FIELD_NUMBER: _ClassVar[int]
     WORKERS_FIELD_NUMBER: _ClassVar[int]
@@ -155,6 +155,7 @@ class Options(_message.Message):
     RISK_MEASURE_FIELD_NUMBER: _ClassVar[int]
     SCENARIOS_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_FORECASTS_FIELD_NUMBER: _ClassVar[int]
     time_limit_seconds: float
     relative_gap: float
     workers: int
@@ -163,7 +164,8 @@ class Options(_message.Message):
     risk_measure: RiskMeasure
     scenarios: int
     backend: Backend
-    def __init__(self, time_limit_seconds: _Optional[float] = ..., relative_gap: _Optional[float] = ..., workers: _Optional[int] = ..., random_seed: _Optional[int] = ..., allow_partial: _Optional[bool] = ..., risk_measure: _Optional[_Union[RiskMeasure, str]] = ..., scenarios: _Optional[int] = ..., backend: _Optional[_Union[Backend, str]] = ...) -> None: ...
+    require_forecasts: bool
+    def __init__(self, time_limit_seconds: _Optional[float] = ..., relative_gap: _Optional[float] = ..., workers: _Optional[int] = ..., random_seed: _Optional[int] = ..., allow_partial: _Optional[bool] = ..., risk_measure: _Optional[_Union[RiskMeasure, str]] = ..., scenarios: _Optional[int] = ..., backend: _Optional[_Union[Backend, str]] = ..., require_forecasts: _Optional[bool] = ...) -> None: ...
 
 class OptimizeRequest(_message.Message):
     __slots__ = ("horizon", "sites", "jobs", "forecasts", "objective", "options")
@@ -316,7 +318,7 @@ class Provenance(_message.Message):
     def __init__(self, region: _Optional[str] = ..., provider: _Optional[str] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stale: _Optional[bool] = ..., fallback: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class OptimizeResponse(_message.Message):
-    __slots__ = ("plan_id", "status", "assignments", "unscheduled", "totals", "baseline", "savings_kg", "savings_pct", "baseline_unplaced", "jobs", "sites", "solver", "risk", "provenance", "forecasts_used", "savings_basis", "explanations")
+    __slots__ = ("plan_id", "status", "assignments", "unscheduled", "totals", "baseline", "savings_kg", "savings_pct", "baseline_unplaced", "jobs", "sites", "solver", "risk", "provenance", "forecasts_used", "savings_basis", "explanations", "degraded", "degraded_reasons")
     PLAN_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
@@ -334,6 +336,8 @@ class OptimizeResponse(_message.Message):
     FORECASTS_USED_FIELD_NUMBER: _ClassVar[int]
     SAVINGS_BASIS_FIELD_NUMBER: _ClassVar[int]
     EXPLANATIONS_FIELD_NUMBER: _ClassVar[int]
+    DEGRADED_FIELD_NUMBER: _ClassVar[int]
+    DEGRADED_REASONS_FIELD_NUMBER: _ClassVar[int]
     plan_id: str
     status: PlanStatus
     assignments: _containers.RepeatedCompositeFieldContainer[Assignment]
@@ -351,7 +355,9 @@ class OptimizeResponse(_message.Message):
     forecasts_used: _containers.RepeatedCompositeFieldContainer[Forecast]
     savings_basis: SavingsBasis
     explanations: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, plan_id: _Optional[str] = ..., status: _Optional[_Union[PlanStatus, str]] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ..., unscheduled: _Optional[_Iterable[_Union[Unscheduled, _Mapping]]] = ..., totals: _Optional[_Union[Totals, _Mapping]] = ..., baseline: _Optional[_Union[Totals, _Mapping]] = ..., savings_kg: _Optional[float] = ..., savings_pct: _Optional[float] = ..., baseline_unplaced: _Optional[_Iterable[str]] = ..., jobs: _Optional[_Iterable[_Union[JobFigures, _Mapping]]] = ..., sites: _Optional[_Iterable[_Union[SiteProfile, _Mapping]]] = ..., solver: _Optional[_Union[SolverInfo, _Mapping]] = ..., risk: _Optional[_Union[Risk, _Mapping]] = ..., provenance: _Optional[_Iterable[_Union[Provenance, _Mapping]]] = ..., forecasts_used: _Optional[_Iterable[_Union[Forecast, _Mapping]]] = ..., savings_basis: _Optional[_Union[SavingsBasis, _Mapping]] = ..., explanations: _Optional[_Iterable[str]] = ...) -> None: ...
+    degraded: bool
+    degraded_reasons: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, plan_id: _Optional[str] = ..., status: _Optional[_Union[PlanStatus, str]] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ..., unscheduled: _Optional[_Iterable[_Union[Unscheduled, _Mapping]]] = ..., totals: _Optional[_Union[Totals, _Mapping]] = ..., baseline: _Optional[_Union[Totals, _Mapping]] = ..., savings_kg: _Optional[float] = ..., savings_pct: _Optional[float] = ..., baseline_unplaced: _Optional[_Iterable[str]] = ..., jobs: _Optional[_Iterable[_Union[JobFigures, _Mapping]]] = ..., sites: _Optional[_Iterable[_Union[SiteProfile, _Mapping]]] = ..., solver: _Optional[_Union[SolverInfo, _Mapping]] = ..., risk: _Optional[_Union[Risk, _Mapping]] = ..., provenance: _Optional[_Iterable[_Union[Provenance, _Mapping]]] = ..., forecasts_used: _Optional[_Iterable[_Union[Forecast, _Mapping]]] = ..., savings_basis: _Optional[_Union[SavingsBasis, _Mapping]] = ..., explanations: _Optional[_Iterable[str]] = ..., degraded: _Optional[bool] = ..., degraded_reasons: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SavingsBasis(_message.Message):
     __slots__ = ("common_jobs", "plan_only_jobs", "baseline_only_jobs", "plan_emissions_kg", "baseline_emissions_kg", "plan_energy_kwh", "baseline_energy_kwh", "plan_jobs", "baseline_jobs")
