@@ -9,8 +9,12 @@ from gridshift.api.v1 import forecast_pb2
 from gridshift.forecasting.series import Forecast
 
 
-def forecast_response(series: list[Forecast]) -> forecast_pb2.GetForecastResponse:
+def forecast_response(series: list[Forecast], unavailable: dict[str, str] | None = None
+                      ) -> forecast_pb2.GetForecastResponse:
+    """GetForecast's answer: the regions' series, and the regions without one and why."""
     response = forecast_pb2.GetForecastResponse()
+    for region, reason in (unavailable or {}).items():
+        response.unavailable.add(region=region, reason=reason)
     for f in series:
         response.forecasts.add(
             region=f.region, start=timestamp(f.start), slot_minutes=f.slot_minutes,
@@ -29,8 +33,12 @@ def _region_window(answer) -> forecast_pb2.RegionBestWindow:
     return message
 
 
-def best_window_response(result) -> forecast_pb2.FindBestWindowResponse:
+def best_window_response(result, unavailable: dict[str, str] | None = None
+                         ) -> forecast_pb2.FindBestWindowResponse:
+    """FindBestWindow's answer: per region and overall, and the regions without a series."""
     response = forecast_pb2.FindBestWindowResponse()
+    for region, reason in (unavailable or {}).items():
+        response.unavailable.add(region=region, reason=reason)
     for region in result.regions:
         response.regions.append(_region_window(result.regions[region]))
     response.best.CopyFrom(_region_window(result.best))

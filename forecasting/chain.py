@@ -134,10 +134,12 @@ class FallbackChain:
 
 
 def _describe(err: Exception) -> str:
+    """Why a source was passed over, in words for people: its own message (a KeyError's
+    without the quotes), never the exception's class name."""
     if isinstance(err, ForecastUnavailable):
         return err.reason
     text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return text or ("unknown region" if isinstance(err, KeyError) else "malformed data")
 
 
 class RegionalChains:

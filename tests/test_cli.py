@@ -7,6 +7,7 @@ forecasts (emissions = Σ max(0, pue * Σ power_kw - renewable_kw) * slot_hours 
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -601,7 +602,7 @@ def test_demo(tmp_path: Path) -> None:
                    str(request_out), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
-    lines = [ln for ln in proc.stdout.splitlines() if "saving" in ln.lower()]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("savings:")]
     assert lines, proc.stdout
     match = re.search(r"([\d,.]+) kg CO2e \((-?[\d.]+) ?%\)", lines[0])
     assert match, lines[0]
@@ -679,3 +680,46 @@ def test_a_plan_on_fallback_data_says_so_and_can_be_refused(tmp_path: Path) -> N
         jobs=[job("x")]), "inline.json")), "--no-store", "--require-forecast", cwd=tmp_path)
     assert inline.returncode == 0 and "warning" not in inline.stderr
     assert not parse_response(inline.stdout).degraded
+
+
+def test_forecast_answers_per_region(tmp_path: Path) -> None:
+    """One region's provider is down: the others are answered and printed, the missing one
+    is named with the sources tried, the exit code says the answer is partial; no exception
+    text and no "server" wording for a local call (it printed nothing for DE and "server
+    unavailable ... KeyError: ..." after waiting)."""
+    proc = run_cli("forecast", "--region", "DE", "--region", "GB-13", "--start",
+                   "2026-06-15T00:00:00Z", "--end", "2026-06-15T03:00:00Z", cwd=tmp_path,
+                   env={"GRIDSHIFT_UKCI_URL": "http://127.0.0.1:1",
+                        "GRIDSHIFT_DATA_DIR": str(tmp_path / "data")})
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout.count("\nDE ") == 3 and "GB-13" not in proc.stdout
+    assert "gridshift: GB-13: unavailable: " in proc.stderr
+    for leak in ("Traceback", "KeyError", "server", "Retrying"):
+        assert leak not in proc.stderr, proc.stderr
+
+
+def test_every_flag_says_what_it_is_for() -> None:
+    from gridshift.cli.parser import build_parser
+
+    def actions(parser):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from actions(sub)
+            elif not isinstance(action, argparse._HelpAction):
+                yield parser.prog, action
+
+    missing = [f"{prog} {'/'.join(a.option_strings) or a.dest}"
+               for prog, a in actions(build_parser("backtest")) if not (a.help or "").strip()]
+    assert not missing, missing
+
+
+def test_report_to_stdout(tmp_path: Path) -> None:
+    env = {"GRIDSHIFT_DATA_DIR": str(tmp_path / "data")}
+    assert run_cli("plan", str(write_request(tmp_path, small_request(jobs=[job("x")]))), "-q",
+                   "-o", str(tmp_path / "p.json"), cwd=tmp_path, env=env).returncode == 0
+    proc = run_cli("report", "--from", START[:10], "--to", "2026-06-16", "--format", "csv",
+                   "-o", "-", cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("day,team,site,region,") and "written to stdout" in proc.stderr
+    assert "1 job(s) counted once" in proc.stderr

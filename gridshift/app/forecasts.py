@@ -4,7 +4,7 @@ FindBestWindow (the best start for a run, per region and overall), over the fore
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,7 +16,16 @@ from gridshift.forecasting.series import Forecast
 from gridshift.forecasting.uncertainty import with_quantiles
 from gridshift.optimizer.errors import FieldViolation, InvalidInputError, UpstreamUnavailableError
 
-__all__ = ["ForecastQueries", "MAX_QUERY_HOURS"]
+__all__ = ["MAX_QUERY_HOURS", "ForecastQueries", "RegionAnswers"]
+
+@dataclass(frozen=True)
+class RegionAnswers:
+    """A query's answer for the regions that have one, and why the others have none
+    (region -> reason): one region's outage does not hide the others."""
+
+    answer: Any
+    unavailable: dict[str, str]
+
 
 #: The longest window a query may ask for.
 MAX_QUERY_HOURS = 24 * 14
@@ -32,23 +41,26 @@ class ForecastQueries:
 
     def get_forecasts(self, regions: list[str], start: datetime | None, end: datetime | None,
                       slot_minutes: int = 60, *,
-                      time_budget_s: float | None = None) -> list[Forecast]:
+                      time_budget_s: float | None = None) -> RegionAnswers:
         """Each region's series aligned to ``slot_minutes`` slots over [start, end), with
         p10/p90 (the provider's own, or the calibrated error model's) and provenance. Regions
         are resolved concurrently within the service's time budget, cut to ``time_budget_s``
-        when given (a caller's deadline)."""
+        when given (a caller's deadline). The answer is the list of series of the regions that
+        have one."""
         self._check(regions, start, end, ("start", "end"))
         if slot_minutes <= 0 or slot_minutes > 1440:
             raise InvalidInputError([FieldViolation("slot_minutes", "must be within 1..1440")])
         slots = math.ceil((end - start).total_seconds() / 60 / slot_minutes)
-        series = self._resolve(regions, start, slots, slot_minutes, time_budget_s)
-        return [_aligned(with_quantiles(series[region]), start, slot_minutes, slots)
-                for region in dict.fromkeys(regions)]
+        series, unavailable = self._resolve(regions, start, slots, slot_minutes, time_budget_s)
+        return RegionAnswers(
+            [_aligned(with_quantiles(series[region]), start, slot_minutes, slots)
+             for region in dict.fromkeys(regions) if region in series], unavailable)
 
     def best_windows(self, regions: list[str], duration_minutes: int,
                      window_start: datetime | None, window_end: datetime | None, *,
-                     time_budget_s: float | None = None) -> Any:
-        """FindBestWindow over the regions' series (forecasting.best_window)."""
+                     time_budget_s: float | None = None) -> RegionAnswers:
+        """FindBestWindow over the regions' series (forecasting.best_window); its answer is
+        the BestWindowResult of the regions that have a series."""
         self._check(regions, window_start, window_end, ("window_start", "window_end"),
                     [] if duration_minutes > 0 else [FieldViolation("duration_minutes",
                                                                     "must be positive")])
@@ -58,9 +70,10 @@ class ForecastQueries:
                                     "window_end")])
         step = 5 if duration_minutes < 60 else 15
         slots = math.ceil((window_end - window_start).total_seconds() / 60 / step)
-        series = self._resolve(regions, window_start, slots, step, time_budget_s)
+        series, unavailable = self._resolve(regions, window_start, slots, step, time_budget_s)
         try:
-            return find_best_window(series, duration_minutes, window_start, window_end)
+            return RegionAnswers(find_best_window(series, duration_minutes, window_start,
+                                                  window_end), unavailable)
         except ValueError as exc:
             raise InvalidInputError([FieldViolation("", str(exc))]) from None
 
@@ -91,14 +104,17 @@ class ForecastQueries:
             raise InvalidInputError(problems)
 
     def _resolve(self, regions: list[str], start: datetime, slots: int, slot_minutes: int,
-                 time_budget_s: float | None) -> dict[str, Forecast]:
+                 time_budget_s: float | None) -> tuple[dict[str, Forecast], dict[str, str]]:
+        """Each region's series, and why the others have none; UpstreamUnavailableError only
+        when no region has one (one provider's outage does not hide the other regions)."""
         answers = self.service.resolve_many(regions, start, slots, slot_minutes,
                                             deadline=self.service.deadline(time_budget_s))
-        failed = [f"region {region!r}: {answer}" for region, answer in answers.items()
-                  if not isinstance(answer, Forecast)]
-        if failed:
-            raise UpstreamUnavailableError(f"no forecast for {'; '.join(failed)}")
-        return answers  # type: ignore[return-value]
+        series = {r: a for r, a in answers.items() if isinstance(a, Forecast)}
+        unavailable = {r: str(a) for r, a in answers.items() if not isinstance(a, Forecast)}
+        if not series:
+            failed = "; ".join(f"region {r!r}: {why}" for r, why in unavailable.items())
+            raise UpstreamUnavailableError(f"no forecast for {failed}")
+        return series, unavailable
 
 
 def _aligned(native: Forecast, start: datetime, slot_minutes: int, slots: int) -> Forecast:

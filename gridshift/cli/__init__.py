@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     """The `gridshift` command: run the subcommand and turn errors into exit codes (2 bad
     input, 1 internal or upstream failure) with a one-line message, never a traceback."""
     logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
+    # urllib3 logs every retry of a provider call; gridshift's HTTP client reports the
+    # outcome in one line (and provenance says why a source was passed over).
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
     args_list = sys.argv[1:] if argv is None else argv
     command = next((a for a in args_list if a in COMMANDS), None)
     args = build_parser(command).parse_args(argv)

@@ -13,7 +13,7 @@ from google.protobuf import json_format
 
 from gridshift.adapters.forecast_codec import best_window_response, forecast_response
 from gridshift.api.v1 import forecast_pb2
-from gridshift.cli.common import app_of
+from gridshift.cli.common import EXIT_INTERNAL, app_of
 from gridshift.optimizer.errors import FieldViolation, InvalidInputError
 
 
@@ -49,15 +49,19 @@ def run(args: argparse.Namespace) -> int:
         request.window_end.FromDatetime(end)
     response = _remote(args, request) if args.server else _local(args, request, start, end)
     sys.stdout.write(_render(args, response))
-    return 0
+    for missing in response.unavailable:
+        print(f"gridshift: {missing.region}: unavailable: {missing.reason}", file=sys.stderr)
+    # Some regions answered, others did not: the answers are printed, the exit code says so.
+    return EXIT_INTERNAL if response.unavailable else 0
 
 
 def _local(args: argparse.Namespace, request, start: datetime, end: datetime):
     queries = app_of(args).queries
     if args.command == "forecast":
-        return forecast_response(queries.get_forecasts(args.region, start, end,
-                                                       args.slot_minutes))
-    return best_window_response(queries.best_windows(args.region, args.duration, start, end))
+        answers = queries.get_forecasts(args.region, start, end, args.slot_minutes)
+        return forecast_response(answers.answer, answers.unavailable)
+    answers = queries.best_windows(args.region, args.duration, start, end)
+    return best_window_response(answers.answer, answers.unavailable)
 
 
 def _remote(args: argparse.Namespace, request):

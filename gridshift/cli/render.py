@@ -19,8 +19,9 @@ def demo_report(result: SolveResult) -> str:
         f"gridshift demo: {p.n_jobs} AI jobs, {p.n_sites} sites, {p.n_slots} x "
         f"{p.horizon.slot_minutes}-min slots from {p.horizon.start:%Y-%m-%d %H:%M} UTC",
         "",
-        f"{'site':<12} {'region':<14} {'jobs':>4} {'baseline kg':>12} {'plan kg':>10} "
-        f"{'saved kg':>9}",
+        "per site, kg CO2e: emissions of the jobs the FIFO baseline and gridshift run there",
+        f"{'site':<12} {'region':<14} {'jobs':>4} {'FIFO baseline':>14} {'gridshift':>10} "
+        f"{'saved':>9}",
     ]
     per_site_plan, per_site_base = defaultdict(float), defaultdict(float)
     jobs_at = defaultdict(int)
@@ -31,8 +32,11 @@ def demo_report(result: SolveResult) -> str:
         per_site_base[jf.site] += jf.emissions_kg
     for s, site in enumerate(p.site_ids):
         lines.append(f"{site:<12} {p.site_regions[s]:<14} {jobs_at[s]:>4} "
-                     f"{per_site_base[s]:>12,.1f} {per_site_plan[s]:>10,.1f} "
+                     f"{per_site_base[s]:>14,.1f} {per_site_plan[s]:>10,.1f} "
                      f"{per_site_base[s] - per_site_plan[s]:>9,.1f}")
+    if any(per_site_plan[s] > per_site_base[s] for s in range(p.n_sites)):
+        lines.append("(a negative saving: gridshift moved work to that cleaner site from "
+                     "dirtier ones, so it emits more there and less in all)")
     t, b = plan_fig.totals, base_fig.totals
     saved = b.emissions_kg - t.emissions_kg
     pct = 100 * saved / b.emissions_kg if b.emissions_kg else 0.0
@@ -47,10 +51,20 @@ def demo_report(result: SolveResult) -> str:
         f"savings: {saved:,.1f} kg CO2e ({pct:.1f} %) on {t.energy_kwh:,.0f} kWh of facility "
         f"energy; waiting {t.wait_hours:,.1f} job-hours (baseline {b.wait_hours:,.1f})",
         f"solver: {result.status} via {result.backend} in {result.wall_seconds:.2f} s, "
-        f"gap {100 * result.gap:.2f} % ({result.detail})",
+        f"gap {100 * result.gap:.2f} % to its lower bound ({_status_meaning(result)})",
+        f"solver detail: {result.detail}",
         "forecasts: " + ", ".join(f"{f.region} ({f.provider})" for f in p.forecasts),
     ]
     return "\n".join(lines)
+
+
+def _status_meaning(result: SolveResult) -> str:
+    """What OPTIMAL or FEASIBLE means for this request's relative gap."""
+    gap = result.problem.options.relative_gap
+    if result.status == "OPTIMAL":
+        return (f"OPTIMAL: no plan is more than {100 * gap:g} % better, the request's "
+                "options.relative_gap")
+    return "FEASIBLE: the best plan found in the time limit, not proven within the gap"
 
 
 def summary(result: SolveResult) -> str:

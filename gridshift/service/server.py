@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import threading
+from datetime import UTC, datetime
 
 from gridshift.app.application import App
 from gridshift.service.errors import RequestIdFilter
@@ -16,11 +17,16 @@ log = logging.getLogger("gridshift.server")
 
 
 def configure_json_logging(level: str = "INFO") -> None:
-    """Structured (JSON lines) logs on stderr, each with the call's request id."""
+    """Structured (JSON lines) logs on stderr, each with the call's request id and an RFC 3339
+    time with its zone (``2026-06-15T12:00:00.123+00:00``)."""
     from pythonjsonlogger.json import JsonFormatter
 
+    class Rfc3339JsonFormatter(JsonFormatter):
+        def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+            return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(
+    handler.setFormatter(Rfc3339JsonFormatter(
         "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
         rename_fields={"asctime": "time", "levelname": "level", "name": "logger"}))
     handler.addFilter(RequestIdFilter())

@@ -122,17 +122,17 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
 
     def GetForecast(self, request, context: grpc.ServicerContext):
         start, end = timestamp_or_none(request, "start"), timestamp_or_none(request, "end")
-        series = self._app.queries.get_forecasts(list(request.regions), start, end,
-                                                 request.slot_minutes or 60,
-                                                 time_budget_s=self._query_budget(context))
-        return forecast_response(series)
+        answers = self._app.queries.get_forecasts(list(request.regions), start, end,
+                                                  request.slot_minutes or 60,
+                                                  time_budget_s=self._query_budget(context))
+        return forecast_response(answers.answer, answers.unavailable)
 
     def FindBestWindow(self, request, context: grpc.ServicerContext):
-        result = self._app.queries.best_windows(
+        answers = self._app.queries.best_windows(
             list(request.regions), request.duration_minutes,
             timestamp_or_none(request, "window_start"), timestamp_or_none(request, "window_end"),
             time_budget_s=self._query_budget(context))
-        return best_window_response(result)
+        return best_window_response(answers.answer, answers.unavailable)
 
     def _query_budget(self, context: grpc.ServicerContext) -> float | None:
         """A forecast query's time for resolving: the call's remaining time less the margin

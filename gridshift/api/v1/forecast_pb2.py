@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from gridshift.api.v1 import optimize_pb2 as gridshift_dot_api_dot_v1_dot_optimize__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fgridshift/api/v1/forecast.proto\x12\x10gridshift.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fgridshift/api/v1/optimize.proto\"\x8f\x01\n\x12GetForecastRequest\x12\x0f\n\x07regions\x18\x01 \x03(\t\x12)\n\x05start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cslot_minutes\x18\x04 \x01(\x05\"\x80\x02\n\x0eRegionForecast\x12\x0e\n\x06region\x18\x01 \x01(\t\x12)\n\x05start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cslot_minutes\x18\x03 \x01(\x05\x12\x18\n\x10\x63\x61rbon_intensity\x18\x04 \x03(\x01\x12\x1c\n\x14\x63\x61rbon_intensity_p10\x18\x05 \x03(\x01\x12\x1c\n\x14\x63\x61rbon_intensity_p90\x18\x06 \x03(\x01\x12\x15\n\rprice_per_mwh\x18\x07 \x03(\x01\x12\x30\n\nprovenance\x18\x08 \x01(\x0b\x32\x1c.gridshift.api.v1.Provenance\"J\n\x13GetForecastResponse\x12\x33\n\tforecasts\x18\x01 \x03(\x0b\x32 .gridshift.api.v1.RegionForecast\"\xa4\x01\n\x15\x46indBestWindowRequest\x12\x0f\n\x07regions\x18\x01 \x03(\t\x12\x18\n\x10\x64uration_minutes\x18\x02 \x01(\x05\x12\x30\n\x0cwindow_start\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"P\n\x0bWindowPoint\x12)\n\x05start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0emean_g_per_kwh\x18\x02 \x01(\x01\"\xee\x01\n\x10RegionBestWindow\x12\x0e\n\x06region\x18\x01 \x01(\t\x12)\n\x05start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0emean_g_per_kwh\x18\x04 \x01(\x01\x12,\n\x05\x63urve\x18\x05 \x03(\x0b\x32\x1d.gridshift.api.v1.WindowPoint\x12\x30\n\nprovenance\x18\x06 \x01(\x0b\x32\x1c.gridshift.api.v1.Provenance\"\x7f\n\x16\x46indBestWindowResponse\x12\x33\n\x07regions\x18\x01 \x03(\x0b\x32\".gridshift.api.v1.RegionBestWindow\x12\x30\n\x04\x62\x65st\x18\x02 \x01(\x0b\x32\".gridshift.api.v1.RegionBestWindowb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fgridshift/api/v1/forecast.proto\x12\x10gridshift.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fgridshift/api/v1/optimize.proto\"\x8f\x01\n\x12GetForecastRequest\x12\x0f\n\x07regions\x18\x01 \x03(\t\x12)\n\x05start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cslot_minutes\x18\x04 \x01(\x05\"\x80\x02\n\x0eRegionForecast\x12\x0e\n\x06region\x18\x01 \x01(\t\x12)\n\x05start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cslot_minutes\x18\x03 \x01(\x05\x12\x18\n\x10\x63\x61rbon_intensity\x18\x04 \x03(\x01\x12\x1c\n\x14\x63\x61rbon_intensity_p10\x18\x05 \x03(\x01\x12\x1c\n\x14\x63\x61rbon_intensity_p90\x18\x06 \x03(\x01\x12\x15\n\rprice_per_mwh\x18\x07 \x03(\x01\x12\x30\n\nprovenance\x18\x08 \x01(\x0b\x32\x1c.gridshift.api.v1.Provenance\"3\n\x11RegionUnavailable\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x84\x01\n\x13GetForecastResponse\x12\x33\n\tforecasts\x18\x01 \x03(\x0b\x32 .gridshift.api.v1.RegionForecast\x12\x38\n\x0bunavailable\x18\x02 \x03(\x0b\x32#.gridshift.api.v1.RegionUnavailable\"\xa4\x01\n\x15\x46indBestWindowRequest\x12\x0f\n\x07regions\x18\x01 \x03(\t\x12\x18\n\x10\x64uration_minutes\x18\x02 \x01(\x05\x12\x30\n\x0cwindow_start\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"P\n\x0bWindowPoint\x12)\n\x05start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0emean_g_per_kwh\x18\x02 \x01(\x01\"\xee\x01\n\x10RegionBestWindow\x12\x0e\n\x06region\x18\x01 \x01(\t\x12)\n\x05start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0emean_g_per_kwh\x18\x04 \x01(\x01\x12,\n\x05\x63urve\x18\x05 \x03(\x0b\x32\x1d.gridshift.api.v1.WindowPoint\x12\x30\n\nprovenance\x18\x06 \x01(\x0b\x32\x1c.gridshift.api.v1.Provenance\"\xb9\x01\n\x16\x46indBestWindowResponse\x12\x33\n\x07regions\x18\x01 \x03(\x0b\x32\".gridshift.api.v1.RegionBestWindow\x12\x30\n\x04\x62\x65st\x18\x02 \x01(\x0b\x32\".gridshift.api.v1.RegionBestWindow\x12\x38\n\x0bunavailable\x18\x03 \x03(\x0b\x32#.gridshift.api.v1.RegionUnavailableb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,14 +37,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETFORECASTREQUEST']._serialized_end=263
   _globals['_REGIONFORECAST']._serialized_start=266
   _globals['_REGIONFORECAST']._serialized_end=522
-  _globals['_GETFORECASTRESPONSE']._serialized_start=524
-  _globals['_GETFORECASTRESPONSE']._serialized_end=598
-  _globals['_FINDBESTWINDOWREQUEST']._serialized_start=601
-  _globals['_FINDBESTWINDOWREQUEST']._serialized_end=765
-  _globals['_WINDOWPOINT']._serialized_start=767
-  _globals['_WINDOWPOINT']._serialized_end=847
-  _globals['_REGIONBESTWINDOW']._serialized_start=850
-  _globals['_REGIONBESTWINDOW']._serialized_end=1088
-  _globals['_FINDBESTWINDOWRESPONSE']._serialized_start=1090
-  _globals['_FINDBESTWINDOWRESPONSE']._serialized_end=1217
+  _globals['_REGIONUNAVAILABLE']._serialized_start=524
+  _globals['_REGIONUNAVAILABLE']._serialized_end=575
+  _globals['_GETFORECASTRESPONSE']._serialized_start=578
+  _globals['_GETFORECASTRESPONSE']._serialized_end=710
+  _globals['_FINDBESTWINDOWREQUEST']._serialized_start=713
+  _globals['_FINDBESTWINDOWREQUEST']._serialized_end=877
+  _globals['_WINDOWPOINT']._serialized_start=879
+  _globals['_WINDOWPOINT']._serialized_end=959
+  _globals['_REGIONBESTWINDOW']._serialized_start=962
+  _globals['_REGIONBESTWINDOW']._serialized_end=1200
+  _globals['_FINDBESTWINDOWRESPONSE']._serialized_start=1203
+  _globals['_FINDBESTWINDOWRESPONSE']._serialized_end=1388
 # @@protoc_insertion_point(module_scope)

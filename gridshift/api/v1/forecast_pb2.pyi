@@ -42,11 +42,21 @@ class RegionForecast(_message.Message):
     provenance: _optimize_pb2.Provenance
     def __init__(self, region: _Optional[str] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., slot_minutes: _Optional[int] = ..., carbon_intensity: _Optional[_Iterable[float]] = ..., carbon_intensity_p10: _Optional[_Iterable[float]] = ..., carbon_intensity_p90: _Optional[_Iterable[float]] = ..., price_per_mwh: _Optional[_Iterable[float]] = ..., provenance: _Optional[_Union[_optimize_pb2.Provenance, _Mapping]] = ...) -> None: ...
 
+class RegionUnavailable(_message.Message):
+    __slots__ = ("region", "reason")
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    region: str
+    reason: str
+    def __init__(self, region: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class GetForecastResponse(_message.Message):
-    __slots__ = ("forecasts",)
+    __slots__ = ("forecasts", "unavailable")
     FORECASTS_FIELD_NUMBER: _ClassVar[int]
+    UNAVAILABLE_FIELD_NUMBER: _ClassVar[int]
     forecasts: _containers.RepeatedCompositeFieldContainer[RegionForecast]
-    def __init__(self, forecasts: _Optional[_Iterable[_Union[RegionForecast, _Mapping]]] = ...) -> None: ...
+    unavailable: _containers.RepeatedCompositeFieldContainer[RegionUnavailable]
+    def __init__(self, forecasts: _Optional[_Iterable[_Union[RegionForecast, _Mapping]]] = ..., unavailable: _Optional[_Iterable[_Union[RegionUnavailable, _Mapping]]] = ...) -> None: ...
 
 class FindBestWindowRequest(_message.Message):
     __slots__ = ("regions", "duration_minutes", "window_start", "window_end")
@@ -85,9 +95,11 @@ class RegionBestWindow(_message.Message):
     def __init__(self, region: _Optional[str] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., mean_g_per_kwh: _Optional[float] = ..., curve: _Optional[_Iterable[_Union[WindowPoint, _Mapping]]] = ..., provenance: _Optional[_Union[_optimize_pb2.Provenance, _Mapping]] = ...) -> None: ...
 
 class FindBestWindowResponse(_message.Message):
-    __slots__ = ("regions", "best")
+    __slots__ = ("regions", "best", "unavailable")
     REGIONS_FIELD_NUMBER: _ClassVar[int]
     BEST_FIELD_NUMBER: _ClassVar[int]
+    UNAVAILABLE_FIELD_NUMBER: _ClassVar[int]
     regions: _containers.RepeatedCompositeFieldContainer[RegionBestWindow]
     best: RegionBestWindow
-    def __init__(self, regions: _Optional[_Iterable[_Union[RegionBestWindow, _Mapping]]] = ..., best: _Optional[_Union[RegionBestWindow, _Mapping]] = ...) -> None: ...
+    unavailable: _containers.RepeatedCompositeFieldContainer[RegionUnavailable]
+    def __init__(self, regions: _Optional[_Iterable[_Union[RegionBestWindow, _Mapping]]] = ..., best: _Optional[_Union[RegionBestWindow, _Mapping]] = ..., unavailable: _Optional[_Iterable[_Union[RegionUnavailable, _Mapping]]] = ...) -> None: ...
