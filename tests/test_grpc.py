@@ -326,3 +326,14 @@ def test_plan_with_server_checks_against_the_forecasts_the_server_used(tmp_path:
     # The on-site solar supply the server derived (and planned with) travels too.
     assert [s.site_id for s in response.sites if any(s.renewable_kw)] == ["sfo"]
     assert took < 20
+
+
+def test_server_log_lines_carry_rfc3339_times_with_their_zone() -> None:
+    code = ("import logging\nfrom gridshift.service.server import configure_json_logging\n"
+            "configure_json_logging('INFO')\nlogging.getLogger('gridshift.server').info('hi')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    line = json.loads(done.stderr.strip().splitlines()[-1])
+    when = datetime.fromisoformat(line["time"])
+    assert when.tzinfo is not None and line["time"].endswith("+00:00"), line["time"]
+    assert "T" in line["time"] and line["message"] == "hi"
