@@ -87,6 +87,9 @@ def to_response(result: SolveResult, plan_id: str | None = None, *,
         backend=result.backend, objective=_finite(result.objective),
         best_bound=_finite(result.best_bound), gap=_finite(result.gap, 1.0),
         wall_seconds=result.wall_seconds, status_detail=result.detail))
+    if result.stability is not None:
+        response.solver.announced_jobs = result.stability.announced
+        response.solver.moved_jobs = result.stability.moved
     response.explanations.extend(result.explanations)
     reasons = degraded_reasons(p.forecasts)
     response.degraded = bool(reasons)

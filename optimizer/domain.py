@@ -86,15 +86,25 @@ class Job:
     min_run_minutes: int = 0
     priority: float = 1.0
     team: str = ""
+    #: Running or committed: its site and start are fixed (the window and allowed sites are
+    #: set to exactly its slots at that site when parsed), it only takes capacity and power.
+    committed: bool = False
+    #: Where and when the job was announced to start by an earlier plan (``move_weight``
+    #: makes moving it cost that much).
+    announced_site: str = ""
+    announced_start: datetime | None = None
 
 
 @dataclass(frozen=True)
 class Objective:
-    """Weights of carbon (per kg), cost (per currency unit) and delay (per priority-hour)."""
+    """Weights of carbon (per kg), cost (per currency unit) and delay (per priority-hour), and
+    what moving a job away from its announced site and start costs (per job, in objective
+    units: kg CO2e with the default weights)."""
 
     carbon_weight: float = 1.0
     cost_weight: float = 0.0
     delay_weight: float = 0.0
+    move_weight: float = 0.0
 
 
 DEFAULT_TIME_LIMIT_SECONDS = 10.0

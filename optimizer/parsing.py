@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -356,7 +357,8 @@ def _parse_location(r: _Reader, s: dict[str, Any], path: str) -> dict[str, float
 def _parse_job(r: _Reader, value: Any, path: str, horizon: Horizon | None) -> Job:
     j = r.obj(value, path, {"id", "team", "gpus", "power_kw", "duration_minutes",
                             "earliest_start", "deadline", "allowed_sites", "home_site",
-                            "interruptible", "min_run_minutes", "priority"})
+                            "interruptible", "min_run_minutes", "priority", "committed_site",
+                            "committed_start", "announced_site", "announced_start"})
     job_id = r.string(j.get("id"), f"{path}.id")
     if not job_id.strip():
         r.error(f"{path}.id", "empty")
@@ -388,12 +390,50 @@ def _parse_job(r: _Reader, value: Any, path: str, horizon: Horizon | None) -> Jo
         earliest = earliest or horizon.start
         deadline = deadline or horizon.end
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    return Job(id=job_id, gpus=gpus, power_kw=power_kw, duration_minutes=duration,
-               earliest_start=earliest or epoch, deadline=deadline or epoch,
-               allowed_sites=allowed, home_site=r.string(j.get("home_site"), f"{path}.home_site"),
-               interruptible=r.boolean(j.get("interruptible"), f"{path}.interruptible"),
-               min_run_minutes=min_run, priority=priority,
-               team=r.string(j.get("team"), f"{path}.team"))
+    job = Job(id=job_id, gpus=gpus, power_kw=power_kw, duration_minutes=duration,
+              earliest_start=earliest or epoch, deadline=deadline or epoch,
+              allowed_sites=allowed, home_site=r.string(j.get("home_site"), f"{path}.home_site"),
+              interruptible=r.boolean(j.get("interruptible"), f"{path}.interruptible"),
+              min_run_minutes=min_run, priority=priority,
+              team=r.string(j.get("team"), f"{path}.team"),
+              announced_site=r.string(j.get("announced_site"), f"{path}.announced_site"),
+              announced_start=r.timestamp(j.get("announced_start"), f"{path}.announced_start"))
+    if bool(job.announced_site) != (job.announced_start is not None):
+        r.error(f"{path}.announced_start" if job.announced_site else f"{path}.announced_site",
+                "announced_site and announced_start go together")
+    site = r.string(j.get("committed_site"), f"{path}.committed_site")
+    start = r.timestamp(j.get("committed_start"), f"{path}.committed_start")
+    if not site and start is None:
+        return job
+    if not site or start is None:
+        r.error(f"{path}.committed_start" if site else f"{path}.committed_site",
+                "committed_site and committed_start go together")
+        return job
+    return _committed(r, job, path, site, start, horizon) if horizon is not None and \
+        duration > 0 else job
+
+
+def _committed(r: _Reader, job: Job, path: str, site: str, start: datetime,
+               horizon: Horizon) -> Job:
+    """A running or committed job, fixed: exactly the slots it occupies within the horizon
+    (from its start, for its duration; a start before the horizon counts only what is left),
+    at its site, in one piece."""
+    step = horizon.slot_minutes * 60
+    first = math.floor((start - horizon.start).total_seconds() / step)
+    end = math.ceil((start - horizon.start).total_seconds() / step
+                    + job.duration_minutes * 60 / step - 1e-9)
+    if end <= 0:
+        r.error(f"{path}.committed_start", f"the job ended by {_fmt(horizon.start)}, the "
+                                           "horizon's start: leave it out of the request")
+        return job
+    if first >= horizon.slots:
+        r.error(f"{path}.committed_start", f"at or after the horizon's end {_fmt(horizon.end)}")
+        return job
+    first, end = max(first, 0), min(end, horizon.slots)
+    at = [horizon.start + timedelta(seconds=k * step) for k in (first, end)]
+    return replace(job, committed=True, allowed_sites=(site,), home_site=site,
+                   earliest_start=at[0], deadline=at[1], interruptible=False, min_run_minutes=0,
+                   duration_minutes=(end - first) * horizon.slot_minutes)
 
 
 def _parse_forecast(r: _Reader, value: Any, path: str, horizon: Horizon | None) -> Forecast:
@@ -450,18 +490,20 @@ def _check_series_values(r: _Reader, series: dict[str, tuple[float, ...]], path:
 
 
 def _parse_objective(r: _Reader, value: Any) -> Objective:
-    o = r.obj(value, "objective", {"carbon_weight", "cost_weight", "delay_weight"})
+    o = r.obj(value, "objective", {"carbon_weight", "cost_weight", "delay_weight",
+                                   "move_weight"})
     weights = {name: r.number(o.get(name), f"objective.{name}") for name in
-               ("carbon_weight", "cost_weight", "delay_weight")}
+               ("carbon_weight", "cost_weight", "delay_weight", "move_weight")}
     for name, w in weights.items():
         if w < 0:
             r.error(f"objective.{name}", f"negative ({w})")
         elif w > MAX_WEIGHT:
             r.error(f"objective.{name}", f"must be at most {MAX_WEIGHT:g}, got {w:g} (only "
                                          "ratios between the weights matter)")
+    move = weights.pop("move_weight")
     if all(w == 0 for w in weights.values()):
-        return Objective()
-    return Objective(**weights)
+        return Objective(move_weight=move)
+    return Objective(**weights, move_weight=move)
 
 
 def _parse_options(r: _Reader, value: Any) -> Options:
@@ -556,6 +598,12 @@ def _check_unique(r: _Reader, ids: list[str], path: str) -> set[str]:
 
 def _check_job_references(r: _Reader, job: Job, path: str, site_ids: set[str],
                           horizon: Horizon | None) -> None:
+    if job.committed:
+        if job.allowed_sites[0] not in site_ids:
+            r.error(f"{path}.committed_site", f"unknown site {job.allowed_sites[0]!r}")
+        return   # its window and site are set from where it runs
+    if job.announced_site and job.announced_site not in site_ids:
+        r.error(f"{path}.announced_site", f"unknown site {job.announced_site!r}")
     for k, site in enumerate(job.allowed_sites):
         if site not in site_ids:
             r.error(f"{path}.allowed_sites[{k}]", f"unknown site {site!r}")

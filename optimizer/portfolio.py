@@ -58,10 +58,15 @@ def restricted(problem: Problem, jobs: list[int]) -> Problem:
     pick = {name: getattr(problem, name)[idx] for name in (
         "gpus", "power_kw", "duration_minutes", "duration_slots", "first_slot", "last_slot",
         "earliest_hours", "home_site", "interruptible", "min_run_slots", "priority")}
+    if len(problem.committed):
+        pick["committed"] = problem.committed[idx]
+    new_index = {j: k for k, j in enumerate(jobs)}
     return dataclasses.replace(
         problem, job_ids=tuple(problem.job_ids[j] for j in jobs),
         job_teams=tuple(problem.job_teams[j] for j in jobs),
-        allowed_sites=tuple(problem.allowed_sites[j] for j in jobs), **pick)
+        allowed_sites=tuple(problem.allowed_sites[j] for j in jobs),
+        announced={new_index[j]: a for j, a in problem.announced.items() if j in new_index},
+        **pick)
 
 
 def improve_plan(problem: Problem, jobs: list[int], plan: Plan, backend: Backend,

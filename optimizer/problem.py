@@ -7,7 +7,8 @@ whole slots.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -48,6 +49,10 @@ class Problem:
     min_run_slots: np.ndarray       # [J] int, >= 1
     priority: np.ndarray            # [J]
     forecasts: tuple[Forecast, ...]  # the series used, one per region
+    #: [J] bool: running or committed jobs (fixed where they run; see parsing._committed).
+    committed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    #: job -> (site, start slot) an earlier plan announced (objective.move_weight).
+    announced: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def n_sites(self) -> int:
@@ -166,4 +171,20 @@ def _assemble(request: Request, ci: np.ndarray, price: np.ndarray,
         min_run_slots=np.array(min_run, dtype=np.int64),
         priority=np.array([j.priority for j in jobs], dtype=float),
         forecasts=used,
+        committed=np.array([j.committed for j in jobs], dtype=bool),
+        announced=_announced(request, site_index),
     )
+
+
+def _announced(request: Request, site_index: dict[str, int]) -> dict[int, tuple[int, int]]:
+    """Announced (site, start slot) per job, for those announced on a slot of the horizon."""
+    h = request.horizon
+    out = {}
+    for j, job in enumerate(request.jobs):
+        if job.announced_start is None or job.announced_site not in site_index:
+            continue
+        slot = math.floor((job.announced_start - h.start).total_seconds()
+                          / (h.slot_minutes * 60) + 1e-9)
+        if 0 <= slot < h.slots:
+            out[j] = (site_index[job.announced_site], slot)
+    return out

@@ -27,6 +27,7 @@ from gridshift.optimizer.milp import build_milp
 from gridshift.optimizer.plan import Plan
 from gridshift.optimizer.portfolio import EXACT_ALONE_MAX_COLUMNS, estimate_columns, improve_plan
 from gridshift.optimizer.problem import Problem
+from gridshift.optimizer.stability import Stability, keep_announced
 
 # Chosen by bench/solver.py: see README "Benchmarks".
 DEFAULT_BACKEND = Backend.HIGHS
@@ -59,6 +60,8 @@ class SolveResult:
     conflicts: dict[int, list[int]] = field(default_factory=dict)
     #: Why jobs were left out, by capacity: a few lines (empty when every job is placed).
     explanations: list[str] = field(default_factory=list)
+    #: Jobs with an announced placement, and how many this plan moves (None: none announced).
+    stability: Stability | None = None
     # Emissions over forecast scenarios (set by the caller that samples them).
     risk: dict | None = None
 
@@ -105,8 +108,15 @@ def solve(problem: Problem, on_progress: ProgressSink | None = None,
         bound = max(bound, better.bound)
         status = "OPTIMAL" if better.optimal else "FEASIBLE"
     plan.unscheduled = unscheduled
-    return _finish(problem, plan, status, backend, bound, started,
-                   "; ".join([detail, *notes]), conflicts, explanations)
+    stability = None
+    if problem.announced:
+        plan, stability = keep_announced(problem, plan, time.monotonic() + max(0.05, 0.02 * limit))
+        if stability.restored:
+            status = "FEASIBLE"    # the search's optimum was traded for stability
+    result = _finish(problem, plan, status, backend, bound, started,
+                     "; ".join([detail, *notes]), conflicts, explanations)
+    result.stability = stability
+    return result
 
 
 def _progress_emitter(on_progress: ProgressSink | None,

@@ -90,7 +90,7 @@ class Site(_message.Message):
     def __init__(self, id: _Optional[str] = ..., region: _Optional[str] = ..., gpu_capacity: _Optional[int] = ..., pue: _Optional[float] = ..., power_cap_kw: _Optional[float] = ..., renewable_kw: _Optional[_Iterable[float]] = ..., capacity_windows: _Optional[_Iterable[_Union[CapacityWindow, _Mapping]]] = ..., latitude: _Optional[float] = ..., longitude: _Optional[float] = ..., solar_kwp: _Optional[float] = ..., wind_kw: _Optional[float] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "team", "gpus", "power_kw", "duration_minutes", "earliest_start", "deadline", "allowed_sites", "home_site", "interruptible", "min_run_minutes", "priority")
+    __slots__ = ("id", "team", "gpus", "power_kw", "duration_minutes", "earliest_start", "deadline", "allowed_sites", "home_site", "interruptible", "min_run_minutes", "priority", "committed_site", "committed_start", "announced_site", "announced_start")
     ID_FIELD_NUMBER: _ClassVar[int]
     TEAM_FIELD_NUMBER: _ClassVar[int]
     GPUS_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +103,10 @@ class Job(_message.Message):
     INTERRUPTIBLE_FIELD_NUMBER: _ClassVar[int]
     MIN_RUN_MINUTES_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    COMMITTED_SITE_FIELD_NUMBER: _ClassVar[int]
+    COMMITTED_START_FIELD_NUMBER: _ClassVar[int]
+    ANNOUNCED_SITE_FIELD_NUMBER: _ClassVar[int]
+    ANNOUNCED_START_FIELD_NUMBER: _ClassVar[int]
     id: str
     team: str
     gpus: int
@@ -115,7 +119,11 @@ class Job(_message.Message):
     interruptible: bool
     min_run_minutes: int
     priority: float
-    def __init__(self, id: _Optional[str] = ..., team: _Optional[str] = ..., gpus: _Optional[int] = ..., power_kw: _Optional[float] = ..., duration_minutes: _Optional[int] = ..., earliest_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., allowed_sites: _Optional[_Iterable[str]] = ..., home_site: _Optional[str] = ..., interruptible: _Optional[bool] = ..., min_run_minutes: _Optional[int] = ..., priority: _Optional[float] = ...) -> None: ...
+    committed_site: str
+    committed_start: _timestamp_pb2.Timestamp
+    announced_site: str
+    announced_start: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., team: _Optional[str] = ..., gpus: _Optional[int] = ..., power_kw: _Optional[float] = ..., duration_minutes: _Optional[int] = ..., earliest_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., allowed_sites: _Optional[_Iterable[str]] = ..., home_site: _Optional[str] = ..., interruptible: _Optional[bool] = ..., min_run_minutes: _Optional[int] = ..., priority: _Optional[float] = ..., committed_site: _Optional[str] = ..., committed_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., announced_site: _Optional[str] = ..., announced_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Forecast(_message.Message):
     __slots__ = ("region", "start", "slot_minutes", "carbon_intensity", "carbon_intensity_p10", "carbon_intensity_p90", "price_per_mwh")
@@ -136,14 +144,16 @@ class Forecast(_message.Message):
     def __init__(self, region: _Optional[str] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., slot_minutes: _Optional[int] = ..., carbon_intensity: _Optional[_Iterable[float]] = ..., carbon_intensity_p10: _Optional[_Iterable[float]] = ..., carbon_intensity_p90: _Optional[_Iterable[float]] = ..., price_per_mwh: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Objective(_message.Message):
-    __slots__ = ("carbon_weight", "cost_weight", "delay_weight")
+    __slots__ = ("carbon_weight", "cost_weight", "delay_weight", "move_weight")
     CARBON_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     COST_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     DELAY_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    MOVE_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     carbon_weight: float
     cost_weight: float
     delay_weight: float
-    def __init__(self, carbon_weight: _Optional[float] = ..., cost_weight: _Optional[float] = ..., delay_weight: _Optional[float] = ...) -> None: ...
+    move_weight: float
+    def __init__(self, carbon_weight: _Optional[float] = ..., cost_weight: _Optional[float] = ..., delay_weight: _Optional[float] = ..., move_weight: _Optional[float] = ...) -> None: ...
 
 class Options(_message.Message):
     __slots__ = ("time_limit_seconds", "relative_gap", "workers", "random_seed", "allow_partial", "risk_measure", "scenarios", "backend", "require_forecasts")
@@ -266,20 +276,24 @@ class SiteProfile(_message.Message):
     def __init__(self, site_id: _Optional[str] = ..., load_kw: _Optional[_Iterable[float]] = ..., grid_kw: _Optional[_Iterable[float]] = ..., gpus_used: _Optional[_Iterable[int]] = ..., emissions_kg: _Optional[float] = ..., energy_kwh: _Optional[float] = ..., renewable_kw: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class SolverInfo(_message.Message):
-    __slots__ = ("backend", "objective", "best_bound", "gap", "wall_seconds", "status_detail")
+    __slots__ = ("backend", "objective", "best_bound", "gap", "wall_seconds", "status_detail", "announced_jobs", "moved_jobs")
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
     BEST_BOUND_FIELD_NUMBER: _ClassVar[int]
     GAP_FIELD_NUMBER: _ClassVar[int]
     WALL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     STATUS_DETAIL_FIELD_NUMBER: _ClassVar[int]
+    ANNOUNCED_JOBS_FIELD_NUMBER: _ClassVar[int]
+    MOVED_JOBS_FIELD_NUMBER: _ClassVar[int]
     backend: str
     objective: float
     best_bound: float
     gap: float
     wall_seconds: float
     status_detail: str
-    def __init__(self, backend: _Optional[str] = ..., objective: _Optional[float] = ..., best_bound: _Optional[float] = ..., gap: _Optional[float] = ..., wall_seconds: _Optional[float] = ..., status_detail: _Optional[str] = ...) -> None: ...
+    announced_jobs: int
+    moved_jobs: int
+    def __init__(self, backend: _Optional[str] = ..., objective: _Optional[float] = ..., best_bound: _Optional[float] = ..., gap: _Optional[float] = ..., wall_seconds: _Optional[float] = ..., status_detail: _Optional[str] = ..., announced_jobs: _Optional[int] = ..., moved_jobs: _Optional[int] = ...) -> None: ...
 
 class Risk(_message.Message):
     __slots__ = ("expected_kg", "p90_kg", "cvar95_kg", "scenarios", "measure", "candidates", "point_plan_measure_kg", "chosen_measure_kg")
