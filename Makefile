@@ -34,17 +34,7 @@ $(INTEROP_STAMP): $(INTEROP)/package.json $(INTEROP)/package-lock.json
 interop: $(INTEROP_STAMP)
 
 test: $(STAMP) $(INTEROP_STAMP)
-	@if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then SUDO=; \
-		elif command -v apt-get >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then SUDO="sudo -n"; \
-		else SUDO=none; fi; \
-		if [ "$$SUDO" != none ]; then \
-			echo "installing Debian's postgresql package for the plan store tests" >&2; \
-			{ $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive \
-				apt-get install -y -qq --no-install-recommends postgresql; } >/dev/null 2>&1 \
-			|| echo "could not install postgresql: the PostgreSQL plan store tests will be skipped" >&2; \
-		else echo "initdb not found and apt-get unusable: the PostgreSQL plan store tests will be skipped" >&2; fi; \
-	fi
+	@sh tests/install_services.sh
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

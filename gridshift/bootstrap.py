@@ -57,7 +57,7 @@ def build_app(settings: Settings, *, store: PlanStore | None | Any = KEEP_DEFAUL
                       device=settings.device, solve=solve)
     app = App(planner=planner, forecast_service=service, queries=ForecastQueries(service),
               archive=archive, nightly=Nightly(planner), device=settings.device,
-              shared_data_dir=settings.shared_data_dir)
+              shared_data_dir=settings.shared_data_dir, slurm_conf=settings.slurm_conf)
     if clock is not None:
         app.clock = clock
     return app

@@ -77,6 +77,8 @@ class Settings:
     device: str = "auto"
     #: None: not set (the CLI logs warnings, the server INFO).
     log_level: str | None = None
+    #: The Slurm cluster the scheduler agent drives: its slurm.conf (None: Slurm's default).
+    slurm_conf: str | None = None
 
     @property
     def store_url(self) -> str:
@@ -128,6 +130,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "paths": ("data_dir", "shared_data_dir"),
     "scoring": ("device",),
     "logging": ("level",),
+    "slurm": ("conf",),
 }
 _ENV: dict[tuple[str, str], str] = {
     **{("server", key): ENV_PREFIX + key.upper() for key in _KEYS["server"]},
@@ -136,6 +139,7 @@ _ENV: dict[tuple[str, str], str] = {
     ("paths", "data_dir"): "GRIDSHIFT_DATA_DIR",
     ("paths", "shared_data_dir"): "GRIDSHIFT_SHARED_DATA",
     ("scoring", "device"): "GRIDSHIFT_DEVICE", ("logging", "level"): "GRIDSHIFT_LOG_LEVEL",
+    ("slurm", "conf"): "GRIDSHIFT_SLURM_CONF",
 }
 
 
@@ -330,5 +334,15 @@ def _log_level(layers: _Layers) -> str | None:
 _PARTS = {
     "data_dir": _data_dir, "shared_data_dir": _shared_data_dir, "server": _server,
     "forecasts": _forecasts, "providers": _providers, "store": _store, "device": _device,
-    "log_level": _log_level,
+    "log_level": _log_level, "slurm_conf": lambda layers: _text_setting(layers, "slurm", "conf"),
 }
+
+
+def _text_setting(layers: _Layers, table: str, key: str) -> str | None:
+    found = layers.get(table, key)
+    if found is None:
+        return None
+    value, where = found
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidSettingsError([FieldViolation(where, f"must be text, got {value!r}")])
+    return value.strip()

@@ -36,6 +36,8 @@ class App:
     device: str
     shared_data_dir: Path
     clock: Callable[[], datetime] = _utc_now
+    #: The Slurm cluster's slurm.conf for the scheduler agent (None: Slurm's default).
+    slurm_conf: str | None = None
 
     def close(self) -> None:
         """Release the plan store's connections."""

@@ -13,7 +13,7 @@ COMMANDS = {
     "plan": "plan", "demo": "plan", "serve": "serve", "health": "serve",
     "forecast": "queries", "best-window": "queries", "score": "score",
     "plans": "plans", "report": "plans", "actuals": "plans", "nightly": "nightly",
-    "backtest": "backtest", "db": "db",
+    "backtest": "backtest", "db": "db", "slurm": "slurm",
 }
 
 
@@ -33,6 +33,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _store_commands(sub)
     _nightly_command(sub)
     _db_command(sub)
+    _slurm_commands(sub)
     backtest = sub.add_parser("backtest", help="replay a real GPU trace against real carbon "
                                                "series")
     if command == "backtest":
@@ -206,3 +207,37 @@ def _db_command(sub: Any) -> None:
     db.add_argument("--url", help="database URL (default: the settings' store: "
                                   "GRIDSHIFT_DB_URL, else the SQLite file in the data directory)")
     add_config_flag(db)
+
+
+def _slurm_commands(sub: Any) -> None:
+    """`slurm sync|agent`."""
+    slurm = sub.add_parser("slurm", help="carry plans out on a Slurm cluster")
+    ssub = slurm.add_subparsers(dest="slurm_command", required=True)
+    for name, text in (("sync", "plan the opted-in pending jobs once and apply the plan"),
+                       ("agent", "sync every --interval seconds until stopped")):
+        p = ssub.add_parser(name, help=text)
+        p.add_argument("--sites", required=True,
+                       help="the sites file (YAML or JSON, as for nightly) with, per site, its "
+                            "partition and gpu_power_kw (kW per GPU)")
+        p.add_argument("--marker", default="comment=gridshift",
+                       help="which pending jobs opt in: comment=TEXT (default "
+                            "comment=gridshift), qos=NAME or partition=NAME")
+        p.add_argument("--hours", type=int, default=24, help="planning horizon (default 24)")
+        p.add_argument("--slot-minutes", type=int,
+                       help="slot length (default: the sites file's, else 60)")
+        p.add_argument("--time-limit", type=float, default=10.0, metavar="S",
+                       help="solver time limit per round in seconds (default 10)")
+        p.add_argument("--move-weight", type=float, default=0.5, metavar="KG",
+                       help="what moving an already scheduled job costs, kg CO2e (default 0.5)")
+        p.add_argument("--forecasts", metavar="FILE",
+                       help="forecast series for the sites' regions (JSON, as a request's "
+                            "forecasts); default: the forecast service")
+        p.add_argument("--slurm-conf", metavar="FILE",
+                       help="the cluster's slurm.conf (default $GRIDSHIFT_SLURM_CONF, else "
+                            "Slurm's own)")
+        p.add_argument("--dry-run", action="store_true",
+                       help="say which scontrol commands would run; change nothing")
+        if name == "agent":
+            p.add_argument("--interval", type=float, default=300.0, metavar="S",
+                           help="seconds between rounds (default 300)")
+        add_config_flag(p)
