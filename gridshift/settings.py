@@ -15,6 +15,9 @@ the components that need them.
 | ``[paths]`` data_dir, shared_data_dir | ``GRIDSHIFT_DATA_DIR`` (else ``$XDG_DATA_HOME/gridshift``, else ``~/.local/share/gridshift``), ``GRIDSHIFT_SHARED_DATA`` | where gridshift keeps its files; the research data sets (backtests) |
 | ``[scoring]`` device | ``GRIDSHIFT_DEVICE`` | auto, cpu or gpu (batch scoring, risk) |
 | ``[logging]`` level | ``GRIDSHIFT_LOG_LEVEL`` | DEBUG, INFO, WARNING, ... |
+| ``[security]`` tls_cert, tls_key, client_ca, tokens_file, rate_limit_per_s, rate_limit_burst, allow_insecure | ``GRIDSHIFT_TLS_CERT``, ... (the key in capitals) | TLS / mutual TLS, principals (hashed tokens, certificate identities), per-principal rate limits |
+| ``[client]`` ca, cert, key, token, server_name | ``GRIDSHIFT_CLIENT_CA``, ``GRIDSHIFT_CLIENT_CERT``, ``GRIDSHIFT_CLIENT_KEY``, ``GRIDSHIFT_TOKEN``, ``GRIDSHIFT_CLIENT_SERVER_NAME`` | how the CLI reaches a server (--server) |
+| ``[metrics]`` host, port, textfile, pushgateway, job | ``GRIDSHIFT_METRICS_HOST``, ... | Prometheus metrics: the HTTP port of `serve`; a textfile or Pushgateway for nightly runs |
 """  # noqa: E501 - a table reads better unwrapped
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ from gridshift.adapters.forecast_service import ForecastConfig
 from gridshift.adapters.providers.registry import ProviderSettings, settings_keys
 from gridshift.optimizer.errors import FieldViolation, InvalidInputError
 
-__all__ = ["InvalidSettingsError", "ServerSettings", "Settings", "StoreSettings",
-           "load_settings"]
+__all__ = ["ClientSettings", "InvalidSettingsError", "MetricsSettings", "SecuritySettings",
+           "ServerSettings", "Settings", "StoreSettings", "load_settings"]
 
 ENV_PREFIX = "GRIDSHIFT_"
 #: Messages up to 64 MiB each way: a week of 5-minute slots for thousands of jobs fits.
@@ -54,6 +57,62 @@ class ServerSettings:
     #: Part of a call's remaining time kept back for building and sending the response.
     deadline_margin_s: float = 0.3
     deadline_margin_share: float = 0.1
+    #: On SIGTERM: health NOT_SERVING and new calls UNAVAILABLE for this long before the port
+    #: closes (load balancers see it), then up to grace_seconds for in-flight calls.
+    shutdown_delay_s: float = 2.0
+    #: gRPC server reflection (v1 and v1alpha); with principals configured, admins only.
+    reflection: bool = True
+    #: Bounds of one planning call, checked before anything is built: its request message,
+    #: jobs x sites x slots, and the memory it is estimated to need; and the memory all calls
+    #: running or queued may hold together (RESOURCE_EXHAUSTED past it).
+    max_request_bytes: int = 32 * 1024 * 1024
+    max_cells_per_call: int = 20_000_000
+    max_call_memory_bytes: int = 2 * 1024**3
+    memory_budget_bytes: int = 6 * 1024**3
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    """TLS (``client_ca`` set: mutual TLS, client certificates required), the principals file
+    (hashed bearer tokens and certificate identities with their teams and permissions; none:
+    no authentication), per-principal rate limits (0: none), and whether a server without TLS
+    or principals may listen beyond loopback (``allow_insecure``)."""
+
+    tls_cert: str = ""
+    tls_key: str = ""
+    client_ca: str = ""
+    tokens_file: str = ""
+    rate_limit_per_s: float = 0.0
+    rate_limit_burst: int = 20
+    allow_insecure: bool = False
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert)
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """How the CLI reaches a server: the CA that signs its certificate (TLS when set), a client
+    certificate and key (mutual TLS), a bearer token, the name to check the certificate for."""
+
+    ca: str = ""
+    cert: str = ""
+    key: str = ""
+    token: str = field(default="", repr=False)
+    server_name: str = ""
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """Prometheus metrics: ``port`` of the HTTP endpoint of `serve` (-1: none; 0: any free),
+    and where nightly runs write theirs (a node-exporter textfile, a Pushgateway URL)."""
+
+    host: str = "127.0.0.1"
+    port: int = -1
+    textfile: str = ""
+    pushgateway: str = ""
+    job: str = "gridshift"
 
 
 @dataclass(frozen=True)
@@ -74,6 +133,9 @@ class Settings:
     forecasts: ForecastConfig = field(default_factory=ForecastConfig)
     providers: ProviderSettings = field(default_factory=ProviderSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    client: ClientSettings = field(default_factory=ClientSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     device: str = "auto"
     #: None: not set (the CLI logs warnings, the server INFO).
     log_level: str | None = None
@@ -131,6 +193,9 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "scoring": ("device",),
     "logging": ("level",),
     "slurm": ("conf",),
+    "security": tuple(f.name for f in fields(SecuritySettings)),
+    "client": tuple(f.name for f in fields(ClientSettings)),
+    "metrics": tuple(f.name for f in fields(MetricsSettings)),
 }
 _ENV: dict[tuple[str, str], str] = {
     **{("server", key): ENV_PREFIX + key.upper() for key in _KEYS["server"]},
@@ -140,6 +205,10 @@ _ENV: dict[tuple[str, str], str] = {
     ("paths", "shared_data_dir"): "GRIDSHIFT_SHARED_DATA",
     ("scoring", "device"): "GRIDSHIFT_DEVICE", ("logging", "level"): "GRIDSHIFT_LOG_LEVEL",
     ("slurm", "conf"): "GRIDSHIFT_SLURM_CONF",
+    **{("security", key): ENV_PREFIX + key.upper() for key in _KEYS["security"]},
+    **{("client", key): f"{ENV_PREFIX}CLIENT_{key.upper()}" for key in _KEYS["client"]},
+    ("client", "token"): "GRIDSHIFT_TOKEN",
+    **{("metrics", key): f"{ENV_PREFIX}METRICS_{key.upper()}" for key in _KEYS["metrics"]},
 }
 
 
@@ -207,6 +276,10 @@ _RANGES: dict[str, tuple[float | None, float | None]] = {
     "port": (0, 65535), "max_concurrent_solves": (1, None), "max_queued_solves": (0, None),
     "grace_seconds": (0, None), "max_message_bytes": (1024, 2**31 - 1),
     "deadline_margin_s": (0, None), "deadline_margin_share": (0, 0.9),
+    "shutdown_delay_s": (0, None), "max_request_bytes": (1024, 2**31 - 1),
+    "max_cells_per_call": (1, None), "max_call_memory_bytes": (1, None),
+    "memory_budget_bytes": (1, None), "rate_limit_per_s": (0, None),
+    "rate_limit_burst": (1, None),
 }
 
 
@@ -241,6 +314,12 @@ def _convert(kind: type, value: Any) -> Any:
     number is not an int, and a bool is not a number."""
     if kind is str:
         return str(value)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _SWITCH:
+            return _SWITCH[value.strip().lower()]
+        raise ValueError("not on or off")
     if isinstance(value, bool):
         raise TypeError("a bool is not a number")
     number = float(value)
@@ -251,6 +330,39 @@ def _convert(kind: type, value: Any) -> Any:
             raise ValueError("not a whole number")
         return int(number)
     return number
+
+
+def _typed_table(table: str, cls: type, ranges: dict[str, tuple[float | None, float | None]]
+                 ) -> Any:
+    """A reader of a table whose keys are the fields of dataclass ``cls``, each converted to
+    its default's type and held to its range (file, environment, flags, like [server])."""
+    def read(layers: _Layers) -> Any:
+        defaults = cls()
+        values: dict[str, Any] = {}
+        problems = []
+        for name in _KEYS[table]:
+            found = layers.get(table, name)
+            if found is None:
+                continue
+            value, where = found
+            kind = type(getattr(defaults, name))
+            try:
+                typed = _convert(kind, value)
+            except (TypeError, ValueError, OverflowError):
+                expected = "on or off" if kind is bool else kind.__name__
+                problems.append(FieldViolation(where, f"expected {expected}, got "
+                                                      f"{'***' if name == 'token' else value!r}"))
+                continue
+            low, high = ranges.get(name, (None, None))
+            if (low is not None and typed < low) or (high is not None and typed > high):
+                bounds = f"at least {low}" if high is None else f"within {low}..{high}"
+                problems.append(FieldViolation(where, f"must be {bounds}, got {typed!r}"))
+                continue
+            values[name] = typed.strip() if isinstance(typed, str) else typed
+        if problems:
+            raise InvalidSettingsError(problems)
+        return replace(defaults, **values)
+    return read
 
 
 def _forecasts(layers: _Layers) -> ForecastConfig:
@@ -335,6 +447,9 @@ _PARTS = {
     "data_dir": _data_dir, "shared_data_dir": _shared_data_dir, "server": _server,
     "forecasts": _forecasts, "providers": _providers, "store": _store, "device": _device,
     "log_level": _log_level, "slurm_conf": lambda layers: _text_setting(layers, "slurm", "conf"),
+    "security": _typed_table("security", SecuritySettings, _RANGES),
+    "client": _typed_table("client", ClientSettings, {}),
+    "metrics": _typed_table("metrics", MetricsSettings, {"port": (-1, 65535)}),
 }
 
 

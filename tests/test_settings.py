@@ -115,3 +115,25 @@ def test_forecasts_table_is_checked(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="unknown step"):
         load_settings(config(tmp_path, "[forecasts.regions.DE]\nchain = ['nope:DE']\n"),
                       environ={})
+
+
+def test_security_client_and_metrics_tables(tmp_path: Path) -> None:
+    """The [security], [client] and [metrics] tables read like [server]: file, environment,
+    flags; switches as on/off; the client's bearer token never shows in a repr or an error."""
+    path = config(tmp_path, '[security]\ntls_cert = "a.pem"\nrate_limit_per_s = 5\n'
+                            '[metrics]\nport = 9100\n[server]\nreflection = false\n')
+    env = {"GRIDSHIFT_TOKEN": "s3cret-token", "GRIDSHIFT_ALLOW_INSECURE": "on",
+           "GRIDSHIFT_METRICS_TEXTFILE": "/tmp/m.prom"}
+    settings = load_settings(path, environ=env)
+    assert settings.security.tls_cert == "a.pem" and settings.security.tls
+    assert settings.security.rate_limit_per_s == 5.0 and settings.security.allow_insecure
+    assert settings.client.token == "s3cret-token"
+    assert "s3cret" not in repr(settings)
+    assert (settings.metrics.port, settings.metrics.textfile) == (9100, "/tmp/m.prom")
+    assert settings.server.reflection is False
+    with pytest.raises(InvalidInputError) as info:
+        load_settings(None, environ={"GRIDSHIFT_REFLECTION": "maybe",
+                                     "GRIDSHIFT_METRICS_PORT": "-5",
+                                     "GRIDSHIFT_RATE_LIMIT_PER_S": "-1"})
+    assert {v.field for v in info.value.violations} == {
+        "GRIDSHIFT_REFLECTION", "GRIDSHIFT_METRICS_PORT", "GRIDSHIFT_RATE_LIMIT_PER_S"}
