@@ -244,6 +244,8 @@ class ForecastService:
         self._actuals = actuals
         self._chains: dict[str, FallbackChain] = {}
         self._lock = threading.Lock()
+        #: Metrics (adapters.metrics.Metrics): resolutions by provider and outcome.
+        self.metrics: Any = None
 
     def cache_store(self) -> Any:
         """The persisted forecast cache (opened on first use)."""
@@ -291,8 +293,14 @@ class ForecastService:
                 extending = ExtendingSource(guarded, provider, spec.horizon_h)
                 ttl = self.config.ttl_seconds.get(provider, spec.ttl_s)
                 sources.append(CachingSource(extending, self.cache_store(), ttl,
-                                             provider=provider))
+                                             provider=provider,
+                                             on_hit=lambda p=provider: self._count(
+                                                 p, "cache_hit")))
         return FallbackChain(sources, name=f"chain[{region}]")
+
+    def _count(self, provider: str, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.forecast(provider, outcome)
 
     def _http(self, provider: str) -> Any:
         return self._http_factory(provider) if self._http_factory else None
@@ -352,8 +360,17 @@ class ForecastService:
         token = _DEADLINE.set(deadline if deadline is not None else self.deadline())
         try:
             result: ChainResult = self.chain(region).resolve(region, start, slots, slot_minutes)
+        except LookupError as exc:
+            for attempt in getattr(exc, "tried", ()):
+                self._count(attempt.provider, "error")
+            raise
         finally:
             _DEADLINE.reset(token)
+        for attempt in result.tried:
+            self._count(attempt.provider, "error")
+        f = result.forecast
+        self._count(f.provider, "stale" if f.stale else "fallback" if f.fallback or result.tried
+                    else "ok")
         detail = "; ".join(x for x in (result.forecast.detail, result.detail) if x)
         return self._blended(replace(result.forecast, detail=detail))
 

@@ -139,7 +139,8 @@ class CachingSource:
 
     def __init__(self, inner: ForecastSource, store: CacheStore, ttl_s: float,
                  clock: Callable[[], datetime] = _utc_now, *, provider: str | None = None,
-                 max_stale_s: float | None = None) -> None:
+                 max_stale_s: float | None = None,
+                 on_hit: Callable[[], None] | None = None) -> None:
         if ttl_s < 0:
             raise ValueError(f"ttl_s must be >= 0, got {ttl_s}")
         self.inner = inner
@@ -148,6 +149,8 @@ class CachingSource:
         self.clock = clock
         self.name = provider or source_name(inner)
         self.max_stale_s = max_stale_s
+        #: Told of each fresh cached answer (metrics count cache hits).
+        self.on_hit = on_hit
 
     def forecast(self, region: str, start: datetime, slots: int, slot_minutes: int) -> Forecast:
         """A fresh cached forecast, else the provider's, else a stale cached one."""
@@ -156,6 +159,8 @@ class CachingSource:
         candidates = self._cached(key, start, slots, slot_minutes)
         for stored_at, cached in candidates:
             if (now - stored_at).total_seconds() < self.ttl_s:
+                if self.on_hit is not None:
+                    self.on_hit()
                 return cached
         try:
             fresh = self.inner.forecast(region, start, slots, slot_minutes)

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from gridshift.adapters.forecast_service import ForecastConfig, ForecastService, HttpFactory
+from gridshift.adapters.metrics import Metrics
 from gridshift.adapters.renewables import SiteSupply
 from gridshift.adapters.store import PlanStore
 from gridshift.app.application import App
@@ -53,11 +54,16 @@ def build_app(settings: Settings, *, store: PlanStore | None | Any = KEEP_DEFAUL
     service = forecast_service or ForecastService(
         _with_cache_path(settings), settings.providers, http_factory=http_factory,
         actuals=_actuals_of(archive))
+    metrics = Metrics()
+    if isinstance(service, ForecastService) and service.metrics is None:
+        service.metrics = metrics
     planner = Planner(service, SiteSupply(settings.providers, http_factory), archive,
                       device=settings.device, solve=solve)
+    planner.metrics = metrics
     app = App(planner=planner, forecast_service=service, queries=ForecastQueries(service),
               archive=archive, nightly=Nightly(planner), device=settings.device,
-              shared_data_dir=settings.shared_data_dir, slurm_conf=settings.slurm_conf)
+              shared_data_dir=settings.shared_data_dir, slurm_conf=settings.slurm_conf,
+              metrics=metrics)
     if clock is not None:
         app.clock = clock
     return app

@@ -15,6 +15,7 @@ class ErrorCategory(Enum):
     UNAVAILABLE = "unavailable_upstream"
     DEADLINE = "deadline"
     OVERLOADED = "overloaded"
+    CANCELLED = "cancelled"
     INTERNAL = "internal"
 
 
@@ -55,3 +56,9 @@ class OverloadedError(GridshiftError):
     """Too much concurrent work; retry later."""
 
     category = ErrorCategory.OVERLOADED
+
+
+class CancelledError(GridshiftError):
+    """The caller gave up (cancelled, or its deadline passed) while the work was under way."""
+
+    category = ErrorCategory.CANCELLED

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,7 +31,7 @@ from gridshift.optimizer.domain import (
     RiskMeasure,
     Site,
 )
-from gridshift.optimizer.errors import FieldViolation, InvalidInputError
+from gridshift.optimizer.errors import CancelledError, FieldViolation, InvalidInputError
 
 MAX_SLOTS = 20_000
 INT32_MAX = 2**31 - 1
@@ -118,6 +120,17 @@ class _Reader:
             return ""
         return value
 
+    def ident(self, value: Any, path: str) -> str:
+        """A name (id, team, region, site reference): a string without control characters
+        (NUL, newlines, ...) or bidirectional-text controls, which would let a name print as
+        another one in logs, tables and reports."""
+        text = self.string(value, path)
+        bad = next((c for c in text if _forbidden_in_name(c)), None)
+        if bad is not None:
+            self.invalid(path, f"contains the control character U+{ord(bad):04X} (names may "
+                               "not hold control or bidirectional-text characters)")
+        return text
+
     def boolean(self, value: Any, path: str) -> bool:
         if value is None or value is _MISSING:
             return False
@@ -201,6 +214,15 @@ class _Reader:
         return default
 
 
+#: Bidirectional-text controls (embeddings, overrides, isolates, marks): "Trojan Source".
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                           "\u2066\u2067\u2068\u2069")
+
+
+def _forbidden_in_name(c: str) -> bool:
+    return c in _BIDI_CONTROLS or unicodedata.category(c) in ("Cc", "Cs")
+
+
 def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
@@ -214,17 +236,19 @@ def parse_request_json(text: str | bytes) -> Request:
     return parse_request(data)
 
 
-def parse_request(data: Any) -> Request:
-    """Parse and validate a request dict; raises InvalidInputError listing every problem."""
+def parse_request(data: Any, stop: Callable[[], bool] | None = None) -> Request:
+    """Parse and validate a request dict; raises InvalidInputError listing every problem.
+    ``stop`` (the caller gave up: cancelled, past its deadline) is asked every
+    STOP_CHECK_EVERY sites or jobs; when it says so, CancelledError ends the validation."""
     r = _Reader()
     if not isinstance(data, dict):
         raise InvalidInputError([FieldViolation("", "request must be a JSON object")])
     top = r.obj(data, "", {"horizon", "sites", "jobs", "forecasts", "objective", "options"})
     horizon = _parse_horizon(r, top.get("horizon"))
     sites = [_parse_site(r, s, f"sites[{i}]", horizon)
-             for i, s in enumerate(r.list_(top.get("sites"), "sites"))]
+             for i, s in enumerate(r.list_(top.get("sites"), "sites")) if _go_on(stop, i)]
     jobs = [_parse_job(r, j, f"jobs[{i}]", horizon)
-            for i, j in enumerate(r.list_(top.get("jobs"), "jobs"))]
+            for i, j in enumerate(r.list_(top.get("jobs"), "jobs")) if _go_on(stop, i)]
     forecasts = [_parse_forecast(r, f, f"forecasts[{i}]", horizon)
                  for i, f in enumerate(r.list_(top.get("forecasts"), "forecasts"))]
     objective = _parse_objective(r, top.get("objective"))
@@ -240,6 +264,33 @@ def parse_request(data: Any) -> Request:
     assert horizon is not None
     return Request(horizon=horizon, sites=tuple(sites), jobs=tuple(jobs),
                    forecasts=tuple(forecasts), objective=objective, options=options)
+
+
+#: How often (in sites or jobs) a long validation asks whether its caller still wants it.
+STOP_CHECK_EVERY = 256
+
+
+def _go_on(stop: Callable[[], bool] | None, i: int) -> bool:
+    if stop is not None and i % STOP_CHECK_EVERY == 0 and stop():
+        raise CancelledError("the call ended while its request was being validated")
+    return True
+
+
+def check_site_supply(sites: Any) -> None:
+    """InvalidInputError when an on-site supply a site's plant was turned into (``solar_kwp``,
+    ``wind_kw`` -> ``renewable_kw``) breaks the limits a given ``renewable_kw`` is held to:
+    what is planned and stored must read back as a valid request (reports re-parse it)."""
+    violations = []
+    for s, site in enumerate(sites):
+        for i, kw in enumerate(site.renewable_kw):
+            if not math.isfinite(kw) or kw < 0 or kw > MAX_POWER_KW:
+                violations.append(FieldViolation(
+                    f"sites[{s}].renewable_kw[{i}]",
+                    f"{kw:g} kW derived from the site's plant (solar_kwp {site.solar_kwp:g}, "
+                    f"wind_kw {site.wind_kw:g}) is outside 0..{MAX_POWER_KW:g} kW"))
+                break
+    if violations:
+        raise InvalidInputError(violations)
 
 
 def scenario_count_problem(n: int, n_sites: int, n_slots: int) -> str:
@@ -286,10 +337,10 @@ def _parse_site(r: _Reader, value: Any, path: str, horizon: Horizon | None) -> S
     s = r.obj(value, path, {"id", "region", "gpu_capacity", "pue", "power_cap_kw",
                             "renewable_kw", "capacity_windows", "latitude", "longitude",
                             "solar_kwp", "wind_kw"})
-    site_id = r.string(s.get("id"), f"{path}.id")
+    site_id = r.ident(s.get("id"), f"{path}.id")
     if not site_id.strip():
         r.error(f"{path}.id", "empty")
-    region = r.string(s.get("region"), f"{path}.region")
+    region = r.ident(s.get("region"), f"{path}.region")
     if not region.strip():
         r.error(f"{path}.region", "empty")
     capacity = r.integer(s.get("gpu_capacity"), f"{path}.gpu_capacity")
@@ -351,6 +402,9 @@ def _parse_location(r: _Reader, s: dict[str, Any], path: str) -> dict[str, float
     for name in ("solar_kwp", "wind_kw"):
         if out[name] < 0:
             r.error(f"{path}.{name}", f"negative ({out[name]})")
+        elif out[name] > MAX_POWER_KW:
+            r.error(f"{path}.{name}",
+                    f"{out[name]:g} kW is above {MAX_POWER_KW:g} kW (wrong unit?)")
     return out
 
 
@@ -359,7 +413,7 @@ def _parse_job(r: _Reader, value: Any, path: str, horizon: Horizon | None) -> Jo
                             "earliest_start", "deadline", "allowed_sites", "home_site",
                             "interruptible", "min_run_minutes", "priority", "committed_site",
                             "committed_start", "announced_site", "announced_start"})
-    job_id = r.string(j.get("id"), f"{path}.id")
+    job_id = r.ident(j.get("id"), f"{path}.id")
     if not job_id.strip():
         r.error(f"{path}.id", "empty")
     gpus = r.integer(j.get("gpus"), f"{path}.gpus")
@@ -375,7 +429,7 @@ def _parse_job(r: _Reader, value: Any, path: str, horizon: Horizon | None) -> Jo
         r.error(f"{path}.duration_minutes", f"must be positive, got {duration}")
     earliest = r.timestamp(j.get("earliest_start"), f"{path}.earliest_start")
     deadline = r.timestamp(j.get("deadline"), f"{path}.deadline")
-    allowed = tuple(r.string(a, f"{path}.allowed_sites[{i}]")
+    allowed = tuple(r.ident(a, f"{path}.allowed_sites[{i}]")
                     for i, a in enumerate(r.list_(j.get("allowed_sites"), f"{path}.allowed_sites")))
     min_run = r.integer(j.get("min_run_minutes"), f"{path}.min_run_minutes")
     if min_run < 0:
@@ -392,16 +446,16 @@ def _parse_job(r: _Reader, value: Any, path: str, horizon: Horizon | None) -> Jo
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     job = Job(id=job_id, gpus=gpus, power_kw=power_kw, duration_minutes=duration,
               earliest_start=earliest or epoch, deadline=deadline or epoch,
-              allowed_sites=allowed, home_site=r.string(j.get("home_site"), f"{path}.home_site"),
+              allowed_sites=allowed, home_site=r.ident(j.get("home_site"), f"{path}.home_site"),
               interruptible=r.boolean(j.get("interruptible"), f"{path}.interruptible"),
               min_run_minutes=min_run, priority=priority,
-              team=r.string(j.get("team"), f"{path}.team"),
-              announced_site=r.string(j.get("announced_site"), f"{path}.announced_site"),
+              team=r.ident(j.get("team"), f"{path}.team"),
+              announced_site=r.ident(j.get("announced_site"), f"{path}.announced_site"),
               announced_start=r.timestamp(j.get("announced_start"), f"{path}.announced_start"))
     if bool(job.announced_site) != (job.announced_start is not None):
         r.error(f"{path}.announced_start" if job.announced_site else f"{path}.announced_site",
                 "announced_site and announced_start go together")
-    site = r.string(j.get("committed_site"), f"{path}.committed_site")
+    site = r.ident(j.get("committed_site"), f"{path}.committed_site")
     start = r.timestamp(j.get("committed_start"), f"{path}.committed_start")
     if not site and start is None:
         return job
@@ -439,7 +493,7 @@ def _committed(r: _Reader, job: Job, path: str, site: str, start: datetime,
 def _parse_forecast(r: _Reader, value: Any, path: str, horizon: Horizon | None) -> Forecast:
     f = r.obj(value, path, {"region", "start", "slot_minutes", "carbon_intensity",
                             "carbon_intensity_p10", "carbon_intensity_p90", "price_per_mwh"})
-    region = r.string(f.get("region"), f"{path}.region")
+    region = r.ident(f.get("region"), f"{path}.region")
     if not region.strip():
         r.error(f"{path}.region", "empty")
     start = r.timestamp(f.get("start"), f"{path}.start")
@@ -461,6 +515,13 @@ def _parse_forecast(r: _Reader, value: Any, path: str, horizon: Horizon | None) 
             r.error(f"{path}.{name}",
                     f"has {len(series[name])} values; carbon_intensity has {len(ci)}")
     _check_series_values(r, series, path)
+    low, high = series["carbon_intensity_p10"], series["carbon_intensity_p90"]
+    if low and len(low) == len(high):
+        crossed = next((i for i, (a, b) in enumerate(zip(low, high, strict=True)) if a > b), None)
+        if crossed is not None:
+            r.error(f"{path}.carbon_intensity_p10[{crossed}]",
+                    f"{low[crossed]:g} is above carbon_intensity_p90[{crossed}] "
+                    f"{high[crossed]:g} (p10 <= p90)")
     if start is not None and horizon is not None and ci:
         minutes = horizon.slots * horizon.slot_minutes
         if not covers(start, step, len(ci), horizon.start, minutes):

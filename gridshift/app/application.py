@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from gridshift.adapters.forecast_service import ForecastService
 from gridshift.app.forecasts import ForecastQueries
@@ -38,6 +39,8 @@ class App:
     clock: Callable[[], datetime] = _utc_now
     #: The Slurm cluster's slurm.conf for the scheduler agent (None: Slurm's default).
     slurm_conf: str | None = None
+    #: The process's metrics (gridshift.adapters.metrics.Metrics), or None.
+    metrics: Any = None
 
     def close(self) -> None:
         """Release the plan store's connections."""

@@ -11,6 +11,7 @@ the plan id, and the outcome says ``stored=False`` with the reason, which the en
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -24,11 +25,12 @@ from gridshift.forecasting.series import Forecast
 from gridshift.forecasting.sources import ForecastSource
 from gridshift.optimizer.domain import Request
 from gridshift.optimizer.errors import (
+    CancelledError,
     FieldViolation,
     InvalidInputError,
     UpstreamUnavailableError,
 )
-from gridshift.optimizer.parsing import parse_request
+from gridshift.optimizer.parsing import check_site_supply, parse_request
 from gridshift.optimizer.problem import Problem, build_problem
 from gridshift.optimizer.solve import SolveResult
 
@@ -63,20 +65,28 @@ class Planner:
         self.archive = archive
         self.device = device
         self._solve = solve
+        #: Metrics (gridshift.adapters.metrics.Metrics): plans kept, store latency, emissions.
+        self.metrics: Any = None
 
     def prepare(self, data: Any, sources: Sequence[ForecastSource] | None = None, *,
-                time_budget_s: float | None = None) -> Problem:
+                time_budget_s: float | None = None,
+                stop_flag: Callable[[], bool] | None = None) -> Problem:
         """Validate a request dict and compile it with forecasts and site supply resolved
         (from ``sources`` when given, else the forecast service, whose regions are resolved
         concurrently within its time budget, cut to ``time_budget_s`` when given: a caller's
-        deadline)."""
-        request = parse_request(data)
+        deadline). ``stop_flag`` (the caller gave up) is asked during validation and between
+        the phases: CancelledError then. A site's supply derived from its plant is held to
+        the limits of a given one."""
+        request = parse_request(data, stop=stop_flag)
         request, supply_notes = self.site_supply.fill(request)
+        check_site_supply(request.sites)
+        _check_stop(stop_flag, "its site supply was being resolved")
         if sources is None:
             service = self.forecasts
             sources = [service.within(service.deadline(time_budget_s))
                        if isinstance(service, ForecastService) else service]
         forecasts = resolve_forecasts(request, list(sources))
+        _check_stop(stop_flag, "its forecasts were being resolved")
         problem = build_problem(request, forecasts)
         if supply_notes:
             problem = replace(problem, forecasts=problem.forecasts + tuple(supply_notes))
@@ -96,14 +106,24 @@ class Planner:
         """Give the plan its id and store it (the module's store-failure policy)."""
         plan_id = uuid.uuid4().hex
         if self.archive is None:
-            return PlanOutcome(result, plan_id)
+            outcome = PlanOutcome(result, plan_id)
+            self._observe(outcome, None)
+            return outcome
+        started = time.monotonic()
         try:
             self.archive.save(result, data, plan_id, source, run_key)
         except Exception as exc:  # noqa: BLE001 - the policy: log, report, keep the plan
             log.error("plan %s was not stored: %s", plan_id, exc, exc_info=True)
-            return PlanOutcome(result, plan_id, stored=False,
-                               store_error=f"{type(exc).__name__}: {exc}")
-        return PlanOutcome(result, plan_id, stored=True)
+            outcome = PlanOutcome(result, plan_id, stored=False,
+                                  store_error=f"{type(exc).__name__}: {exc}")
+        else:
+            outcome = PlanOutcome(result, plan_id, stored=True)
+        self._observe(outcome, time.monotonic() - started)
+        return outcome
+
+    def _observe(self, outcome: PlanOutcome, store_seconds: float | None) -> None:
+        if self.metrics is not None:
+            self.metrics.plan_kept(outcome.result, outcome.stored, store_seconds)
 
     def plan(self, data: Any, *, time_limit_s: float | None = None, backend: str | None = None,
              require_forecasts: bool = False,
@@ -118,6 +138,11 @@ class Planner:
         if not store:
             return PlanOutcome(result, uuid.uuid4().hex)
         return self.keep(result, data, source)
+
+
+def _check_stop(stop_flag: Callable[[], bool] | None, during: str) -> None:
+    if stop_flag is not None and stop_flag():
+        raise CancelledError(f"the call ended while {during}")
 
 
 def _refuse_fallbacks(problem: Problem) -> None:

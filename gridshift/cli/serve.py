@@ -23,7 +23,7 @@ def _serve(args: argparse.Namespace) -> int:
                       "grace_seconds": args.grace},
         scoring={"device": args.device}, logging={"level": args.log_level})
     configure_json_logging(settings.log_level or "INFO")
-    return serve(build_app(settings), settings.server)
+    return serve(build_app(settings), settings.server, settings.security, settings.metrics)
 
 
 def _health(args: argparse.Namespace) -> int:

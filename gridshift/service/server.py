@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from gridshift.app.application import App
 from gridshift.service.errors import RequestIdFilter
 from gridshift.service.servicer import start_server
-from gridshift.settings import ServerSettings
+from gridshift.settings import MetricsSettings, SecuritySettings, ServerSettings
 
 log = logging.getLogger("gridshift.server")
 
@@ -35,23 +35,34 @@ def configure_json_logging(level: str = "INFO") -> None:
     root.setLevel(level)
 
 
-def serve(app: App, settings: ServerSettings) -> int:
-    """Start the server for ``app``, print where it listens, block until a signal, drain,
-    exit 0."""
+def serve(app: App, settings: ServerSettings, security: SecuritySettings | None = None,
+          metrics: MetricsSettings | None = None) -> int:
+    """Start the server for ``app``, print where it listens, block until SIGTERM/SIGINT, drain,
+    exit 0. SIGHUP reloads the TLS files and the principals file. With a metrics port, the
+    Prometheus metrics are served on it."""
     from gridshift.optimizer.backends.isolated import prewarm
 
     prewarm(min(settings.max_concurrent_solves, 4))
-    running = start_server(app, settings)
+    running = start_server(app, settings, security=security, observer=app.metrics)
     print(f"gridshift serving on {settings.host}:{running.port}", flush=True)
+    if metrics is not None and metrics.port >= 0 and app.metrics is not None:
+        _server, port = app.metrics.serve(metrics.host, metrics.port)
+        print(f"gridshift metrics on http://{metrics.host}:{port}/metrics", flush=True)
+        log.info("metrics on %s:%d", metrics.host, port)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
         log.info("received %s", signal.Signals(signum).name)
         stop.set()
 
+    def on_hangup(signum: int, frame: object) -> None:
+        log.info("received SIGHUP: reloading TLS files and principals")
+        threading.Thread(target=running.reload, daemon=True).start()
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hangup)
     stop.wait()
-    running.drain(settings.grace_seconds).wait()
+    running.drain(settings.grace_seconds, settings.shutdown_delay_s).wait()
     log.info("stopped")
     return 0
