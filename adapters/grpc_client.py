@@ -29,14 +29,31 @@ RETRY_SERVICE_CONFIG = json.dumps({"methodConfig": [{
 
 
 class SchedulerClient:
-    """Typed helpers over a channel to `target` (HOST:PORT). Use as a context manager."""
+    """Typed helpers over a channel to `target` (HOST:PORT). Use as a context manager.
 
-    def __init__(self, target: str, *, retries: bool = True) -> None:
+    TLS when ``ca`` (the PEM of the CA that signs the server's certificate) or a client
+    certificate is given; mutual TLS with ``cert`` and ``key`` (PEM bytes); ``token``: a bearer
+    token sent with every call; ``server_name``: the name to check the server's certificate
+    for, when it is not the target's host."""
+
+    def __init__(self, target: str, *, retries: bool = True, ca: bytes | None = None,
+                 cert: bytes | None = None, key: bytes | None = None,
+                 token: str | None = None, server_name: str | None = None) -> None:
         options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
         if retries:
             options += [("grpc.enable_retries", 1), ("grpc.service_config", RETRY_SERVICE_CONFIG)]
-        self.channel = grpc.insecure_channel(target, options=options)
+        if server_name:
+            options.append(("grpc.ssl_target_name_override", server_name))
+        if ca or cert:
+            credentials = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key,
+                                                       certificate_chain=cert)
+            channel = grpc.secure_channel(target, credentials, options=options)
+        else:
+            channel = grpc.insecure_channel(target, options=options)
+        if token:
+            channel = grpc.intercept_channel(channel, _BearerToken(token))
+        self.channel = channel
         self.stub = scheduler_pb2_grpc.SchedulerStub(self.channel)
         self.health_stub = health_pb2_grpc.HealthStub(self.channel)
 
@@ -76,6 +93,36 @@ class SchedulerClient:
         return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
 
+class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                   grpc.StreamStreamClientInterceptor):
+    """Adds ``authorization: Bearer <token>`` to every call."""
+
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: Any) -> Any:
+        return _CallDetails(details.method, details.timeout,
+                            [*(details.metadata or ()), self._header], details.credentials,
+                            getattr(details, "wait_for_ready", None),
+                            getattr(details, "compression", None))
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_stream_stream(self, continuation, details, requests):
+        return continuation(self._details(details), requests)
+
+
+class _CallDetails(grpc.ClientCallDetails):
+    def __init__(self, method, timeout, metadata, credentials, wait_for_ready, compression):
+        self.method, self.timeout, self.metadata = method, timeout, metadata
+        self.credentials, self.wait_for_ready = credentials, wait_for_ready
+        self.compression = compression
+
+
 def _metadata(request_id: str | None) -> tuple[tuple[str, str], ...] | None:
     return (("x-request-id", request_id),) if request_id else None
 
@@ -83,6 +130,8 @@ def _metadata(request_id: str | None) -> tuple[tuple[str, str], ...] | None:
 def domain_error(server: str, exc: grpc.RpcError) -> Exception:
     """The domain error of a failed call: InvalidInputError with the server's field paths for
     INVALID_ARGUMENT, UpstreamUnavailableError (naming the server and the code) otherwise."""
+    if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+        return PermissionError(f"{server}: {exc.code().name}: {exc.details()}")
     if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
         status = rpc_status.from_call(exc)
         violations = []

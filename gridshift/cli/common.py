@@ -55,6 +55,9 @@ def exit_code_for(exc: Exception) -> int:
     if isinstance(exc, OutputError | DeviceUnavailableError):
         print(f"gridshift: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    if isinstance(exc, PermissionError):   # the server's UNAUTHENTICATED / PERMISSION_DENIED
+        print(f"gridshift: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
     if isinstance(exc, UpstreamUnavailableError):
         print(f"gridshift: unavailable: {exc}", file=sys.stderr)
         return EXIT_INTERNAL
@@ -99,3 +102,37 @@ def write_output(output: str | None, text: str | bytes) -> None:
         write_atomically(output, text)
     except OSError as exc:
         raise OutputError(f"cannot write {output}: {exc.strerror or exc}") from None
+
+
+def client_of(args: argparse.Namespace, target: str, *, retries: bool = True) -> Any:
+    """A SchedulerClient to ``target`` with the TLS files and token of the flags and the
+    [client] settings (flags win)."""
+    from gridshift.adapters.grpc_client import SchedulerClient
+
+    settings = settings_of(args).client
+    ca, cert, key = (getattr(args, name, None) or getattr(settings, name)
+                     for name in ("ca", "cert", "key"))
+    token = settings.token
+    if getattr(args, "token_file", None):
+        token = _read_text(args.token_file, "--token-file").strip()
+    return SchedulerClient(target, retries=retries,
+                           ca=_read_bytes(ca, "ca") if ca else None,
+                           cert=_read_bytes(cert, "cert") if cert else None,
+                           key=_read_bytes(key, "key") if key else None, token=token or None,
+                           server_name=getattr(args, "server_name", None)
+                           or settings.server_name or None)
+
+
+def _read_bytes(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise InvalidInputError([FieldViolation(f"--{what}",
+                                                f"cannot read {path}: {exc.strerror}")]) from None
+
+
+def _read_text(path: str, what: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError([FieldViolation(what, f"cannot read {path}: {exc}")]) from None

@@ -23,3 +23,17 @@ def add_solver_flags(p: argparse.ArgumentParser) -> None:
                    help="refuse to plan (exit 1) where a region would rest on a fallback: the "
                         "embedded typical-day profile, a later source or a stale forecast "
                         "(sets options.require_forecasts)")
+
+
+def add_client_flags(p: argparse.ArgumentParser) -> None:
+    """How to reach a server that asks for TLS and credentials (with --server); each also a
+    [client] setting (GRIDSHIFT_CLIENT_CA, ..., GRIDSHIFT_TOKEN)."""
+    p.add_argument("--ca", metavar="PEM", help="with --server: TLS, checking the server's "
+                                               "certificate against this CA")
+    p.add_argument("--cert", metavar="PEM", help="with --server: client certificate (mutual TLS)")
+    p.add_argument("--key", metavar="PEM", help="with --server: the client certificate's key")
+    p.add_argument("--token-file", metavar="FILE",
+                   help="with --server: a file holding the bearer token (default "
+                        "$GRIDSHIFT_TOKEN)")
+    p.add_argument("--server-name", metavar="NAME",
+                   help="with --server: the name the server's certificate is checked for")

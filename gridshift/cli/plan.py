@@ -24,6 +24,7 @@ from gridshift.cli.common import (
     EXIT_INFEASIBLE,
     EXIT_OK,
     app_of,
+    client_of,
     read_request,
     write_output,
 )
@@ -66,13 +67,13 @@ def _warn_not_stored(outcome: PlanOutcome) -> None:
 def _remote_plan(args: argparse.Namespace) -> int:
     import grpc  # only for --server: a local plan never loads the gRPC runtime
 
-    from gridshift.adapters.grpc_client import SchedulerClient, domain_error
+    from gridshift.adapters.grpc_client import domain_error
 
     request = with_overrides(read_request(args.request), time_limit_s=args.time_limit,
                              backend=args.backend, require_forecasts=args.require_forecast)
     parse_request(request)   # every problem with its field path, as a local run lists them
     message = _request_message(request)
-    with SchedulerClient(args.server) as client:
+    with client_of(args, args.server) as client:
         try:
             response = client.optimize(message, timeout=args.timeout)
         except grpc.RpcError as exc:

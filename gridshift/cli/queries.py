@@ -13,7 +13,7 @@ from google.protobuf import json_format
 
 from gridshift.adapters.forecast_codec import best_window_response, forecast_response
 from gridshift.api.v1 import forecast_pb2
-from gridshift.cli.common import EXIT_INTERNAL, app_of
+from gridshift.cli.common import EXIT_INTERNAL, app_of, client_of
 from gridshift.optimizer.errors import FieldViolation, InvalidInputError
 
 
@@ -67,9 +67,9 @@ def _local(args: argparse.Namespace, request, start: datetime, end: datetime):
 def _remote(args: argparse.Namespace, request):
     import grpc
 
-    from gridshift.adapters.grpc_client import SchedulerClient, domain_error
+    from gridshift.adapters.grpc_client import domain_error
 
-    with SchedulerClient(args.server) as client:
+    with client_of(args, args.server) as client:
         call = (client.stub.GetForecast if args.command == "forecast"
                 else client.stub.FindBestWindow)
         try:

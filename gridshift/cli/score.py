@@ -13,7 +13,7 @@ from google.protobuf import json_format
 from gridshift.adapters.scoring_codec import candidates_of, score_response
 from gridshift.api.v1 import scoring_pb2
 from gridshift.app.scoring import score_candidates
-from gridshift.cli.common import app_of, read_request
+from gridshift.cli.common import app_of, client_of, read_request
 from gridshift.optimizer.errors import FieldViolation, InvalidInputError
 
 
@@ -62,9 +62,9 @@ def run(args: argparse.Namespace) -> int:
     if args.server:
         import grpc
 
-        from gridshift.adapters.grpc_client import SchedulerClient, domain_error
+        from gridshift.adapters.grpc_client import domain_error
 
-        with SchedulerClient(args.server) as client:
+        with client_of(args, args.server) as client:
             try:
                 response = client.stub.ScoreSchedules(request, timeout=300, wait_for_ready=True)
             except grpc.RpcError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gridshift.cli.common import EXIT_INTERNAL, EXIT_OK, settings_of
+from gridshift.cli.common import EXIT_INTERNAL, EXIT_OK, client_of, settings_of
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,9 +29,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _health(args: argparse.Namespace) -> int:
     import grpc
 
-    from gridshift.adapters.grpc_client import SchedulerClient
-
-    with SchedulerClient(args.server, retries=False) as client:
+    with client_of(args, args.server, retries=False) as client:
         try:
             status = client.health(args.service)
         except grpc.RpcError as exc:
