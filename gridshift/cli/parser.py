@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from gridshift.cli.flags import add_config_flag, add_solver_flags
+from gridshift.cli.flags import add_client_flags, add_config_flag, add_solver_flags
 
 #: Subcommand -> the module of gridshift.cli that runs it.
 COMMANDS = {
@@ -47,6 +47,7 @@ def _add_query_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("table", "json", "csv"), default="table",
                    help="a table for people (default), the protobuf JSON mapping, or CSV")
     p.add_argument("--server", metavar="HOST:PORT", help="ask a running service instead")
+    add_client_flags(p)
     add_config_flag(p)
 
 
@@ -62,6 +63,7 @@ def _plan_commands(sub: Any) -> None:
     p.add_argument("--timeout", type=float, metavar="S",
                    help="with --server: the call's deadline in seconds")
     p.add_argument("--no-store", action="store_true", help="do not keep the plan in the store")
+    add_client_flags(p)
     add_config_flag(p)
     d = sub.add_parser("demo", help="plan a realistic day of AI jobs on embedded data")
     add_solver_flags(d)
@@ -92,6 +94,8 @@ def _serve_commands(sub: Any) -> None:
     h.add_argument("--server", default="127.0.0.1:50051", metavar="HOST:PORT",
                    help="the server to ask (default 127.0.0.1:50051)")
     h.add_argument("--service", default="", help="service name (default: the whole server)")
+    add_client_flags(h)
+    add_config_flag(h)
 
 
 def _query_commands(sub: Any) -> None:
@@ -126,6 +130,7 @@ def _score_command(sub: Any) -> None:
     c.add_argument("--format", choices=("table", "json"), default="table",
                    help="a table for people (default) or the protobuf JSON mapping")
     c.add_argument("--server", metavar="HOST:PORT", help="score on a running service")
+    add_client_flags(c)
     add_config_flag(c)
 
 
