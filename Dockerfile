@@ -1,9 +1,17 @@
 # gridshift image: the gRPC Scheduler service (default) and the CLI, every dependency installed.
 # Build: docker build -t gridshift .
-# Serve: docker run --rm -p 50051:50051 gridshift
-#        (gridshift serve on 0.0.0.0:50051; HEALTHCHECK asks the server's gRPC health service.
-#        On SIGTERM the server drains in-flight calls for up to 30 s (--grace), so stop it
-#        with `docker stop -t 35`; docker's default 10 s would cut long solves short.)
+# Serve: docker run --rm -p 50051:50051 -p 9100:9100 \
+#          -v "$PWD/tls:/etc/gridshift/tls:ro" -v "$PWD/principals.toml:/etc/gridshift/principals.toml:ro" \
+#          gridshift
+#        (gridshift serve on 0.0.0.0:50051 over TLS with the principals file: a server reachable
+#        beyond loopback refuses to start without both, unless GRIDSHIFT_ALLOW_INSECURE=on.
+#        tls/ holds server.crt, server.key and ca.crt (the CA that signed server.crt, used by
+#        the HEALTHCHECK; for mutual TLS set GRIDSHIFT_CLIENT_CA to the client CA and give the
+#        HEALTHCHECK a client certificate with GRIDSHIFT_CLIENT_CERT/KEY). Prometheus metrics
+#        on :9100/metrics. HEALTHCHECK asks the gRPC health service, which needs no token.
+#        On SIGTERM health turns NOT_SERVING for 2 s, then in-flight calls get up to 30 s
+#        (--grace), so stop it with `docker stop -t 35`; docker's default 10 s would cut long
+#        solves short. SIGHUP (docker kill -s HUP) re-reads the certificates and principals.)
 # CLI:   docker run --rm gridshift demo
 #        docker run --rm -v "$PWD:/work" gridshift plan /work/request.json -o /work/plan.json
 # The generated gRPC code in gridshift/api/v1 is committed, so the build runs no protoc.
@@ -25,7 +33,13 @@ RUN pip install . \
 
 # Numeric, so that Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001
-EXPOSE 50051
+ENV GRIDSHIFT_TLS_CERT=/etc/gridshift/tls/server.crt \
+    GRIDSHIFT_TLS_KEY=/etc/gridshift/tls/server.key \
+    GRIDSHIFT_TOKENS_FILE=/etc/gridshift/principals.toml \
+    GRIDSHIFT_CLIENT_CA=/etc/gridshift/tls/ca.crt \
+    GRIDSHIFT_CLIENT_SERVER_NAME=localhost \
+    GRIDSHIFT_METRICS_HOST=0.0.0.0 GRIDSHIFT_METRICS_PORT=9100
+EXPOSE 50051 9100
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
     CMD ["gridshift", "health", "--server", "127.0.0.1:50051"]
 ENTRYPOINT ["gridshift"]
