@@ -6,24 +6,30 @@ GPU-hours than there are: a proof, by counting, that some of them must be left o
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from gridshift.optimizer import greedy
+from gridshift.optimizer.errors import CancelledError
 from gridshift.optimizer.problem import Problem
 
 
-def alone_infeasible(problem: Problem) -> dict[int, str]:
+def alone_infeasible(problem: Problem, stop: Callable[[], bool] | None = None
+                     ) -> dict[int, str]:
     """Jobs that fit at none of their allowed sites even with every other job removed.
 
     A quick sufficient test comes first — some allowed site has the job's GPUs free for
     `duration` consecutive slots in its window and its power under the cap (a contiguous run
-    is valid for interruptible jobs too); only jobs failing it get the exact check."""
+    is valid for interruptible jobs too); only jobs failing it get the exact check. ``stop``
+    (the caller gave up) is asked every 256 jobs: CancelledError."""
     reasons: dict[int, str] = {}
     window_min: dict[int, np.ndarray] = {}
     empty = None
     for j in range(problem.n_jobs):
+        if stop is not None and j % 256 == 0 and stop():
+            raise CancelledError("the call ended while its jobs were being checked")
         d = int(problem.duration_slots[j])
         if d not in window_min:
             window_min[d] = _sliding_min(problem.gpu_capacity, d)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gridshift.optimizer.errors import CancelledError
 from gridshift.optimizer.plan import Placement, Plan
 from gridshift.optimizer.problem import Problem
 
@@ -151,11 +152,15 @@ def _backtrack(history, k: int, q: int) -> tuple[int, ...]:
     return tuple(sorted(chosen))
 
 
-def construct(problem: Problem, order: list[int], jobs: set[int] | None = None) -> Plan:
-    """Place jobs in `order` (restricted to `jobs` if given) one by one at their cheapest spot."""
+def construct(problem: Problem, order: list[int], jobs: set[int] | None = None,
+              stop: Callable[[], bool] | None = None) -> Plan:
+    """Place jobs in `order` (restricted to `jobs` if given) one by one at their cheapest spot;
+    ``stop()`` (the caller gave up) is asked every 256 jobs: CancelledError."""
     state = _State.empty(problem)
     plan = Plan()
-    for j in order:
+    for k, j in enumerate(order):
+        if stop is not None and k % 256 == 0 and stop():
+            raise CancelledError("the call ended while its first plan was being built")
         if jobs is not None and j not in jobs:
             continue
         found = best_placement(problem, state, j)
@@ -235,7 +240,9 @@ def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
     while orders and (best is None or time.monotonic() < deadline or restart_queued):
         order = orders.pop(0)
         restart_queued = False
-        plan = construct(problem, order, jobs)
+        plan = construct(problem, order, jobs, stop)
+        if stop is not None and stop():
+            raise CancelledError("the call ended while its first plan was being built")
         if best is None and on_first_plan is not None:
             on_first_plan(plan)
         if plan.unscheduled and restarts < 3:

@@ -23,6 +23,7 @@ from gridshift.optimizer.backends import BackendResult
 from gridshift.optimizer.baseline import fifo_baseline
 from gridshift.optimizer.checker import check_plan
 from gridshift.optimizer.domain import Backend
+from gridshift.optimizer.errors import CancelledError
 from gridshift.optimizer.milp import build_milp
 from gridshift.optimizer.plan import Plan
 from gridshift.optimizer.portfolio import EXACT_ALONE_MAX_COLUMNS, estimate_columns, improve_plan
@@ -79,11 +80,13 @@ def solve(problem: Problem, on_progress: ProgressSink | None = None,
     emit = _progress_emitter(on_progress, started)
 
     unscheduled = {j: f"cannot be placed alone: {why}"
-                   for j, why in diagnosis.alone_infeasible(problem).items()}
+                   for j, why in diagnosis.alone_infeasible(problem, stop_flag).items()}
     candidates = [j for j in range(problem.n_jobs) if j not in unscheduled]
     plan = _construct(problem, candidates, backend, limit, deadline, notes, emit, stop_flag)
+    _stop_if_asked(stop_flag, "its first plan was built")
     explanation = _explain_unplaced(problem, plan, candidates, unscheduled,
                                     min(deadline, time.monotonic() + EXPLAIN_SHARE * limit))
+    _stop_if_asked(stop_flag, "its left-out jobs were explained")
     conflicts, explanations = explanation
     if unscheduled and not opts.allow_partial:
         return _finish(problem, Plan(unscheduled=unscheduled), "INFEASIBLE", backend,
@@ -108,6 +111,7 @@ def solve(problem: Problem, on_progress: ProgressSink | None = None,
         bound = max(bound, better.bound)
         status = "OPTIMAL" if better.optimal else "FEASIBLE"
     plan.unscheduled = unscheduled
+    _stop_if_asked(stop_flag, "it was being solved")
     stability = None
     if problem.announced:
         plan, stability = keep_announced(problem, plan, time.monotonic() + max(0.05, 0.02 * limit))
@@ -117,6 +121,13 @@ def solve(problem: Problem, on_progress: ProgressSink | None = None,
                      "; ".join([detail, *notes]), conflicts, explanations)
     result.stability = stability
     return result
+
+
+def _stop_if_asked(stop_flag: Callable[[], bool] | None, after: str) -> None:
+    """CancelledError when the caller gave up (checked between the phases, so that an
+    abandoned call does not go on to the checker and the baseline)."""
+    if stop_flag is not None and stop_flag():
+        raise CancelledError(f"the call ended after {after}")
 
 
 def _progress_emitter(on_progress: ProgressSink | None,

@@ -148,8 +148,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
     def Optimize(self, request: pb.OptimizeRequest, context: grpc.ServicerContext):
         self._check_request_teams(request, "request")
         with self._bounded(request, context):
-            data = request_to_dict(request)
-            result = self._solve(data, context, on_progress=None)
+            data, result = self._solve(request, context, on_progress=None)
             return self._planned(request, data, result, context)
 
     def _planned(self, request: pb.OptimizeRequest, data: dict[str, Any], result: SolveResult,
@@ -177,13 +176,13 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
     def StreamOptimize(self, request: pb.OptimizeRequest, context: grpc.ServicerContext):
         self._check_request_teams(request, "request")
         with self._bounded(request, context):
-            data = request_to_dict(request)
             events: queue.Queue = queue.Queue()
             outcome: dict[str, Any] = {}
 
             def run() -> None:
                 try:
-                    outcome["result"] = self._solve(data, context, on_progress=events.put)
+                    outcome["data"], outcome["result"] = self._solve(
+                        request, context, on_progress=events.put)
                 except BaseException as exc:  # noqa: BLE001 - re-raised in the handler thread
                     outcome["error"] = exc
                 finally:
@@ -199,7 +198,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
             worker.join()
             if "error" in outcome:
                 raise outcome["error"]
-            result = outcome["result"]
+            data, result = outcome["data"], outcome["result"]
         yield scheduler_pb2.OptimizeEvent(result=self._planned(request, data, result, context))
 
     @contextmanager
@@ -344,10 +343,11 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
                                          request.scenarios, request.seed)
         return score_response(table)
 
-    def _solve(self, data: dict[str, Any], context: grpc.ServicerContext,
-               on_progress) -> SolveResult:
-        """Validation, forecasts and the solve, all in one slot and all stopping when the
-        call ends (cancelled, or past its deadline)."""
+    def _solve(self, request: pb.OptimizeRequest, context: grpc.ServicerContext,
+               on_progress) -> tuple[dict[str, Any], SolveResult]:
+        """The request dict and its solve result: conversion, validation, forecasts and the
+        solve, all in one slot (a call that ends while queued never starts them) and all
+        stopping when the call ends (cancelled, or past its deadline)."""
         def gone() -> bool:
             return not context.is_active()
 
@@ -362,7 +362,10 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
                     observer.solve_running(+1)
                     queued = -1.0
                 try:
-                    return self._prepare_and_solve(data, context, on_progress, gone)
+                    if gone():
+                        raise CancelledError("the call ended before its request was read")
+                    data = request_to_dict(request)
+                    return data, self._prepare_and_solve(data, context, on_progress, gone)
                 finally:
                     if observer is not None:
                         observer.solve_running(-1)
