@@ -50,13 +50,15 @@ ROW_COLUMNS = (
     "baseline_emissions_kg", "baseline_emissions_kg_actual", "baseline_emissions_kg_best",
     "run_now_energy_kwh", "run_now_grid_energy_kwh",
     "run_now_emissions_kg", "run_now_emissions_kg_actual", "run_now_emissions_kg_best",
+    "as_run_energy_kwh", "as_run_emissions_kg", "as_run_emissions_kg_actual",
+    "as_run_emissions_kg_best",
 )
 _KEYS = ["day", "team", "site", "region"]
 # Row-column prefix of each scored schedule: the plan (every counted job it places), the plan
 # on the compared jobs (those the plan, the baseline and run-now all place), the baseline and
 # run-now on the compared jobs.
 _SCENARIOS = {"plan": "", "compared": "compared_", "baseline": "baseline_",
-              "run_now": "run_now_"}
+              "run_now": "run_now_", "as_run": "as_run_"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,6 +85,8 @@ class ReportPlan:
     superseded_by: Mapping[int, str] = field(default_factory=dict)
     #: The plan's emissions over forecast scenarios (expected_kg, p90_kg, cvar95_kg), if any.
     risk: Mapping[str, float] = field(default_factory=dict)
+    #: How its jobs really ran (the scheduler's record, within the horizon), if read back.
+    as_run: Plan | None = None
 
     def __post_init__(self) -> None:
         p = self.problem
@@ -316,9 +320,11 @@ def report_rows(plans: list[ReportPlan], start: datetime | date | str | None,
     the plan on the compared jobs (``compared_*``: the counted jobs that the plan, the FIFO
     baseline and run-now all place), the FIFO baseline (``baseline_*``) and the run-now
     counterfactual (``run_now_*``) on those compared jobs, so that savings compare the same
-    work. A row exists when any schedule has energy in it; rows of several plans with
-    the same key are added. ``start``/``end`` may be ``None`` (open); naive times and dates
-    are UTC. ``team``/``site`` filter by one name or a collection of names.
+    work; and, where the scheduler's record was read back, the jobs as they really ran
+    (``as_run_*``) beside the plan. A row exists when any schedule has energy in it; rows of
+    several plans with the same key are added. ``start``/``end`` may be ``None`` (open);
+    naive times and dates are UTC. ``team``/``site`` filter by one name or a collection of
+    names.
     """
     start_s, end_s = _utc(start), _utc(end)
     if start_s is not None and end_s is not None and end_s <= start_s:
@@ -330,7 +336,8 @@ def report_rows(plans: list[ReportPlan], start: datetime | date | str | None,
         run_now = rp.run_now
         compared = rp.compared(run_now)
         schedules = {"plan": (rp.plan, rp.counted), "compared": (rp.plan, compared),
-                     "baseline": (rp.baseline, compared), "run_now": (run_now, compared)}
+                     "baseline": (rp.baseline, compared), "run_now": (run_now, compared),
+                     "as_run": (rp.as_run or Plan(), rp.counted)}
         for name, prefix in _SCENARIOS.items():
             schedule, jobs = schedules[name]
             frames[name].append(_scenario_rows(rp, schedule, jobs, pieces, prefix, teams,
@@ -404,8 +411,8 @@ def _figures(rows: pd.DataFrame) -> dict[str, Any]:
         "actual_coverage": covered / grid if grid > 0 else _num(
             rows["actual_coverage"].min() if len(rows) else math.nan),
     }
-    for prefix in ("compared_", "baseline_", "run_now_"):
-        if prefix != "compared_":
+    for prefix in ("compared_", "baseline_", "run_now_", "as_run_"):
+        if prefix in ("baseline_", "run_now_"):
             fig[f"{prefix}grid_energy_kwh"] = float(rows[f"{prefix}grid_energy_kwh"].sum())
         fig[f"{prefix}energy_kwh"] = float(rows[f"{prefix}energy_kwh"].sum())
         fig[f"{prefix}emissions_kg"] = float(rows[f"{prefix}emissions_kg"].sum())

@@ -114,6 +114,18 @@ def test_plans_are_carried_out_as_planned(cluster, tmp_path) -> None:
             assert overlapping <= 4, site
     records, _ = store.list(full=True)
     assert records and {row.job_id for row in records[-1].jobs} >= set(jobs)
+    # Read back: the report shows the jobs as run beside as planned (they ran where and when
+    # planned, 45 s of their 2-minute limits: one or two of their two 1-minute slots).
+    reader = agent(cluster, store, record_runs=store.save_runs,
+                   jobcomp_log=str(cluster.jobcomp_log))
+    assert reader.read_back() >= len(jobs)
+    from gridshift.app.reports import build_report
+
+    report = build_report(make_app(store).archive, None, None, fmt="json")
+    totals = report.summary["totals"]
+    assert 0.45 * totals["energy_kwh"] <= totals["as_run_energy_kwh"] \
+        <= totals["energy_kwh"] + 1e-9
+    assert totals["as_run_emissions_kg"] > 0
 
 
 def test_when_planning_fails_held_jobs_are_released_at_their_own_times(cluster, tmp_path):

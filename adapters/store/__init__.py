@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from gridshift.adapters.store.records import (
     ActualSeries,
     JobRow,
+    JobRun,
     PlanFilter,
     PlanRecord,
     forecast_from_snapshot,
@@ -33,6 +34,7 @@ __all__ = [
     "ActualSeries",
     "DuplicatePlanError",
     "JobRow",
+    "JobRun",
     "PlanFilter",
     "PlanRecord",
     "PlanStore",

@@ -54,6 +54,7 @@ from gridshift.adapters.store import schema
 from gridshift.adapters.store.records import (
     ActualSeries,
     JobRow,
+    JobRun,
     PlanFilter,
     PlanRecord,
     regular_series,
@@ -625,6 +626,34 @@ class PlanStore:
                  .order_by(t.c.valid_at))
         with self._guard("read actuals"), self._read() as conn:
             return [(row.valid_at, row.ci_g_per_kwh) for row in conn.execute(query)]
+
+    def save_runs(self, runs: Sequence[JobRun]) -> int:
+        """Record how jobs really ran; a run already recorded (same job and start) is
+        replaced. Returns the runs stored."""
+        rows = [{"job_id": _text(r.job_id, "job_id", 255), "site_id": _text(r.site_id,
+                 "site_id", 255, empty=True), "started_at": _aware(r.start, "start"),
+                 "ended_at": _aware(r.end, "end"), "source": _text(r.source, "source", 64)}
+                for r in runs]
+        if not rows:
+            return 0
+        table = schema.job_runs
+        with self._guard("save job runs"), self._write() as conn:
+            for row in rows:
+                conn.execute(delete(table).where(table.c.job_id == row["job_id"],
+                                                 table.c.started_at == row["started_at"]))
+            conn.execute(insert(table), rows)
+        return len(rows)
+
+    def runs(self, job_ids: Sequence[str]) -> list[JobRun]:
+        """The recorded runs of these jobs, in time order."""
+        table, out = schema.job_runs, []
+        ids = sorted(set(job_ids))
+        with self._guard("read job runs"), self._read() as conn:
+            for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+                out += [JobRun(r.job_id, r.site_id, r.started_at, r.ended_at, r.source)
+                        for r in conn.execute(select(table).where(table.c.job_id.in_(chunk))
+                                              .order_by(table.c.started_at))]
+        return out
 
     def actual_series(self, region: str, start: datetime, end: datetime) -> Forecast | None:
         """The region's observed intensity in ``[start, end)`` as a regular series (gaps as

@@ -17,7 +17,7 @@ from typing import Any
 from gridshift.adapters.providers.registry import signal_of
 from gridshift.forecasting.series import Forecast
 
-__all__ = ["ActualSeries", "JobRow", "PlanFilter", "PlanRecord", "forecast_from_snapshot",
+__all__ = ["ActualSeries", "JobRow", "JobRun", "PlanFilter", "PlanRecord", "forecast_from_snapshot",
            "forecast_snapshot", "regular_series"]
 
 
@@ -45,6 +45,17 @@ class JobRow:
         if now >= self.end:
             return "done"
         return "started" if now >= self.start else "planned"
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """A job as it really ran (the scheduler's record): its site, start and end."""
+
+    job_id: str
+    site_id: str
+    start: datetime
+    end: datetime
+    source: str = "slurm"
 
 
 @dataclass

@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["UTCDateTime", "actuals", "metadata", "plan_jobs", "plans"]
+__all__ = ["UTCDateTime", "actuals", "job_runs", "metadata", "plan_jobs", "plans"]
 
 # Named constraints, so that migrations can refer to them on every database.
 NAMING_CONVENTION = {
@@ -119,4 +119,16 @@ actuals = Table(
     Column("valid_at", UTCDateTime(), primary_key=True),
     Column("ci_g_per_kwh", Float(), nullable=False),
     Column("provider", String(64), nullable=False),
+)
+
+
+#: What jobs really ran (read back from the scheduler), one row per run.
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("job_id", String(255), primary_key=True),
+    Column("started_at", UTCDateTime(), primary_key=True),
+    Column("ended_at", UTCDateTime(), nullable=False),
+    Column("site_id", String(255), nullable=False),
+    Column("source", String(64), nullable=False),
 )

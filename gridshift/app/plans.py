@@ -3,6 +3,7 @@ rebuilding them with the actual intensity for reports."""
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -11,11 +12,12 @@ from typing import Any
 import numpy as np
 
 from gridshift.adapters.plan_record import forecasts_of, plan_of, plan_record
-from gridshift.adapters.store import ActualSeries, PlanFilter, PlanRecord, PlanStore
+from gridshift.adapters.store import ActualSeries, JobRun, PlanFilter, PlanRecord, PlanStore
 from gridshift.forecasting.series import Forecast
 from gridshift.optimizer.baseline import fifo_baseline
 from gridshift.optimizer.errors import FieldViolation, InvalidInputError
 from gridshift.optimizer.parsing import parse_request
+from gridshift.optimizer.plan import Placement, Plan
 from gridshift.optimizer.problem import Problem, build_problem
 from gridshift.optimizer.reporting import ReportPlan, actual_intensity
 from gridshift.optimizer.solve import SolveResult
@@ -93,7 +95,34 @@ class PlanArchive:
         return ReportPlan.of(record.plan_id, problem, plan, fifo_baseline(problem),
                              actual_ci_g_per_kwh=self._actuals(problem),
                              superseded_by=superseded,
-                             risk=dict((record.response or {}).get("risk", {})))
+                             risk=dict((record.response or {}).get("risk", {})),
+                             as_run=self._as_run(problem, plan))
+
+    def _as_run(self, problem: Problem, plan: Plan) -> Plan | None:
+        """The plan's jobs where and when they really ran (recorded runs, within the
+        horizon); None when no run of them is recorded."""
+        runs = self.store.runs([problem.job_ids[j] for j in plan.placements])
+        if not runs:
+            return None
+        jobs = {job_id: j for j, job_id in enumerate(problem.job_ids)}
+        sites = {site_id: s for s, site_id in enumerate(problem.site_ids)}
+        step = problem.horizon.slot_minutes * 60
+        slots: dict[int, tuple[int, set[int]]] = {}
+        for run in runs:
+            if run.job_id not in jobs or run.site_id not in sites:
+                continue
+            lo = (run.start - problem.horizon.start).total_seconds() / step
+            hi = (run.end - problem.horizon.start).total_seconds() / step
+            covered = set(range(max(0, math.floor(lo)), min(problem.n_slots, math.ceil(hi))))
+            if covered:
+                site, taken = slots.setdefault(jobs[run.job_id], (sites[run.site_id], set()))
+                taken |= covered
+        return Plan(placements={j: Placement(site, tuple(sorted(taken)))
+                                for j, (site, taken) in slots.items()})
+
+    def save_runs(self, runs: list[JobRun]) -> int:
+        """Record how jobs really ran (read back from the scheduler)."""
+        return self.store.save_runs(runs)
 
     def report_plans(self, start: datetime | None, end: datetime | None,
                      team: str | None = None, site: str | None = None) -> list[ReportPlan]:

@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gridshift.adapters.slurm import SlurmClient, SlurmJob, slurm_time
+from gridshift.adapters.store import JobRun
 from gridshift.app.planning import Planner
 from gridshift.optimizer.errors import FieldViolation, InvalidInputError
 
@@ -102,7 +103,9 @@ class SlurmSync:
                  marker: str = "comment=gridshift", hours: int = 24, slot_minutes: int = 60,
                  time_limit_s: float = 10.0, move_weight: float = 0.5,
                  forecasts: list[dict[str, Any]] | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 record_runs: Callable[[list[JobRun]], int] | None = None,
+                 jobcomp_log: str | None = None) -> None:
         kind, _, value = marker.partition("=")
         if kind not in ("comment", "qos", "partition") or not value:
             raise InvalidInputError([FieldViolation(
@@ -113,6 +116,7 @@ class SlurmSync:
         self.time_limit_s, self.move_weight = time_limit_s, move_weight
         self.forecasts = forecasts or []
         self.clock = clock
+        self.record_runs, self.jobcomp_log = record_runs, jobcomp_log
         self._by_partition = {s.partition: s for s in sites}
 
     def opted_in(self, job: SlurmJob) -> bool:
@@ -123,9 +127,22 @@ class SlurmSync:
             return job.qos == value
         return value in job.partitions
 
+    def read_back(self) -> int:
+        """Record how the mapped partitions' finished jobs really ran (the job-completion
+        log), so that reports show them as run beside as planned; the runs recorded."""
+        if self.record_runs is None or not self.jobcomp_log:
+            return 0
+        runs = [JobRun(r.job_id, self._by_partition[r.partition].site["id"], r.start, r.end)
+                for r in self.slurm.runs(self.jobcomp_log)
+                if r.partition in self._by_partition and r.end > r.start]
+        return self.record_runs(runs) if runs else 0
+
     def sync(self, dry_run: bool = False) -> SyncOutcome:
         """Plan the opted-in pending jobs and apply the plan (or, dry-run, say what would be
-        done). SlurmUnavailable when Slurm cannot be read; nothing is changed then."""
+        done); first read back what ran. SlurmUnavailable when Slurm cannot be read; nothing
+        is changed then."""
+        if not dry_run:
+            self.read_back()
         now = self.clock()
         queue = self.slurm.jobs("PENDING,RUNNING")
         pending = [j for j in queue if j.state == "PENDING" and self.opted_in(j)]

@@ -242,6 +242,9 @@ def _slurm_commands(sub: Any) -> None:
                             "Slurm's own)")
         p.add_argument("--dry-run", action="store_true",
                        help="say which scontrol commands would run; change nothing")
+        p.add_argument("--jobcomp-log", metavar="FILE",
+                       help="Slurm's filetxt job-completion log (JobCompLoc): finished jobs are "
+                            "read back from it so reports show them as run")
         if name == "agent":
             p.add_argument("--interval", type=float, default=300.0, metavar="S",
                            help="seconds between rounds (default 300)")

@@ -26,7 +26,9 @@ def run(args: argparse.Namespace) -> int:
         SlurmClient(slurm_conf=args.slurm_conf or app.slurm_conf), sites_of(entries),
         planner_plan(app.planner), marker=args.marker, hours=args.hours,
         slot_minutes=args.slot_minutes or slot_minutes, time_limit_s=args.time_limit,
-        move_weight=args.move_weight, forecasts=_forecasts(args.forecasts))
+        move_weight=args.move_weight, forecasts=_forecasts(args.forecasts),
+        record_runs=app.archive.save_runs if app.archive is not None else None,
+        jobcomp_log=args.jobcomp_log)
     if args.slurm_command == "sync":
         return _round(agent, args.dry_run)
     while True:     # the agent: a round every interval; Ctrl-C or SIGTERM ends it
