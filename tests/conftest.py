@@ -135,3 +135,24 @@ def needs_shared_data(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared data not available: {path} (only present in the development tree)")
     return path
+
+
+def checked_planner_plan(planner, source: str):
+    """A scheduler integration's PlanFn (gridshift.app.scheduler_plans.planner_plan) whose every
+    plan is first verified by the independent checker; the plans it made, for the test."""
+    from gridshift.app.scheduler_plans import planner_plan
+
+    made: list[Any] = []
+
+    def checking_solve(problem, *args, **kwargs):
+        result = original(problem, *args, **kwargs)
+        check = check_plan(result.problem, result.plan)
+        assert check.ok, check.violations
+        made.append(result)
+        return result
+
+    original = planner.solve
+    planner.solve = checking_solve
+    plan = planner_plan(planner, source)
+    plan.made = made
+    return plan

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from gridshift.adapters.store.records import (
     ActualSeries,
+    GateSubmission,
     JobRow,
     JobRun,
     PlanFilter,
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from gridshift.adapters.store.plan_store import (
         MAX_PAGE_SIZE,
         DuplicatePlanError,
+        DuplicateSubmissionError,
         PlanStore,
         StoreError,
         redact_url,
@@ -33,6 +35,8 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "ActualSeries",
     "DuplicatePlanError",
+    "DuplicateSubmissionError",
+    "GateSubmission",
     "JobRow",
     "JobRun",
     "PlanFilter",
@@ -45,7 +49,8 @@ __all__ = [
     "regular_series",
 ]
 
-_LAZY = {"MAX_PAGE_SIZE", "DuplicatePlanError", "PlanStore", "StoreError", "redact_url"}
+_LAZY = {"MAX_PAGE_SIZE", "DuplicatePlanError", "DuplicateSubmissionError", "PlanStore",
+         "StoreError", "redact_url"}
 
 
 def __getattr__(name: str) -> Any:

@@ -53,6 +53,7 @@ from sqlalchemy.engine import URL, make_url
 from gridshift.adapters.store import schema
 from gridshift.adapters.store.records import (
     ActualSeries,
+    GateSubmission,
     JobRow,
     JobRun,
     PlanFilter,
@@ -64,6 +65,7 @@ from gridshift.forecasting.series import Forecast
 __all__ = [
     "MAX_PAGE_SIZE",
     "DuplicatePlanError",
+    "DuplicateSubmissionError",
     "PlanStore",
     "StoreError",
     "redact_url",
@@ -85,6 +87,10 @@ class StoreError(Exception):
 
 class DuplicatePlanError(StoreError):
     """A plan with this plan_id is stored already (and the record has no matching run key)."""
+
+
+class DuplicateSubmissionError(StoreError):
+    """A gate submission with this id is stored already."""
 
 
 # The password runs to the last "@" before any query: an unescaped "@" or "/" in it is
@@ -225,6 +231,30 @@ def _record(row: Any, jobs: list[JobRow], full: bool = True) -> PlanRecord:
         forecasts=row.forecasts if full else [], provenance=row.provenance,
         emissions_kg=row.emissions_kg, baseline_emissions_kg=row.baseline_emissions_kg,
         energy_kwh=row.energy_kwh, run_key=row.run_key, jobs=jobs)
+
+
+def _submission_row(sub: GateSubmission) -> dict[str, Any]:
+    def when(moment: datetime | None, what: str) -> datetime | None:
+        return None if moment is None else _aware(moment, what)
+
+    return {"submission_id": _text(sub.submission_id, "submission_id", 255),
+            "created_at": _aware(sub.created_at, "created_at"),
+            "spec": _json(sub.spec, "spec", dict),
+            "state": _text(sub.state, "state", 16),
+            "cluster": _text(sub.cluster, "cluster", 255, empty=True),
+            "planned_start": when(sub.planned_start, "planned_start"),
+            "submitted_at": when(sub.submitted_at, "submitted_at"),
+            "started_at": when(sub.started_at, "started_at"),
+            "ended_at": when(sub.ended_at, "ended_at"),
+            "scheduler_status": _text(sub.scheduler_status, "scheduler_status", 32, empty=True),
+            "plan_id": _text(sub.plan_id, "plan_id", 128, empty=True),
+            "note": sub.note[:1024]}
+
+
+def _submission(row: Any) -> GateSubmission:
+    return GateSubmission(row.submission_id, row.created_at, dict(row.spec), row.state,
+                          row.cluster, row.planned_start, row.submitted_at, row.started_at,
+                          row.ended_at, row.scheduler_status, row.plan_id, row.note)
 
 
 def _filter_fingerprint(flt: PlanFilter) -> str:
@@ -654,6 +684,43 @@ class PlanStore:
                         for r in conn.execute(select(table).where(table.c.job_id.in_(chunk))
                                               .order_by(table.c.started_at))]
         return out
+
+    # -- the job gate's queue --------------------------------------------------------------
+
+    def add_submission(self, sub: GateSubmission) -> None:
+        """Store a new gate submission; DuplicateSubmissionError if its id is stored."""
+        row = _submission_row(sub)
+        with self._guard("store a gate submission"):
+            try:
+                with self._write() as conn:
+                    conn.execute(insert(schema.gate_submissions), [row])
+            except sa_exc.IntegrityError:
+                raise DuplicateSubmissionError(
+                    f"submission {sub.submission_id!r} is stored already") from None
+
+    def update_submissions(self, subs: Sequence[GateSubmission]) -> None:
+        """Write back the state of these (stored) gate submissions in one transaction."""
+        rows = [_submission_row(s) for s in subs]
+        if not rows:
+            return
+        t = schema.gate_submissions
+        with self._guard("update gate submissions"), self._write() as conn:
+            for row in rows:
+                conn.execute(update(t).where(t.c.submission_id == row["submission_id"])
+                             .values({k: v for k, v in row.items()
+                                      if k not in ("submission_id", "created_at", "spec")}))
+
+    def submissions(self, states: Sequence[str] | None = None,
+                    ids: Sequence[str] | None = None) -> list[GateSubmission]:
+        """Gate submissions (in these states, or with these ids), oldest first."""
+        t = schema.gate_submissions
+        query = select(t).order_by(t.c.created_at, t.c.submission_id)
+        if states is not None:
+            query = query.where(t.c.state.in_(list(states)))
+        if ids is not None:
+            query = query.where(t.c.submission_id.in_(list(ids)))
+        with self._guard("read gate submissions"), self._read() as conn:
+            return [_submission(row) for row in conn.execute(query)]
 
     def actual_series(self, region: str, start: datetime, end: datetime) -> Forecast | None:
         """The region's observed intensity in ``[start, end)`` as a regular series (gaps as

@@ -17,8 +17,8 @@ from typing import Any
 from gridshift.adapters.providers.registry import signal_of
 from gridshift.forecasting.series import Forecast
 
-__all__ = ["ActualSeries", "JobRow", "JobRun", "PlanFilter", "PlanRecord", "forecast_from_snapshot",
-           "forecast_snapshot", "regular_series"]
+__all__ = ["ActualSeries", "GateSubmission", "JobRow", "JobRun", "PlanFilter", "PlanRecord",
+           "forecast_from_snapshot", "forecast_snapshot", "regular_series"]
 
 
 @dataclass
@@ -56,6 +56,30 @@ class JobRun:
     start: datetime
     end: datetime
     source: str = "slurm"
+
+
+@dataclass
+class GateSubmission:
+    """A job given to a job gate (the Ray gate) instead of straight to its scheduler.
+
+    ``spec`` is the submission as given (entrypoint, GPUs, duration estimate, deadline, allowed
+    clusters, ...; JSON values). ``state`` is ``waiting`` (held by the gate), ``submitted``
+    (handed to the scheduler), ``running`` or ``done``; ``cluster`` and ``planned_start`` are
+    where and when the gate plans (or planned) to hand it over, ``submitted_at`` when it did.
+    """
+
+    submission_id: str
+    created_at: datetime
+    spec: dict[str, Any]
+    state: str = "waiting"
+    cluster: str = ""
+    planned_start: datetime | None = None
+    submitted_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    scheduler_status: str = ""
+    plan_id: str = ""
+    note: str = ""
 
 
 @dataclass

@@ -25,7 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["UTCDateTime", "actuals", "job_runs", "metadata", "plan_jobs", "plans"]
+__all__ = ["UTCDateTime", "actuals", "gate_submissions", "job_runs", "metadata", "plan_jobs",
+           "plans"]
 
 # Named constraints, so that migrations can refer to them on every database.
 NAMING_CONVENTION = {
@@ -131,4 +132,23 @@ job_runs = Table(
     Column("ended_at", UTCDateTime(), nullable=False),
     Column("site_id", String(255), nullable=False),
     Column("source", String(64), nullable=False),
+)
+
+#: Jobs given to a job gate (the Ray gate): the gate's queue, so a restart loses none.
+gate_submissions = Table(
+    "gate_submissions",
+    metadata,
+    Column("submission_id", String(255), primary_key=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("spec", JSON(), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("cluster", String(255), nullable=False),
+    Column("planned_start", UTCDateTime(), nullable=True),
+    Column("submitted_at", UTCDateTime(), nullable=True),
+    Column("started_at", UTCDateTime(), nullable=True),
+    Column("ended_at", UTCDateTime(), nullable=True),
+    Column("scheduler_status", String(32), nullable=False),
+    Column("plan_id", String(128), nullable=False),
+    Column("note", String(1024), nullable=False),
+    Index(None, "state", "created_at"),
 )

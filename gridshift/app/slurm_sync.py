@@ -31,10 +31,10 @@ from typing import Any
 
 from gridshift.adapters.slurm import SlurmClient, SlurmJob, slurm_time
 from gridshift.adapters.store import JobRun
-from gridshift.app.planning import Planner
+from gridshift.app.scheduler_plans import PlanFn, planner_plan, utc_text
 from gridshift.optimizer.errors import FieldViolation, InvalidInputError
 
-__all__ = ["Decision", "SlurmSite", "SlurmSync", "SyncOutcome", "sites_of"]
+__all__ = ["Decision", "SlurmSite", "SlurmSync", "SyncOutcome", "planner_plan", "sites_of"]
 
 log = logging.getLogger("gridshift.slurm")
 #: Keys of a sites-file entry that are Slurm's, not the request's.
@@ -90,10 +90,6 @@ class SyncOutcome:
 
     def count(self, action: str) -> int:
         return sum(1 for d in self.decisions if d.action == action)
-
-
-#: (request dict) -> (plan id, {job_id: (site_id, start)}, {job_id: reason}): a planner.
-PlanFn = Callable[[dict[str, Any]], tuple[str, dict[str, tuple[str, datetime]], dict[str, str]]]
 
 
 class SlurmSync:
@@ -194,7 +190,7 @@ class SlurmSync:
                 skipped.append(Decision(job.job_id, "skipped", reason=why))
                 continue
             jobs.append(self._job(job, allowed[0], allowed=allowed, now=now))
-        request = {"horizon": {"start": _ts(start), "slot_minutes": self.slot_minutes,
+        request = {"horizon": {"start": utc_text(start), "slot_minutes": self.slot_minutes,
                                "slots": self.hours * 60 // self.slot_minutes},
                    "sites": sites, "jobs": jobs,
                    "objective": {"move_weight": self.move_weight},
@@ -233,16 +229,16 @@ class SlurmSync:
                                "duration_minutes": job.time_limit_minutes,
                                "team": job.comment.split(":")[-1] if ":" in job.comment else ""}
         if committed:
-            out.update(committed_site=site.site["id"], committed_start=_ts(job.start_time))
+            out.update(committed_site=site.site["id"], committed_start=utc_text(job.start_time))
             return out
         out["allowed_sites"] = [s.site["id"] for s in allowed or [site]]
         if job.deadline is not None:
-            out["deadline"] = _ts(job.deadline)
+            out["deadline"] = utc_text(job.deadline)
         announced = job.eligible_time
         if announced is not None and now is not None and announced > now \
                 and len(job.partitions) == 1:
             # A start this agent set before (a begin time in the future): announced there.
-            out["announced_site"], out["announced_start"] = site.site["id"], _ts(announced)
+            out["announced_site"], out["announced_start"] = site.site["id"], utc_text(announced)
         return out
 
     # -- applying ----------------------------------------------------------------------------
@@ -285,21 +281,3 @@ class SlurmSync:
                                     reason="planning failed: released at its own time",
                                     commands=(f"scontrol release {job.job_id}",)))
         return out
-
-
-def planner_plan(planner: Planner) -> PlanFn:
-    """A PlanFn over an in-process planner: plans and stores (source ``slurm``)."""
-    def plan(request: dict[str, Any]):
-        problem = planner.prepare(request)
-        result = planner.solve(problem)
-        kept = planner.keep(result, request, "slurm")
-        p = result.problem
-        placed = {p.job_ids[j]: (p.site_ids[pl.site], p.slot_time(pl.start_slot))
-                  for j, pl in result.plan.placements.items() if not p.committed[j]}
-        left = {p.job_ids[j]: why for j, why in result.plan.unscheduled.items()}
-        return kept.plan_id, placed, left
-    return plan
-
-
-def _ts(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

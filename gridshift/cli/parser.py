@@ -13,7 +13,7 @@ COMMANDS = {
     "plan": "plan", "demo": "plan", "serve": "serve", "health": "serve",
     "forecast": "queries", "best-window": "queries", "score": "score",
     "plans": "plans", "report": "plans", "actuals": "plans", "nightly": "nightly",
-    "backtest": "backtest", "db": "db", "slurm": "slurm",
+    "backtest": "backtest", "db": "db", "slurm": "slurm", "ray": "ray_gate",
 }
 
 
@@ -34,6 +34,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _nightly_command(sub)
     _db_command(sub)
     _slurm_commands(sub)
+    _ray_commands(sub)
     backtest = sub.add_parser("backtest", help="replay a real GPU trace against real carbon "
                                                "series")
     if command == "backtest":
@@ -212,6 +213,58 @@ def _db_command(sub: Any) -> None:
     db.add_argument("--url", help="database URL (default: the settings' store: "
                                   "GRIDSHIFT_DB_URL, else the SQLite file in the data directory)")
     add_config_flag(db)
+
+
+def _ray_commands(sub: Any) -> None:
+    """`ray gate|submit|list`: the Ray job gate."""
+    ray = sub.add_parser("ray", help="gate jobs for Ray clusters: submit each at its planned "
+                                     "time to its planned cluster")
+    rsub = ray.add_subparsers(dest="ray_command", required=True)
+    gate = rsub.add_parser("gate", help="run the gate: re-plan as jobs arrive, submit each to "
+                                        "Ray at its planned start")
+    submit = rsub.add_parser("submit", help="give a job to the gate (it is planned and "
+                                            "submitted by the running gate)")
+    listing = rsub.add_parser("list", help="the gate's jobs: waiting, submitted, running, done")
+    for p in (gate, submit):
+        p.add_argument("--sites", required=True,
+                       help="the sites file (YAML or JSON, as for nightly) with, per site, its "
+                            "ray_address (the cluster's dashboard URL) and gpu_power_kw")
+    gate.add_argument("--interval", type=float, default=30.0, metavar="S",
+                      help="seconds between rounds (default 30)")
+    gate.add_argument("--once", action="store_true", help="run one round and exit")
+    gate.add_argument("--hours", type=int, default=24, help="planning horizon (default 24)")
+    gate.add_argument("--slot-minutes", type=int,
+                      help="slot length (default: the sites file's, else 60)")
+    gate.add_argument("--time-limit", type=float, default=10.0, metavar="S",
+                      help="solver time limit per re-plan in seconds (default 10)")
+    gate.add_argument("--move-weight", type=float, default=0.5, metavar="KG",
+                      help="what moving an already planned job costs, kg CO2e (default 0.5)")
+    gate.add_argument("--forecasts", metavar="FILE",
+                      help="forecast series for the sites' regions (JSON, as a request's "
+                           "forecasts); default: the forecast service")
+    submit.add_argument("--gpus", type=int, required=True, help="GPUs the job holds")
+    submit.add_argument("--duration-minutes", type=int, required=True, metavar="MIN",
+                        help="how long it runs (an estimate; it plans with this)")
+    submit.add_argument("--deadline", metavar="TIME",
+                        help="when it must be done (RFC 3339, e.g. 2026-12-06T09:00:00Z)")
+    submit.add_argument("--earliest-start", metavar="TIME",
+                        help="not before (RFC 3339; default now)")
+    submit.add_argument("--cluster", action="append", default=[], metavar="NAME",
+                        help="a cluster it may run on (repeat; default any)")
+    submit.add_argument("--team", default="", help="the team it is reported under")
+    submit.add_argument("--id", default="", metavar="ID",
+                        help="its submission id (default: the gate names it)")
+    submit.add_argument("--runtime-env", metavar="JSON",
+                        help="Ray runtime environment, as JSON (e.g. '{\"working_dir\": \".\"}')")
+    submit.add_argument("entrypoint", nargs=argparse.REMAINDER,
+                        help="the command Ray runs (after --)")
+    listing.add_argument("--state", action="append", choices=("waiting", "submitted", "running",
+                                                              "done"),
+                         help="only jobs in this state (repeat; default all)")
+    listing.add_argument("--format", choices=("table", "json"), default="table",
+                         help="table (default) or json")
+    for p in (gate, submit, listing):
+        add_config_flag(p)
 
 
 def _slurm_commands(sub: Any) -> None:

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
         SlurmClient(slurm_conf=args.slurm_conf or app.slurm_conf), sites_of(entries),
         planner_plan(app.planner), marker=args.marker, hours=args.hours,
         slot_minutes=args.slot_minutes or slot_minutes, time_limit_s=args.time_limit,
-        move_weight=args.move_weight, forecasts=_forecasts(args.forecasts),
+        move_weight=args.move_weight, forecasts=read_forecasts(args.forecasts),
         record_runs=app.archive.save_runs if app.archive is not None else None,
         jobcomp_log=args.jobcomp_log)
     if args.slurm_command == "sync":
@@ -63,7 +63,7 @@ def _report(outcome: SyncOutcome, dry_run: bool) -> None:
           file=sys.stderr)
 
 
-def _forecasts(path: str | None) -> list[dict] | None:
+def read_forecasts(path: str | None) -> list[dict] | None:
     """Forecast series for the sites' regions (a JSON list as in a request's ``forecasts``,
     or a request file with them); None: the forecast service pulls them."""
     if not path:

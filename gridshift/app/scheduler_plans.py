@@ -1,0 +1,35 @@
+"""What the scheduler integrations (the Slurm agent, the Ray gate) share: planning a request
+in-process and reading the plan back as ``{job id: (site id, start)}``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from gridshift.app.planning import Planner
+
+__all__ = ["PlanFn", "planner_plan", "utc_text"]
+
+#: (request dict) -> (plan id, {job_id: (site_id, start)}, {job_id: reason}): a planner.
+PlanFn = Callable[[dict[str, Any]], tuple[str, dict[str, tuple[str, datetime]], dict[str, str]]]
+
+
+def planner_plan(planner: Planner, source: str = "slurm") -> PlanFn:
+    """A PlanFn over an in-process planner: plans and stores (with ``source``); committed jobs
+    are not in the placements it returns."""
+    def plan(request: dict[str, Any]):
+        problem = planner.prepare(request)
+        result = planner.solve(problem)
+        kept = planner.keep(result, request, source)
+        p = result.problem
+        placed = {p.job_ids[j]: (p.site_ids[pl.site], p.slot_time(pl.start_slot))
+                  for j, pl in result.plan.placements.items() if not p.committed[j]}
+        left = {p.job_ids[j]: why for j, why in result.plan.unscheduled.items()}
+        return kept.plan_id, placed, left
+    return plan
+
+
+def utc_text(moment: datetime) -> str:
+    """RFC 3339 UTC, to the second (the request's timestamps)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

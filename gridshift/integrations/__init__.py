@@ -1,0 +1,1 @@
+"""gridshift inside other schedulers: importable entry points (the Ray job gate)."""
