@@ -10,11 +10,11 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import make_app
+from conftest import checked_planner_plan, make_app
 
 from gridshift.adapters.slurm import SlurmClient, SlurmUnavailable, gpus_of
 from gridshift.adapters.store import PlanStore
-from gridshift.app.slurm_sync import SlurmSync, planner_plan, sites_of
+from gridshift.app.slurm_sync import SlurmSync, sites_of
 
 SITES = [{"id": "west", "region": "R-west", "gpu_capacity": 4, "gpu_power_kw": 0.5},
          {"id": "east", "region": "R-east", "gpu_capacity": 4, "gpu_power_kw": 0.5}]
@@ -49,7 +49,8 @@ def forecasts(start: datetime) -> list[dict]:
 def agent(cluster, store, plan=None, **options) -> SlurmSync:
     now = datetime.now(UTC)
     return SlurmSync(SlurmClient(slurm_conf=cluster.conf), sites_of(SITES),
-                     plan or planner_plan(make_app(store).planner), slot_minutes=1, hours=1,
+                     plan or checked_planner_plan(make_app(store).planner, "slurm"),
+                     slot_minutes=1, hours=1,
                      time_limit_s=5, forecasts=forecasts(_minute(now)), **options)
 
 
