@@ -223,6 +223,7 @@ def render_html(rows: pd.DataFrame, summary: dict, statement: str,
         f". Savings compare the {counts.get('compared', 0)} job(s) that the plan and each "
         "counterfactual all place; each job counts once, in the newest plan that holds it.</p>",
         *_degraded_banner(summary.get("degraded", [])),
+        *_unreadable_banner(summary.get("unreadable", [])),
         '<div class="cards">' + "".join(
             f'<div class="card"><div class="v">{v}</div><div class="l">{html.escape(k)}</div>'
             "</div>" for k, v in cards) + "</div>",
@@ -281,6 +282,18 @@ def _degraded_banner(degraded: list[dict]) -> list[str]:
     return ['<div class="warn"><strong>Degraded:</strong> some plans rest on less than a '
             f"current forecast, so their planned emissions are rougher.<ul>{items}{more}"
             "</ul></div>"]
+
+
+def _unreadable_banner(unreadable: list[dict]) -> list[str]:
+    """A warning at the top when stored plans could not be read back and are left out."""
+    if not unreadable:
+        return []
+    items = "".join(f"<li>plan {html.escape(str(d['plan_id']))}: {html.escape(d['reason'])}"
+                    "</li>" for d in unreadable[:20])
+    more = f"<li>... and {len(unreadable) - 20} more</li>" if len(unreadable) > 20 else ""
+    return ['<div class="warn"><strong>Left out:</strong> these stored plans no longer read '
+            "back as valid requests (stored before a check they fail), so their jobs are not "
+            f"in this report.<ul>{items}{more}</ul></div>"]
 
 
 def _plans_table(plans: list[dict]) -> str:

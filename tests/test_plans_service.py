@@ -337,3 +337,38 @@ def test_a_day_of_re_planning_counts_each_job_once(tmp_path: Path) -> None:
     assert report.summary["totals"]["energy_kwh"] == pytest.approx(
         sum(energy for _, energy in final.values()), rel=1e-9)
     assert len(report.summary["plans"]) == report.plans > 10
+
+
+def test_a_stored_plan_that_no_longer_reads_back_is_named_not_fatal(tmp_path: Path) -> None:
+    """A plan stored before a check it fails (here: a site supply beyond 10 GW, as plans derived
+    from a huge solar_kwp were stored before that was refused) is left out of the report and
+    named there; the other plans are reported as before."""
+    import sqlalchemy as sa
+
+    store = PlanStore(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    app = make_app(store)
+    kept_ids, checks = [], []
+    for team, day in (("research", 0), ("applied", 1)):
+        request = team_request(team, day)
+        result = solve(prepare(request))
+        checks.append(check_plan(result.problem, result.plan))
+        assert checks[-1].ok, checks[-1].violations
+        kept = app.planner.keep(result, request, "cli")
+        assert kept.stored, kept.store_error
+        kept_ids.append(kept.plan_id)
+    bad = store.get(kept_ids[0])
+    request = dict(bad.request)
+    request["sites"] = [dict(s, renewable_kw=[1e12] * request["horizon"]["slots"])
+                        for s in request["sites"]]
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE plans SET request = :r WHERE plan_id = :p"),
+                     {"r": json.dumps(request), "p": kept_ids[0]})
+    engine.dispose()
+    report = build_report(app.archive, None, None, fmt="html")
+    totals = report.summary["totals"]
+    assert report.plans == 1
+    (left,) = report.summary["unreadable"]
+    assert left["plan_id"] == kept_ids[0] and "renewable_kw" in left["reason"]
+    assert totals["energy_kwh"] == pytest.approx(checks[1].energy_kwh, rel=1e-9)
+    assert "Left out:" in report.document.decode() and kept_ids[0] in report.document.decode()

@@ -3,6 +3,7 @@ rebuilding them with the actual intensity for reports."""
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from gridshift.optimizer.reporting import ReportPlan, actual_intensity
 from gridshift.optimizer.solve import SolveResult
 
 __all__ = ["PlanArchive", "check_period"]
+
+log = logging.getLogger("gridshift.plans")
 
 
 class PlanArchive:
@@ -125,13 +128,26 @@ class PlanArchive:
         return self.store.save_runs(runs)
 
     def report_plans(self, start: datetime | None, end: datetime | None,
-                     team: str | None = None, site: str | None = None) -> list[ReportPlan]:
-        """Every stored plan overlapping the period (all pages), rebuilt for reporting."""
+                     team: str | None = None, site: str | None = None,
+                     unreadable: list[dict[str, str]] | None = None) -> list[ReportPlan]:
+        """Every stored plan overlapping the period (all pages), rebuilt for reporting. A plan
+        that no longer reads back as a valid request (stored before a check it fails was
+        added) is left out and, with ``unreadable``, listed there with the reason."""
         out, token = [], None
         flt = PlanFilter(start=start, end=end, team=team or None, site=site or None)
         while True:
             records, token = self.store.list(flt, 500, token, full=True)
-            out += [rp for r in records if (rp := self.report_plan(r)) is not None]
+            for record in records:
+                try:
+                    rp = self.report_plan(record)
+                except InvalidInputError as exc:
+                    why = "; ".join(map(str, exc.violations[:3]))
+                    log.warning("plan %s left out of the report: %s", record.plan_id, why)
+                    if unreadable is not None:
+                        unreadable.append({"plan_id": record.plan_id, "reason": why})
+                    continue
+                if rp is not None:
+                    out.append(rp)
             if not token:
                 return out
 

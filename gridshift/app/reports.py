@@ -46,17 +46,21 @@ def build_report(archive: PlanArchive, start: datetime | None, end: datetime | N
         raise InvalidInputError([FieldViolation("format", f"unknown format {fmt!r} "
                                                 f"(one of {', '.join(FORMATS)})")])
     check_period(start, end)
-    plans = archive.report_plans(start, end, team, site)
-    return render_report(plans, start, end, team, site, fmt, list_superseded)
+    unreadable: list[dict[str, str]] = []
+    plans = archive.report_plans(start, end, team, site, unreadable=unreadable)
+    return render_report(plans, start, end, team, site, fmt, list_superseded, unreadable)
 
 
 def render_report(plans: list[ReportPlan], start: datetime | None, end: datetime | None,
                   team: str | None = None, site: str | None = None,
-                  fmt: str = "json", list_superseded: bool = False) -> CarbonReport:
-    """The report of these plans for the period and scope."""
+                  fmt: str = "json", list_superseded: bool = False,
+                  unreadable: list[dict[str, str]] | None = None) -> CarbonReport:
+    """The report of these plans for the period and scope; ``unreadable``: stored plans left
+    out because they no longer read back (named in the report)."""
     rows = report_rows(plans, start, end, team=team or None, site=site or None)
     totals = summary(rows)
     totals.update(_plans_and_jobs(plans, list_superseded))
+    totals["unreadable"] = list(unreadable or [])
     statement = accounting_statement(plans)
     if fmt == "csv":
         document = render_csv(rows).encode()
