@@ -214,3 +214,33 @@ def test_the_command_line_queues_lists_and_runs_a_round(heads, tmp_path, capsys)
         (row,) = json.loads(capsys.readouterr().out)
     assert row["id"] == "cli-job-1" and row["cluster"] == "west"
     assert row["state"] in ("waiting", "submitted") and row["planned_start_utc"] != "-"
+
+
+def test_planning_on_a_server_and_when_it_goes_down(heads, tmp_path) -> None:
+    """With --server the gate plans over gRPC (each plan checked against the forecasts the
+    server used); when the server goes away, waiting jobs go at their own times."""
+    from gridshift.adapters.grpc_client import SchedulerClient
+    from gridshift.cli.remote_planning import server_plan
+    from gridshift.service.servicer import start_server
+    from gridshift.settings import ServerSettings
+
+    server = start_server(make_app(), ServerSettings(port=0))
+    target = f"127.0.0.1:{server.port}"
+    store = PlanStore(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    g = gate(heads, store, plan=server_plan(lambda: SchedulerClient(target, retries=False),
+                                            target))
+    later = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=30)
+    first = g.submit(JobSubmission("sleep 1", gpus=2, duration_minutes=2, earliest_start=later))
+    outcome = g.round()
+    assert outcome.plan_id and outcome.planned == 1 and not outcome.error
+    (planned,) = g.list()
+    assert planned.plan_id == outcome.plan_id and planned.planned_start >= later
+    server.server.stop(0).wait()
+    second = g.submit(JobSubmission("sleep 1", gpus=1, duration_minutes=1, clusters=("west",)))
+    down = g.round()
+    assert down.error and set(down.released) == {first.submission_id, second.submission_id}
+    assert down.submitted == [second.submission_id]          # its own time is now
+    shown = {s.submission_id: s for s in g.list()}
+    assert shown[first.submission_id].state == "waiting"
+    assert shown[first.submission_id].planned_start == later  # its own time
+    assert RayJobs(heads["west"].address).state(second.submission_id) is not None

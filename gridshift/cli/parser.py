@@ -232,6 +232,7 @@ def _ray_commands(sub: Any) -> None:
     gate.add_argument("--interval", type=float, default=30.0, metavar="S",
                       help="seconds between rounds (default 30)")
     gate.add_argument("--once", action="store_true", help="run one round and exit")
+    _scheduler_server_flags(gate)
     gate.add_argument("--hours", type=int, default=24, help="planning horizon (default 24)")
     gate.add_argument("--slot-minutes", type=int,
                       help="slot length (default: the sites file's, else 60)")
@@ -267,6 +268,14 @@ def _ray_commands(sub: Any) -> None:
         add_config_flag(p)
 
 
+def _scheduler_server_flags(p: argparse.ArgumentParser) -> None:
+    """--server and the client flags of a scheduler integration."""
+    p.add_argument("--server", metavar="HOST:PORT",
+                   help="plan on this gridshift server (default: in this process); when it "
+                        "cannot be reached, jobs go at their own times")
+    add_client_flags(p)
+
+
 def _slurm_commands(sub: Any) -> None:
     """`slurm sync|agent`."""
     slurm = sub.add_parser("slurm", help="carry plans out on a Slurm cluster")
@@ -295,6 +304,7 @@ def _slurm_commands(sub: Any) -> None:
                             "Slurm's own)")
         p.add_argument("--dry-run", action="store_true",
                        help="say which scontrol commands would run; change nothing")
+        _scheduler_server_flags(p)
         p.add_argument("--jobcomp-log", metavar="FILE",
                        help="Slurm's filetxt job-completion log (JobCompLoc): finished jobs are "
                             "read back from it so reports show them as run")

@@ -53,7 +53,14 @@ def _gate(args: argparse.Namespace) -> RayGate:
         clusters = clusters_of(entries)
     else:       # listing needs no clusters
         clusters, slot_minutes = [], 60
-    return RayGate(app.archive.store, clusters, planner_plan(app.planner, "ray"),
+    if getattr(args, "server", None):
+        from gridshift.cli.common import client_of
+        from gridshift.cli.remote_planning import server_plan
+
+        plan = server_plan(lambda: client_of(args, args.server), args.server)
+    else:
+        plan = planner_plan(app.planner, "ray")
+    return RayGate(app.archive.store, clusters, plan,
                    slot_minutes=getattr(args, "slot_minutes", None) or slot_minutes,
                    horizon_minutes=60 * getattr(args, "hours", 24),
                    time_limit_s=getattr(args, "time_limit", 10.0),

@@ -9,6 +9,7 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from gridshift.adapters.nightly_files import read_sites
 from gridshift.adapters.slurm import SlurmClient, SlurmUnavailable
@@ -24,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     entries, slot_minutes = read_sites(Path(args.sites))
     agent = SlurmSync(
         SlurmClient(slurm_conf=args.slurm_conf or app.slurm_conf), sites_of(entries),
-        planner_plan(app.planner), marker=args.marker, hours=args.hours,
+        _plan_fn(args, app), marker=args.marker, hours=args.hours,
         slot_minutes=args.slot_minutes or slot_minutes, time_limit_s=args.time_limit,
         move_weight=args.move_weight, forecasts=read_forecasts(args.forecasts),
         record_runs=app.archive.save_runs if app.archive is not None else None,
@@ -34,6 +35,16 @@ def run(args: argparse.Namespace) -> int:
     while True:     # the agent: a round every interval; Ctrl-C or SIGTERM ends it
         _round(agent, args.dry_run)
         time.sleep(args.interval)
+
+
+def _plan_fn(args: argparse.Namespace, app: Any) -> Any:
+    """Planning on the --server, else in this process."""
+    if args.server:
+        from gridshift.cli.common import client_of
+        from gridshift.cli.remote_planning import server_plan
+
+        return server_plan(lambda: client_of(args, args.server), args.server)
+    return planner_plan(app.planner, "slurm")
 
 
 def _round(agent: SlurmSync, dry_run: bool) -> int:
