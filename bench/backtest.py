@@ -26,13 +26,17 @@ perfect information at those leads: where the forecast error costs).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from pathlib import Path
 
 from gridshift.app import backtest
 
 TARGET_SHARE_PCT = 95.0
-COMPARED = ("run-now", "lowest-window", "gridshift", "perfect-foresight")
+COMPARED = ("run-now", "lowest-window", "gridshift")   # the reference row is always there
+DATA = Path(os.environ.get("GRIDSHIFT_SHARED_DATA")
+            or Path(__file__).resolve().parents[2] / "shared" / "data")
 
 
 def _share_row(result: backtest.BacktestResult) -> dict[str, float]:
@@ -65,7 +69,7 @@ def _verdict(rows: list[dict[str, float]]) -> str:
 def _walls(result: backtest.BacktestResult) -> str:
     windows = result.windows
     parts = []
-    for policy in ("gridshift", "perfect-foresight"):
+    for policy in ("gridshift",):
         wall = windows.loc[windows["policy"] == policy, "wall_s"]
         status = windows.loc[windows["policy"] == policy, "status"]
         parts.append(f"{policy} {wall.mean():.2f} s mean / {wall.max():.2f} s max over "
@@ -75,8 +79,9 @@ def _walls(result: backtest.BacktestResult) -> str:
 
 def main_table(args: argparse.Namespace, region: str) -> None:
     began = time.perf_counter()
-    result = backtest.run_backtest(region, days=args.days, time_limit_s=args.time_limit,
-                                   seed=args.seed)
+    result = backtest.run_backtest(
+        region, data_dir=DATA, days=args.days, time_limit_s=args.time_limit,
+        seed=args.seed)
     print(backtest.describe(result))
     print(backtest.format_table(result))
     print(_walls(result))
@@ -86,8 +91,9 @@ def main_table(args: argparse.Namespace, region: str) -> None:
             print(f"wrote {path}")
     rows = [_share_row(result)]
     for seed in range(args.seed + 1, args.seed + args.seeds):
-        other = backtest.run_backtest(region, days=args.days, time_limit_s=args.time_limit,
-                                      seed=seed, policies=COMPARED)
+        other = backtest.run_backtest(
+            region, data_dir=DATA, days=args.days, time_limit_s=args.time_limit,
+            seed=seed, policies=COMPARED)
         rows.append(_share_row(other))
         print(f"  forecast seed {seed}: gridshift {rows[-1]['gridshift']:5.1f} %, "
               f"lowest-window {rows[-1]['lowest-window']:5.1f} % of the PF savings")
@@ -96,8 +102,9 @@ def main_table(args: argparse.Namespace, region: str) -> None:
 
 
 def _shares(region: str, args: argparse.Namespace, **options) -> str:
-    result = backtest.run_backtest(region, days=args.days, time_limit_s=args.time_limit,
-                                   policies=COMPARED, **options)
+    result = backtest.run_backtest(
+        region, data_dir=DATA, days=args.days, time_limit_s=args.time_limit,
+        policies=COMPARED, **options)
     table = result.table.set_index("policy")
     pf = table.loc["perfect-foresight", "savings_pct"]
     return (f"PF saves {pf:5.2f} %; share of PF: gridshift "
@@ -120,10 +127,12 @@ def blend_contribution(args: argparse.Namespace, region: str) -> None:
     the raw forecast, and the lowest window given the blended forecast too."""
     raw, lowest_blended, gridshift = [], [], []
     for seed in range(args.seed, args.seed + args.seeds):
-        off = backtest.run_backtest(region, days=args.days, time_limit_s=args.time_limit,
-                                    seed=seed, policies=COMPARED, blend=False)
-        both = backtest.run_backtest(region, days=args.days, time_limit_s=args.time_limit,
-                                     seed=seed, policies=COMPARED, blend_others=True)
+        off = backtest.run_backtest(
+            region, data_dir=DATA, days=args.days, time_limit_s=args.time_limit,
+            seed=seed, policies=COMPARED, blend=False)
+        both = backtest.run_backtest(
+            region, data_dir=DATA, days=args.days, time_limit_s=args.time_limit,
+            seed=seed, policies=COMPARED)
         raw.append(_share(off, "gridshift"))
         lowest_blended.append(_share(both, "lowest-window"))
         gridshift.append(_share(both, "gridshift"))
@@ -131,7 +140,7 @@ def blend_contribution(args: argparse.Namespace, region: str) -> None:
           "mean (min-max)")
     print(f"  gridshift (blended forecast)             {_spread(gridshift)}")
     print(f"  gridshift on the raw forecast            {_spread(raw)}")
-    print(f"  lowest-window given the blended forecast {_spread(lowest_blended)}")
+    print(f"  lowest-window (the same blended forecast) {_spread(lowest_blended)}")
     print()
 
 
@@ -152,7 +161,7 @@ def lead_value(args: argparse.Namespace, region: str) -> None:
     for label, band in LEAD_BANDS:
         shares = [_share(backtest.run_backtest(
             region, days=args.days, time_limit_s=args.time_limit, seed=seed,
-            policies=(backtest.REFERENCE_POLICY, "gridshift", "perfect-foresight"),
+            policies=(backtest.REFERENCE_POLICY, "gridshift"),
             perfect_leads_h=band), "gridshift")
             for seed in range(args.seed, args.seed + args.seeds)]
         print(f"  exact {label:<31} {_spread(shares)}", flush=True)
@@ -169,10 +178,12 @@ def region_summary(args: argparse.Namespace, regions: list[str]) -> None:
     for region in regions:
         blended, raw, lowest, wins, pf = [], [], [], 0, 0.0
         for seed in range(args.seed, args.seed + args.seeds):
-            on = backtest.run_backtest(region, days=args.days, time_limit_s=args.time_limit,
-                                       seed=seed, policies=backtest.POLICIES)
-            off = backtest.run_backtest(region, days=args.days, time_limit_s=args.time_limit,
-                                        seed=seed, policies=COMPARED, blend=False)
+            on = backtest.run_backtest(
+                region, data_dir=DATA, days=args.days, time_limit_s=args.time_limit,
+                seed=seed, policies=backtest.DEFAULT_POLICIES)
+            off = backtest.run_backtest(
+                region, data_dir=DATA, days=args.days, time_limit_s=args.time_limit,
+                seed=seed, policies=COMPARED, blend=False)
             row = _share_row(on)
             blended.append(row["gridshift"])
             lowest.append(row["lowest-window"])
@@ -216,7 +227,7 @@ def main() -> int:
                              "seven series), over the same seeds")
     parser.add_argument("-o", "--output-dir", help="also write tables and charts here")
     args = parser.parse_args()
-    data_dir = backtest.shared_data_dir()
+    data_dir = DATA
     if not (data_dir / "philly-adaptdl" / "philly.csv").exists():
         print(f"bench/backtest.py: skipped: trace and carbon series not found under {data_dir} "
               "(only present in the development tree; set GRIDSHIFT_SHARED_DATA)")

@@ -15,6 +15,7 @@ import pytest
 
 from gridshift.app import backtest
 from gridshift.app.backtest.context import build_context
+from gridshift.app.backtest.forecasts import DecisionForecasts
 from gridshift.forecasting.blend import HISTORY_DAYS
 
 DATA = Path(os.environ.get("GRIDSHIFT_SHARED_DATA")
@@ -29,6 +30,10 @@ def data_dir() -> Path:
         print(reason)
         pytest.skip(reason)
     return DATA
+
+
+def _inputs(data_dir: Path) -> backtest.ReplayInputs:
+    return backtest.load_inputs(backtest.SeriesSource(REGION), backtest.TraceSource(), data_dir)
 
 
 def _run(data_dir: Path, **options) -> backtest.BacktestResult:
@@ -55,12 +60,12 @@ def test_every_schedule_passes_the_checker(default_result: backtest.BacktestResu
     windows = result.windows
     # one check per decision window (run-now: its one global plan) plus one final check each
     windowed = int((windows["policy"] != "run-now").sum())
-    assert result.checks_passed == windowed + len(backtest.POLICIES)
-    assert list(result.table["policy"]) == list(backtest.POLICIES)
+    assert result.checks_passed == windowed + len(backtest.DEFAULT_POLICIES)
+    assert list(result.table["policy"]) == [*backtest.DEFAULT_POLICIES, backtest.PF_ROW]
     energy = result.table["energy_kwh"]                   # the same jobs everywhere
     assert energy.to_numpy() == pytest.approx([energy.iloc[0]] * len(energy), rel=1e-12)
     assert result.starts.notna().all().all()
-    for policy in backtest.POLICIES:
+    for policy in backtest.DEFAULT_POLICIES:
         assert set(windows.loc[windows["policy"] == policy, "jobs"]).isdisjoint({0})
 
 
@@ -68,7 +73,7 @@ def test_jobs_start_after_arrival_and_at_most_capacity(
         default_result: backtest.BacktestResult) -> None:
     result = default_result
     arrivals = {j.id: j.arrival for j in result.jobs}
-    for policy in backtest.POLICIES:
+    for policy in backtest.DEFAULT_POLICIES:
         for job_id, start in result.starts[policy].items():
             assert start >= arrivals[job_id]
     gridshift = result.table.set_index("policy").loc["gridshift"]
@@ -84,7 +89,7 @@ def test_tight_capacity_and_short_slack_are_checked(data_dir: Path) -> None:
     table = result.table.set_index("policy")
     assert table["late_jobs"].max() > 0
     deadlines = {j.id: (j.deadline, j.duration_slots) for j in result.jobs}
-    for policy in backtest.POLICIES:
+    for policy in backtest.DEFAULT_POLICIES:
         late = sum(start + pd.Timedelta(hours=deadlines[job][1]) > deadlines[job][0]
                    for job, start in result.starts[policy].items())
         assert late == table.loc[policy, "late_jobs"], policy
@@ -130,7 +135,7 @@ def test_outputs_are_written(default_result: backtest.BacktestResult, tmp_path: 
     paths = backtest.write_outputs(default_result, tmp_path)
     assert [p.suffix for p in paths] == [".csv", ".md", ".png"]
     table = pd.read_csv(paths[0])
-    assert list(table["policy"]) == list(backtest.POLICIES)
+    assert list(table["policy"]) == [*backtest.DEFAULT_POLICIES, backtest.PF_ROW]
     assert "| gridshift |" in paths[1].read_text(encoding="utf-8")
     image = imread(paths[2])
     assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
@@ -148,10 +153,9 @@ def test_cli_entry_point(data_dir: Path, tmp_path: Path, capsys,
     assert run(args) == 0
     out = capsys.readouterr().out
     assert "perfect-foresight" in out and "wall_s_per_window_mean" in out
-    assert "gridshift on the forecast blended with actuals published 1 h late" in out
+    assert "every forecast-driven policy alike" in out and "blended with the seasonal" in out
     assert (tmp_path / "backtest-US-CAL-CISO-2022-10-27.png").exists()
     assert not parser.parse_args(["--no-blend"]).blend
-    assert parser.parse_args(["--blend-others"]).blend_others
     bad = parser.parse_args(["--region", "nowhere"])
     assert run(bad) == 2
 
@@ -163,7 +167,7 @@ def test_forecast_vintages_evolve_or_are_drawn_afresh(data_dir: Path) -> None:
     for vintages in backtest.VINTAGES:
         cfg = backtest.BacktestConfig(REGION, date(2022, 10, 25), days=1, seed=3, max_jobs=24,
                                       decision_hours=1, vintages=vintages)
-        ctx, _ = build_context(cfg, data_dir)
+        ctx, _ = build_context(cfg, _inputs(data_dir))
         first, second = ctx.forecast(5, 5), ctx.forecast(6, 6)
         np.testing.assert_array_equal(first, ctx.forecast(5, 5))     # cached, deterministic
         # Hours 6 .. 30: leads 1..25 in the first vintage, 0..24 in the second.
@@ -182,7 +186,7 @@ def test_gridshift_plans_on_the_forecast_blended_with_published_actuals(data_dir
     the actuals published by then (one hour's delay): closer to the actual series than the raw
     forecast, unchanged by anything after the decision, and off with ``blend=False``."""
     cfg = backtest.BacktestConfig(REGION, date(2022, 10, 25), days=1, seed=3, max_jobs=24)
-    ctx, _ = build_context(cfg, data_dir)
+    ctx, _ = build_context(cfg, _inputs(data_dir))
     assert len(ctx.past) == HISTORY_DAYS * 24 and np.isfinite(ctx.past).all()
     raw_error, blend_error = [], []
     for k in range(0, 48, 6):
@@ -192,19 +196,17 @@ def test_gridshift_plans_on_the_forecast_blended_with_published_actuals(data_dir
         blend_error.append(np.sqrt(np.mean(np.log(blended[:24] / truth[:24]) ** 2)))
         # The actual of the hour before the decision is not yet published: changing it does
         # not change the decision's series; changing the hour before that does.
-        saved = ctx.actual
         for hour, same in ((k - 1, True), (k - 2, False)):
             if hour < 0:
                 continue
-            ctx.actual = saved.copy()
-            ctx.actual[hour] *= 3.0
-            moved = ctx.product_forecast(k, k)
-            ctx.actual = saved
+            changed = ctx.actual.copy()
+            changed[hour] *= 3.0
+            moved = DecisionForecasts(cfg, ctx.origin, changed, ctx.past).decision(k, k).values
             assert np.allclose(moved, blended) == same, (k, hour)
     assert np.mean(blend_error) < np.mean(raw_error)
     off = backtest.BacktestConfig(REGION, date(2022, 10, 25), days=1, seed=3, max_jobs=24,
                                   blend=False)
-    ctx_off, _ = build_context(off, data_dir)
+    ctx_off, _ = build_context(off, _inputs(data_dir))
     np.testing.assert_array_equal(ctx_off.product_forecast(5, 5), ctx_off.forecast(5, 5))
 
 
@@ -213,17 +215,17 @@ def test_perfect_leads_make_gridshift_forecast_exact_there_only(data_dir: Path) 
     actual intensity 2..5 h ahead and the blended forecast everywhere else; a perfect forecast
     at every lead reproduces perfect foresight; an empty band is refused."""
     base = dict(region=REGION, start=date(2022, 10, 25), days=1, seed=3, max_jobs=24)
-    ctx, _ = build_context(backtest.BacktestConfig(**base), data_dir)
+    ctx, _ = build_context(backtest.BacktestConfig(**base), _inputs(data_dir))
     exact, _ = build_context(backtest.BacktestConfig(**base, perfect_leads_h=(2, 6)),
-                                 data_dir)
+                             _inputs(data_dir))
     blended, diagnostic = ctx.product_forecast(7, 7), exact.product_forecast(7, 7)
     np.testing.assert_array_equal(diagnostic[2:6], ctx.actual[9:13])
     np.testing.assert_array_equal(np.delete(diagnostic, range(2, 6)),
                                   np.delete(blended, range(2, 6)))
     assert not np.allclose(blended[2:6], ctx.actual[9:13])
-    result = _run(data_dir, perfect_leads_h=(0, 10_000),
-                  policies=("run-now", "gridshift", "perfect-foresight"))
+    result = _run(data_dir, perfect_leads_h=(0, 10_000), no_regret_z=None,
+                  policies=("run-now", "gridshift", "rolling-foresight"))
     table = result.table.set_index("policy")["emissions_kg"]
-    assert table["gridshift"] == pytest.approx(table["perfect-foresight"], rel=1e-6)
+    assert table["gridshift"] == pytest.approx(table["rolling-foresight"], rel=1e-6)
     with pytest.raises(ValueError, match="perfect_leads_h"):
         _run(data_dir, perfect_leads_h=(4, 4))

@@ -98,6 +98,11 @@ class FileSource:
         latest = self._latest_vintage(rows)
         return self._series(region, latest, start, end, issued_at="oldest")
 
+    def vintages(self, region: str) -> pd.DataFrame:
+        """Every row of ``region`` in the main file as loaded (``valid_at`` and ``issued_at``
+        in UTC, ``value`` in gCO2e/kWh): what a backtest replays "as of" each decision."""
+        return self._region_rows(self._frame(self.path, region), region).copy()
+
     def history(self, region: str, start: datetime, end: datetime) -> Forecast:
         """Actuals over ``[start, end)``."""
         start, end = utc(start), utc(end)

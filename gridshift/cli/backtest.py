@@ -1,101 +1,272 @@
-"""`gridshift backtest`: its options, the run per region with a progress bar, and exit codes."""
+"""`gridshift backtest`: its options, one replay (with a progress bar) or a sweep of replays
+(weeks x series x seeds, on Ray by default, progress per replay), and exit codes."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 from collections.abc import Callable, Iterator
 from datetime import date
-from pathlib import Path
+from typing import Any
 
 from gridshift.app.backtest.config import (
+    DEFAULT_POLICIES,
     FORECAST_MODELS,
-    POLICIES,
     SERIES_YEAR,
     VINTAGES,
     BacktestError,
 )
-from gridshift.app.backtest.data import canonical_region
-from gridshift.app.backtest.replay import run_backtest
-from gridshift.app.backtest.report import describe, format_table, write_outputs
+from gridshift.app.backtest.data import (
+    SeriesSource,
+    TraceSource,
+    canonical_region,
+    load_inputs,
+    site_settings,
+)
+from gridshift.app.backtest.replay import config_for, replay
+from gridshift.app.backtest.report import (
+    describe,
+    format_table,
+    rules_text,
+    to_json,
+    write_outputs,
+)
+from gridshift.app.backtest.sweep import plan_sweep, ray_executor, run_sweep, weeks_between
+from gridshift.app.backtest.sweep_report import format_sweep, sweep_json, write_sweep_outputs
 from gridshift.cli.common import settings_of
 from gridshift.cli.flags import add_config_flag
+from gridshift.optimizer.errors import InvalidInputError
+
+DEFAULT_REGIONS = ("US-CAL-CISO", "DE")
+
+
+def _z(text: str) -> float | None:
+    if text.strip().lower() == "off":
+        return None
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0 or 'off'")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `gridshift backtest` options."""
-    parser.add_argument("--region", action="append", metavar="REGION",
-                        help="region (repeatable; default US-CAL-CISO and DE): "
-                             f"{', '.join(SERIES_YEAR)} or the short name (CISO, ERCO, ...)")
-    parser.add_argument("--start", type=date.fromisoformat, metavar="YYYY-MM-DD",
-                        help="first day, moved by whole weeks into each series' year "
-                             "(default 2022-10-24 for EIA regions, 2020-10-26 for DE)")
-    parser.add_argument("--days", type=int, default=7, help="days of the trace (default 7)")
-    parser.add_argument("--slack-hours", type=float, default=12.0,
-                        help="deadline = arrival + duration + slack (default 12)")
-    parser.add_argument("--time-limit", type=float, default=5.0, metavar="S",
-                        help="solver time limit per window, seconds (default 5; perfect "
-                             "foresight gets twice as long)")
-    parser.add_argument("--seed", type=int, default=0, help="forecast-error and solver seed")
-    parser.add_argument("--decision-hours", type=int, default=1,
-                        help="hours between planning decisions (default 1)")
-    parser.add_argument("--forecast-model", choices=tuple(FORECAST_MODELS),
-                        default="average-ci", help="decision-time forecast error model")
-    parser.add_argument("--vintages", choices=VINTAGES, default="evolving",
-                        help="forecasts of successive decisions: one evolving history "
-                             "(default) or independent errors per decision")
-    parser.add_argument("--utilisation", type=float, default=0.9,
-                        help="run-now peak demand / capacity (default 0.9)")
-    parser.add_argument("--no-blend", dest="blend", action="store_false",
-                        help="gridshift plans on the raw decision-time forecast instead of "
-                             "blending it with the seasonal model of the actuals published "
-                             "by then (forecasting.blend, the product's default)")
-    parser.add_argument("--blend-others", action="store_true",
-                        help="give the lowest-window and Let's-Wait-Awhile policies the same "
-                             "blended forecast (to separate forecasting from joint planning)")
+    data = parser.add_argument_group("data")
+    data.add_argument("--region", action="append", metavar="NAME",
+                      help="a series (repeatable; default US-CAL-CISO and DE): a built-in one "
+                           f"({', '.join(SERIES_YEAR)} or the short name CISO, ERCO, ...), or "
+                           "the name of the matching --carbon-csv")
+    data.add_argument("--carbon-csv", action="append", metavar="PATH",
+                      help="your own series (repeatable, one per --region, in order): CSV with "
+                           "timestamp (ISO 8601, UTC) and carbon_intensity (gCO2e/kWh), any "
+                           "step from 5 min to 1 h, any year")
+    data.add_argument("--forecasts", metavar="PATH",
+                      help="real forecast vintages (the file source's layout: region, "
+                           "valid_at, value, issued_at); they replace the synthetic error model "
+                           "for the regions they hold")
+    data.add_argument("--jobs", metavar="PATH",
+                      help="arrivals from a jobs file in the nightly format (earliest_start = "
+                           "arrival; default: the Philly trace)")
+    data.add_argument("--sites", metavar="PATH",
+                      help="take the site (GPU capacity, PUE, power cap) from a nightly sites "
+                           "file: the site --site, else the first of the region")
+    data.add_argument("--site", metavar="ID", help="the site of --sites to replay")
+    site = parser.add_argument_group("site and jobs")
+    site.add_argument("--capacity-gpus", type=int, metavar="N",
+                      help="GPU capacity (default: sized from the trace by --utilisation)")
+    site.add_argument("--utilisation", type=float, default=0.9,
+                      help="run-now peak demand / capacity when sizing it (default 0.9)")
+    site.add_argument("--pue", type=float, help="PUE of the site (default 1.0)")
+    site.add_argument("--power-cap-kw", type=float, metavar="KW",
+                      help="facility power cap (default none)")
+    site.add_argument("--gpu-kw", type=float, default=0.7,
+                      help="IT power per GPU of trace jobs without their own (default 0.7)")
+    site.add_argument("--slack-hours", type=float, default=12.0,
+                      help="deadline = arrival + duration + slack (default 12)")
+    when = parser.add_argument_group("period, seeds and sweep")
+    when.add_argument("--start", type=date.fromisoformat, metavar="YYYY-MM-DD",
+                      help="first day, moved by whole weeks into each series' year "
+                           "(default 2022-10-24 for EIA regions, 2020-10-26 for DE)")
+    when.add_argument("--end", type=date.fromisoformat, metavar="YYYY-MM-DD",
+                      help="with --start: replay every week before this day (a sweep)")
+    when.add_argument("--weeks", type=int, metavar="N",
+                      help="replay N consecutive weeks from --start (a sweep)")
+    when.add_argument("--days", type=int, default=7,
+                      help="days per replay (default 7)")
+    when.add_argument("--seed", type=int, default=0, help="forecast-error and solver seed")
+    when.add_argument("--seeds", type=int, default=1, metavar="N",
+                      help="replay with N seeds from --seed (default 1)")
+    when.add_argument("--ray-address", metavar="HOST:PORT",
+                      help="run a sweep's replays on this Ray cluster (default: a local Ray "
+                           "started for the run)")
+    when.add_argument("--workers", type=int, metavar="N",
+                      help="replays at once (default: the machine's CPUs)")
+    when.add_argument("--no-ray", dest="ray", action="store_false",
+                      help="run a sweep's replays one after another in this process")
+    plan = parser.add_argument_group("planning")
+    plan.add_argument("--time-limit", type=float, default=5.0, metavar="S",
+                      help="solver time limit per window, seconds (default 5)")
+    plan.add_argument("--reference-time-limit", type=float, default=60.0, metavar="S",
+                      help="time limit of the offline perfect-foresight optimum (default 60; "
+                           "where it is not proven, its relaxation's bound is the reference)")
+    plan.add_argument("--decision-hours", type=int, default=1,
+                      help="hours between planning decisions (default 1)")
+    plan.add_argument("--forecast-model", choices=tuple(FORECAST_MODELS),
+                      default="average-ci", help="decision-time forecast error model")
+    plan.add_argument("--vintages", choices=VINTAGES, default="evolving",
+                      help="forecasts of successive decisions: one evolving history "
+                           "(default) or independent errors per decision")
+    plan.add_argument("--no-blend", dest="blend", action="store_false",
+                      help="plan on the raw decision-time forecast instead of blending it "
+                           "with the seasonal model of the actuals published by then (every "
+                           "forecast-driven policy alike)")
+    plan.add_argument("--no-regret-z", type=_z, default=1.0, metavar="Z|off",
+                      help="gridshift shifts a job from running now only where the forecast "
+                           "scenarios' mean saving is >= Z standard deviations (default 1; "
+                           "off: no rule)")
     add_config_flag(parser)
+    parser.add_argument("--format", choices=("table", "json"), default="table",
+                        help="print tables (default) or JSON")
     parser.add_argument("-o", "--output-dir", default="backtest",
                         help="where the tables (CSV, Markdown) and charts go (default ./backtest)")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the backtest per region, print the tables and write the outputs. Exit codes: 0 done,
-    2 invalid options or data missing, 1 a schedule failed the checker."""
+    """Run the replay or the sweep, print the results and write the outputs. Exit codes: 0
+    done, 2 invalid options or data missing, 1 a schedule failed the checker or Ray failed."""
     data_dir = settings_of(args).shared_data_dir
-    if not (data_dir / "philly-adaptdl" / "philly.csv").exists():
-        print(f"gridshift backtest: the trace and carbon series are not under {data_dir} "
-              "(set GRIDSHIFT_SHARED_DATA)", file=sys.stderr)
-        return 2
     try:
-        for region in [canonical_region(r) for r in (args.region or ["US-CAL-CISO", "DE"])]:
-            _main_region(args, region, data_dir)
+        sources = _sources(args)
+        needs_shared = args.jobs is None or any(s.csv_path is None for s in sources)
+        if needs_shared and not (data_dir / "philly-adaptdl" / "philly.csv").exists():
+            print(f"gridshift backtest: the trace and carbon series are not under {data_dir} "
+                  "(set GRIDSHIFT_SHARED_DATA, or give --jobs and --carbon-csv)",
+                  file=sys.stderr)
+            return 2
+        trace = TraceSource(args.jobs)
+        inputs = {s.region: load_inputs(s, trace, data_dir) for s in sources}
+        settings = _settings(args)
+        weeks = args.weeks or (weeks_between(args.start, args.end, args.days)
+                               if args.start and args.end else 1)
+        seeds = range(args.seed, args.seed + max(args.seeds, 1))
+        per_region = {s.region: _site(args, s.region) for s in sources}
+        if len(sources) * weeks * len(seeds) == 1 and args.weeks is None:
+            _one(args, sources[0], inputs, {**settings, **per_region[sources[0].region]})
+            return 0
+        specs = []
+        for s in sources:
+            specs += plan_sweep([s], inputs, args.start, weeks, seeds, args.days,
+                                **settings, **per_region[s.region])
+        return _sweep(args, specs, inputs)
+    except InvalidInputError as exc:
+        for v in exc.violations:
+            print(f"gridshift backtest: {v}", file=sys.stderr)
+        return 2
     except (ValueError, OSError) as exc:
         print(f"gridshift backtest: {exc}", file=sys.stderr)
         return 2
     except BacktestError as exc:
         print(f"gridshift backtest: {exc}", file=sys.stderr)
         return 1
-    return 0
 
 
-def _main_region(args: argparse.Namespace, region: str, data_dir: Path) -> None:
-    options = {"decision_hours": getattr(args, "decision_hours", 1),
-               "forecast_model": getattr(args, "forecast_model", "average-ci"),
-               "utilisation": getattr(args, "utilisation", 0.9),
-               "vintages": getattr(args, "vintages", "evolving"),
-               "blend": getattr(args, "blend", True),
-               "blend_others": getattr(args, "blend_others", False)}
-    estimate = (len(POLICIES) - 1) * (args.days * 24 + 48) // options["decision_hours"]
-    with _progress_bar(region, estimate) as tick:
-        result = run_backtest(region, args.start, args.days, slack_h=args.slack_hours,
-                              time_limit_s=args.time_limit, seed=args.seed,
-                              data_dir=data_dir, on_window=tick, **options)
+def _sources(args: argparse.Namespace) -> list[SeriesSource]:
+    csvs = args.carbon_csv or []
+    regions = args.region or ([] if csvs else list(DEFAULT_REGIONS))
+    if csvs and len(csvs) != len(regions):
+        raise ValueError(f"give one --region per --carbon-csv (in order); got {len(regions)} "
+                         f"region(s) and {len(csvs)} file(s)")
+    if csvs:
+        sources = [SeriesSource(r, c, args.forecasts) for r, c in zip(regions, csvs,
+                                                                      strict=True)]
+    else:
+        sources = [SeriesSource(canonical_region(r), None, args.forecasts) for r in regions]
+    names = [s.region for s in sources]
+    if len(set(names)) != len(names):
+        raise ValueError(f"a region is named twice: {', '.join(names)}")
+    return sources
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "slack_h": args.slack_hours, "time_limit_s": args.time_limit,
+        "decision_hours": args.decision_hours, "forecast_model": args.forecast_model,
+        "utilisation": args.utilisation, "vintages": args.vintages, "blend": args.blend,
+        "no_regret_z": args.no_regret_z, "gpu_kw": args.gpu_kw,
+        "reference_time_limit_s": args.reference_time_limit}
+    return out
+
+
+def _site(args: argparse.Namespace, region: str) -> dict[str, Any]:
+    """The site settings of a region: the sites file's, then the flags over them."""
+    out = site_settings(args.sites, region, args.site) if args.sites else {}
+    for name, value in (("capacity_gpus", args.capacity_gpus), ("pue", args.pue),
+                        ("power_cap_kw", args.power_cap_kw)):
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def _one(args: argparse.Namespace, source: SeriesSource, inputs: dict,
+         settings: dict[str, Any]) -> None:
+    cfg = config_for(source, inputs[source.region], args.start, args.days, seed=args.seed,
+                     **settings)
+    estimate = (len(DEFAULT_POLICIES) - 1) * (args.days * 24 + 48) // cfg.decision_hours
+    with _progress_bar(source.region, estimate) as tick:
+        result = replay(cfg, inputs[source.region], on_window=tick)
+    paths = write_outputs(result, args.output_dir)
+    if args.format == "json":
+        print(json.dumps(to_json(result), indent=2))
+        return
     print(describe(result))
     print(format_table(result))
-    for path in write_outputs(result, args.output_dir):
+    print("rules:")
+    print(rules_text(result))
+    for path in paths:
         print(f"wrote {path}")
-    print()
+
+
+def _sweep(args: argparse.Namespace, specs: list, inputs: dict) -> int:
+    def progress(done: int, total: int, summary: dict[str, Any]) -> None:
+        if summary.get("skipped"):
+            what = f"skipped: {summary['skipped']}"
+        else:
+            gs = summary["policies"].get("gridshift", {})
+            share = gs.get("share_of_pf_savings_pct")
+            what = (f"gridshift {share:.1f} % of perfect foresight"
+                    if share is not None else "done")
+        print(f"[{done}/{total}] {summary['label']}: {what} ({summary['wall_s']:.1f} s)",
+              file=sys.stderr, flush=True)
+
+    if args.ray:
+        from gridshift.adapters.ray_sweep import RayUnavailable
+
+        try:
+            with ray_executor(args.ray_address, args.workers) as executor:
+                print(f"gridshift backtest: {len(specs)} replays on {executor.description}",
+                      file=sys.stderr, flush=True)
+                result = run_sweep(specs, inputs, executor, name="ray", workers=args.workers,
+                                   on_replay=progress)
+        except RayUnavailable as exc:
+            if args.ray_address is not None or "not installed" not in str(exc):
+                print(f"gridshift backtest: {exc} (--no-ray runs the sweep in this process)",
+                      file=sys.stderr)
+                return 1
+            print(f"gridshift backtest: {exc}; running the {len(specs)} replays in this "
+                  "process", file=sys.stderr, flush=True)
+            result = run_sweep(specs, inputs, on_replay=progress)
+    else:
+        result = run_sweep(specs, inputs, on_replay=progress)
+    paths = write_sweep_outputs(result, args.output_dir)
+    if args.format == "json":
+        print(json.dumps(sweep_json(result), indent=2))
+    else:
+        print(format_sweep(result))
+        for path in paths:
+            print(f"wrote {path}")
+    return 0
 
 
 @contextlib.contextmanager

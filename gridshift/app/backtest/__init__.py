@@ -126,29 +126,40 @@ series), :mod:`.context` (replay context, decision windows, capacity ledger), :m
 """
 
 from gridshift.app.backtest.config import (
+    DEFAULT_POLICIES,
     FORECAST_MODELS,
+    FORECAST_POLICIES,
+    PF_ROW,
     POLICIES,
+    REFERENCE_KINDS,
     REFERENCE_POLICY,
     VINTAGES,
     BacktestConfig,
     BacktestError,
     BacktestResult,
+    Reference,
     TraceJob,
 )
 from gridshift.app.backtest.data import (
+    ReplayInputs,
+    SeriesSource,
+    TraceSource,
     canonical_region,
     carbon_series,
     default_start,
+    load_inputs,
     size_capacity,
     trace_jobs,
     trace_week,
 )
-from gridshift.app.backtest.replay import run_backtest
-from gridshift.app.backtest.report import describe, format_table, write_outputs
+from gridshift.app.backtest.replay import config_for, replay, run_backtest
+from gridshift.app.backtest.report import describe, format_table, to_json, write_outputs
 
 __all__ = [
-    "FORECAST_MODELS", "POLICIES", "REFERENCE_POLICY", "VINTAGES", "BacktestConfig",
-    "BacktestError", "BacktestResult", "TraceJob", "canonical_region", "carbon_series",
-    "default_start", "describe", "format_table", "run_backtest", "size_capacity", "trace_jobs",
-    "trace_week", "write_outputs",
+    "DEFAULT_POLICIES", "FORECAST_MODELS", "FORECAST_POLICIES", "PF_ROW", "POLICIES",
+    "REFERENCE_KINDS", "REFERENCE_POLICY", "VINTAGES", "BacktestConfig", "BacktestError",
+    "BacktestResult", "Reference", "ReplayInputs", "SeriesSource", "TraceJob", "TraceSource",
+    "canonical_region", "carbon_series", "config_for", "default_start", "describe",
+    "format_table", "load_inputs", "replay", "run_backtest", "size_capacity", "to_json",
+    "trace_jobs", "trace_week", "write_outputs",
 ]

@@ -1,5 +1,6 @@
-"""The policies compared by the backtest, each deciding one window: FIFO, the per-job
-lowest window (repaired), Let's-Wait-Awhile, and the solver (gridshift, perfect foresight)."""
+"""The policies compared by the backtest, each deciding one window, and the rules they follow
+(stated in every output): FIFO, the per-job lowest window (repaired), Let's-Wait-Awhile, and
+the solver (gridshift with the no-regret rule, and the rolling-foresight diagnostic)."""
 
 from __future__ import annotations
 
@@ -9,33 +10,72 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gridshift.app.backtest.config import SLOT_MINUTES, BacktestError, TraceJob
+from gridshift.app.backtest.config import SLOT_MINUTES, BacktestConfig, BacktestError, TraceJob
 from gridshift.app.backtest.context import Context, Window, earliest_fit, fits, window_problem
+from gridshift.app.backtest.forecasts import DecisionForecast
+from gridshift.app.risk import ci_scenarios
 from gridshift.forecasting.best_window import find_best_window
 from gridshift.forecasting.series import Forecast
 from gridshift.optimizer.baseline import fifo_baseline
+from gridshift.optimizer.no_regret import apply_no_regret
 from gridshift.optimizer.solve import solve
+
+Series = np.ndarray | DecisionForecast
 
 
 @dataclass
 class Decision:
     """A policy's starts for one window. ``relaxed``: jobs placed outside their deadline
     window (late, or pushed out by a repair); they are committed at once and their deadline is
-    relaxed in the window's check (lateness is counted against the real deadline)."""
+    relaxed in the window's check (lateness is counted against the real deadline).
+    ``no_regret``: the rule's counts (shifts kept, pulled back to now, kept for want of room)."""
 
     starts: dict[str, int]              # job id -> start slot in the window
     relaxed: set[str] = field(default_factory=set)
     status: str = ""
+    no_regret: tuple[int, int, int] = (0, 0, 0)
 
 
-def _decide_fifo(ctx: Context, w: Window, ci: np.ndarray) -> Decision:
+def policy_rules(cfg: BacktestConfig) -> dict[str, str]:
+    """Each policy's rule in words, with this replay's deadlines, slack and cadence."""
+    every = f"decisions every {cfg.decision_hours} h"
+    rule = (f"no-regret rule: a job is shifted from running now only where the forecast "
+            f"scenarios' mean saving is >= {cfg.no_regret_z:g} standard deviations"
+            if cfg.no_regret_z is not None else "no-regret rule off")
+    return {
+        "run-now": "each job starts at its arrival (next hour) if its GPUs and the power cap "
+                   "allow, else at the earliest hour they do, first come first served; no "
+                   "forecast, deadlines ignored",
+        "fifo": f"run-now at each decision ({every}): jobs wait for the next decision, then "
+                "start first come, first served; no forecast",
+        "lowest-window": "per job, the start with the lowest forecast mean intensity between "
+                         f"the decision and its deadline (arrival + duration + {cfg.slack_h:g} "
+                         "h slack), capacity ignored (the Carbon Aware SDK's advice), then "
+                         "repaired in order of those starts; committed when advised; " + every,
+        "lets-wait-awhile": f"as lowest-window, but starting no later than arrival + "
+                            f"{cfg.max_shift_h:g} h and by the deadline; " + every,
+        "gridshift": "the solver's joint plan of the pending jobs (deadline arrival + duration "
+                     f"+ {cfg.slack_h:g} h slack, capacity and power cap), re-planned at each "
+                     f"decision ({every}) with only the jobs planned to start before the next "
+                     f"one committed; {rule}",
+        "rolling-foresight": "as gridshift, but on the actual intensity (no forecast error, "
+                             "future arrivals unknown), without the no-regret rule; a "
+                             "diagnostic",
+    }
+
+
+def _decide_fifo(ctx: Context, w: Window, ci: Series) -> Decision:
     problem = window_problem(ctx, w, ci)
     plan = fifo_baseline(problem)
     if plan.unscheduled:
         raise BacktestError(f"FIFO left jobs out at window {w.index}; raise margin_h")
     return Decision({problem.job_ids[j]: p.start_slot for j, p in plan.placements.items()},
-                     {problem.job_ids[j] for j, p in plan.placements.items()
-                      if p.end_slot > problem.last_slot[j]}, status="FIFO")
+                    {problem.job_ids[j] for j, p in plan.placements.items()
+                     if p.end_slot > problem.last_slot[j]}, status="FIFO")
+
+
+def _values(ci: Series) -> np.ndarray:
+    return ci.values if isinstance(ci, DecisionForecast) else ci
 
 
 def _ranked_starts(ctx: Context, w: Window, ci: np.ndarray, job: TraceJob,
@@ -67,7 +107,7 @@ def _repair(w: Window, ranked: dict[str, list[int]]) -> Decision:
                       if fits(free, s, job.duration_slots, job.gpus)), None)
         if start is None:
             start = earliest_fit(free, max(ranked[job_id]) + 1, job.duration_slots,
-                                  job.gpus, job.id)
+                                 job.gpus, job.id)
             decision.relaxed.add(job.id)
         free[start:start + job.duration_slots] -= job.gpus
         decision.starts[job.id] = start
@@ -79,25 +119,35 @@ def _latest_start(w: Window, job: TraceJob) -> int:
     return max(first, job.deadline_h - job.duration_slots) - w.start_h
 
 
-def _decide_lowest(ctx: Context, w: Window, ci: np.ndarray) -> Decision:
-    return _repair(w, {j.id: _ranked_starts(ctx, w, ci, j, _latest_start(w, j))
+def _decide_lowest(ctx: Context, w: Window, ci: Series) -> Decision:
+    values = _values(ci)
+    return _repair(w, {j.id: _ranked_starts(ctx, w, values, j, _latest_start(w, j))
                        for j in w.jobs})
 
 
-def _decide_lwa(ctx: Context, w: Window, ci: np.ndarray) -> Decision:
+def _decide_lwa(ctx: Context, w: Window, ci: Series) -> Decision:
+    values = _values(ci)
+
     def latest(j: TraceJob) -> int:
         shift_end = math.floor(j.arrival_h + ctx.cfg.max_shift_h) - w.start_h
         return min(shift_end, _latest_start(w, j))
 
-    return _repair(w, {j.id: _ranked_starts(ctx, w, ci, j, latest(j)) for j in w.jobs})
+    return _repair(w, {j.id: _ranked_starts(ctx, w, values, j, latest(j)) for j in w.jobs})
 
 
-def _decide_solver(ctx: Context, w: Window, ci: np.ndarray, limit_s: float) -> Decision:
+def _decide_solver(ctx: Context, w: Window, ci: Series, limit_s: float,
+                   no_regret_z: float | None) -> Decision:
     problem = window_problem(ctx, w, ci, limit_s)
     result = solve(problem, time_limit_s=limit_s)
-    decision = Decision({}, status=result.status)
+    plan, counts = result.plan, (0, 0, 0)
+    if no_regret_z is not None and plan.placements:
+        scenarios = ci_scenarios(problem, ctx.cfg.scenarios, ctx.cfg.seed * 100_003 + w.index)
+        outcome = apply_no_regret(problem, plan, scenarios, no_regret_z)
+        plan = outcome.plan
+        counts = (len(outcome.kept), len(outcome.pulled_back), len(outcome.no_room))
+    decision = Decision({}, status=result.status, no_regret=counts)
     free = w.free_gpus.copy()
-    for j, p in result.plan.placements.items():
+    for j, p in plan.placements.items():
         decision.starts[problem.job_ids[j]] = p.start_slot
         free[list(p.slots)] -= problem.gpus[j]
     by_id = {j.id: j for j in w.jobs}
@@ -105,37 +155,39 @@ def _decide_solver(ctx: Context, w: Window, ci: np.ndarray, limit_s: float) -> D
         job = by_id[problem.job_ids[j]]
         if job.id not in decision.starts:
             start = earliest_fit(free, int(problem.first_slot[j]), job.duration_slots,
-                                  job.gpus, job.id)
+                                 job.gpus, job.id)
             free[start:start + job.duration_slots] -= job.gpus
             decision.starts[job.id] = start
             decision.relaxed.add(job.id)
     return decision
 
 
-def policy_spec(ctx: Context, policy: str) -> tuple[
-        Callable[[Context, Window, np.ndarray], Decision], Callable[[Window], np.ndarray], bool]:
-    """How ``policy`` decides: (decide(ctx, window, ci) -> Decision, the series it sees at a
-    window, whether it commits every job when planned)."""
+Decide = Callable[[Context, Window, Series], Decision]
+
+
+def policy_spec(ctx: Context, policy: str) -> tuple[Decide, Callable[[Window], Series], bool]:
+    """How ``policy`` decides: (decide(ctx, window, series) -> Decision, the series it sees
+    at a window, whether it commits every job when planned). Every forecast-driven policy sees
+    the same decision forecast."""
     cfg = ctx.cfg
 
-    def forecast(w: Window) -> np.ndarray:
-        return ctx.forecast(w.index, w.start_h)
+    def seen(w: Window) -> DecisionForecast:
+        return ctx.decision_forecast(w.index, w.start_h)
 
-    def product_forecast(w: Window) -> np.ndarray:
-        return ctx.product_forecast(w.index, w.start_h)
-
-    advice_forecast = product_forecast if cfg.blend_others else forecast
+    def gridshift_seen(w: Window) -> DecisionForecast:
+        return ctx.gridshift_forecast(w.index, w.start_h)
 
     def actual(w: Window) -> np.ndarray:
         return ctx.actual[w.start_h:]
 
-    specs = {
-        "fifo": (_decide_fifo, forecast, True),
-        "lowest-window": (_decide_lowest, advice_forecast, True),
-        "lets-wait-awhile": (_decide_lwa, advice_forecast, True),
-        "gridshift": (lambda c, w, ci: _decide_solver(c, w, ci, cfg.time_limit_s),
-                      product_forecast, False),
-        "perfect-foresight": (lambda c, w, ci: _decide_solver(c, w, ci, cfg.pf_limit_s),
+    specs: dict[str, tuple[Decide, Callable[[Window], Series], bool]] = {
+        "fifo": (_decide_fifo, actual, True),
+        "lowest-window": (_decide_lowest, seen, True),
+        "lets-wait-awhile": (_decide_lwa, seen, True),
+        "gridshift": (lambda c, w, ci: _decide_solver(c, w, ci, cfg.time_limit_s,
+                                                      cfg.no_regret_z),
+                      gridshift_seen, False),
+        "rolling-foresight": (lambda c, w, ci: _decide_solver(c, w, ci, cfg.pf_limit_s, None),
                               actual, False),
     }
     return specs[policy]

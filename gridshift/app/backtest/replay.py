@@ -1,12 +1,12 @@
 """The rolling replay of every policy, the evaluation of their schedules with the actual
-series, and :func:`run_backtest`."""
+series against the perfect-foresight reference, and :func:`replay` / :func:`run_backtest`."""
 
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -14,19 +14,36 @@ import numpy as np
 import pandas as pd
 
 from gridshift.app.backtest.config import (
+    DEFAULT_POLICIES,
     FORECAST_MODELS,
+    PF_ROW,
     POLICIES,
     REFERENCE_POLICY,
-    SERIES_YEAR,
     VINTAGES,
     BacktestConfig,
     BacktestError,
     BacktestResult,
+    Reference,
     TraceJob,
 )
-from gridshift.app.backtest.context import Context, Ledger, Window, build_context, window_problem
-from gridshift.app.backtest.data import canonical_region, default_start, to_year
-from gridshift.app.backtest.policies import Decision, policy_spec
+from gridshift.app.backtest.context import (
+    Context,
+    Ledger,
+    Window,
+    build_context,
+    free_gpus,
+    window_problem,
+)
+from gridshift.app.backtest.data import (
+    ReplayInputs,
+    SeriesSource,
+    TraceSource,
+    canonical_region,
+    load_inputs,
+    series_start,
+)
+from gridshift.app.backtest.policies import Decision, policy_rules, policy_spec
+from gridshift.app.backtest.reference import covers, due_hours, offline_reference
 from gridshift.optimizer.accounting import figures
 from gridshift.optimizer.baseline import fifo_baseline
 from gridshift.optimizer.checker import CheckResult, check_plan
@@ -39,6 +56,7 @@ class _PolicyRun:
     starts: dict[str, int]              # job id -> absolute start hour
     windows: list[dict]
     checks: int
+    no_regret: tuple[int, int, int] = (0, 0, 0)
 
 
 def _make_window(ctx: Context, k: int, start_h: int, pending: list[TraceJob],
@@ -48,16 +66,17 @@ def _make_window(ctx: Context, k: int, start_h: int, pending: list[TraceJob],
     slots = min(end - start_h + ctx.cfg.margin_h, ctx.total_h - start_h)
     if slots <= 0:
         raise BacktestError(f"decision {k} at hour {start_h} is past the replay's horizon")
-    free = ctx.capacity - ledger.used[start_h:start_h + slots]
-    return Window(k, start_h, slots, list(pending), free.astype(np.int64))
+    return Window(k, start_h, slots, list(pending),
+                  free_gpus(ctx, ledger, start_h, slots, pending))
 
 
 def _run_windowed(ctx: Context, policy: str,
                   on_window: Callable[[str], None] | None = None) -> _PolicyRun:
     decide, series, commit_all = policy_spec(ctx, policy)
-    ledger = Ledger(np.zeros(ctx.total_h, dtype=np.int64))
+    ledger = Ledger.empty(ctx.total_h)
     cadence = ctx.cfg.decision_hours
     queue, pending, windows, checks, k = list(ctx.jobs), [], [], 0, 0
+    regret = np.zeros(3, dtype=int)
     while queue or pending:
         start_h = k * cadence
         while queue and queue[0].arrival_h <= start_h + 1e-9:
@@ -70,7 +89,8 @@ def _run_windowed(ctx: Context, policy: str,
             wall = time.perf_counter() - began
             _check_window(ctx, w, ci, decision, policy)
             checks += 1
-            committed = _commit(ledger, w, decision, commit_all, cadence)
+            regret += decision.no_regret
+            committed = _commit(ctx, ledger, w, decision, commit_all, cadence)
             pending = [j for j in pending if j.id not in committed]
             windows.append({"policy": policy, "window": k, "decision": ctx.time(start_h),
                             "jobs": len(w.jobs), "committed": len(committed),
@@ -80,10 +100,10 @@ def _run_windowed(ctx: Context, policy: str,
         k += 1
         if k * cadence > ctx.total_h:
             raise BacktestError(f"{policy}: jobs still pending at the replay's end")
-    return _PolicyRun(ledger.starts, windows, checks)
+    return _PolicyRun(ledger.starts, windows, checks, tuple(int(v) for v in regret))
 
 
-def _commit(ledger: Ledger, w: Window, decision: Decision, commit_all: bool,
+def _commit(ctx: Context, ledger: Ledger, w: Window, decision: Decision, commit_all: bool,
             cadence: int) -> set[str]:
     """Start the jobs planned before the next decision (all of them for commit-all policies,
     and relaxed jobs); returns their ids."""
@@ -91,13 +111,12 @@ def _commit(ledger: Ledger, w: Window, decision: Decision, commit_all: bool,
     for job in w.jobs:
         slot = decision.starts[job.id]
         if commit_all or slot < cadence or job.id in decision.relaxed:
-            ledger.commit(job, w.start_h + slot)
+            ledger.commit(job, w.start_h + slot, ctx.cfg.pue)
             committed.add(job.id)
     return committed
 
 
-def _check_window(ctx: Context, w: Window, ci: np.ndarray, decision: Decision,
-                  policy: str) -> None:
+def _check_window(ctx: Context, w: Window, ci, decision: Decision, policy: str) -> None:
     problem = window_problem(ctx, w, ci, relaxed=frozenset(decision.relaxed))
     index = {name: i for i, name in enumerate(problem.job_ids)}
     plan = Plan({index[job.id]: Placement.contiguous(0, decision.starts[job.id],
@@ -157,41 +176,67 @@ def _evaluate(ctx: Context, starts: dict[str, int], policy: str) -> _Evaluation:
     return _Evaluation(check, hourly, late)
 
 
+def reference_for(ctx: Context, run_now: _PolicyRun | None = None) -> Reference:
+    """The perfect-foresight reference of a replay, covering run-now's schedule."""
+    run_now = run_now or _run_now(ctx)
+    upper = _evaluate(ctx, run_now.starts, REFERENCE_POLICY).check.emissions_kg
+    return offline_reference(ctx, due_hours(ctx.jobs, [run_now.starts]), upper)
+
+
 # --- The backtest -----------------------------------------------------------------------------
 
 
-def run_backtest(region: str, start: date | None = None, days: int = 7, *,
-                 slack_h: float = 12.0, time_limit_s: float = 5.0, seed: int = 0,
-                 data_dir: Path | str, pf_time_limit_s: float | None = None,
-                 decision_hours: int = 1, max_shift_h: float = 8.0, utilisation: float = 0.9,
-                 max_jobs: int | None = None, capacity_gpus: int | None = None,
-                 trace_start: date | None = None, forecast_model: str = "average-ci",
-                 vintages: str = "evolving", blend: bool = True, blend_others: bool = False,
-                 perfect_leads_h: tuple[int, int] | None = None,
-                 policies: tuple[str, ...] = POLICIES,
-                 on_window: Callable[[str], None] | None = None) -> BacktestResult:
-    """Replay ``days`` of the trace from ``start`` (default: :func:`default_start`) in
-    ``region``, with the trace and carbon series under ``data_dir`` (the settings' shared data
-    folder), and compare ``policies`` (see the module docstring). ``on_window(policy)`` is
-    called after every decision window (progress)."""
-    region = canonical_region(region)
-    start = to_year(start, SERIES_YEAR[region]) if start else default_start(region)
-    cfg = BacktestConfig(region, start, days, slack_h, time_limit_s, pf_time_limit_s, seed,
-                         decision_hours, max_shift_h, utilisation, trace_start=trace_start,
-                         max_jobs=max_jobs, capacity_gpus=capacity_gpus,
-                         forecast_model=forecast_model, vintages=vintages, blend=blend,
-                         blend_others=blend_others, perfect_leads_h=perfect_leads_h)
+def replay(cfg: BacktestConfig, inputs: ReplayInputs, *,
+           policies: tuple[str, ...] = DEFAULT_POLICIES, reference: Reference | None = None,
+           on_window: Callable[[str], None] | None = None) -> BacktestResult:
+    """Replay ``cfg`` on ``inputs`` and compare ``policies`` against the perfect-foresight
+    reference (computed here unless given; recomputed when a schedule finishes a job later
+    than the given one allows). ``on_window(policy)`` is called after every decision window."""
     _validate(cfg, policies)
-    ctx, week = build_context(cfg, Path(data_dir))
+    ctx, week = build_context(cfg, inputs)
     runs = {p: _run_now(ctx) if p == REFERENCE_POLICY else _run_windowed(ctx, p, on_window)
             for p in policies}
+    schedules = [r.starts for r in runs.values()]
+    if reference is None or not all(covers(reference, ctx.jobs, s) for s in schedules):
+        upper = _evaluate(ctx, runs[REFERENCE_POLICY].starts, REFERENCE_POLICY)
+        reference = offline_reference(ctx, due_hours(ctx.jobs, schedules),
+                                      upper.check.emissions_kg)
     evals = {p: _evaluate(ctx, run.starts, p) for p, run in runs.items()}
     return BacktestResult(
         config=cfg, trace_start=week, capacity_gpus=ctx.capacity, jobs=ctx.jobs,
-        table=_table(ctx, runs, evals), hourly_kg=_hourly(ctx, evals),
+        table=_table(ctx, runs, evals, reference), hourly_kg=_hourly(ctx, evals),
         starts=_starts(ctx, runs), windows=pd.DataFrame([w for r in runs.values()
                                                          for w in r.windows]),
-        checks_passed=sum(r.checks for r in runs.values()) + len(evals))
+        reference=reference, rules=policy_rules(cfg),
+        checks_passed=sum(r.checks for r in runs.values()) + len(evals),
+        no_regret=dict(zip(("kept", "pulled_back", "no_room"),
+                           runs["gridshift"].no_regret if "gridshift" in runs else (0, 0, 0),
+                           strict=True)))
+
+
+def run_backtest(region: str, start: date | None = None, days: int = 7, *,
+                 data_dir: Path | str, csv_path: str | None = None,
+                 jobs_path: str | None = None, forecast_path: str | None = None,
+                 policies: tuple[str, ...] = DEFAULT_POLICIES,
+                 on_window: Callable[[str], None] | None = None,
+                 **settings) -> BacktestResult:
+    """Replay ``days`` of the trace (the Philly trace, or ``jobs_path``) from ``start``
+    (default: the default trace week in the series' year) against the series ``region`` (a
+    built-in one, or the CSV ``csv_path`` named ``region``), and compare ``policies``.
+    ``settings`` are :class:`BacktestConfig`'s fields (slack_h, time_limit_s, seed, ...)."""
+    source = SeriesSource(region, csv_path, forecast_path)
+    inputs = load_inputs(source, TraceSource(jobs_path), Path(data_dir))
+    cfg = config_for(source, inputs, start, days, **settings)
+    return replay(cfg, inputs, policies=policies, on_window=on_window)
+
+
+def config_for(source: SeriesSource, inputs: ReplayInputs, start: date | None, days: int,
+               **settings) -> BacktestConfig:
+    """The replay's configuration: the region's name, its first day within the series."""
+    region = source.region if source.csv_path else canonical_region(source.region)
+    cfg = BacktestConfig(region, series_start(start, inputs.series), days,
+                         forecast_vintages=inputs.vintages is not None)
+    return replace(cfg, **settings)
 
 
 def _validate(cfg: BacktestConfig, policies: tuple[str, ...]) -> None:
@@ -211,27 +256,42 @@ def _validate(cfg: BacktestConfig, policies: tuple[str, ...]) -> None:
     if cfg.forecast_model not in FORECAST_MODELS or cfg.utilisation <= 0:
         raise ValueError(f"forecast_model must be one of {', '.join(FORECAST_MODELS)} and "
                          f"utilisation > 0; got {cfg.forecast_model!r}, {cfg.utilisation}")
+    if cfg.pue < 1 or (cfg.power_cap_kw is not None and cfg.power_cap_kw <= 0) \
+            or (cfg.capacity_gpus is not None and cfg.capacity_gpus < 1):
+        raise ValueError(f"pue must be >= 1, power_cap_kw > 0 and capacity_gpus >= 1; got "
+                         f"{cfg.pue}, {cfg.power_cap_kw}, {cfg.capacity_gpus}")
+    if cfg.no_regret_z is not None and cfg.no_regret_z < 0:
+        raise ValueError(f"no_regret_z must be >= 0; got {cfg.no_regret_z}")
 
 
-def _table(ctx: Context, runs: dict[str, _PolicyRun],
-           evals: dict[str, _Evaluation]) -> pd.DataFrame:
-    reference = evals[REFERENCE_POLICY].check.emissions_kg
-    pf = evals.get("perfect-foresight")
-    pf_savings = reference - pf.check.emissions_kg if pf else math.nan
+def _table(ctx: Context, runs: dict[str, _PolicyRun], evals: dict[str, _Evaluation],
+           reference: Reference) -> pd.DataFrame:
+    run_now = evals[REFERENCE_POLICY].check.emissions_kg
+    fifo = evals["fifo"].check.emissions_kg if "fifo" in evals else math.nan
+    pf_savings = run_now - reference.bound_kg
     rows = []
     for policy, ev in evals.items():
         walls = [w["wall_s"] for w in runs[policy].windows]
-        savings = reference - ev.check.emissions_kg
-        rows.append({
-            "region": ctx.cfg.region, "policy": policy, "emissions_kg": ev.check.emissions_kg,
-            "energy_kwh": ev.check.energy_kwh, "savings_kg": savings,
-            "savings_pct": 100.0 * savings / reference if reference else math.nan,
-            "share_of_pf_pct": (100.0 * savings / pf_savings if pf_savings > 0 else math.nan),
-            "late_jobs": ev.late, "mean_wait_h": ev.check.wait_hours / len(ctx.jobs),
-            "windows": len(walls), "wall_s_per_window_mean": float(np.mean(walls)),
-            "wall_s_per_window_max": float(np.max(walls)),
-        })
+        rows.append(_row(ctx, policy, ev.check.emissions_kg, run_now, fifo, pf_savings) | {
+            "energy_kwh": ev.check.energy_kwh, "late_jobs": ev.late,
+            "mean_wait_h": ev.check.wait_hours / len(ctx.jobs), "windows": len(walls),
+            "wall_s_per_window_mean": float(np.mean(walls)),
+            "wall_s_per_window_max": float(np.max(walls))})
+    rows.append(_row(ctx, PF_ROW, reference.bound_kg, run_now, fifo, pf_savings) | {
+        "energy_kwh": evals[REFERENCE_POLICY].check.energy_kwh, "late_jobs": 0,
+        "mean_wait_h": math.nan, "windows": 0, "wall_s_per_window_mean": reference.wall_s,
+        "wall_s_per_window_max": reference.wall_s})
     return pd.DataFrame(rows)
+
+
+def _row(ctx: Context, policy: str, emissions: float, run_now: float, fifo: float,
+         pf_savings: float) -> dict:
+    savings = run_now - emissions
+    return {"region": ctx.cfg.region, "policy": policy, "emissions_kg": emissions,
+            "savings_kg": savings,
+            "savings_pct": 100.0 * savings / run_now if run_now else math.nan,
+            "savings_vs_fifo_kg": fifo - emissions,
+            "share_of_pf_pct": 100.0 * savings / pf_savings if pf_savings > 0 else math.nan}
 
 
 def _hourly(ctx: Context, evals: dict[str, _Evaluation]) -> pd.DataFrame:

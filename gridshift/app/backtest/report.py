@@ -1,18 +1,20 @@
-"""The backtest's outputs: the comparison table as text and Markdown, the chart, and the
+"""One replay's outputs: the comparison table as text, Markdown and JSON, the chart, and the
 files :func:`write_outputs` writes."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from gridshift.app.backtest.config import REFERENCE_POLICY, BacktestConfig, BacktestResult
+from gridshift.app.backtest.config import PF_ROW, REFERENCE_POLICY, BacktestResult
 
 _FORMATS = {"emissions_kg": "{:,.1f}", "energy_kwh": "{:,.0f}", "savings_kg": "{:,.1f}",
-            "savings_pct": "{:.2f}", "share_of_pf_pct": "{:.1f}", "late_jobs": "{:d}",
-            "mean_wait_h": "{:.2f}", "windows": "{:d}", "wall_s_per_window_mean": "{:.3f}",
+            "savings_pct": "{:.2f}", "savings_vs_fifo_kg": "{:,.1f}",
+            "share_of_pf_pct": "{:.1f}", "late_jobs": "{:d}", "mean_wait_h": "{:.2f}",
+            "windows": "{:d}", "wall_s_per_window_mean": "{:.3f}",
             "wall_s_per_window_max": "{:.3f}"}
 
 
@@ -30,33 +32,81 @@ def format_table(result: BacktestResult) -> str:
 
 
 def describe(result: BacktestResult) -> str:
-    """One line of what was replayed."""
+    """What was replayed, and the reference, in a few lines."""
     cfg = result.config
-    return (f"{cfg.region}: {cfg.days} day(s) from {cfg.start} (trace {result.trace_start}), "
-            f"{len(result.jobs)} jobs, capacity {result.capacity_gpus} GPUs, slack "
-            f"{cfg.slack_h:g} h, decisions every {cfg.decision_hours} h, forecast error "
-            f"{cfg.forecast_model} ({cfg.vintages} vintages), {_forecasts_used(cfg)}, time "
-            f"limit {cfg.time_limit_s:g} s per window (perfect foresight {cfg.pf_limit_s:g} s), "
-            f"seed {cfg.seed}")
+    cap = f", power cap {cfg.power_cap_kw:g} kW" if cfg.power_cap_kw is not None else ""
+    lines = [
+        f"{cfg.region}: {cfg.days} day(s) from {cfg.start} (trace {result.trace_start}), "
+        f"{len(result.jobs)} jobs, capacity {result.capacity_gpus} GPUs, PUE {cfg.pue:g}{cap}, "
+        f"slack {cfg.slack_h:g} h, decisions every {cfg.decision_hours} h, time limit "
+        f"{cfg.time_limit_s:g} s per window, seed {cfg.seed}",
+        f"forecast (every forecast-driven policy alike): {cfg.forecast_source}",
+    ]
+    if result.reference is not None:
+        lines.append(result.reference.describe())
+    if "gridshift" in result.rules and cfg.no_regret_z is not None:
+        n = result.no_regret
+        lines.append(f"no-regret rule: {n.get('kept', 0)} shift decisions kept, "
+                     f"{n.get('pulled_back', 0)} pulled back to run now, "
+                     f"{n.get('no_room', 0)} kept for want of room")
+    return "\n".join(lines)
 
 
-def _forecasts_used(cfg: BacktestConfig) -> str:
-    if not cfg.blend:
-        return "every policy on the raw forecast"
-    blended = f"blended with actuals published {cfg.actuals_delay_h} h late"
-    if cfg.blend_others:
-        return f"every forecast-driven policy on the forecast {blended}"
-    return f"gridshift on the forecast {blended}, the per-job policies on the raw forecast"
+def rules_text(result: BacktestResult) -> str:
+    """The policies' rules, one line each."""
+    shown = set(result.table["policy"])
+    return "\n".join(f"  {name}: {rule}" for name, rule in result.rules.items()
+                     if name in shown)
+
+
+def json_float(value: float) -> float | None:
+    """A float for JSON: None for NaN."""
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else float(value)
+
+
+def to_json(result: BacktestResult) -> dict:
+    """The replay as a JSON-ready dict: per policy emissions (kg CO2e), savings against
+    run-now and FIFO (kg and %), the share of the perfect-foresight savings, and the
+    reference's kind."""
+    cfg, ref = result.config, result.reference
+    policies = {}
+    for row in result.table.to_dict("records"):
+        policies[row["policy"]] = {
+            "emissions_kg": json_float(row["emissions_kg"]),
+            "savings_vs_run_now_kg": json_float(row["savings_kg"]),
+            "savings_vs_run_now_pct": json_float(row["savings_pct"]),
+            "savings_vs_fifo_kg": json_float(row["savings_vs_fifo_kg"]),
+            "share_of_pf_savings_pct": json_float(row["share_of_pf_pct"]),
+            "late_jobs": int(row["late_jobs"]),
+            "rule": result.rules.get(row["policy"], "the reference (see reference)"),
+        }
+    return {
+        "region": cfg.region, "start": cfg.start.isoformat(), "days": cfg.days,
+        "seed": cfg.seed, "trace_start": result.trace_start.isoformat(),
+        "jobs": len(result.jobs), "capacity_gpus": result.capacity_gpus,
+        "slack_h": cfg.slack_h, "decision_hours": cfg.decision_hours,
+        "forecast": cfg.forecast_source,
+        "reference": None if ref is None else {
+            "kind": ref.kind, "bound_kg": ref.bound_kg, "plan_kg": json_float(ref.plan_kg),
+            "gap_pct": json_float(ref.gap_pct), "relaxed_jobs": ref.relaxed_jobs,
+            "detail": ref.detail},
+        "no_regret_z": cfg.no_regret_z, "no_regret": dict(result.no_regret),
+        "policies": policies, "checks_passed": result.checks_passed,
+    }
 
 
 def _markdown(result: BacktestResult) -> str:
     frame = _formatted(result)
-    lines = [f"# Backtest {result.config.region}", "", describe(result) + ".", "",
-             "Emissions with the actual intensity; savings against run-now; share = savings / "
-             "perfect-foresight savings. Every schedule passed the independent checker "
-             f"({result.checks_passed} checks).", "",
+    lines = [f"# Backtest {result.config.region}", "", describe(result).replace("\n", "  \n")
+             + ".", "",
+             "Emissions with the actual intensity (kg CO2e); savings against run-now; share = "
+             "savings / perfect-foresight savings (the reference's bound). Every schedule "
+             f"passed the independent checker ({result.checks_passed} checks).", "",
              "| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
     lines += ["| " + " | ".join(row) + " |" for row in frame.itertuples(index=False)]
+    lines += ["", "Rules:", ""] + [f"- **{name}**: {rule}" for name, rule in
+                                   result.rules.items() if name in set(result.table["policy"])]
     return "\n".join(lines) + "\n"
 
 
@@ -78,14 +128,15 @@ def _chart(result: BacktestResult, path: Path) -> None:
     left.legend(loc="upper left", fontsize="small")
     left.tick_params(axis="x", labelrotation=30)
     table = result.table[result.table["policy"] != REFERENCE_POLICY]
-    colours = {"gridshift": "tab:blue", "perfect-foresight": "tab:gray"}
+    colours = {"gridshift": "tab:blue", PF_ROW: "tab:gray"}
     bars = right.bar(table["policy"], table["savings_pct"],
                      color=[colours.get(p, "tab:green") for p in table["policy"]])
     right.bar_label(bars, labels=["" if pd.isna(s) else f"{s:.0f}% of PF"
                                   for s in table["share_of_pf_pct"]], fontsize="small")
     right.axhline(0.0, color="black", linewidth=0.8)
     right.set_ylabel("savings vs run-now (%)")
-    right.set_title("savings")
+    kind = result.reference.kind if result.reference else ""
+    right.set_title(f"savings (PF: {kind})")
     right.tick_params(axis="x", labelrotation=30)
     fig.savefig(path, dpi=110)
 
@@ -94,9 +145,14 @@ def write_outputs(result: BacktestResult, out_dir: Path | str) -> list[Path]:
     """Write ``backtest-<region>-<start>.csv`` (the table), ``.md`` and ``.png`` (chart)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"backtest-{result.config.region}-{result.config.start.isoformat()}"
+    stem = out / f"backtest-{_safe(result.config.region)}-{result.config.start.isoformat()}"
     csv, md, png = (stem.with_name(stem.name + s) for s in (".csv", ".md", ".png"))
     result.table.to_csv(csv, index=False)
     md.write_text(_markdown(result), encoding="utf-8")
     _chart(result, png)
     return [csv, md, png]
+
+
+def _safe(name: str) -> str:
+    """A region name as a file name part (anything but letters, digits, - and _ becomes _)."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)

@@ -1,0 +1,120 @@
+"""Backtest sweeps (issue 18): independent replays (weeks x series x seeds) on a real local Ray
+cluster give the same numbers as in this process; the aggregate (shares, weeks worse than
+run-now, weeks ahead of the lowest window) and the outputs; `gridshift backtest --weeks`.
+Every replay's schedules pass the independent checker (a replay raises otherwise)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from gridshift.app import backtest
+from gridshift.app.backtest.sweep import (
+    aggregate,
+    plan_sweep,
+    ray_executor,
+    run_sweep,
+    weekly_rows,
+)
+from gridshift.app.backtest.sweep_report import format_sweep, write_sweep_outputs
+
+DATA = Path(os.environ.get("GRIDSHIFT_SHARED_DATA")
+            or Path(__file__).resolve().parents[2] / "shared" / "data")
+SMALL = {"time_limit_s": 1.0, "max_jobs": 16, "reference_time_limit_s": 10.0}
+
+
+@pytest.fixture(scope="module")
+def data_dir() -> Path:
+    if not (DATA / "philly-adaptdl" / "philly.csv").exists():
+        pytest.skip(f"shared data not available: {DATA} (only present in the development tree)")
+    return DATA
+
+
+@pytest.fixture(scope="module")
+def planned(data_dir: Path) -> tuple[list, dict]:
+    """Two series x two days x two seeds of one-day replays."""
+    sources = [backtest.SeriesSource("US-CAL-CISO"), backtest.SeriesSource("DE")]
+    inputs = {s.region: backtest.load_inputs(s, backtest.TraceSource(), data_dir)
+              for s in sources}
+    specs = plan_sweep(sources, inputs, None, 2, range(2), days=1, **SMALL)
+    return specs, inputs
+
+
+@pytest.fixture(scope="module")
+def sequential_result(planned: tuple[list, dict]):
+    specs, inputs = planned
+    return run_sweep(specs, inputs)
+
+
+def test_sweep_plan_and_aggregate(planned: tuple[list, dict], sequential_result) -> None:
+    specs, _ = planned
+    assert len(specs) == 8 and len({s.label for s in specs}) == 8
+    assert [s.start.isoformat() for s in specs[:4]] == ["2022-10-24"] * 2 + ["2022-10-25"] * 2
+    result = sequential_result
+    assert not result.skipped and len(result.replays) == 8
+    table = result.table.set_index(["region", "policy"])
+    assert set(table.index.get_level_values(0)) == {"US-CAL-CISO", "DE"}
+    assert (table["replays"] == 4).all()
+    pf = table.xs("perfect-foresight", level="policy")
+    assert list(pf["share_of_pf_pct"]) == pytest.approx([100.0, 100.0])
+    weekly = weekly_rows(result.replays)
+    assert (weekly["share_of_pf_pct"].dropna() <= 100.0 + 1e-9).all()
+    # The aggregate share is savings over reference savings summed over the replays.
+    gs = weekly[(weekly["region"] == "DE") & (weekly["policy"] == "gridshift")]
+    expected = 100.0 * gs["savings_kg"].sum() / gs["pf_savings_kg"].sum()
+    assert table.loc[("DE", "gridshift"), "share_of_pf_pct"] == pytest.approx(expected)
+    run_now = weekly[(weekly["region"] == "DE") & (weekly["policy"] == "run-now")]
+    worse = 100.0 * (gs["emissions_kg"].to_numpy()
+                     > run_now["emissions_kg"].to_numpy() * (1 + 1e-9)).mean()
+    assert table.loc[("DE", "gridshift"), "worse_than_run_now_pct"] == pytest.approx(worse)
+    assert "gridshift" in format_sweep(result)
+    pd.testing.assert_frame_equal(aggregate(result.replays), result.table)
+
+
+def test_the_sweep_on_ray_gives_the_same_numbers(planned: tuple[list, dict],
+                                                 sequential_result, tmp_path: Path) -> None:
+    """A local Ray cluster started for the sweep (two workers): every replay's emissions per
+    policy equal the sequential run's; progress is reported per replay."""
+    pytest.importorskip("ray")
+    specs, inputs = planned
+    seen: list[tuple[int, int]] = []
+    with ray_executor(None, 2) as executor:
+        assert "local Ray cluster" in executor.description
+        on_ray = run_sweep(specs, inputs, executor, name="ray", workers=2,
+                           on_replay=lambda done, total, _: seen.append((done, total)))
+    assert seen == [(i, 8) for i in range(1, 9)]
+    for a, b in zip(sequential_result.replays, on_ray.replays, strict=True):
+        assert a["label"] == b["label"]
+        for policy, row in a["policies"].items():
+            assert b["policies"][policy]["emissions_kg"] == row["emissions_kg"], \
+                (a["label"], policy)
+    pd.testing.assert_frame_equal(sequential_result.table, on_ray.table)
+    paths = write_sweep_outputs(on_ray, tmp_path)
+    assert [p.name for p in paths] == ["sweep.csv", "sweep-weekly.csv", "sweep.md",
+                                       "sweep.json", "sweep.png"]
+    assert json.loads(paths[3].read_text())["executor"] == "ray"
+
+
+def test_cli_sweep_without_ray(data_dir: Path, tmp_path: Path, capsys,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from gridshift.cli.backtest import add_arguments, run
+
+    monkeypatch.setenv("GRIDSHIFT_SHARED_DATA", str(data_dir))
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--region", "ciso", "--weeks", "2", "--days", "1", "--seeds", "2",
+                              "--time-limit", "1", "--reference-time-limit", "10", "--no-ray",
+                              "--format", "json", "-o", str(tmp_path)])
+    assert run(args) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert len(out["replays"]) == 4 and out["executor"] == "sequential"
+    assert "[4/4] US-CAL-CISO" in captured.err
+    rows = {(r["region"], r["policy"]): r for r in out["aggregate"]}
+    assert rows[("US-CAL-CISO", "gridshift")]["replays"] == 4
+    assert (tmp_path / "sweep.png").exists()

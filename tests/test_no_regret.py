@@ -1,0 +1,72 @@
+"""No-regret planning (optimizer/no_regret.py): a shift away from running now is kept only
+where the forecast scenarios' mean saving is at least z standard deviations; otherwise the job
+is pulled back to run now where it fits, else kept. Every resulting plan passes the
+independent checker."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gridshift.optimizer.checker import check_plan
+from gridshift.optimizer.no_regret import apply_no_regret, shift_advantage_kg
+from gridshift.optimizer.parsing import parse_request
+from gridshift.optimizer.plan import Placement, Plan
+from gridshift.optimizer.problem import Problem, build_problem
+
+SLOTS = 6
+
+
+def _problem(capacity: int = 2) -> Problem:
+    jobs = [{"id": name, "gpus": 1, "power_kw": 1.0, "duration_minutes": 60,
+             "earliest_start": "2030-01-01T00:00:00Z", "deadline": "2030-01-01T06:00:00Z",
+             "home_site": "s"} for name in ("a", "b")]
+    return build_problem(parse_request({
+        "horizon": {"start": "2030-01-01T00:00:00Z", "slot_minutes": 60, "slots": SLOTS},
+        "sites": [{"id": "s", "region": "R", "gpu_capacity": capacity, "pue": 1.0}],
+        "jobs": jobs,
+        "forecasts": [{"region": "R", "start": "2030-01-01T00:00:00Z", "slot_minutes": 60,
+                       "carbon_intensity": [300.0, 300, 200, 300, 300, 300]}]}))
+
+
+def _scenarios(slot2: np.ndarray) -> np.ndarray:
+    out = np.full((len(slot2), 1, SLOTS), 300.0)
+    out[:, 0, 2] = slot2
+    return out
+
+
+def _plan(start_a: int, start_b: int) -> Plan:
+    return Plan({0: Placement.contiguous(0, start_a, 1), 1: Placement.contiguous(0, start_b, 1)})
+
+
+def test_a_sure_saving_is_kept_and_a_coin_flip_is_pulled_back() -> None:
+    problem = _problem()
+    rng = np.random.default_rng(0)
+    sure = _scenarios(200.0 + rng.normal(0.0, 10.0, 64))        # saves 100 +- 10 g/kWh
+    outcome = apply_no_regret(problem, _plan(2, 0), sure, z=1.0)
+    assert outcome.kept == [0] and not outcome.pulled_back
+    assert outcome.plan.placements[0].start_slot == 2
+    advantage = shift_advantage_kg(problem, sure, 0, Placement.contiguous(0, 2, 1))
+    assert advantage.mean() == pytest.approx(0.1, abs=0.01)      # 1 kWh x 100 g/kWh
+
+    flip = _scenarios(290.0 + rng.normal(0.0, 100.0, 64))       # saves 10 +- 100 g/kWh
+    outcome = apply_no_regret(problem, _plan(2, 0), flip, z=1.0)
+    assert outcome.pulled_back == [0] and not outcome.kept
+    assert outcome.plan.placements[0].start_slot == 0
+    assert check_plan(problem, outcome.plan).ok
+    # z = 0 keeps any shift with a positive mean saving.
+    assert apply_no_regret(problem, _plan(2, 0), flip, z=0.0).kept == [0]
+
+
+def test_a_shift_without_room_to_run_now_is_kept() -> None:
+    """Capacity 1: job b runs now, so a's unjustified shift cannot be pulled back."""
+    problem = _problem(capacity=1)
+    flip = _scenarios(290.0 + np.random.default_rng(1).normal(0.0, 100.0, 64))
+    outcome = apply_no_regret(problem, _plan(2, 0), flip, z=1.0)
+    assert outcome.no_room == [0] and outcome.plan.placements[0].start_slot == 2
+    assert check_plan(problem, outcome.plan).ok
+
+
+def test_scenarios_must_match_the_problem() -> None:
+    with pytest.raises(ValueError, match="scenarios must be"):
+        apply_no_regret(_problem(), _plan(2, 0), np.ones((4, 2, SLOTS)))
