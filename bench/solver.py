@@ -82,7 +82,8 @@ def _run(size: str, config: str, limit: float) -> dict:
         backend = Backend.GREEDY if config == "greedy" else Backend.AUTO
         opts = Options(time_limit_seconds=limit, relative_gap=1e-4, backend=backend)
         result = solve(dataclasses.replace(problem, options=opts),
-                       on_progress=lambda e: first.append(e["elapsed_s"]) if not first else None)
+                       on_progress=lambda e: first.append(e["elapsed_s"])
+                       if not first and e["kind"] == "first_plan" else None)
         check = check_plan(problem, result.plan)
         assert check.ok, check.violations
         out.update(first_s=first[0] if first else math.nan, objective=result.objective,

@@ -18,6 +18,7 @@ from gridshift.adapters.forecast_service import ForecastConfig, ForecastService,
 from gridshift.adapters.metrics import Metrics
 from gridshift.adapters.renewables import SiteSupply
 from gridshift.adapters.store import PlanStore
+from gridshift.adapters.tracing import NoTracing, Tracing, build_tracing
 from gridshift.app.application import App
 from gridshift.app.forecasts import ForecastQueries
 from gridshift.app.nightly import Nightly
@@ -42,13 +43,15 @@ def build_app(settings: Settings, *, store: PlanStore | None | Any = KEEP_DEFAUL
               forecast_service: ForecastService | None = None,
               http_factory: HttpFactory | None = None,
               solve: SolveFn = solve_with_risk,
-              clock: Callable[[], datetime] | None = None) -> App:
+              clock: Callable[[], datetime] | None = None,
+              tracing: Tracing | NoTracing | None = None) -> App:
     """The application for ``settings``.
 
     ``store``: a PlanStore to use, None for no storing, or (the default) the settings' store
     (opened on first use; none when storing is switched off). ``forecast_service``: use this
     one instead of building it from the settings. ``http_factory``: the HTTP client of each
-    provider (by name). ``solve``: the solve every plan goes through.
+    provider (by name). ``solve``: the solve every plan goes through. ``tracing``: use this
+    tracing instead of the settings' ([tracing]; off by default).
     """
     archive = _archive(settings, store)
     service = forecast_service or ForecastService(
@@ -60,10 +63,11 @@ def build_app(settings: Settings, *, store: PlanStore | None | Any = KEEP_DEFAUL
     planner = Planner(service, SiteSupply(settings.providers, http_factory), archive,
                       device=settings.device, solve=solve)
     planner.metrics = metrics
+    planner.tracing = tracing or build_tracing(settings.tracing)
     app = App(planner=planner, forecast_service=service, queries=ForecastQueries(service),
               archive=archive, nightly=Nightly(planner), device=settings.device,
               shared_data_dir=settings.shared_data_dir, slurm_conf=settings.slurm_conf,
-              metrics=metrics)
+              metrics=metrics, tracing=planner.tracing)
     if clock is not None:
         app.clock = clock
     return app

@@ -18,6 +18,7 @@ the components that need them.
 | ``[security]`` tls_cert, tls_key, client_ca, tokens_file, rate_limit_per_s, rate_limit_burst, allow_insecure | ``GRIDSHIFT_TLS_CERT``, ... (the key in capitals) | TLS / mutual TLS, principals (hashed tokens, certificate identities), per-principal rate limits |
 | ``[client]`` ca, cert, key, token, server_name | ``GRIDSHIFT_CLIENT_CA``, ``GRIDSHIFT_CLIENT_CERT``, ``GRIDSHIFT_CLIENT_KEY``, ``GRIDSHIFT_TOKEN``, ``GRIDSHIFT_CLIENT_SERVER_NAME`` | how the CLI reaches a server (--server) |
 | ``[metrics]`` host, port, textfile, pushgateway, job | ``GRIDSHIFT_METRICS_HOST``, ... | Prometheus metrics: the HTTP port of `serve`; a textfile or Pushgateway for nightly runs |
+| ``[tracing]`` enabled, exporter, endpoint, service_name, sample_ratio | ``GRIDSHIFT_TRACING_ENABLED``, ... | OpenTelemetry spans (the ``tracing`` extra): off by default; otlp, console or none |
 """  # noqa: E501 - a table reads better unwrapped
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any
 
 from gridshift.adapters.forecast_service import ForecastConfig
 from gridshift.adapters.providers.registry import ProviderSettings, settings_keys
+from gridshift.adapters.tracing import EXPORTERS, TracingConfig
 from gridshift.optimizer.errors import FieldViolation, InvalidInputError
 
 __all__ = ["ClientSettings", "InvalidSettingsError", "MetricsSettings", "SecuritySettings",
@@ -136,6 +138,7 @@ class Settings:
     security: SecuritySettings = field(default_factory=SecuritySettings)
     client: ClientSettings = field(default_factory=ClientSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    tracing: TracingConfig = field(default_factory=TracingConfig)
     device: str = "auto"
     #: None: not set (the CLI logs warnings, the server INFO).
     log_level: str | None = None
@@ -196,6 +199,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "security": tuple(f.name for f in fields(SecuritySettings)),
     "client": tuple(f.name for f in fields(ClientSettings)),
     "metrics": tuple(f.name for f in fields(MetricsSettings)),
+    "tracing": tuple(f.name for f in fields(TracingConfig)),
 }
 _ENV: dict[tuple[str, str], str] = {
     **{("server", key): ENV_PREFIX + key.upper() for key in _KEYS["server"]},
@@ -209,6 +213,7 @@ _ENV: dict[tuple[str, str], str] = {
     **{("client", key): f"{ENV_PREFIX}CLIENT_{key.upper()}" for key in _KEYS["client"]},
     ("client", "token"): "GRIDSHIFT_TOKEN",
     **{("metrics", key): f"{ENV_PREFIX}METRICS_{key.upper()}" for key in _KEYS["metrics"]},
+    **{("tracing", key): f"{ENV_PREFIX}TRACING_{key.upper()}" for key in _KEYS["tracing"]},
 }
 
 
@@ -450,7 +455,22 @@ _PARTS = {
     "security": _typed_table("security", SecuritySettings, _RANGES),
     "client": _typed_table("client", ClientSettings, {}),
     "metrics": _typed_table("metrics", MetricsSettings, {"port": (-1, 65535)}),
+    "tracing": lambda layers: _tracing(layers),
 }
+
+
+_TRACING_TABLE = _typed_table("tracing", TracingConfig, {"sample_ratio": (0, 1)})
+
+
+def _tracing(layers: _Layers) -> TracingConfig:
+    """[tracing], typed like [metrics], its exporter one of EXPORTERS."""
+    config = _TRACING_TABLE(layers)
+    exporter = config.exporter.strip().lower()
+    if exporter not in EXPORTERS:
+        where = (layers.get("tracing", "exporter") or ("", "[tracing].exporter"))[1]
+        raise InvalidSettingsError([FieldViolation(
+            where, f"must be one of {', '.join(EXPORTERS)}; got {config.exporter!r}")])
+    return replace(config, exporter=exporter)
 
 
 def _text_setting(layers: _Layers, table: str, key: str) -> str | None:

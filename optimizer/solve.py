@@ -7,6 +7,12 @@
 4. The chosen exact backend improves the plan under the request's time limit and reports its
    bound; the better of the heuristic and exact plans is returned.
 5. The independent checker verifies the plan; its figures are what the response reports.
+
+Progress goes to ``on_progress`` as events (dicts with ``kind`` and ``elapsed_s``, seconds
+since the solve began): ``first_plan``, ``heuristic`` and ``incumbent`` carry an
+``objective`` (and ``best_bound``); ``phase`` marks the end of one phase of the pipeline
+(``phase``: diagnosis, construction, explanation, improvement, stability, check, baseline;
+``seconds``: its wall time; ``ok``: False when it raised), which tracing turns into spans.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from gridshift.optimizer import diagnosis, greedy
@@ -79,46 +86,52 @@ def solve(problem: Problem, on_progress: ProgressSink | None = None,
     notes: list[str] = []
     emit = _progress_emitter(on_progress, started)
 
-    unscheduled = {j: f"cannot be placed alone: {why}"
-                   for j, why in diagnosis.alone_infeasible(problem, stop_flag).items()}
+    with _phase(emit, "diagnosis"):
+        unscheduled = {j: f"cannot be placed alone: {why}"
+                       for j, why in diagnosis.alone_infeasible(problem, stop_flag).items()}
     candidates = [j for j in range(problem.n_jobs) if j not in unscheduled]
-    plan = _construct(problem, candidates, backend, limit, deadline, notes, emit, stop_flag)
+    with _phase(emit, "construction"):
+        plan = _construct(problem, candidates, backend, limit, deadline, notes, emit, stop_flag)
     _stop_if_asked(stop_flag, "its first plan was built")
-    explanation = _explain_unplaced(problem, plan, candidates, unscheduled,
-                                    min(deadline, time.monotonic() + EXPLAIN_SHARE * limit))
+    with _phase(emit, "explanation"):
+        explanation = _explain_unplaced(problem, plan, candidates, unscheduled,
+                                        min(deadline, time.monotonic() + EXPLAIN_SHARE * limit))
     _stop_if_asked(stop_flag, "its left-out jobs were explained")
     conflicts, explanations = explanation
     if unscheduled and not opts.allow_partial:
         return _finish(problem, Plan(unscheduled=unscheduled), "INFEASIBLE", backend,
                        math.nan, started, "; ".join(notes) or "jobs cannot be placed", conflicts,
-                       explanations)
+                       explanations, emit)
     placed = sorted(plan.placements)
     plan.unscheduled = {}
     status, detail = "FEASIBLE", "construction heuristic"
     bound = -math.inf
-    if backend == Backend.GREEDY:
-        bound, detail = _heuristic_bound(problem, placed, plan, deadline)
     # Keep time to verify the plan and compute the baseline (about linear in the size).
     finish_reserve = min(0.1 * limit, 0.05 + 1e-5 * problem.n_jobs * problem.n_sites)
-    if backend != Backend.GREEDY and placed:
-        def run_exact(until: float, stop, start: Plan | None = None
-                      ) -> tuple[BackendResult, Plan | None]:
-            return _exact(problem, placed, start or plan, backend, until, stop, emit)
+    with _phase(emit, "improvement"):
+        if backend == Backend.GREEDY:
+            bound, detail = _heuristic_bound(problem, placed, plan, deadline)
+        if backend != Backend.GREEDY and placed:
+            def run_exact(until: float, stop, start: Plan | None = None
+                          ) -> tuple[BackendResult, Plan | None]:
+                return _exact(problem, placed, start or plan, backend, until, stop, emit)
 
-        better = improve_plan(problem, placed, plan, backend, deadline - finish_reserve,
-                              run_exact, stop_flag, emit)
-        plan, detail = better.plan, better.detail
-        bound = max(bound, better.bound)
-        status = "OPTIMAL" if better.optimal else "FEASIBLE"
+            better = improve_plan(problem, placed, plan, backend, deadline - finish_reserve,
+                                  run_exact, stop_flag, emit)
+            plan, detail = better.plan, better.detail
+            bound = max(bound, better.bound)
+            status = "OPTIMAL" if better.optimal else "FEASIBLE"
     plan.unscheduled = unscheduled
     _stop_if_asked(stop_flag, "it was being solved")
     stability = None
     if problem.announced:
-        plan, stability = keep_announced(problem, plan, time.monotonic() + max(0.05, 0.02 * limit))
+        with _phase(emit, "stability"):
+            plan, stability = keep_announced(problem, plan,
+                                             time.monotonic() + max(0.05, 0.02 * limit))
         if stability.restored:
             status = "FEASIBLE"    # the search's optimum was traded for stability
     result = _finish(problem, plan, status, backend, bound, started,
-                     "; ".join([detail, *notes]), conflicts, explanations)
+                     "; ".join([detail, *notes]), conflicts, explanations, emit)
     result.stability = stability
     return result
 
@@ -128,6 +141,19 @@ def _stop_if_asked(stop_flag: Callable[[], bool] | None, after: str) -> None:
     abandoned call does not go on to the checker and the baseline)."""
     if stop_flag is not None and stop_flag():
         raise CancelledError(f"the call ended after {after}")
+
+
+@contextmanager
+def _phase(emit: Callable[..., None], name: str) -> Iterator[None]:
+    """Reports the phase ``name`` as a ``phase`` event when it ends, with its wall time
+    (``seconds``) and whether it finished (``ok``; False when it raised)."""
+    began = time.monotonic()
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        emit("phase", phase=name, seconds=time.monotonic() - began, ok=ok)
 
 
 def _progress_emitter(on_progress: ProgressSink | None,
@@ -360,12 +386,16 @@ def _exact(problem: Problem, jobs: list[int], start: Plan, backend: Backend, dea
 
 
 def _finish(problem: Problem, plan: Plan, status: str, backend: Backend, bound: float,
-            started: float, detail: str, conflicts, explanations: list[str]) -> SolveResult:
-    check = check_plan(problem, plan)
-    if status != "INFEASIBLE" and not check.ok:
-        raise PlanCheckError("; ".join(check.violations[:5]))
-    base = fifo_baseline(problem)
-    plan_figures = figures(problem, plan)
+            started: float, detail: str, conflicts, explanations: list[str],
+            emit: Callable[..., None]) -> SolveResult:
+    with _phase(emit, "check"):
+        check = check_plan(problem, plan)
+        if status != "INFEASIBLE" and not check.ok:
+            raise PlanCheckError("; ".join(check.violations[:5]))
+        plan_figures = figures(problem, plan)
+    with _phase(emit, "baseline"):
+        base = fifo_baseline(problem)
+        base_figures = figures(problem, base)
     objective = math.nan if status == "INFEASIBLE" else plan_figures.totals.objective(problem)
     if math.isfinite(objective) and math.isfinite(bound):
         bound = min(bound, objective)
@@ -376,5 +406,5 @@ def _finish(problem: Problem, plan: Plan, status: str, backend: Backend, bound: 
                        if backend != Backend.AUTO else "auto", objective=objective,
                        best_bound=bound, gap=gap, wall_seconds=time.monotonic() - started,
                        detail=detail, figures=plan_figures, baseline=base,
-                       baseline_figures=figures(problem, base), conflicts=conflicts,
+                       baseline_figures=base_figures, conflicts=conflicts,
                        explanations=explanations)

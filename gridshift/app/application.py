@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from gridshift.adapters.forecast_service import ForecastService
+from gridshift.adapters.tracing import NO_TRACING, NoTracing, Tracing
 from gridshift.app.forecasts import ForecastQueries
 from gridshift.app.nightly import Nightly
 from gridshift.app.planning import Planner
@@ -41,8 +42,11 @@ class App:
     slurm_conf: str | None = None
     #: The process's metrics (gridshift.adapters.metrics.Metrics), or None.
     metrics: Any = None
+    #: The process's OpenTelemetry tracing (gridshift.adapters.tracing; off: NO_TRACING).
+    tracing: Tracing | NoTracing = NO_TRACING
 
     def close(self) -> None:
-        """Release the plan store's connections."""
+        """Release the plan store's connections; export the spans not yet sent."""
         if self.archive is not None:
             self.archive.close()
+        self.tracing.shutdown()

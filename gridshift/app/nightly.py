@@ -93,11 +93,12 @@ class Nightly:
         reused = self._reuse(key, run)
         if reused is not None:
             return reused
-        forecasts = self._pull_forecasts(request, progress)
-        problem = self.planner.prepare(request, sources=[_Prefetched(forecasts)])
-        with progress.solving(problem.options.time_limit_seconds) as sink:
-            result = self.planner.solve(problem, on_progress=sink)
-        kept = self.planner.keep(result, request, "nightly", run_key=key)
+        with self.planner.tracing.span("plan", source="nightly"):   # the trace of the run
+            forecasts = self._pull_forecasts(request, progress)
+            problem = self.planner.prepare(request, sources=[_Prefetched(forecasts)])
+            with progress.solving(problem.options.time_limit_seconds) as sink:
+                result = self.planner.solve(problem, on_progress=sink)
+            kept = self.planner.keep(result, request, "nightly", run_key=key)
         response = response_dict(result, kept.plan_id)
         report = (ReportPlan.of(kept.plan_id, problem, result.plan, result.baseline)
                   if result.status != "INFEASIBLE" else None)

@@ -19,6 +19,7 @@ from typing import Any
 
 from gridshift.adapters.forecast_service import ForecastService, resolve_concurrently
 from gridshift.adapters.renewables import SiteSupply
+from gridshift.adapters.tracing import NO_TRACING, NoTracing, Tracing
 from gridshift.app.plans import PlanArchive
 from gridshift.app.risk import solve_with_risk
 from gridshift.forecasting.series import Forecast
@@ -67,6 +68,9 @@ class Planner:
         self._solve = solve
         #: Metrics (gridshift.adapters.metrics.Metrics): plans kept, store latency, emissions.
         self.metrics: Any = None
+        #: Spans of each step (validate, site_supply, forecasts, compile, solve and its phases,
+        #: store) under the caller's current span (gridshift.adapters.tracing).
+        self.tracing: Tracing | NoTracing = NO_TRACING
 
     def prepare(self, data: Any, sources: Sequence[ForecastSource] | None = None, *,
                 time_budget_s: float | None = None,
@@ -77,17 +81,26 @@ class Planner:
         deadline). ``stop_flag`` (the caller gave up) is asked during validation and between
         the phases: CancelledError then. A site's supply derived from its plant is held to
         the limits of a given one."""
-        request = parse_request(data, stop=stop_flag)
-        request, supply_notes = self.site_supply.fill(request)
-        check_site_supply(request.sites)
+        tracing = self.tracing
+        with tracing.span("validate") as span:
+            request = parse_request(data, stop=stop_flag)
+            span.set(jobs=len(request.jobs), sites=len(request.sites),
+                     slots=request.horizon.slots)
+        with tracing.span("site_supply"):
+            request, supply_notes = self.site_supply.fill(request)
+            check_site_supply(request.sites)
         _check_stop(stop_flag, "its site supply was being resolved")
         if sources is None:
             service = self.forecasts
             sources = [service.within(service.deadline(time_budget_s))
                        if isinstance(service, ForecastService) else service]
-        forecasts = resolve_forecasts(request, list(sources))
+        with tracing.span("forecasts", time_budget_s=time_budget_s) as span:
+            forecasts = resolve_forecasts(request, list(sources))
+            span.set(regions=len(forecasts),
+                     degraded=sum(1 for f in forecasts if f.degraded_reason()))
         _check_stop(stop_flag, "its forecasts were being resolved")
-        problem = build_problem(request, forecasts)
+        with tracing.span("compile"):
+            problem = build_problem(request, forecasts)
         if supply_notes:
             problem = replace(problem, forecasts=problem.forecasts + tuple(supply_notes))
         if request.options.require_forecasts:
@@ -98,12 +111,25 @@ class Planner:
               on_progress: Callable[[dict], None] | None = None,
               stop_flag: Callable[[], bool] | None = None) -> SolveResult:
         """The checked plan of a prepared problem, with risk over forecast scenarios."""
-        return self._solve(problem, on_progress=on_progress, stop_flag=stop_flag,
-                           time_limit_s=time_limit_s, device=self.device)
+        with self.tracing.span("solve", time_limit_s=time_limit_s) as span:
+            result = self._solve(problem, on_progress=self.tracing.phase_sink(on_progress),
+                                 stop_flag=stop_flag, time_limit_s=time_limit_s,
+                                 device=self.device)
+            span.set(status=result.status, backend=result.backend, objective=result.objective,
+                     gap=result.gap, unplaced=len(result.plan.unscheduled))
+            return result
 
     def keep(self, result: SolveResult, data: Any, source: str,
              run_key: str | None = None) -> PlanOutcome:
         """Give the plan its id and store it (the module's store-failure policy)."""
+        with self.tracing.span("store", source=source) as span:
+            outcome = self._keep(result, data, source, run_key)
+            span.set(plan_id=outcome.plan_id, stored=outcome.stored,
+                     store_error=outcome.store_error or None)
+            return outcome
+
+    def _keep(self, result: SolveResult, data: Any, source: str,
+              run_key: str | None) -> PlanOutcome:
         plan_id = uuid.uuid4().hex
         if self.archive is None:
             outcome = PlanOutcome(result, plan_id)
@@ -133,11 +159,12 @@ class Planner:
         """Plan a request dict end to end; overrides are applied before validation."""
         data = with_overrides(data, time_limit_s=time_limit_s, backend=backend,
                               require_forecasts=require_forecasts)
-        problem = self.prepare(data)
-        result = self.solve(problem, on_progress=on_progress, stop_flag=stop_flag)
-        if not store:
-            return PlanOutcome(result, uuid.uuid4().hex)
-        return self.keep(result, data, source)
+        with self.tracing.span("plan", source=source):
+            problem = self.prepare(data)
+            result = self.solve(problem, on_progress=on_progress, stop_flag=stop_flag)
+            if not store:
+                return PlanOutcome(result, uuid.uuid4().hex)
+            return self.keep(result, data, source)
 
 
 def _check_stop(stop_flag: Callable[[], bool] | None, during: str) -> None:

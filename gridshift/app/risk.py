@@ -43,7 +43,8 @@ def solve_with_risk(problem: Problem, on_progress=None, stop_flag=None,
                     time_limit_s: float | None = None, device: str = "auto") -> SolveResult:
     """solve(), then risk figures for the plan; with options.risk_measure, a pool of candidate
     plans is scored over the scenarios (on ``device``: auto, cpu or gpu) and the best feasible
-    one by that measure returned."""
+    one by that measure returned. The risk step is reported to ``on_progress`` as a ``phase``
+    event (``risk``), like the solve's own phases."""
     opts = problem.options
     limit = opts.time_limit_seconds if time_limit_s is None else time_limit_s
     measure = opts.risk_measure.value
@@ -53,6 +54,24 @@ def solve_with_risk(problem: Problem, on_progress=None, stop_flag=None,
                    time_limit_s=limit * (1 - RISK_TIME_SHARE) if wants_choice else limit)
     if result.status == "INFEASIBLE" or not result.plan.placements:
         return result
+    risk_began = time.monotonic()
+    ok = False
+    try:
+        result = _with_risk(problem, result, wants_choice, measure, device, started)
+        ok = True
+        return result
+    finally:
+        if on_progress is not None:
+            now = time.monotonic()
+            on_progress({"kind": "phase", "phase": "risk", "elapsed_s": now - started,
+                         "seconds": now - risk_began, "ok": ok})
+
+
+def _with_risk(problem: Problem, result: SolveResult, wants_choice: bool, measure: str,
+               device: str, started: float) -> SolveResult:
+    """The result with its risk figures (and, when a measure is asked for, the best plan of
+    the candidate pool by it)."""
+    opts = problem.options
     n = opts.scenarios or DEFAULT_SCENARIOS
     scenarios = ci_scenarios(problem, n, opts.random_seed)
     if not wants_choice:

@@ -19,9 +19,10 @@ def planner_plan(planner: Planner, source: str = "slurm") -> PlanFn:
     """A PlanFn over an in-process planner: plans and stores (with ``source``); committed jobs
     are not in the placements it returns."""
     def plan(request: dict[str, Any]):
-        problem = planner.prepare(request)
-        result = planner.solve(problem)
-        kept = planner.keep(result, request, source)
+        with planner.tracing.span("plan", source=source):   # the trace of one plan
+            problem = planner.prepare(request)
+            result = planner.solve(problem)
+            kept = planner.keep(result, request, source)
         p = result.problem
         placed = {p.job_ids[j]: (p.site_ids[pl.site], p.slot_time(pl.start_slot))
                   for j, pl in result.plan.placements.items() if not p.committed[j]}

@@ -4,6 +4,9 @@
 refuses new calls while the server drains (UNAVAILABLE), lets the guard authenticate and
 authorise it (UNAUTHENTICATED, PERMISSION_DENIED, rate limits), maps domain errors to status
 codes, and ends it with one audit log line (principal, method, code, plan id) and its metrics.
+With tracing on, each call but health checks is one SERVER span (its parent the caller's span
+when the metadata carries a W3C ``traceparent``), ended with the call's status: any code but
+OK marks it as an error.
 
 invalid input → INVALID_ARGUMENT, the field paths of the first 10 problems in the message and
 in google.rpc.BadRequest details (then how many more there are); overload →
@@ -27,6 +30,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from gridshift.adapters.tracing import NO_TRACING, NoTracing, Tracing
 from gridshift.optimizer.errors import (
     ErrorCategory,
     FieldViolation,
@@ -62,6 +66,8 @@ class CallRecord:
     plan_id: str = ""
     request_bytes: int = 0
     code: str = "OK"
+    #: The status message of a call that failed (for its span).
+    message: str = ""
 
 
 call_var: contextvars.ContextVar[CallRecord | None] = contextvars.ContextVar("call", default=None)
@@ -133,13 +139,15 @@ def shorten(text: str, limit: int = MAX_TEXT_CHARS) -> str:
 class ErrorMappingInterceptor(grpc.ServerInterceptor):
     """Wraps every handler; see the module docstring. ``guard``: authentication and limits
     (None: every call admitted); ``observer``: metrics; ``draining``: set when the server
-    shuts down (new calls but health's are then UNAVAILABLE)."""
+    shuts down (new calls but health's are then UNAVAILABLE); ``tracing``: a span per call."""
 
     def __init__(self, guard: Guard | None = None, observer: CallObserver | None = None,
-                 draining: threading.Event | None = None) -> None:
+                 draining: threading.Event | None = None,
+                 tracing: Tracing | NoTracing = NO_TRACING) -> None:
         self._guard = guard
         self._observer = observer
         self._draining = draining or threading.Event()
+        self._tracing = tracing
 
     def intercept_service(self, continuation: Callable, handler_call_details: Any) -> Any:
         handler = continuation(handler_call_details)
@@ -163,19 +171,19 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):
 
     def _unary(self, behaviour: Callable, method: str, parse: Callable | None) -> Callable:
         def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
-            tokens, record, started = self._begin(context, method, request)
+            tokens, record, started, span = self._begin(context, method, request)
             try:
                 self._admit(method, context)
                 return behaviour(_parsed(request, parse, method), context)
             except Exception as exc:  # noqa: BLE001 - the one place errors become statuses
                 record.code = _abort(context, exc, method)
             finally:
-                self._end(context, record, started, tokens)
+                self._end(context, record, started, tokens, span)
         return wrapped
 
     def _stream(self, behaviour: Callable, method: str, parse: Callable | None) -> Callable:
         def wrapped(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            tokens, record, started = self._begin(context, method, request)
+            tokens, record, started, span = self._begin(context, method, request)
             try:
                 self._admit(method, context)
                 yield from behaviour(_parsed(request, parse, method) if parse else request,
@@ -183,18 +191,20 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):
             except Exception as exc:  # noqa: BLE001 - the one place errors become statuses
                 record.code = _abort(context, exc, method)
             finally:
-                self._end(context, record, started, tokens)
+                self._end(context, record, started, tokens, span)
         return wrapped
 
     def _begin(self, context: grpc.ServicerContext, method: str, request: Any
-               ) -> tuple[tuple, CallRecord, float]:
+               ) -> tuple[tuple, CallRecord, float, Any]:
         metadata = dict(context.invocation_metadata() or ())
         request_id = str(metadata.get("x-request-id") or uuid.uuid4().hex[:16])[:64]
         context.send_initial_metadata((("x-request-id", request_id),))
         record = CallRecord(method=method, request_id=request_id,
                             request_bytes=len(request) if isinstance(request, bytes) else 0)
+        tracing = NO_TRACING if method.startswith("/grpc.health.") else self._tracing
+        span = tracing.start_call(method, metadata)
         return ((request_id_var.set(request_id), call_var.set(record)), record,
-                time.monotonic())
+                time.monotonic(), span)
 
     def _admit(self, method: str, context: grpc.ServicerContext) -> None:
         if self._draining.is_set() and not method.startswith("/grpc.health."):
@@ -208,7 +218,7 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):
                     record.principal = principal.name
 
     def _end(self, context: grpc.ServicerContext, record: CallRecord, started: float,
-             tokens: tuple) -> None:
+             tokens: tuple, span: Any) -> None:
         seconds = time.monotonic() - started
         if record.code == "OK":
             code = _context_code(context)
@@ -224,6 +234,12 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):
                                   "duration_ms": round(1000 * seconds, 1)})
         if self._observer is not None:
             self._observer.call_finished(record.method, record.code, seconds)
+        principal = principal_var.get()
+        span.finish(record.code, _STATUS_NUMBERS.get(record.code, 2), record.message,
+                    request_id=record.request_id, principal=record.principal,
+                    principal_teams=None if principal.teams is None or record.principal == "-"
+                    else ",".join(sorted(principal.teams)),
+                    request_bytes=record.request_bytes, plan_id=record.plan_id or None)
         request_id_var.reset(tokens[0])
         call_var.reset(tokens[1])
 
@@ -254,6 +270,15 @@ def _context_code(context: grpc.ServicerContext) -> grpc.StatusCode | None:
         return None
 
 
+def _context_details(context: grpc.ServicerContext) -> str:
+    """The status message set by context.abort() ("" where it cannot be read)."""
+    try:
+        details = context.details() if callable(getattr(context, "details", None)) else ""
+    except Exception:  # noqa: BLE001 - a context without the accessor
+        return ""
+    return details.decode("utf-8", "replace") if isinstance(details, bytes) else str(details or "")
+
+
 def _cancelled(context: grpc.ServicerContext) -> bool:
     """Whether the client cancelled the call (or its deadline passed): the servicer context's
     state, where this gRPC version keeps it; False where it cannot be told."""
@@ -269,6 +294,7 @@ def _abort(context: grpc.ServicerContext, exc: Exception, method: str) -> str:
             call = call_var.get()
             if call is not None:
                 call.code = code.name
+                call.message = _context_details(context)
         raise exc
     status = status_for(exc, request_id_var.get())
     if status.code == code_pb2.INTERNAL:
@@ -280,11 +306,14 @@ def _abort(context: grpc.ServicerContext, exc: Exception, method: str) -> str:
     call = call_var.get()
     if call is not None:
         call.code = name
+        call.message = status.message
     context.abort_with_status(rpc_status.to_status(status))
     return name
 
 
 _GRPC_CODES = {c.value[0]: c.value for c in grpc.StatusCode}
+#: The number of each status code by name (a span's rpc.grpc.status_code).
+_STATUS_NUMBERS = {c.name: c.value[0] for c in grpc.StatusCode}
 
 
 def _is_abort(exc: Exception) -> bool:

@@ -49,6 +49,8 @@ def serve(app: App, settings: ServerSettings, security: SecuritySettings | None 
         _server, port = app.metrics.serve(metrics.host, metrics.port)
         print(f"gridshift metrics on http://{metrics.host}:{port}/metrics", flush=True)
         log.info("metrics on %s:%d", metrics.host, port)
+    if app.tracing.enabled:
+        log.info("tracing on: %s", app.tracing.config)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -64,5 +66,6 @@ def serve(app: App, settings: ServerSettings, security: SecuritySettings | None 
     signal.signal(signal.SIGHUP, on_hangup)
     stop.wait()
     running.drain(settings.grace_seconds, settings.shutdown_delay_s).wait()
+    app.tracing.shutdown()   # the spans not yet exported
     log.info("stopped")
     return 0

@@ -214,6 +214,9 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
         jobs, sites, slots = len(request.jobs), len(request.sites), request.horizon.slots
         cells = jobs * max(sites, 1) * max(slots, 1)
         estimate = call_memory_estimate(size, jobs, sites, slots)
+        self._app.tracing.annotate(
+            jobs=jobs, sites=sites, slots=slots,
+            teams=",".join(sorted({job.team for job in request.jobs if job.team})[:20]) or None)
         problems = []
         if size > s.max_request_bytes:
             problems.append(FieldViolation("", f"the request is {_mib(size)}, past the "
@@ -352,11 +355,12 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
             return not context.is_active()
 
         observer = self._observer
-        queued = time.monotonic()
+        queued = began = time.monotonic()
         if observer is not None:
             observer.solve_queued(+1)
         try:
             with self._slots.slot(context.is_active):
+                self._app.tracing.annotate(queued_seconds=round(time.monotonic() - began, 6))
                 if observer is not None:
                     observer.solve_queued(-1)
                     observer.solve_running(+1)
@@ -364,7 +368,8 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
                 try:
                     if gone():
                         raise CancelledError("the call ended before its request was read")
-                    data = request_to_dict(request)
+                    with self._app.tracing.span("decode"):
+                        data = request_to_dict(request)
                     return data, self._prepare_and_solve(data, context, on_progress, gone)
                 finally:
                     if observer is not None:
@@ -485,7 +490,8 @@ def start_server(app: App, settings: ServerSettings, *, security: Any = None,
     _refuse_insecure(settings, security, guard)
     draining = threading.Event()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rpc"),
-                         interceptors=[ErrorMappingInterceptor(guard, observer, draining)],
+                         interceptors=[ErrorMappingInterceptor(guard, observer, draining,
+                                                               app.tracing)],
                          options=options, maximum_concurrent_rpcs=threads * 4)
     scheduler_pb2_grpc.add_SchedulerServicer_to_server(
         SchedulerServicer(app, settings, observer), server)
