@@ -119,7 +119,11 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--ray-address")
-    parser.add_argument("--no-regret-z", type=float, default=None)
+    parser.add_argument("--no-regret-z", help="gridshift's no-regret z, or off (default: the "
+                        "backtest's default)")
+    parser.add_argument("--compare-z", metavar="Z|off",
+                        help="then the same replays with gridshift at this z (run-now, "
+                             "lowest-window and gridshift only)")
     parser.add_argument("--overhead", type=int, metavar="N",
                         help="measure the Ray overhead on N replays instead")
     parser.add_argument("-o", "--output-dir", default="backtest-sweep")
@@ -130,21 +134,37 @@ def main() -> int:
     trace = backtest.TraceSource()
     inputs = {r: backtest.load_inputs(backtest.SeriesSource(r), trace, DATA)
               for r in args.regions}
-    settings = {} if args.no_regret_z is None else {"no_regret_z": args.no_regret_z}
+    settings = {} if args.no_regret_z is None else {
+        "no_regret_z": None if args.no_regret_z == "off" else float(args.no_regret_z)}
     specs = plan(args.regions, inputs, args.weeks, args.every, args.seeds, args.start,
                  **settings)
     if args.overhead:
         overhead(specs[:args.overhead], inputs)
         return 0
+    variant = None
+    if args.compare_z is not None:
+        z = None if args.compare_z == "off" else float(args.compare_z)
+        variant = plan(args.regions, inputs, args.weeks, args.every, args.seeds, args.start,
+                       no_regret_z=z, policies=("run-now", "lowest-window", "gridshift"))
     with ray_executor(args.ray_address, args.workers) as executor:
         print(f"{len(specs)} replays on {executor.description}", file=sys.stderr, flush=True)
         result = run_sweep(specs, inputs, executor, name="ray", workers=args.workers,
                            on_replay=_progress)
-    print(format_sweep(result))
-    for line in verdicts(result.table):
-        print(line)
-    for path in write_sweep_outputs(result, args.output_dir):
-        print(f"wrote {path}")
+        print(format_sweep(result), flush=True)
+        for line in verdicts(result.table):
+            print(line, flush=True)
+        for path in write_sweep_outputs(result, args.output_dir):
+            print(f"wrote {path}", flush=True)
+        if variant:
+            print(f"\nthe same replays with gridshift at no-regret z {args.compare_z}:",
+                  flush=True)
+            other = run_sweep(variant, inputs, executor, name="ray", workers=args.workers,
+                              on_replay=_progress)
+            print(format_sweep(other))
+            for line in verdicts(other.table):
+                print(line)
+            for path in write_sweep_outputs(other, Path(args.output_dir) / "compare-z"):
+                print(f"wrote {path}")
     return 0
 
 

@@ -213,3 +213,17 @@ def test_json_output(data_dir: Path, own_csv: Path, tmp_path: Path, capsys,
     bad = parser.parse_args(["--carbon-csv", str(own_csv), "--carbon-csv", str(own_csv),
                              "--region", "A"])
     assert run(bad) == 2
+
+
+def test_no_regret_rule_in_a_replay(data_dir: Path) -> None:
+    """Off by default; with z, gridshift's shifts are judged each window (counts reported) and
+    every window plan still passes the checker; a stricter z keeps fewer shifts."""
+    off = backtest.run_backtest(REGION, START, data_dir=data_dir, **SMALL)
+    assert off.config.no_regret_z is None and sum(off.no_regret.values()) == 0
+    assert "no-regret rule off" in off.rules["gridshift"]
+    loose = backtest.run_backtest(REGION, START, data_dir=data_dir, no_regret_z=0.0, **SMALL)
+    strict = backtest.run_backtest(REGION, START, data_dir=data_dir, no_regret_z=3.0, **SMALL)
+    assert sum(loose.no_regret.values()) > 0
+    assert strict.no_regret["kept"] <= loose.no_regret["kept"]
+    assert strict.no_regret["pulled_back"] >= loose.no_regret["pulled_back"]
+    assert "3 standard deviations" in strict.rules["gridshift"]

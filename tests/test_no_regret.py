@@ -70,3 +70,19 @@ def test_a_shift_without_room_to_run_now_is_kept() -> None:
 def test_scenarios_must_match_the_problem() -> None:
     with pytest.raises(ValueError, match="scenarios must be"):
         apply_no_regret(_problem(), _plan(2, 0), np.ones((4, 2, SLOTS)))
+
+
+def test_bets_are_judged_together_and_the_weakest_goes_first() -> None:
+    """a saves 100 +- 10 g/kWh at slot 2, b 10 +- 100 at slot 4: together (110 +- ~100) they
+    pass z = 1, so both shifts stay; at z = 1.5 the weaker bet (b) is pulled back and a, on
+    its own a sure saving, stays."""
+    problem = _problem()
+    rng = np.random.default_rng(2)
+    scenarios = _scenarios(200.0 + rng.normal(0.0, 10.0, 256))
+    scenarios[:, 0, 4] = 290.0 + rng.normal(0.0, 100.0, 256)
+    together = apply_no_regret(problem, _plan(2, 4), scenarios, z=1.0)
+    assert together.kept == [0, 1] and not together.pulled_back
+    strict = apply_no_regret(problem, _plan(2, 4), scenarios, z=1.5)
+    assert strict.kept == [0] and strict.pulled_back == [1]
+    assert strict.plan.placements[1].start_slot == 0
+    assert check_plan(problem, strict.plan).ok

@@ -122,10 +122,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="plan on the raw decision-time forecast instead of blending it "
                            "with the seasonal model of the actuals published by then (every "
                            "forecast-driven policy alike)")
-    plan.add_argument("--no-regret-z", type=_z, default=1.0, metavar="Z|off",
-                      help="gridshift shifts a job from running now only where the forecast "
-                           "scenarios' mean saving is >= Z standard deviations (default 1; "
-                           "off: no rule)")
+    plan.add_argument("--no-regret-z", type=_z, default=None, metavar="Z|off",
+                      help="no-regret rule: gridshift keeps its shifts from running now only "
+                           "where, over the forecast scenarios, their saving together has a "
+                           "mean >= Z standard deviations, else pulls the weakest back "
+                           "(default off; see the README's Backtests)")
     add_config_flag(parser)
     parser.add_argument("--format", choices=("table", "json"), default="table",
                         help="print tables (default) or JSON")

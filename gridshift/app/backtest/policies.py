@@ -39,9 +39,10 @@ class Decision:
 def policy_rules(cfg: BacktestConfig) -> dict[str, str]:
     """Each policy's rule in words, with this replay's deadlines, slack and cadence."""
     every = f"decisions every {cfg.decision_hours} h"
-    rule = (f"no-regret rule: a job is shifted from running now only where the forecast "
-            f"scenarios' mean saving is >= {cfg.no_regret_z:g} standard deviations"
-            if cfg.no_regret_z is not None else "no-regret rule off")
+    rule = (f"no-regret rule: the plan's shifts from running now are kept only where, over "
+            f"the forecast scenarios, their saving together has a mean >= "
+            f"{cfg.no_regret_z:g} standard deviations, else the weakest bets are pulled "
+            "back to run now" if cfg.no_regret_z is not None else "no-regret rule off")
     return {
         "run-now": "each job starts at its arrival (next hour) if its GPUs and the power cap "
                    "allow, else at the earliest hour they do, first come first served; no "

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from gridshift.app.backtest.config import BacktestError
+from gridshift.app.backtest.config import DEFAULT_POLICIES, BacktestError
 from gridshift.app.backtest.data import ReplayInputs, SeriesSource, series_start
 from gridshift.app.backtest.replay import config_for, replay
 from gridshift.app.backtest.report import to_json
@@ -45,7 +45,8 @@ WORSE_TOLERANCE = 1e-9
 @dataclass(frozen=True)
 class ReplaySpec:
     """One replay of a sweep: the series, its first day, the forecast-error seed, the length
-    in days and :class:`~.config.BacktestConfig` settings (as sorted (name, value) pairs)."""
+    in days and :class:`~.config.BacktestConfig` settings (as sorted (name, value) pairs; a
+    ``policies`` pair names the policies to run, default all but the diagnostic)."""
 
     source: SeriesSource
     start: date
@@ -93,9 +94,10 @@ def replay_summary(spec: ReplaySpec, inputs: ReplayInputs) -> dict[str, Any]:
     failing the checker still raises :class:`BacktestError`."""
     began = time.perf_counter()
     settings = dict(spec.settings)
+    policies = tuple(settings.pop("policies", DEFAULT_POLICIES))
     cfg = config_for(spec.source, inputs, spec.start, spec.days, seed=spec.seed, **settings)
     try:
-        result = replay(cfg, inputs)
+        result = replay(cfg, inputs, policies=policies)
     except BacktestError as exc:
         if "does not cover" not in str(exc) and "no trace jobs" not in str(exc):
             raise
