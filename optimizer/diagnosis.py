@@ -108,7 +108,8 @@ def conflict_set(problem: Problem, job: int, excluded: set[int], budget_s: float
 
     Deletion filter over the jobs that contend with `job`: a job is dropped from the set when
     the rest is still proven infeasible. Returns (set, minimal) where `minimal` says whether
-    every test finished within the budget.
+    every test finished within the budget. The set is empty when no set including `job`
+    was proven infeasible within the budget.
     """
     from gridshift.optimizer.backends.cpsat import solve_cpsat
     from gridshift.optimizer.milp import build_milp
@@ -141,7 +142,9 @@ def conflict_set(problem: Problem, job: int, excluded: set[int], budget_s: float
         members = members + others
         verdict = infeasible(members) if others else False
     if not verdict:
-        return sorted(members, key=lambda m: problem.job_ids[m]), False
+        # Not proven infeasible within the budget (or not infeasible at all: the heuristic
+        # that left the job out may have packed badly): no set to name.
+        return [], False
     for k in list(reversed(members[1:])):
         trial = [m for m in members if m != k]
         verdict = infeasible(trial)

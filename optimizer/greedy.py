@@ -56,9 +56,34 @@ def best_placement(problem: Problem, state: _State, j: int) -> tuple[Placement, 
     sites are evaluated at once (ties: the site listed first, then the earliest start)."""
     sites = np.asarray(problem.allowed_sites[j], dtype=np.int64)
     cost, ok = _site_costs(problem, state, j, sites)
-    if problem.interruptible[j] and problem.min_run_slots[j] < problem.duration_slots[j]:
+    if _splittable(problem, j):
         return _best_interruptible(problem, j, sites, cost, ok)
     return _best_contiguous(problem, j, sites, cost, ok)
+
+
+def _splittable(problem: Problem, j: int) -> bool:
+    """Whether job j may run in more than one piece in its window: interruptible, runs
+    shorter than the job allowed, and a window with room for a gap (a window exactly as long
+    as the job leaves one placement per site: contiguous, found without the DP)."""
+    return bool(problem.interruptible[j] and problem.min_run_slots[j] < problem.duration_slots[j]
+                and problem.last_slot[j] - problem.first_slot[j] > problem.duration_slots[j])
+
+
+def feasible_options(problem: Problem, state: _State, j: int) -> int:
+    """How many placements job j has left beside the jobs in `state`: its feasible
+    (site, start) pairs; for a job that may split, per site the number of free slots in its
+    window beyond its duration, plus one. A job with few options should be placed early."""
+    sites = np.asarray(problem.allowed_sites[j], dtype=np.int64)
+    lo, hi = int(problem.first_slot[j]), int(problem.last_slot[j])
+    d = int(problem.duration_slots[j])
+    kw = problem.power_kw[j] * problem.pue[sites]
+    ok = (state.free_gpus[sites, lo:hi] >= problem.gpus[j]) & (
+        state.load_kw[sites, lo:hi] + kw[:, None] <= problem.power_cap_kw[sites][:, None] + 1e-9)
+    if _splittable(problem, j):
+        return int(np.maximum(0, ok.sum(axis=1) - d + 1).sum())
+    blocked = np.concatenate([np.zeros((len(sites), 1), dtype=np.int64),
+                              np.cumsum(~ok, axis=1)], axis=1)
+    return int((blocked[:, d:] - blocked[:, :-d] == 0).sum()) if hi - lo >= d else 0
 
 
 def _site_costs(problem: Problem, state: _State, j: int,
@@ -260,4 +285,42 @@ def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
         if stop is not None and stop():
             break
     assert best is not None
+    if best.unscheduled:
+        # Deadlines as tight as a first-come-first-served schedule needs (a busy fleet's
+        # night) defeat cost-first insertion: the earliest-fit schedule places every job.
+        fitted = earliest_fit_plan(problem, jobs)
+        if (len(fitted.unscheduled), left_out_gpu_hours(problem, fitted)) < best_key[:2]:
+            best = fitted
     return improve(problem, best, deadline, stop)
+
+
+def earliest_fit_plan(problem: Problem, jobs: set[int] | None = None) -> Plan:
+    """Jobs first come, first served (earliest start, then id), each run contiguously at the
+    earliest start in its window where it fits beside the jobs placed before it: at its home
+    site, else at its other allowed sites in the order listed (committed jobs first). The FIFO
+    baseline's rule kept within each job's deadline, so wherever FIFO meets every deadline
+    this places every job."""
+    state = _State.empty(problem)
+    plan = Plan()
+    committed = problem.committed if len(problem.committed) else np.zeros(problem.n_jobs, bool)
+    # Committed jobs (fixed where they run) first, so that no job takes their place.
+    order = sorted((j for j in range(problem.n_jobs) if jobs is None or j in jobs),
+                   key=lambda j: (not committed[j], problem.earliest_hours[j],
+                                  problem.job_ids[j]))
+    for j in order:
+        home = int(problem.home_site[j])
+        d = int(problem.duration_slots[j])
+        lo, hi = int(problem.first_slot[j]), int(problem.last_slot[j])
+        for s in [home] + [s for s in problem.allowed_sites[j] if s != home]:
+            ok = (state.free_gpus[s, lo:hi] >= problem.gpus[j]) & (
+                state.load_kw[s, lo:hi] + problem.facility_kw(j, s)
+                <= problem.power_cap_kw[s] + 1e-9)
+            blocked = np.concatenate([[0], np.cumsum(~ok)])
+            fits = np.flatnonzero(blocked[d:] - blocked[:-d] == 0) if hi - lo >= d else []
+            if len(fits):
+                plan.placements[j] = Placement.contiguous(s, lo + int(fits[0]), d)
+                state.apply(j, plan.placements[j], +1)
+                break
+        else:
+            plan.unscheduled[j] = UNPLACEABLE
+    return plan

@@ -227,6 +227,9 @@ def _explain_unplaced(problem: Problem, plan: Plan, candidates: list[int],
         if exact and remaining > 0.1:
             members, minimal = diagnosis.conflict_set(problem, j, set(unscheduled),
                                                       budget_s=remaining / (len(left_out) - k))
+            if not members:    # nothing proven: said as such, by capacity
+                unscheduled[j] = _capacity_reason(problem, j, overloads)
+                continue
             conflicts[j] = members
             names = ", ".join(problem.job_ids[m] for m in members)
             unscheduled[j] = (f"left out: {'minimal ' if minimal else ''}conflicting set "

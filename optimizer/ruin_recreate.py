@@ -1,0 +1,319 @@
+"""Ruin and recreate: a local search for plans whose sites' capacity binds.
+
+When capacity binds, a job can rarely move alone: the clean slot it would go to is full. A
+step here takes a handful of related jobs out ("ruin") and puts them back one by one, each at
+its cheapest feasible placement given everything else ("recreate", the exact marginal
+objective of optimizer/greedy.py, renewables included). Moving several jobs at once lets them
+trade places — a job leaves a clean slot so that a bigger or hungrier one takes it — which is
+what swaps and ejection chains do, without enumerating them.
+
+Ruin kinds (chosen adaptively: kinds that improve the plan are picked more often):
+
+- *clean window*: the jobs at a clean site in a time window, plus jobs elsewhere that could
+  move in — frees capacity in the cleanest slots and offers it to the jobs that gain most;
+- *time window*: the jobs running in a window at every site;
+- *related*: a job and the jobs that compete with it (a shared site, overlapping windows),
+  nearest in time first;
+- *worst*: the jobs furthest above their cheapest placement on an empty fleet;
+- *random*.
+
+Recreation inserts the removed jobs biggest first (GPU-slots), least slack first, or in a
+random order. A step that leaves a job without room is undone. Steps are accepted by
+simulated annealing on the exact objective, cooled over the time given, so a longer time
+limit searches longer before settling; the best plan seen is returned.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gridshift.optimizer import greedy
+from gridshift.optimizer.plan import Placement, Plan
+from gridshift.optimizer.problem import Problem
+
+RUIN_KINDS = ("clean_window", "time_window", "related", "worst", "random")
+RECREATE_ORDERS = ("fewest_options", "big_first", "tight_first", "random")
+#: Recreations retried per step, each with the job that found no room first.
+RETRIES = 1
+#: Jobs taken out per step: between these, drawn per step.
+MIN_RUIN, MAX_RUIN = 3, 30
+#: Temperature at the start and the end, per job of mean objective (cooled geometrically).
+START_TEMPERATURE, END_TEMPERATURE = 0.05, 0.0005
+
+
+@dataclass
+class RecreateStats:
+    """What a search did: steps, accepted steps, improvements of the best, by ruin kind."""
+
+    steps: int = 0
+    accepted: int = 0
+    improved: int = 0
+    failed: int = 0
+    by_kind: dict[str, list[int]] = field(default_factory=dict)   # kind -> [tried, improved]
+
+    def summary(self) -> str:
+        kinds = ", ".join(f"{k} {v[1]}/{v[0]}" for k, v in sorted(self.by_kind.items()))
+        return (f"ruin and recreate: {self.improved} improvements in {self.steps} steps "
+                f"({self.accepted} accepted, {self.failed} without room; by kind "
+                f"improved/tried: {kinds})")
+
+
+class _Schedule:
+    """Placements with the fleet's free GPUs and loads, and the exact objective."""
+
+    def __init__(self, problem: Problem, plan: Plan) -> None:
+        self.problem = problem
+        self.state = greedy._State.empty(problem)
+        self.placements: dict[int, Placement] = {}
+        n = problem.n_jobs
+        self.site = np.full(n, -1, dtype=np.int64)
+        self.lo = np.zeros(n, dtype=np.int64)
+        self.hi = np.zeros(n, dtype=np.int64)
+        self.cost_per_kw = problem.grid_cost_per_kwh() * problem.slot_hours
+        self.delay = problem.objective.delay_weight * problem.priority * problem.slot_hours
+        for j, p in plan.placements.items():
+            self.put(j, p)
+
+    def put(self, j: int, p: Placement) -> None:
+        self.state.apply(j, p, +1)
+        self.placements[j] = p
+        self.site[j], self.lo[j], self.hi[j] = p.site, p.start_slot, p.end_slot
+
+    def take(self, j: int) -> Placement:
+        p = self.placements.pop(j)
+        self.state.apply(j, p, -1)
+        self.site[j] = -1
+        return p
+
+    def objective(self) -> float:
+        """The plan's objective up to the delay term's constant (as optimizer.lns)."""
+        grid = np.maximum(0.0, self.state.load_kw - self.problem.renewable_kw)
+        value = float((grid * self.cost_per_kw).sum())
+        if self.problem.objective.delay_weight:
+            placed = self.site >= 0
+            value += float((self.delay[placed] * self.hi[placed]).sum())
+        return value
+
+    def plan(self) -> Plan:
+        return Plan(placements=dict(self.placements))
+
+
+class _Ruiner:
+    """Chooses the jobs a step takes out."""
+
+    def __init__(self, problem: Problem, rng: np.random.Generator) -> None:
+        self.problem = problem
+        self.rng = rng
+        coef = problem.grid_cost_per_kwh()
+        self.coef = coef
+        self.allowed = np.zeros((problem.n_jobs, problem.n_sites), dtype=bool)
+        for j, sites in enumerate(problem.allowed_sites):
+            self.allowed[j, list(sites)] = True
+        self.ideal = _ideal_costs(problem)
+        self.weights = dict.fromkeys(RUIN_KINDS, 1.0)
+
+    def reward(self, kind: str, improved: bool) -> None:
+        w = self.weights[kind]
+        self.weights[kind] = min(5.0, w * 1.2) if improved else max(0.3, w * 0.995)
+
+    def pick(self, sched: _Schedule, size: int) -> tuple[str, np.ndarray]:
+        kinds = list(self.weights)
+        p = np.array([self.weights[k] for k in kinds])
+        kind = kinds[int(self.rng.choice(len(kinds), p=p / p.sum()))]
+        jobs = getattr(self, f"_{kind}")(sched, size)
+        if len(jobs) < 2:
+            kind, jobs = "random", self._random(sched, size)
+        return kind, jobs
+
+    def _sample(self, candidates: np.ndarray, size: int) -> np.ndarray:
+        candidates = np.unique(candidates)
+        if len(candidates) <= size:
+            return candidates
+        return self.rng.choice(candidates, size, replace=False)
+
+    def _window(self, width_max: int) -> tuple[int, int]:
+        T = self.problem.n_slots
+        width = int(self.rng.integers(2, max(3, width_max)))
+        lo = int(self.rng.integers(0, max(1, T - width)))
+        return lo, lo + width
+
+    def _overlapping(self, sched: _Schedule, lo: int, hi: int) -> np.ndarray:
+        return (sched.site >= 0) & (sched.lo < hi) & (sched.hi > lo)
+
+    def _clean_window(self, sched: _Schedule, size: int) -> np.ndarray:
+        prob = self.problem
+        # A (site, slot) cell, cleaner cells likelier: rank-based weights.
+        flat = self.coef.ravel()
+        ranks = np.empty(flat.size)
+        ranks[np.argsort(flat)] = np.arange(flat.size)
+        weights = np.exp(-3.0 * ranks / flat.size)
+        cell = int(self.rng.choice(flat.size, p=weights / weights.sum()))
+        site, slot = divmod(cell, prob.n_slots)
+        half = int(self.rng.integers(1, max(2, prob.n_slots // 8)))
+        lo, hi = max(0, slot - half), min(prob.n_slots, slot + half + 1)
+        near = self._overlapping(sched, lo, hi)
+        residents = np.flatnonzero(near & (sched.site == site))
+        movers = np.flatnonzero(near & (sched.site != site) & self.allowed[:, site]
+                                & (prob.first_slot < hi) & (prob.last_slot > lo))
+        keep = self._sample(residents, size // 2)
+        return np.concatenate([keep, self._sample(movers, size - len(keep))])
+
+    def _time_window(self, sched: _Schedule, size: int) -> np.ndarray:
+        lo, hi = self._window(self.problem.n_slots // 6)
+        return self._sample(np.flatnonzero(self._overlapping(sched, lo, hi)), size)
+
+    def _related(self, sched: _Schedule, size: int) -> np.ndarray:
+        placed = np.flatnonzero(sched.site >= 0)
+        seed = int(self.rng.choice(placed))
+        share = self.allowed[placed] @ self.allowed[seed] > 0
+        mid = 0.5 * (sched.lo + sched.hi)
+        distance = np.abs(mid[placed] - mid[seed]) + self.rng.exponential(2.0, len(placed))
+        distance[~share] = np.inf
+        chosen = placed[np.argsort(distance)[:size]]
+        return chosen[np.isfinite(distance[np.argsort(distance)[:size]])]
+
+    def _worst(self, sched: _Schedule, size: int) -> np.ndarray:
+        placed = np.flatnonzero(sched.site >= 0)
+        prob = self.problem
+        kw = prob.power_kw[placed] * prob.pue[sched.site[placed]]
+        cum = np.concatenate([np.zeros((prob.n_sites, 1)), np.cumsum(self.coef, axis=1)],
+                             axis=1)
+        # Contiguous estimate of the current cost (ignores renewables): enough to rank.
+        now = kw * (cum[sched.site[placed], sched.hi[placed]]
+                    - cum[sched.site[placed], sched.lo[placed]]) * prob.slot_hours
+        excess = (now - self.ideal[placed]) * self.rng.lognormal(0.0, 0.5, len(placed))
+        return placed[np.argsort(-excess)[:size]]
+
+    def _random(self, sched: _Schedule, size: int) -> np.ndarray:
+        return self._sample(np.flatnonzero(sched.site >= 0), size)
+
+
+def _ideal_costs(problem: Problem) -> np.ndarray:
+    """Each job's cheapest placement on an empty fleet (carbon/cost terms, no renewables)."""
+    empty = greedy._State.empty(problem)
+    empty.load_kw[:] = problem.renewable_kw      # renewables spent: the plain grid price
+    out = np.zeros(problem.n_jobs)
+    for j in range(problem.n_jobs):
+        found = greedy.best_placement(problem, empty, j)
+        out[j] = found[1] if found else 0.0
+    return out
+
+
+def _recreate_order(problem: Problem, state, jobs: np.ndarray, kind: str,
+                    rng: np.random.Generator) -> list[int]:
+    if kind == "fewest_options":
+        options = np.array([greedy.feasible_options(problem, state, int(j)) for j in jobs])
+        size = problem.gpus[jobs] * problem.duration_slots[jobs]
+        return [int(j) for j in jobs[np.lexsort((-size * rng.random(len(jobs)), options))]]
+    if kind == "big_first":
+        size = problem.gpus[jobs] * problem.duration_slots[jobs] * rng.lognormal(0, 0.3,
+                                                                                   len(jobs))
+        return [int(j) for j in jobs[np.argsort(-size)]]
+    if kind == "tight_first":
+        slack = (problem.last_slot[jobs] - problem.first_slot[jobs]
+                 - problem.duration_slots[jobs]) + rng.random(len(jobs))
+        return [int(j) for j in jobs[np.argsort(slack)]]
+    return [int(j) for j in rng.permutation(jobs)]
+
+
+def ruin_and_recreate(problem: Problem, plan: Plan, deadline: float, *, seed: int = 0,
+                      stop: Callable[[], bool] | None = None,
+                      on_improve: Callable[[Plan, float], None] | None = None,
+                      cool_until: float | None = None) -> tuple[Plan, RecreateStats]:
+    """Improve `plan` (every job placed) until `deadline` (time.monotonic) or `stop()`.
+
+    The temperature cools from the start to ``cool_until`` (default: the deadline).
+    ``on_improve(plan, objective)`` is called with each new best plan and its objective
+    (optimizer.accounting.plan_objective's value)."""
+    from gridshift.optimizer.accounting import plan_objective
+
+    sched = _Schedule(problem, plan)
+    rng = np.random.default_rng(seed)
+    stats = RecreateStats()
+    if len(sched.placements) < 2:
+        return sched.plan(), stats
+    ruiner = _Ruiner(problem, rng)
+    current = best = sched.objective()
+    # The schedule's objective leaves out the delay term's constant (as optimizer.lns).
+    shift = plan_objective(problem, plan) - best if on_improve is not None else 0.0
+    best_plan = dict(sched.placements)
+    per_job = max(abs(current), 1e-9) / max(1, len(sched.placements))
+    t_hot, t_cold = START_TEMPERATURE * per_job, END_TEMPERATURE * per_job
+    began = time.monotonic()
+    span = max(1e-3, (cool_until or deadline) - began)
+    max_ruin = min(MAX_RUIN, max(MIN_RUIN, len(sched.placements) // 4))
+    while True:
+        now = time.monotonic()
+        if now >= deadline or (stop is not None and stop()):
+            break
+        frac = min(1.0, (now - began) / span)
+        temperature = t_hot * (t_cold / t_hot) ** frac
+        size = int(rng.integers(MIN_RUIN, max_ruin + 1))
+        kind, jobs = ruiner.pick(sched, size)
+        value, previous = _step(problem, sched, jobs, rng)
+        stats.steps += 1
+        tried = stats.by_kind.setdefault(kind, [0, 0])
+        tried[0] += 1
+        if value is None:
+            stats.failed += 1
+            ruiner.reward(kind, False)
+            continue
+        improved = value < best - 1e-9 * max(1.0, abs(best))
+        ruiner.reward(kind, improved)
+        if value > current and rng.random() >= math.exp(-(value - current) / temperature):
+            _restore(sched, previous)
+            continue
+        current = value
+        stats.accepted += 1
+        if improved:
+            best, best_plan = value, dict(sched.placements)
+            stats.improved += 1
+            tried[1] += 1
+            if on_improve is not None:
+                on_improve(Plan(placements=dict(best_plan)), best + shift)
+    return Plan(placements=best_plan), stats
+
+
+def _step(problem: Problem, sched: _Schedule, jobs: np.ndarray, rng: np.random.Generator
+          ) -> tuple[float | None, dict[int, Placement]]:
+    """Take `jobs` out and put them back: (the new objective, the jobs' previous
+    placements); (None, ...) when one found no room and the step was undone."""
+    previous = {int(j): sched.take(int(j)) for j in jobs}
+    order = _recreate_order(problem, sched.state, jobs,
+                            RECREATE_ORDERS[int(rng.integers(len(RECREATE_ORDERS)))], rng)
+    for _ in range(RETRIES + 1):
+        stuck = _recreate(problem, sched, order)
+        if stuck is None:
+            return sched.objective(), previous
+        for j in previous:
+            if j in sched.placements:
+                sched.take(j)
+        # Again with the job that found no room first (as the construction's restarts).
+        order = [stuck] + [j for j in order if j != stuck]
+    _restore(sched, previous)
+    return None, previous
+
+
+def _recreate(problem: Problem, sched: _Schedule, order: list[int]) -> int | None:
+    """Put the jobs of `order` in one by one at their cheapest placement; the first job that
+    finds no room (the jobs before it stay placed), or None."""
+    for j in order:
+        found = greedy.best_placement(problem, sched.state, j)
+        if found is None:
+            return j
+        sched.put(j, found[0])
+    return None
+
+
+def _restore(sched: _Schedule, previous: dict[int, Placement]) -> None:
+    """Put the jobs of `previous` back where they were."""
+    for j in previous:
+        if j in sched.placements:
+            sched.take(j)
+    for j, p in previous.items():
+        sched.put(j, p)

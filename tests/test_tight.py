@@ -1,0 +1,135 @@
+"""Tight nights (bench/tight_instances.py): GPU capacity binds and every deadline is what a
+first-come-first-served schedule needs. The pipeline places every job (the cost-first
+constructions cannot, the earliest-fit one can), ruin and recreate improves the plan and
+never breaks a constraint, and the search skips LP guidance where capacity binds. Every plan
+goes through the independent checker; nothing here depends on how fast the machine is."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import assert_plan_valid, problem_of
+
+from gridshift.optimizer import greedy, portfolio
+from gridshift.optimizer.accounting import plan_objective
+from gridshift.optimizer.baseline import fifo_baseline
+from gridshift.optimizer.checker import check_plan
+from gridshift.optimizer.domain import Options
+from gridshift.optimizer.ruin_recreate import ruin_and_recreate
+from gridshift.optimizer.solve import solve
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from tight_instances import TightSpec, make_tight_request  # noqa: E402
+
+SPEC = TightSpec("test-tight", jobs=60, sites=3, slots=48, seed=3)
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return problem_of(make_tight_request(SPEC))
+
+
+def test_the_instance_is_tight(problem) -> None:
+    """FIFO places every job by its deadline, and no job has more slack than FIFO needed."""
+    fifo = fifo_baseline(problem)
+    assert not fifo.unscheduled and problem.n_jobs >= 50
+    assert check_plan(problem, fifo).ok
+    assert all(p.end_slot == problem.last_slot[j] for j, p in fifo.placements.items())
+
+
+def test_earliest_fit_places_every_job_within_its_deadline(problem) -> None:
+    plan = greedy.earliest_fit_plan(problem)
+    assert not plan.unscheduled
+    check = check_plan(problem, plan)
+    assert check.ok, check.violations[:5]
+
+
+def test_earliest_fit_takes_only_the_jobs_asked_for(problem) -> None:
+    jobs = set(range(0, problem.n_jobs, 2))
+    plan = greedy.earliest_fit_plan(problem, jobs)
+    assert set(plan.placements) | set(plan.unscheduled) == jobs
+
+
+def test_the_heuristic_places_every_job_of_a_tight_night(problem) -> None:
+    plan = greedy.greedy_plan(problem, 0.5, seed=0)
+    assert not plan.unscheduled
+    assert check_plan(problem, plan).ok
+    assert plan_objective(problem, plan) <= plan_objective(problem, fifo_baseline(problem))
+
+
+def test_ruin_and_recreate_improves_and_keeps_every_constraint(problem) -> None:
+    start = greedy.greedy_plan(problem, 0.5, seed=0)
+    reported: list[tuple[float, float]] = []
+
+    def on_improve(plan, objective: float) -> None:
+        reported.append((objective, plan_objective(problem, plan)))
+
+    steps = iter(range(400))
+    plan, stats = ruin_and_recreate(problem, start, time.monotonic() + 120, seed=1,
+                                    stop=lambda: next(steps, None) is None,
+                                    on_improve=on_improve)
+    check = check_plan(problem, plan)
+    assert check.ok, check.violations[:5]
+    assert set(plan.placements) == set(start.placements)
+    assert plan_objective(problem, plan) <= plan_objective(problem, start) + 1e-9
+    assert stats.steps == 400
+    # Improvements reported are the plans' own objectives, each better than the last.
+    assert all(a == pytest.approx(b, rel=1e-9) for a, b in reported)
+    assert [a for a, _ in reported] == sorted((a for a, _ in reported), reverse=True)
+    if reported:
+        assert reported[-1][1] == pytest.approx(plan_objective(problem, plan), rel=1e-9)
+    # Capacity binds here: some recreations find no room and are undone.
+    assert stats.failed > 0
+    assert "ruin and recreate:" in stats.summary()
+
+
+def test_ruin_and_recreate_stops_when_asked(problem) -> None:
+    start = greedy.greedy_plan(problem, 0.5, seed=0)
+    plan, stats = ruin_and_recreate(problem, start, time.monotonic() + 120, stop=lambda: True)
+    assert stats.steps == 0
+    assert plan.placements == start.placements
+
+
+def test_a_tight_night_is_planned_with_every_job_and_capacity_binding_is_said(problem) -> None:
+    """The pipeline (exact backend beside the search): every job placed, the plan checked, no
+    worse than the heuristic's; the detail says LP guidance was skipped because capacity
+    binds, and what ruin and recreate did."""
+    timed = dataclasses.replace(problem, options=Options(time_limit_seconds=4.0))
+    events: list[dict] = []
+    result = solve(timed, on_progress=events.append)
+    assert_plan_valid(result)
+    assert result.status in ("FEASIBLE", "OPTIMAL") and not result.plan.unscheduled
+    heuristic = next(e["objective"] for e in events if e["kind"] == "heuristic")
+    assert result.objective <= heuristic + 1e-9
+    incumbents = [e["objective"] for e in events if e["kind"] == "incumbent"]
+    assert incumbents == sorted(incumbents, reverse=True)
+    if result.status == "FEASIBLE" and "ruin and recreate" in result.detail:
+        assert "LP-guided search skipped: capacity binds" in result.detail
+
+
+def test_generous_instances_keep_lp_guidance(monkeypatch) -> None:
+    """Where every recreation finds room, the LP-guided rounds run as before."""
+    from instances import InstanceSpec, make_request
+
+    p = problem_of(make_request(InstanceSpec("t", jobs=60, sites=3, slots=48, seed=2)))
+    called: list[int] = []
+
+    def fake_guided(problem, jobs, starts, backend, until, stopped, emit):
+        from gridshift.optimizer.lp_guided import GuidedResult
+
+        called.append(len(starts))
+        return GuidedResult(starts[0], float("-inf"), 1, 0, "LP-guided search: faked")
+
+    monkeypatch.setattr(portfolio, "_guided", fake_guided)
+    plan = greedy.greedy_plan(p, 0.5, seed=0)
+    found = portfolio._local_and_guided(p, list(range(p.n_jobs)), plan,
+                                        portfolio.Backend.HIGHS, time.monotonic() + 1.5,
+                                        lambda: False, lambda *a, **k: None)
+    assert called == [1]
+    assert "LP-guided search: faked" in found.detail
+    assert check_plan(p, found.plan).ok
+    assert plan_objective(p, found.plan) <= plan_objective(p, plan) + 1e-9
