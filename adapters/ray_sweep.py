@@ -8,6 +8,12 @@ series' data) into the object store once, submits one task per item (one CPU eac
 
 Ray is the ``ray`` extra (``pip install gridshift[ray]``); without it, :class:`RayUnavailable`
 says so. Nothing here stops a cluster it did not start (never ``ray stop``).
+
+Token authentication (Ray >= 2.5x): a cluster that ``ray start`` or ``ray.init`` started on
+this machine uses the token in ``~/.ray/auth_token``; connecting to an address, the token is
+used where one exists, as ``ray start`` does to join, unless ``RAY_AUTH_MODE`` says
+otherwise. Ray sets ``RAY_AUTH_MODE`` in the process that starts or joins a cluster; it is
+restored when the sweep ends, so Ray processes started later from this one are not affected.
 """
 
 from __future__ import annotations
@@ -18,6 +24,22 @@ from types import TracebackType
 from typing import Any
 
 __all__ = ["RaySweep", "RayUnavailable"]
+
+
+#: Environment variables Ray or this module set in the driver; restored after a sweep.
+_ENV_KEYS = ("RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED")
+
+
+def _join_with_token_if_any() -> None:
+    """Use the machine's Ray token to join a cluster, as ``ray start`` does (token mode where
+    ``RAY_AUTH_MODE`` is unset and a token exists); nothing on a Ray without token auth."""
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 class RayUnavailable(RuntimeError):
@@ -42,8 +64,11 @@ class RaySweep:
             raise RayUnavailable(f"Ray is not installed ({exc}); install gridshift[ray]") \
                 from None
         self._ray = ray
+        self._saved_env = {k: os.environ.get(k) for k in _ENV_KEYS}
         # Workers log to the driver only on error; no usage statistics.
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        if self.address is not None:
+            _join_with_token_if_any()
         options: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False,
                                    "configure_logging": False}
         try:
@@ -55,6 +80,7 @@ class RaySweep:
                 options.pop("include_dashboard")
                 ray.init(address=self.address, **options)
         except Exception as exc:  # noqa: BLE001 - Ray raises many kinds; all mean unavailable
+            self._restore_env()
             where = self.address or "a local cluster"
             raise RayUnavailable(f"cannot start or reach Ray at {where}: {exc}") from None
         return self
@@ -63,6 +89,14 @@ class RaySweep:
                  tb: TracebackType | None) -> None:
         if self._ray is not None and self._ray.is_initialized():
             self._ray.shutdown()          # stops only the local cluster this sweep started
+        self._restore_env()
+
+    def _restore_env(self) -> None:
+        for key, value in getattr(self, "_saved_env", {}).items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
     @property
     def description(self) -> str:

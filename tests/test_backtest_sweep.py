@@ -6,8 +6,17 @@ Every replay's schedules pass the independent checker (a replay raises otherwise
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -118,3 +127,76 @@ def test_cli_sweep_without_ray(data_dir: Path, tmp_path: Path, capsys,
     rows = {(r["region"], r["policy"]): r for r in out["aggregate"]}
     assert rows[("US-CAL-CISO", "gridshift")]["replays"] == 4
     assert (tmp_path / "sweep.png").exists()
+
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _ray_head(temp_root: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A real Ray head (`ray start --head --block`, no dashboard, its own ports and temporary
+    folder), stopped by signalling its process group (never `ray stop`); yields its address
+    and process."""
+    ray_bin = Path(sys.executable).parent / "ray"
+    if not ray_bin.exists():
+        pytest.skip("the `ray` command is not installed beside this Python")
+    temp = tempfile.mkdtemp(prefix="gsbt", dir="/tmp")          # short: Ray's socket paths
+    port = _free_port()
+    ports = [f"--{name}={_free_port()}" for name in (
+        "ray-client-server-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+        "metrics-export-port", "runtime-env-agent-port", "node-manager-port",
+        "object-manager-port")]
+    with open(temp_root / "head.log", "w") as log:
+        process = subprocess.Popen(
+            [str(ray_bin), "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
+             "--include-dashboard=false", f"--temp-dir={temp}", "--disable-usage-stats",
+             *ports],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and process.poll() is None:
+                with socket.socket() as sock:
+                    if sock.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                time.sleep(0.5)
+            else:
+                raise RuntimeError("the Ray head did not come up:\n"
+                                   + (temp_root / "head.log").read_text()[-2000:])
+            yield f"127.0.0.1:{port}", process
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_cli_sweep_on_a_running_ray_cluster(data_dir: Path, tmp_path: Path, capsys,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--ray-address` runs the sweep on a Ray cluster that is already up (a real local head
+    started with `ray start --head`), which the sweep leaves running."""
+    pytest.importorskip("ray")
+    from gridshift.cli.backtest import add_arguments, run
+
+    monkeypatch.setenv("GRIDSHIFT_SHARED_DATA", str(data_dir))
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    with _ray_head(tmp_path) as (address, process):
+        args = parser.parse_args(["--region", "de", "--weeks", "2", "--days", "1",
+                                  "--time-limit", "1", "--reference-time-limit", "10",
+                                  "--ray-address", address, "--workers", "2",
+                                  "--format", "json", "-o", str(tmp_path)])
+        assert run(args) == 0
+        captured = capsys.readouterr()
+        out = json.loads(captured.out)
+        assert out["executor"] == "ray" and len(out["replays"]) == 2
+        assert f"the Ray cluster at {address}" in captured.err
+        assert process.poll() is None                       # left running
