@@ -11,13 +11,18 @@ Data (from ``../shared/data`` or ``$GRIDSHIFT_SHARED_DATA``; see its SOURCES.md)
   US-NW-BPAT, US-NY-NYIS, US-MIDW-MISO; short names CISO, ERCO, ... are accepted) and the
   German 2020 series (``vessim/carbon_intensity.csv``, 15 min, averaged to hours). Gaps are
   filled by linear interpolation.
+- Or one's own: a carbon CSV, a nightly jobs file, a nightly sites file and forecast vintages
+  (:mod:`gridshift.adapters.backtest_inputs`, :class:`.data.SeriesSource`,
+  :class:`.data.TraceSource`).
 
 Mapping the trace onto the carbon year
 --------------------------------------
 ``start`` is a date in the carbon series' year (a date in another year is moved by whole
 weeks into the series' year, keeping its weekday). The trace week replayed is the one whose
-start is ``start`` moved by whole weeks into 2017 (nearest to the same calendar date), clamped
-by whole weeks into the trace's span; arrival times are shifted by that whole number of weeks,
+start is ``start`` moved by whole weeks into 2017 (nearest to the same calendar date); outside
+the trace's span its weeks are used in turn (the offset wraps around, so a year of weekly
+replays cycles through the trace's 15 weeks); arrival times are shifted by that whole number
+of weeks,
 so weekday and hour of day (UTC) are kept. The default week, 2017-10-23 .. 10-30 (mapped to
 2022-10-24 for the EIA regions and 2020-10-26 for DE), is a typical one: about 1,700 jobs of
 30 min .. 24 h. (Early October 2017 holds bursts of thousands of one-GPU sweep jobs.)
@@ -82,17 +87,25 @@ Policies (all on the same jobs and capacity, all scored with the ACTUAL intensit
   ``time_limit_s``. Like the service, it plans on the decision-time forecast blended with the
   seasonal model of the actuals published by then (:mod:`forecasting.blend`; the actual of an
   hour is published ``actuals_delay_h`` = 1 h after it ends; the 21 days before the replay are
-  known from the start); ``blend=False`` plans on the raw forecast, ``blend_others=True`` gives
-  the lowest-window and Let's-Wait-Awhile policies the blended forecast too (what the Carbon
-  Aware SDK would advise on it), to separate forecasting from joint planning. Only jobs
+  known from the start); ``blend=False`` plans on the raw forecast. Every forecast-driven
+  policy (lowest-window and Let's-Wait-Awhile too) gets the same decision forecast
+  (:mod:`.forecasts`), so the comparison is even. With ``no_regret_z`` (off by default), the
+  plan's shifts away from running now are kept only where the forecast scenarios justify them
+  together (:mod:`gridshift.optimizer.no_regret`). Only jobs
   planned to start before the next decision are committed; the others
   are planned again with the next, fresher forecast. A job the solver cannot place by its
   deadline (it never happens when capacity allows) takes the earliest start that fits (late).
   A job that can no longer meet its deadline at all (slack shorter than its wait for the
   decision) is asked to finish as early as possible, for every policy.
-- ``perfect-foresight``: the same solver and rolling scheme on the actual series (perfect
-  knowledge of carbon intensity, not of future arrivals), with ``pf_time_limit_s`` (default
-  twice ``time_limit_s``). It is the upper reference for what rolling planning can save.
+- ``rolling-foresight`` (a diagnostic, not run by default): the same solver and rolling
+  scheme on the actual series (perfect knowledge of carbon intensity, not of future arrivals),
+  with ``pf_time_limit_s`` (default twice ``time_limit_s``). Where capacity binds it is not
+  optimal, so it is not the reference.
+
+The reference (the ``perfect-foresight`` row, :mod:`.reference`): the offline optimum over the
+whole replay with the actual series and every arrival known, or the bound of its relaxation
+where it is not proven in ``reference_time_limit_s``; no share exceeds 100 %, and its kind is
+in every output.
 
 Checks and totals
 -----------------
@@ -102,7 +115,7 @@ deadlines of the jobs it placed late relaxed to the horizon's end). The final sc
 policy is checked again on one problem spanning the whole replay with the actual series (which
 also proves that commitments never overbook capacity), and the totals reported are that
 check's: ``emissions_kg``, ``energy_kwh``, waits. ``savings_kg = run-now - policy``;
-``share_of_pf_pct = savings / perfect-foresight savings``. A schedule the checker rejects raises
+``share_of_pf_pct = savings / the reference's savings``. A schedule the checker rejects raises
 :class:`BacktestError` (a bug).
 
 What limits gridshift here (bench/backtest.py prints the numbers)
@@ -121,8 +134,10 @@ clearly and keeps every deadline.
 
 Modules: :mod:`.config` (settings, constants, result types), :mod:`.data` (trace and carbon
 series), :mod:`.context` (replay context, decision windows, capacity ledger), :mod:`.policies`
-(one window's decision per policy), :mod:`.replay` (the rolling loop, evaluation,
-:func:`run_backtest`), :mod:`.report` (table, Markdown, chart) and :mod:`.cli`.
+(one window's decision per policy), :mod:`.forecasts` (what each decision knew),
+:mod:`.reference` (the offline optimum or its bound), :mod:`.replay` (the rolling loop,
+evaluation, :func:`run_backtest`), :mod:`.report` (table, Markdown, JSON, chart),
+:mod:`.sweep` and :mod:`.sweep_report` (many replays, on Ray or in process, aggregated).
 """
 
 from gridshift.app.backtest.config import (
