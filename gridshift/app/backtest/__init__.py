@@ -22,10 +22,9 @@ weeks into the series' year, keeping its weekday). The trace week replayed is th
 start is ``start`` moved by whole weeks into 2017 (nearest to the same calendar date); outside
 the trace's span its weeks are used in turn (the offset wraps around, so a year of weekly
 replays cycles through the trace's 15 weeks); arrival times are shifted by that whole number
-of weeks,
-so weekday and hour of day (UTC) are kept. The default week, 2017-10-23 .. 10-30 (mapped to
-2022-10-24 for the EIA regions and 2020-10-26 for DE), is a typical one: about 1,700 jobs of
-30 min .. 24 h. (Early October 2017 holds bursts of thousands of one-GPU sweep jobs.)
+of weeks, so weekday and hour of day (UTC) are kept. The default week, 2017-10-23 .. 10-30
+(mapped to 2022-10-24 for the EIA regions and 2020-10-26 for DE), is a typical one: about
+1,700 jobs of 30 min .. 24 h. (Early October 2017 holds bursts of thousands of one-GPU sweep jobs.)
 
 Jobs and site
 -------------
