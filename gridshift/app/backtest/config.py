@@ -59,8 +59,8 @@ class BacktestConfig:
     ``region`` names the carbon series (and the site's region); ``capacity_gpus`` None sizes
     the capacity from the trace (``utilisation``); ``power_cap_kw`` None is no cap;
     ``no_regret_z`` None (the default) switches the no-regret rule off (z = 1 cost 3-37
-    points of the perfect-foresight savings on 6 of 7 series in the README's sweep, where no
-    week was worse than run-now without it); ``forecast_vintages`` True plans on
+    points of the perfect-foresight savings on 6 of 7 series in the README's sweep, where 1 of
+    112 replays was worse than run-now without it); ``forecast_vintages`` True plans on
     the real forecast vintages of the replay's inputs instead of the synthetic error model.
     """
 
