@@ -252,32 +252,52 @@ def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
                 stop: Callable[[], bool] | None = None) -> Plan:
     """Best of several constructions (fewest unplaced jobs, then fewest GPU-hours left out,
     then lowest objective), improved
-    by local search. Jobs that fail to place are retried first in a restart. The first
-    construction is reported through `on_first_plan` as soon as it exists. `stop()` (a cancelled
-    call) ends the search after the construction in progress."""
+    by local search. Jobs that fail to place are retried first in a restart; where the first
+    construction leaves jobs out, the earliest-fit schedule (`earliest_fit_plan`) is a
+    candidate too. The first plan (the better of the first construction and that schedule)
+    is reported through `on_first_plan` as soon as it exists. `stop()` (a cancelled call)
+    ends the search after the construction in progress."""
     from gridshift.optimizer.accounting import plan_objective
 
-    deadline = time.monotonic() + time_budget_s
+    started = time.monotonic()
+    deadline = build_until = started + time_budget_s
     best, best_key = None, None
     orders = job_orders(problem, seed)
     restarts, restart_queued = 0, False
-    # Past the budget, only a queued restart for left-out jobs still runs (at most 3).
-    while orders and (best is None or time.monotonic() < deadline or restart_queued):
+    fitted_all = False
+
+    def key_of(plan: Plan) -> tuple[int, float, float]:
+        return (len(plan.unscheduled), left_out_gpu_hours(problem, plan),
+                plan_objective(problem, plan))
+
+    # Past the budget, only a queued restart for left-out jobs still runs (at most 3), unless
+    # the earliest-fit schedule already placed every job.
+    while orders and (best is None or time.monotonic() < build_until
+                      or (restart_queued and not fitted_all)):
         order = orders.pop(0)
         restart_queued = False
         plan = construct(problem, order, jobs, stop)
         if stop is not None and stop():
             raise CancelledError("the call ended while its first plan was being built")
-        if best is None and on_first_plan is not None:
-            on_first_plan(plan)
+        key = key_of(plan)
+        if best is None and plan.unscheduled:
+            # Deadlines as tight as a first-come-first-served schedule needs (a busy fleet's
+            # night) defeat cost-first insertion: the earliest-fit schedule places every job.
+            # It is the plan to beat, and local search gets half the budget.
+            fitted = earliest_fit_plan(problem, jobs)
+            best, best_key = fitted, key_of(fitted)
+            fitted_all = not fitted.unscheduled
+            if fitted_all:
+                build_until = started + 0.5 * time_budget_s
+        if on_first_plan is not None:
+            on_first_plan(plan if best is None or key < best_key else best)
+            on_first_plan = None
         if plan.unscheduled and restarts < 3:
             # Restart at once with the jobs that found no room placed first.
             restarts += 1
             restart_queued = True
             failed = [j for j in order if j in plan.unscheduled]
             orders.insert(0, failed + [j for j in order if j not in plan.unscheduled])
-        key = (len(plan.unscheduled), left_out_gpu_hours(problem, plan),
-               plan_objective(problem, plan))
         if best_key is None or key < best_key:
             best, best_key = plan, key
         if best_key[0] == 0:
@@ -285,12 +305,6 @@ def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
         if stop is not None and stop():
             break
     assert best is not None
-    if best.unscheduled:
-        # Deadlines as tight as a first-come-first-served schedule needs (a busy fleet's
-        # night) defeat cost-first insertion: the earliest-fit schedule places every job.
-        fitted = earliest_fit_plan(problem, jobs)
-        if (len(fitted.unscheduled), left_out_gpu_hours(problem, fitted)) < best_key[:2]:
-            best = fitted
     return improve(problem, best, deadline, stop)
 
 

@@ -133,3 +133,31 @@ def test_generous_instances_keep_lp_guidance(monkeypatch) -> None:
     assert "LP-guided search: faked" in found.detail
     assert check_plan(p, found.plan).ok
     assert plan_objective(p, found.plan) <= plan_objective(p, plan) + 1e-9
+
+
+def test_the_first_plan_reported_places_every_job(problem) -> None:
+    """The first construction leaves jobs out here; the first plan reported is the
+    earliest-fit schedule, which does not."""
+    first: list = []
+    greedy.greedy_plan(problem, 0.5, seed=0, on_first_plan=first.append)
+    assert len(first) == 1 and not first[0].unscheduled
+    assert check_plan(problem, first[0]).ok
+
+
+def test_the_portfolio_path_gives_ruin_and_recreate_the_time_where_capacity_binds(
+        problem, monkeypatch) -> None:
+    """Forced onto the exact + LNS portfolio path (models of 25,000-120,000 columns): where
+    capacity binds, ruin and recreate then LNS run instead of the whole model; the plan
+    checks and is no worse than the heuristic's."""
+    monkeypatch.setattr(portfolio, "EXACT_ALONE_MAX_COLUMNS", 0)
+    # The probe's full 60 steps however slow the machine (the verdict is a share of them).
+    monkeypatch.setattr(portfolio, "PROBE_MAX_S", 5.0)
+    timed = dataclasses.replace(problem, options=Options(time_limit_seconds=6.0))
+    events: list[dict] = []
+    result = solve(timed, on_progress=events.append)
+    assert_plan_valid(result)
+    assert result.status == "FEASIBLE" and not result.plan.unscheduled
+    heuristic = next(e["objective"] for e in events if e["kind"] == "heuristic")
+    assert result.objective <= heuristic + 1e-9
+    assert "capacity binds" in result.detail and "then LNS" in result.detail
+    assert "bound:" in result.detail
