@@ -136,10 +136,14 @@ def solve_highs(model: MilpModel, *, time_limit_s: float, relative_gap: float, w
         retry.wall_seconds = time.monotonic() - started
         retry.best_bound = max(retry.best_bound, result.best_bound)
         return retry
+    reported = result.objective
     result.objective = actual
     if result.status == "optimal":
         result.status = "feasible"
-    result.detail += " (reported objective did not match the solution returned)"
+    result.detail += (f" (HiGHS reported objective {reported:.6g} for a solution whose own "
+                      f"objective is {actual:.6g}, and no time was left to solve again "
+                      "without presolve: the solution's own objective is used, and it is "
+                      "not called optimal)")
     return result
 
 
