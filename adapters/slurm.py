@@ -33,6 +33,16 @@ class SlurmUnavailable(RuntimeError):
     """A Slurm command failed after its retries (controller down, busy or misconfigured)."""
 
 
+class SlurmJobChanged(RuntimeError):
+    """Slurm refused to change a job because it is no longer pending: it started, ended or
+    was cancelled since it was read (not retried: asking again gets the same answer)."""
+
+
+#: Slurm's answers (slurm_strerror) for a job that is no longer pending.
+JOB_CHANGED_MESSAGES = ("no longer pending", "invalid job id", "already completing or completed",
+                        "already finished", "job has finished")
+
+
 @dataclass(frozen=True)
 class SlurmJob:
     """A job as squeue reports it."""
@@ -100,8 +110,11 @@ class SlurmClient:
             raise SlurmUnavailable(f"{shlex.join(command)}: {exc}") from None
         if done.returncode != 0:
             message = (done.stderr or done.stdout).strip().splitlines()
-            raise SlurmUnavailable(f"{shlex.join(command)}: exit {done.returncode}: "
-                                   f"{message[-1] if message else 'no output'}")
+            why = f"{shlex.join(command)}: exit {done.returncode}: " \
+                  f"{message[-1] if message else 'no output'}"
+            if any(m in why.lower() for m in JOB_CHANGED_MESSAGES):
+                raise SlurmJobChanged(why)
+            raise SlurmUnavailable(why)
         return done.stdout
 
     # -- reading -----------------------------------------------------------------------------

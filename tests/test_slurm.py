@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import checked_planner_plan, make_app
 
-from gridshift.adapters.slurm import SlurmClient, SlurmUnavailable, gpus_of
+from gridshift.adapters.slurm import SlurmClient, SlurmJob, SlurmUnavailable, gpus_of
 from gridshift.adapters.store import PlanStore
 from gridshift.app.slurm_sync import SlurmSync, sites_of
 
@@ -148,6 +148,58 @@ def test_slurm_down_changes_nothing(tmp_path) -> None:
     client = SlurmClient(slurm_conf=str(tmp_path / "missing.conf"), attempts=2, backoff_s=0.01)
     with pytest.raises(SlurmUnavailable):
         SlurmSync(client, sites_of(SITES), lambda r: ("", {}, {})).sync()
+
+
+def _pending(job_id: str, *, held: bool, eligible: datetime | None, deadline: datetime | None,
+             partitions: tuple[str, ...] = ("west",)) -> SlurmJob:
+    now = datetime.now(UTC)
+    return SlurmJob(job_id, "train", partitions, "PENDING",
+                    "JobHeldUser" if held else "BeginTime", 2, 30, now - timedelta(hours=1),
+                    eligible, None, deadline, comment="gridshift")
+
+
+def test_planned_jobs_end_a_slot_before_their_deadline_and_released_jobs_stay_put() -> None:
+    """The request the agent builds: a job's deadline one slot early (Slurm cancels a job
+    that cannot end by its deadline when it would start, and starts a released job up to its
+    scheduling interval late); a job too close to its deadline for that is left to Slurm; a
+    released job waiting to start is announced where it is, from now; a held one is not."""
+    now = datetime(2026, 12, 5, 12, 7, tzinfo=UTC)
+    sync = SlurmSync(SlurmClient(), sites_of(SITES), lambda r: ("", {}, {}), slot_minutes=15,
+                     hours=24, clock=lambda: now)
+    jobs = [_pending("1", held=True, eligible=now - timedelta(hours=1),
+                     deadline=now + timedelta(hours=5), partitions=("west", "east")),
+            _pending("2", held=False, eligible=now - timedelta(minutes=3), deadline=None),
+            _pending("3", held=False, eligible=now + timedelta(hours=2), deadline=None),
+            _pending("4", held=True, eligible=now - timedelta(hours=1),
+                     deadline=now + timedelta(minutes=40))]
+    request, skipped = sync.request(jobs, [], now)
+    by_id = {j["id"]: j for j in request["jobs"]}
+    assert by_id["1"]["deadline"] == "2026-12-05T16:52:00Z"        # 17:07 less one slot
+    assert "announced_site" not in by_id["1"]                       # held: not announced
+    assert (by_id["2"]["announced_site"], by_id["2"]["announced_start"]) == \
+        ("west", "2026-12-05T12:07:00Z")                            # released: from now
+    assert by_id["3"]["announced_start"] == "2026-12-05T14:07:00Z"  # a start set before
+    assert [(d.job_id, d.action) for d in skipped] == [("4", "skipped")]
+    assert "deadline" in skipped[0].reason
+
+
+def test_a_job_that_ends_while_its_round_is_planned_is_skipped(cluster, tmp_path) -> None:
+    """Slurm refuses to change a job that is no longer pending; the round goes on with the
+    others (no retries, no error) and says so."""
+    store = PlanStore(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    jobs = [cluster.submit("--hold", "--comment=gridshift", "--gres=gpu:1", "--partition=west",
+                           "--time=2", wrap="sleep 30") for _ in range(2)]
+    plan = checked_planner_plan(make_app(store).planner, "slurm")
+
+    def plan_while_one_is_cancelled(request):
+        cluster.run("scancel", jobs[0])
+        return plan(request)
+
+    outcome = agent(cluster, store, plan_while_one_is_cancelled).sync()
+    assert not outcome.error, outcome.error
+    actions = {d.job_id: d.action for d in outcome.decisions}
+    assert actions == {jobs[0]: "skipped", jobs[1]: "moved"}, outcome.decisions
+    cluster.run("scancel", jobs[1])
 
 
 def _wait_done(cluster, jobs: list[str], timeout_s: float) -> None:

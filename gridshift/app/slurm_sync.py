@@ -13,8 +13,12 @@ start time (``scontrol update``), releasing held ones.
   whose start this agent set before is announced there, so a re-plan moves it only when that
   saves more than ``move_weight`` (kg CO2e).
 - **Applying.** Only what differs is changed, so a second sync with nothing new runs no
-  command. A job the plan leaves out is left as it is, with the reason logged. Plans meet
-  deadlines, so no job is held past the latest start that meets its deadline.
+  command; a released job waiting for Slurm to start it is announced where it is, from now.
+  A job the plan leaves out is left as it is, with the reason logged. A job that started or
+  ended while the round was planned is skipped (the next round sees it as it is). Plans end
+  each job one slot before its deadline: Slurm cancels a job (state DEADLINE) that cannot
+  end by its deadline when it would start, and it starts a released job up to its
+  scheduling interval after its StartTime.
 - **Failures.** Planning fails (gridshift down): held opted-in jobs are released at their own
   times, nothing else changes. Slurm fails: SlurmUnavailable, nothing changes; the agent
   retries at its next round.
@@ -29,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gridshift.adapters.slurm import SlurmClient, SlurmJob, slurm_time
+from gridshift.adapters.slurm import SlurmClient, SlurmJob, SlurmJobChanged, slurm_time
 from gridshift.adapters.store import JobRun
 from gridshift.app.scheduler_plans import PlanFn, planner_plan, utc_text
 from gridshift.optimizer.errors import FieldViolation, InvalidInputError
@@ -216,8 +220,8 @@ class SlurmSync:
         if job.time_limit_minutes <= 0:
             return "has no time limit to plan its duration with"
         finish = now + timedelta(minutes=job.time_limit_minutes)
-        if job.deadline is not None and job.deadline < finish:
-            return "cannot meet its deadline any more: left to Slurm"
+        if job.deadline is not None and job.deadline - self._deadline_margin < finish:
+            return "cannot meet its deadline (with a slot to spare) any more: left to Slurm"
         if finish > end:
             return "runs past the planning horizon"
         return ""
@@ -233,13 +237,20 @@ class SlurmSync:
             return out
         out["allowed_sites"] = [s.site["id"] for s in allowed or [site]]
         if job.deadline is not None:
-            out["deadline"] = utc_text(job.deadline)
+            out["deadline"] = utc_text(job.deadline - self._deadline_margin)
         announced = job.eligible_time
-        if announced is not None and now is not None and announced > now \
-                and len(job.partitions) == 1:
-            # A start this agent set before (a begin time in the future): announced there.
-            out["announced_site"], out["announced_start"] = site.site["id"], utc_text(announced)
+        if announced is not None and now is not None and len(job.partitions) == 1 \
+                and (announced > now or not job.held):
+            # A start this agent set before (a begin time in the future), or a released job
+            # Slurm is about to start: announced there (from now at the earliest).
+            out["announced_site"] = site.site["id"]
+            out["announced_start"] = utc_text(max(announced, now))
         return out
+
+    @property
+    def _deadline_margin(self) -> timedelta:
+        """How long before its deadline a planned job ends (one slot; see the module doc)."""
+        return timedelta(minutes=self.slot_minutes)
 
     # -- applying ----------------------------------------------------------------------------
 
@@ -248,8 +259,9 @@ class SlurmSync:
         partition = next(s.partition for s in self.sites if s.site["id"] == site_id)
         start = max(start, now)
         same_place = job.partitions == (partition,)
-        same_time = job.eligible_time is not None and abs(
-            (job.eligible_time - start).total_seconds()) < 60
+        same_time = job.eligible_time is not None and (
+            abs((job.eligible_time - start).total_seconds()) < 60
+            or (job.eligible_time <= now and start <= now))    # released, due to start now
         commands: list[list[str]] = []
         if not (same_place and same_time):
             args = ["scontrol", "update", f"JobId={job.job_id}"]
@@ -261,11 +273,15 @@ class SlurmSync:
         if job.held:
             commands.append(["scontrol", "release", job.job_id])
         if not dry_run:
-            if commands and commands[0][1] == "update":
-                self.slurm.update(job.job_id, None if same_time else start,
-                                  None if same_place else partition)
-            if job.held:
-                self.slurm.release(job.job_id)
+            try:
+                if commands and commands[0][1] == "update":
+                    self.slurm.update(job.job_id, None if same_time else start,
+                                      None if same_place else partition)
+                if job.held:
+                    self.slurm.release(job.job_id)
+            except SlurmJobChanged as exc:
+                log.info("job %s changed while this round was planned: %s", job.job_id, exc)
+                return Decision(job.job_id, "skipped", reason=f"no longer pending ({exc})")
         action = ("moved" if commands and commands[0][1] == "update" else
                   "released" if job.held else "unchanged")
         return Decision(job.job_id, action, partition, start,
