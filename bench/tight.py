@@ -11,9 +11,11 @@ independent checker. References and LP bounds are cached in bench/.cache/tight-*
                           [--limits 10 60 300] [--reference-seconds 600]
                           [--compare-with DIR]   # the same runs with another source tree
 
-``--compare-with DIR`` runs every limit a second time with ``PYTHONPATH=DIR`` (a ``gridshift``
-package laid out as installed, e.g. made from ``git archive`` of an older commit), so a
-baseline is measured in the same run on the same machine.
+``--compare-with DIR`` runs every limit a second time with DIR's ``gridshift`` package (laid
+out as installed, e.g. made from ``git archive`` of an older commit, with ``optimizer/``,
+``forecasting/`` and ``adapters/`` copied under ``gridshift/``) ahead of the editable install,
+so a baseline is measured in the same run on the same machine. Solver worker processes still
+import the installed tree's backends.
 """
 
 from __future__ import annotations
@@ -173,7 +175,7 @@ def main() -> int:
     parser.add_argument("--reference-seconds", type=float, default=None,
                         help="first run the product this long per instance (reference runs)")
     parser.add_argument("--compare-with", default=None,
-                        help="a source tree (PYTHONPATH) to run as the baseline beside this one")
+                        help="a gridshift tree to run as the baseline beside this one")
     parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
