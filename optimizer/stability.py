@@ -6,6 +6,12 @@ back there when that fits beside the other jobs (GPUs, power cap, its window) an
 most ``move_weight`` more objective (kg CO2e with the default weights). Moving a job back only
 changes the load of the sites and slots it leaves and takes, so each trial is priced on those
 slots alone; the checker verifies the result like any plan.
+
+An announced job the plan leaves out (capacity binds and jobs alike compete for it: which of
+them the search keeps is arbitrary) takes its announced place back from a job that was not
+announced, when that leaves out no more jobs and no more GPU-hours and costs at most
+``move_weight`` more: otherwise a re-plan with nothing new could swap which of many identical
+jobs run.
 """
 
 from __future__ import annotations
@@ -35,14 +41,17 @@ class Stability:
 def keep_announced(problem: Problem, plan: Plan, deadline: float) -> tuple[Plan, Stability]:
     """The plan with moved jobs put back where they were announced when that is worth it
     (see the module docstring); jobs left as they are once ``deadline`` passes."""
-    announced = {j: a for j, a in problem.announced.items() if j in plan.placements}
     weight = problem.objective.move_weight
-    if not announced or weight <= 0:
+    if not problem.announced or weight <= 0:
+        announced = {j: a for j, a in problem.announced.items() if j in plan.placements}
         return plan, Stability(len(announced), _moved(plan, announced))
     gpus, load_kw = site_loads(problem, plan)
     cost = problem.grid_cost_per_kwh()
-    placements = dict(plan.placements)
-    restored, changed = 0, True
+    placements, unscheduled = dict(plan.placements), dict(plan.unscheduled)
+    restored = _take_back_left_out(problem, placements, unscheduled, gpus, load_kw, cost,
+                                   weight, deadline)
+    announced = {j: a for j, a in problem.announced.items() if j in placements}
+    changed = True
     order = sorted(announced, key=lambda j: problem.job_ids[j])
     while changed and time.monotonic() < deadline:
         # Passes until none is put back: one job back may free the place of another.
@@ -60,8 +69,69 @@ def keep_announced(problem: Problem, plan: Plan, deadline: float) -> tuple[Plan,
                 placements[j] = back
                 restored += 1
                 changed = True
-    kept = Plan(placements=placements, unscheduled=dict(plan.unscheduled))
+    kept = Plan(placements=placements, unscheduled=unscheduled)
     return kept, Stability(len(announced), _moved(kept, announced), restored)
+
+
+def _take_back_left_out(problem: Problem, placements: dict[int, Placement],
+                        unscheduled: dict[int, str], gpus: np.ndarray, load_kw: np.ndarray,
+                        cost: np.ndarray, weight: float, deadline: float) -> int:
+    """Announced jobs the plan leaves out take their announced place back from a job that was
+    not announced (see the module docstring); how many did."""
+    taken = 0
+    left = sorted((j for j in problem.announced if j in unscheduled and j not in placements),
+                  key=lambda j: problem.job_ids[j])
+    for j in left:
+        if time.monotonic() >= deadline:
+            break
+        site, start = problem.announced[j]
+        back = Placement.contiguous(site, start, int(problem.duration_slots[j]))
+        nowhere = Placement(site, ())
+        j_gpu_slots = problem.gpus[j] * problem.duration_slots[j] * problem.slot_hours
+        for k in _rivals(problem, placements, back):
+            k_gpu_slots = problem.gpus[k] * problem.duration_slots[k] * problem.slot_hours
+            if k_gpu_slots > j_gpu_slots + 1e-9:
+                continue    # more GPU-hours would be left out
+            theirs = placements[k]
+            before = _grid_cost_of(problem, load_kw, cost, [theirs, back])
+            _move(problem, k, theirs, nowhere, gpus, load_kw)
+            if _fits(problem, j, back, nowhere, gpus, load_kw):
+                _move(problem, j, nowhere, back, gpus, load_kw)
+                if _grid_cost_of(problem, load_kw, cost, [theirs, back]) - before \
+                        + _delay(problem, j, back) - _delay(problem, k, theirs) <= weight:
+                    placements[j] = back
+                    del placements[k]
+                    unscheduled.pop(j)
+                    unscheduled[k] = (f"left out: capacity binds, and its place went to job "
+                                      f"{problem.job_ids[j]}, announced there before")
+                    taken += 1
+                    break
+                _move(problem, j, back, nowhere, gpus, load_kw)
+            _move(problem, k, nowhere, theirs, gpus, load_kw)
+    return taken
+
+
+def _rivals(problem: Problem, placements: dict[int, Placement], back: Placement) -> list[int]:
+    """Placed jobs that were not announced and run at ``back``'s site in its slots."""
+    slots = set(back.slots)
+    return sorted((k for k, p in placements.items()
+                   if k not in problem.announced and p.site == back.site
+                   and slots.intersection(p.slots)), key=lambda k: problem.job_ids[k])
+
+
+def _grid_cost_of(problem: Problem, load_kw: np.ndarray, cost: np.ndarray,
+                  placements: list[Placement]) -> float:
+    """Grid cost of the slots the placements touch, at the current loads."""
+    total = 0.0
+    for site in {p.site for p in placements}:
+        idx = np.asarray(sorted({t for p in placements if p.site == site for t in p.slots}))
+        total += _grid_cost(problem, site, idx, load_kw[site, idx], cost)
+    return total
+
+
+def _delay(problem: Problem, j: int, placement: Placement) -> float:
+    return problem.objective.delay_weight * float(problem.priority[j]) * problem.slot_hours \
+        * placement.end_slot
 
 
 def _moved(plan: Plan, announced: dict[int, tuple[int, int]]) -> int:
@@ -114,6 +184,8 @@ def _delta(problem: Problem, j: int, current: Placement, back: Placement,
 def _move(problem: Problem, j: int, current: Placement, back: Placement, gpus: np.ndarray,
           load_kw: np.ndarray) -> None:
     for placement, sign in ((current, -1), (back, 1)):
+        if not placement.slots:
+            continue    # nowhere: a job taken out or put in
         idx = np.asarray(placement.slots)
         gpus[placement.site, idx] += sign * problem.gpus[j]
         load_kw[placement.site, idx] += sign * problem.facility_kw(j, placement.site)
