@@ -33,7 +33,7 @@ from typing import Any
 
 from gridshift.adapters.ray_jobs import RayJobs, RayJobState, RayUnavailable
 from gridshift.adapters.store import GateSubmission, JobRun, PlanStore, StoreError
-from gridshift.app.scheduler_plans import PlanFn, utc_text
+from gridshift.app.scheduler_plans import PlanFn, gpu_power_kw_of, utc_text
 from gridshift.optimizer.errors import FieldViolation, InvalidInputError
 
 __all__ = ["STATES", "JobSubmission", "RayCluster", "RayGate", "RoundOutcome", "clusters_of"]
@@ -43,7 +43,6 @@ log = logging.getLogger("gridshift.ray")
 STATES = ("waiting", "submitted", "running", "done")
 #: Keys of a sites-file entry that are Ray's, not the request's.
 RAY_KEYS = ("ray_address", "gpu_power_kw")
-DEFAULT_GPU_POWER_KW = 0.7
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -65,8 +64,8 @@ def clusters_of(entries: list[dict[str, Any]]) -> list[RayCluster]:
     naming the bad ones."""
     out, problems = [], []
     for i, entry in enumerate(entries):
-        if not isinstance(entry, dict) or not entry.get("id"):
-            problems.append(FieldViolation(f"sites[{i}]", "needs an id"))
+        power = gpu_power_kw_of(entry, i, problems)
+        if power is None:
             continue
         address = entry.get("ray_address")
         if not isinstance(address, str) or not address.startswith(("http://", "https://")):
@@ -74,13 +73,8 @@ def clusters_of(entries: list[dict[str, Any]]) -> list[RayCluster]:
                 f"sites[{i}].ray_address", "must be the cluster's dashboard URL "
                 f"(http://HEAD:8265), got {address!r}"))
             continue
-        power = entry.get("gpu_power_kw", DEFAULT_GPU_POWER_KW)
-        if isinstance(power, bool) or not isinstance(power, int | float) or not power > 0:
-            problems.append(FieldViolation(f"sites[{i}].gpu_power_kw",
-                                           f"must be kW per GPU > 0, got {power!r}"))
-            continue
         site = {k: v for k, v in entry.items() if k not in RAY_KEYS}
-        out.append(RayCluster(site, address.rstrip("/"), float(power)))
+        out.append(RayCluster(site, address.rstrip("/"), power))
     if problems:
         raise InvalidInputError(problems)
     return out

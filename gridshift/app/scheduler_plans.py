@@ -8,8 +8,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gridshift.app.planning import Planner
+from gridshift.optimizer.errors import FieldViolation
 
-__all__ = ["PlanFn", "planner_plan", "utc_text"]
+__all__ = ["DEFAULT_GPU_POWER_KW", "PlanFn", "gpu_power_kw_of", "planner_plan", "utc_text"]
+
+#: A job's IT power per GPU where a sites-file entry does not say (kW).
+DEFAULT_GPU_POWER_KW = 0.7
 
 #: (request dict) -> (plan id, {job_id: (site_id, start)}, {job_id: reason}): a planner.
 PlanFn = Callable[[dict[str, Any]], tuple[str, dict[str, tuple[str, datetime]], dict[str, str]]]
@@ -34,3 +38,17 @@ def planner_plan(planner: Planner, source: str = "slurm") -> PlanFn:
 def utc_text(moment: datetime) -> str:
     """RFC 3339 UTC, to the second (the request's timestamps)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def gpu_power_kw_of(entry: Any, i: int, problems: list[FieldViolation]) -> float | None:
+    """The kW per GPU of sites-file entry ``i`` (default 0.7), or None with the problem added
+    to ``problems`` (an entry that is not a mapping with an id, or a power that is not > 0)."""
+    if not isinstance(entry, dict) or not entry.get("id"):
+        problems.append(FieldViolation(f"sites[{i}]", "needs an id"))
+        return None
+    power = entry.get("gpu_power_kw", DEFAULT_GPU_POWER_KW)
+    if isinstance(power, bool) or not isinstance(power, int | float) or not power > 0:
+        problems.append(FieldViolation(f"sites[{i}].gpu_power_kw",
+                                       f"must be kW per GPU > 0, got {power!r}"))
+        return None
+    return float(power)

@@ -35,7 +35,7 @@ from typing import Any
 
 from gridshift.adapters.slurm import SlurmClient, SlurmJob, SlurmJobChanged, slurm_time
 from gridshift.adapters.store import JobRun
-from gridshift.app.scheduler_plans import PlanFn, planner_plan, utc_text
+from gridshift.app.scheduler_plans import PlanFn, gpu_power_kw_of, planner_plan, utc_text
 from gridshift.optimizer.errors import FieldViolation, InvalidInputError
 
 __all__ = ["Decision", "SlurmSite", "SlurmSync", "SyncOutcome", "planner_plan", "sites_of"]
@@ -43,7 +43,6 @@ __all__ = ["Decision", "SlurmSite", "SlurmSync", "SyncOutcome", "planner_plan", 
 log = logging.getLogger("gridshift.slurm")
 #: Keys of a sites-file entry that are Slurm's, not the request's.
 SLURM_KEYS = ("partition", "gpu_power_kw")
-DEFAULT_GPU_POWER_KW = 0.7
 
 
 @dataclass(frozen=True)
@@ -59,16 +58,11 @@ def sites_of(entries: list[dict[str, Any]]) -> list[SlurmSite]:
     """SlurmSites of a sites file's entries; InvalidInputError naming bad ones."""
     out, problems = [], []
     for i, entry in enumerate(entries):
-        if not isinstance(entry, dict) or not entry.get("id"):
-            problems.append(FieldViolation(f"sites[{i}]", "needs an id"))
-            continue
-        power = entry.get("gpu_power_kw", DEFAULT_GPU_POWER_KW)
-        if isinstance(power, bool) or not isinstance(power, int | float) or not power > 0:
-            problems.append(FieldViolation(f"sites[{i}].gpu_power_kw",
-                                           f"must be kW per GPU > 0, got {power!r}"))
+        power = gpu_power_kw_of(entry, i, problems)
+        if power is None:
             continue
         site = {k: v for k, v in entry.items() if k not in SLURM_KEYS}
-        out.append(SlurmSite(site, str(entry.get("partition") or entry["id"]), float(power)))
+        out.append(SlurmSite(site, str(entry.get("partition") or entry["id"]), power))
     if problems:
         raise InvalidInputError(problems)
     return out

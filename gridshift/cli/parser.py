@@ -232,17 +232,7 @@ def _ray_commands(sub: Any) -> None:
     gate.add_argument("--interval", type=float, default=30.0, metavar="S",
                       help="seconds between rounds (default 30)")
     gate.add_argument("--once", action="store_true", help="run one round and exit")
-    _scheduler_server_flags(gate)
-    gate.add_argument("--hours", type=int, default=24, help="planning horizon (default 24)")
-    gate.add_argument("--slot-minutes", type=int,
-                      help="slot length (default: the sites file's, else 60)")
-    gate.add_argument("--time-limit", type=float, default=10.0, metavar="S",
-                      help="solver time limit per re-plan in seconds (default 10)")
-    gate.add_argument("--move-weight", type=float, default=0.5, metavar="KG",
-                      help="what moving an already planned job costs, kg CO2e (default 0.5)")
-    gate.add_argument("--forecasts", metavar="FILE",
-                      help="forecast series for the sites' regions (JSON, as a request's "
-                           "forecasts); default: the forecast service")
+    _scheduler_planning_flags(gate)
     submit.add_argument("--gpus", type=int, required=True, help="GPUs the job holds")
     submit.add_argument("--duration-minutes", type=int, required=True, metavar="MIN",
                         help="how long it runs (an estimate; it plans with this)")
@@ -268,8 +258,19 @@ def _ray_commands(sub: Any) -> None:
         add_config_flag(p)
 
 
-def _scheduler_server_flags(p: argparse.ArgumentParser) -> None:
-    """--server and the client flags of a scheduler integration."""
+def _scheduler_planning_flags(p: argparse.ArgumentParser) -> None:
+    """How a scheduler integration plans: horizon, slots, time limit, move weight, forecasts,
+    and --server with the client flags."""
+    p.add_argument("--hours", type=int, default=24, help="planning horizon (default 24)")
+    p.add_argument("--slot-minutes", type=int,
+                   help="slot length (default: the sites file's, else 60)")
+    p.add_argument("--time-limit", type=float, default=10.0, metavar="S",
+                   help="solver time limit per re-plan in seconds (default 10)")
+    p.add_argument("--move-weight", type=float, default=0.5, metavar="KG",
+                   help="what moving an already planned job costs, kg CO2e (default 0.5)")
+    p.add_argument("--forecasts", metavar="FILE",
+                   help="forecast series for the sites' regions (JSON, as a request's "
+                        "forecasts); default: the forecast service")
     p.add_argument("--server", metavar="HOST:PORT",
                    help="plan on this gridshift server (default: in this process); when it "
                         "cannot be reached, jobs go at their own times")
@@ -289,22 +290,12 @@ def _slurm_commands(sub: Any) -> None:
         p.add_argument("--marker", default="comment=gridshift",
                        help="which pending jobs opt in: comment=TEXT (default "
                             "comment=gridshift), qos=NAME or partition=NAME")
-        p.add_argument("--hours", type=int, default=24, help="planning horizon (default 24)")
-        p.add_argument("--slot-minutes", type=int,
-                       help="slot length (default: the sites file's, else 60)")
-        p.add_argument("--time-limit", type=float, default=10.0, metavar="S",
-                       help="solver time limit per round in seconds (default 10)")
-        p.add_argument("--move-weight", type=float, default=0.5, metavar="KG",
-                       help="what moving an already scheduled job costs, kg CO2e (default 0.5)")
-        p.add_argument("--forecasts", metavar="FILE",
-                       help="forecast series for the sites' regions (JSON, as a request's "
-                            "forecasts); default: the forecast service")
+        _scheduler_planning_flags(p)
         p.add_argument("--slurm-conf", metavar="FILE",
                        help="the cluster's slurm.conf (default $GRIDSHIFT_SLURM_CONF, else "
                             "Slurm's own)")
         p.add_argument("--dry-run", action="store_true",
                        help="say which scontrol commands would run; change nothing")
-        _scheduler_server_flags(p)
         p.add_argument("--jobcomp-log", metavar="FILE",
                        help="Slurm's filetxt job-completion log (JobCompLoc): finished jobs are "
                             "read back from it so reports show them as run")
