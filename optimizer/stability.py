@@ -12,6 +12,10 @@ them the search keeps is arbitrary) takes its announced place back from a job th
 announced, when that leaves out no more jobs and no more GPU-hours and costs at most
 ``move_weight`` more: otherwise a re-plan with nothing new could swap which of many identical
 jobs run.
+
+Where every place is full of alike jobs, a re-plan can return them permuted, and no single
+move puts one back; a moved announced job then swaps with the job in its announced place when
+both fit and the swap costs at most ``move_weight`` per job it puts back.
 """
 
 from __future__ import annotations
@@ -69,8 +73,97 @@ def keep_announced(problem: Problem, plan: Plan, deadline: float) -> tuple[Plan,
                 placements[j] = back
                 restored += 1
                 changed = True
+        if not changed and time.monotonic() < deadline:
+            swapped = _swap_back(problem, placements, announced, gpus, load_kw, cost, weight,
+                                 deadline)
+            restored += swapped
+            changed = swapped > 0
     kept = Plan(placements=placements, unscheduled=unscheduled)
     return kept, Stability(len(announced), _moved(kept, announced), restored)
+
+
+def _swap_back(problem: Problem, placements: dict[int, Placement],
+               announced: dict[int, tuple[int, int]], gpus: np.ndarray, load_kw: np.ndarray,
+               cost: np.ndarray, weight: float, deadline: float) -> int:
+    """Moved announced jobs whose announced place is taken: each swaps with a job there that is
+    not at its own announced place, when both fit and the swap costs at most ``move_weight``
+    per job it puts back; how many jobs went back.
+
+    Where capacity is full of alike jobs, a re-plan may return them permuted: a single move
+    cannot undo a cycle (every place in it is taken), but each swap puts one job back for good,
+    so a cycle of k jobs is undone in k - 1 swaps."""
+    back_count = 0
+    for j in sorted(announced, key=lambda j: problem.job_ids[j]):
+        if time.monotonic() >= deadline:
+            break
+        site, start = announced[j]
+        mine = placements[j]
+        if (mine.site, mine.start_slot) == (site, start):
+            continue
+        back = Placement.contiguous(site, start, int(problem.duration_slots[j]))
+        if not _allowed(problem, j, back):
+            continue
+        for k in _occupants(problem, placements, back, j):
+            theirs = placements[k]
+            if _at_announced(k, theirs, announced):
+                continue    # would move a job that is where it was announced
+            there = Placement.contiguous(mine.site, mine.start_slot,
+                                         int(problem.duration_slots[k]))
+            if not _allowed(problem, k, there):
+                continue
+            gained = 1 + _at_announced(k, there, announced)
+            if _try_swap(problem, (j, mine, back), (k, theirs, there), gpus, load_kw, cost,
+                         weight * gained):
+                placements[j], placements[k] = back, there
+                back_count += gained
+                break
+    return back_count
+
+
+def _occupants(problem: Problem, placements: dict[int, Placement], back: Placement,
+               j: int) -> list[int]:
+    """Placed jobs other than ``j`` and not committed that run at ``back``'s site in its
+    slots."""
+    slots = set(back.slots)
+    committed = problem.committed
+    return sorted((k for k, p in placements.items()
+                   if k != j and p.site == back.site and slots.intersection(p.slots)
+                   and not (len(committed) and committed[k])),
+                  key=lambda k: problem.job_ids[k])
+
+
+def _at_announced(k: int, placement: Placement, announced: dict[int, tuple[int, int]]) -> bool:
+    return announced.get(k) == (placement.site, placement.start_slot)
+
+
+def _try_swap(problem: Problem, first: tuple[int, Placement, Placement],
+              second: tuple[int, Placement, Placement], gpus: np.ndarray, load_kw: np.ndarray,
+              cost: np.ndarray, allowance: float) -> bool:
+    """Move both jobs (each given as job, from, to) when both fit and the objective grows by at
+    most ``allowance``; otherwise leave the loads as they were. Whether it moved them."""
+    (j, j_from, j_to), (k, k_from, k_to) = first, second
+    touched = [j_from, j_to, k_from, k_to]
+    before = _grid_cost_of(problem, load_kw, cost, touched)
+    nowhere = Placement(j_from.site, ())
+    _move(problem, j, j_from, nowhere, gpus, load_kw)
+    _move(problem, k, k_from, nowhere, gpus, load_kw)
+    placed = []
+    for job_index, to in ((j, j_to), (k, k_to)):
+        if not _fits(problem, job_index, to, nowhere, gpus, load_kw):
+            break
+        _move(problem, job_index, nowhere, to, gpus, load_kw)
+        placed.append((job_index, to))
+    if len(placed) == 2:
+        delta = _grid_cost_of(problem, load_kw, cost, touched) - before \
+            + _delay(problem, j, j_to) - _delay(problem, j, j_from) \
+            + _delay(problem, k, k_to) - _delay(problem, k, k_from)
+        if delta <= allowance + 1e-9:
+            return True
+    for job_index, to in placed:
+        _move(problem, job_index, to, nowhere, gpus, load_kw)
+    _move(problem, j, nowhere, j_from, gpus, load_kw)
+    _move(problem, k, nowhere, k_from, gpus, load_kw)
+    return False
 
 
 def _take_back_left_out(problem: Problem, placements: dict[int, Placement],
@@ -139,11 +232,17 @@ def _moved(plan: Plan, announced: dict[int, tuple[int, int]]) -> int:
                if (plan.placements[j].site, plan.placements[j].start_slot) != (site, start))
 
 
+def _allowed(problem: Problem, j: int, placement: Placement) -> bool:
+    """Whether the contiguous ``placement`` is at a site job ``j`` may use, inside its window."""
+    return placement.site in problem.allowed_sites[j] \
+        and problem.first_slot[j] <= placement.start_slot \
+        and placement.end_slot <= problem.last_slot[j]
+
+
 def _fits(problem: Problem, j: int, back: Placement, current: Placement, gpus: np.ndarray,
           load_kw: np.ndarray) -> bool:
     """Whether ``back`` is allowed and fits once ``current`` is vacated."""
-    if back.site not in problem.allowed_sites[j] or back.start_slot < problem.first_slot[j] \
-            or back.end_slot > problem.last_slot[j]:
+    if not _allowed(problem, j, back):
         return False
     idx = np.asarray(back.slots)
     free_gpus = problem.gpu_capacity[back.site, idx] - gpus[back.site, idx]

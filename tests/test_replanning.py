@@ -108,3 +108,20 @@ def test_announced_jobs_keep_their_places_among_identical_ones(move_weight: floa
         assert taken, result.plan.unscheduled
     else:
         assert got != announced     # what this test guards against: another 8 kept
+
+
+def test_a_full_site_of_alike_jobs_is_not_permuted_by_a_re_plan() -> None:
+    """Eight alike jobs fill a site's 4 slots two by two, announced in the reverse of the order
+    a search tends to place them. Every place is taken, so no single move can restore one; a
+    re-plan with nothing new must still move none of them (it swaps them back)."""
+    request = small_request(slots=4, ci=[100, 100, 100, 100])
+    request["options"]["time_limit_seconds"] = 3
+    request["objective"] = {"move_weight": 0.5}
+    request["jobs"] = [job(f"j{k}", gpus=4, power_kw=2.0, duration_minutes=60)
+                       for k in range(8)]
+    for k, spec in enumerate(request["jobs"]):
+        spec.update(announced_site="a", announced_start=hours(3 - k // 2))
+    result = solve_checked(request)
+    got = placements(result)
+    assert got == {f"j{k}": ("a", 3 - k // 2, 4 - k // 2) for k in range(8)}, got
+    assert result.stability.moved == 0 and result.stability.announced == 8

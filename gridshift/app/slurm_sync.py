@@ -14,7 +14,8 @@ start time (``scontrol update``), releasing held ones.
   saves more than ``move_weight`` (kg CO2e).
 - **Applying.** Only what differs is changed, so a second sync with nothing new runs no
   command; a released job waiting for Slurm to start it is announced where it is, from now.
-  A job the plan leaves out is left as it is, with the reason logged. A job that started or
+  A job the plan leaves out is left as it is, with its reason logged (INFO; one WARNING per
+  sync counts them by reason, as a full queue leaves hundreds out every round). A job that started or
   ended while the round was planned is skipped (the next round sees it as it is). Plans end
   each job one slot before its deadline: Slurm cancels a job (state DEADLINE) that cannot
   end by its deadline when it would start, and it starts a released job up to its
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -159,9 +161,10 @@ class SlurmSync:
                 site_id, start = placed[job.job_id]
                 outcome.decisions.append(self._apply(job, site_id, start, now, dry_run))
             elif job.job_id in left_out:
-                log.warning("job %s left as it is: %s", job.job_id, left_out[job.job_id])
+                log.info("job %s left as it is: %s", job.job_id, left_out[job.job_id])
                 outcome.decisions.append(Decision(job.job_id, "left",
                                                   reason=left_out[job.job_id]))
+        _warn_left_out(outcome.decisions)
         return outcome
 
     # -- the request -------------------------------------------------------------------------
@@ -291,3 +294,15 @@ class SlurmSync:
                                     reason="planning failed: released at its own time",
                                     commands=(f"scontrol release {job.job_id}",)))
         return out
+
+
+def _warn_left_out(decisions: list[Decision]) -> None:
+    """One warning per sync for the jobs left as they are, by reason (an oversubscribed queue
+    leaves hundreds out every round for the same reason; each job's is logged at INFO)."""
+    by_reason = Counter(d.reason for d in decisions if d.action == "left")
+    if not by_reason:
+        return
+    shown = "; ".join(f"{n} × {reason}" for reason, n in by_reason.most_common(3))
+    more = f"; and {len(by_reason) - 3} other reasons" if len(by_reason) > 3 else ""
+    log.warning("%d job(s) left as they are, to Slurm: %s%s", sum(by_reason.values()), shown,
+                more)
