@@ -7,7 +7,8 @@ error, and then raises :class:`RayUnavailable`, so that the caller changes nothi
 Submitting is idempotent: the gate's submission id is Ray's ``submission_id``, and a second
 submit of an id Ray already holds returns it instead of failing (the answer to the first one
 may have been lost). Ray is the optional extra ``ray``; without it :class:`RayUnavailable`
-says how to install it.
+says how to install it. A cluster with token authentication is reached with this machine's
+token where one exists (:mod:`gridshift.adapters.ray_auth`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from gridshift.adapters.ray_auth import join_with_token_if_any
 
 __all__ = ["RayJobState", "RayJobs", "RayUnavailable", "ray_available"]
 
@@ -74,6 +77,7 @@ class RayJobs:
         self.timeout_s, self.attempts, self.backoff_s = timeout_s, attempts, backoff_s
         self._client_factory = client_factory
         self._client: Any = None
+        self._joined = False
 
     def __repr__(self) -> str:
         return f"RayJobs({self.address!r})"
@@ -138,6 +142,9 @@ class RayJobs:
     def _retry(self, action: str, call: Callable[[], Any]) -> Any:
         if why := ray_available():
             raise RayUnavailable(why)
+        if not self._joined:
+            join_with_token_if_any()
+            self._joined = True
 
         def attempt() -> Any:
             try:

@@ -23,23 +23,13 @@ from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
 
+from gridshift.adapters.ray_auth import join_with_token_if_any
+
 __all__ = ["RaySweep", "RayUnavailable"]
 
 
 #: Environment variables Ray or this module set in the driver; restored after a sweep.
 _ENV_KEYS = ("RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED")
-
-
-def _join_with_token_if_any() -> None:
-    """Use the machine's Ray token to join a cluster, as ``ray start`` does (token mode where
-    ``RAY_AUTH_MODE`` is unset and a token exists); nothing on a Ray without token auth."""
-    try:
-        from ray._private.authentication.authentication_token_setup import (
-            maybe_enable_token_auth_if_token_available,
-        )
-    except ImportError:
-        return
-    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 class RayUnavailable(RuntimeError):
@@ -68,7 +58,7 @@ class RaySweep:
         # Workers log to the driver only on error; no usage statistics.
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         if self.address is not None:
-            _join_with_token_if_any()
+            join_with_token_if_any()
         options: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False,
                                    "configure_logging": False}
         try:
