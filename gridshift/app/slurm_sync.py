@@ -15,8 +15,9 @@ start time (``scontrol update``), releasing held ones.
 - **Applying.** Only what differs is changed, so a second sync with nothing new runs no
   command; a released job waiting for Slurm to start it is announced where it is, from now.
   A job the plan leaves out is left as it is, with its reason logged (INFO; one WARNING per
-  sync counts them by reason, as a full queue leaves hundreds out every round). A job that started or
-  ended while the round was planned is skipped (the next round sees it as it is). Plans end
+  sync counts them by reason, as a full queue leaves hundreds out every round). A job that
+  started or ended while the round was planned is skipped (the next round sees it as it is).
+  Plans end
   each job one slot before its deadline: Slurm cancels a job (state DEADLINE) that cannot
   end by its deadline when it would start, and it starts a released job up to its
   scheduling interval after its StartTime.
