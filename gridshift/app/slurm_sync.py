@@ -17,9 +17,8 @@ start time (``scontrol update``), releasing held ones.
   A job the plan leaves out is left as it is, with its reason logged (INFO; one WARNING per
   sync counts them by reason, as a full queue leaves hundreds out every round). A job that
   started or ended while the round was planned is skipped (the next round sees it as it is).
-  Plans end
-  each job one slot before its deadline: Slurm cancels a job (state DEADLINE) that cannot
-  end by its deadline when it would start, and it starts a released job up to its
+  Plans end each job one slot before its deadline: Slurm cancels a job (state DEADLINE) that
+  cannot end by its deadline when it would start, and it starts a released job up to its
   scheduling interval after its StartTime.
 - **Failures.** Planning fails (gridshift down): held opted-in jobs are released at their own
   times, nothing else changes. Slurm fails: SlurmUnavailable, nothing changes; the agent
