@@ -9,6 +9,10 @@ the aggregate table and, per series, the targets: gridshift >= 90 % of the perfe
 savings in aggregate; worse than run-now in <= 5 % of weeks and never by more than 1 %; ahead
 of the per-job lowest window (same forecast) in >= 75 % of weeks.
 
+``--merge DIR [DIR ...]``: instead, merges sweeps already run in parts (each DIR holds a
+``sweep.json``, e.g. a year run one series at a time with ``gridshift backtest --weeks 52``)
+into one aggregate table, chart and the targets' verdicts, written to ``-o``.
+
 ``--overhead N``: instead, runs the same N replays one after another in this process, then on
 a local Ray cluster with 1 and with 2 workers, and prints the wall times, the overhead of
 Ray with one worker against the sequential run, and the throughput (replays per minute); the
@@ -19,6 +23,7 @@ numbers of the three runs are compared (they must be equal). Skipped, with a mes
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -28,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from gridshift.app import backtest
-from gridshift.app.backtest.sweep import ReplaySpec, ray_executor, run_sweep
+from gridshift.app.backtest.sweep import ReplaySpec, merge_sweeps, ray_executor, run_sweep
 from gridshift.app.backtest.sweep_report import format_sweep, write_sweep_outputs
 
 DATA = Path(os.environ.get("GRIDSHIFT_SHARED_DATA")
@@ -110,6 +115,19 @@ def overhead(specs: list[ReplaySpec], inputs: dict) -> None:
               f"  same numbers: {same}")
 
 
+def merge(directories: list[str], output_dir: str) -> int:
+    """One table, chart and verdicts of sweeps run in parts."""
+    documents = [json.loads((Path(d) / "sweep.json").read_text(encoding="utf-8"))
+                 for d in directories]
+    result = merge_sweeps(documents)
+    print(format_sweep(result))
+    for line in verdicts(result.table):
+        print(line)
+    for path in write_sweep_outputs(result, output_dir):
+        print(f"wrote {path}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--regions", nargs="+", default=list(ALL_REGIONS))
@@ -126,8 +144,12 @@ def main() -> int:
                              "lowest-window and gridshift only)")
     parser.add_argument("--overhead", type=int, metavar="N",
                         help="measure the Ray overhead on N replays instead")
+    parser.add_argument("--merge", nargs="+", metavar="DIR",
+                        help="merge the sweep.json of sweeps run in parts instead")
     parser.add_argument("-o", "--output-dir", default="backtest-sweep")
     args = parser.parse_args()
+    if args.merge:
+        return merge(args.merge, args.output_dir)
     if not (DATA / "philly-adaptdl" / "philly.csv").exists():
         print(f"bench/backtest_sweep.py: skipped: no shared data under {DATA}")
         return 0

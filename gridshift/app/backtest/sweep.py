@@ -17,7 +17,11 @@ savings over all its replays (the sum of savings over the sum of the reference's
 distribution of weekly shares (median, 10th percentile, worst), the share of replays in which
 the policy emitted more than run-now and by how much at most (in % of that week's run-now
 emissions), and the share of replays in which it emitted less than the per-job lowest window
-given the same forecast.
+given the same forecast. A week in which perfect foresight saves less than
+:data:`MIN_PF_SAVINGS_PCT` of run-now's emissions has no meaningful weekly share (a few grams
+over almost nothing: a year of DE weeks once gave -667,989 %); the weekly distribution leaves
+such weeks out and says how many it covers (``share_weeks``), while the aggregate share and the
+regret measures count every week.
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ from gridshift.app.backtest.report import to_json
 #: A policy is "worse than run-now" in a replay when it emits more than run-now by more than
 #: this fraction of run-now's emissions (float noise).
 WORSE_TOLERANCE = 1e-9
+
+#: Weeks in which perfect foresight saves less than this % of run-now's emissions are left out
+#: of the distribution of weekly shares (see the module docstring).
+MIN_PF_SAVINGS_PCT = 0.5
 
 
 @dataclass(frozen=True)
@@ -195,6 +203,14 @@ def weekly_rows(replays: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def share_is_meaningful(weekly: pd.DataFrame) -> pd.Series:
+    """Per row of :func:`weekly_rows`: whether perfect foresight saved at least
+    :data:`MIN_PF_SAVINGS_PCT` of run-now's emissions that week, so that a weekly share
+    means something."""
+    run_now_kg = weekly["emissions_kg"] + weekly["savings_kg"]
+    return weekly["pf_savings_kg"] >= run_now_kg * MIN_PF_SAVINGS_PCT / 100.0
+
+
 def aggregate(replays: list[dict[str, Any]]) -> pd.DataFrame:
     """Per region and policy over its replays (see the module docstring)."""
     weekly = weekly_rows(replays)
@@ -203,9 +219,9 @@ def aggregate(replays: list[dict[str, Any]]) -> pd.DataFrame:
     out = []
     for (region, policy), g in weekly.groupby(["region", "policy"], sort=False):
         pf = g["pf_savings_kg"].sum()
-        shares = g["share_of_pf_pct"].dropna().to_numpy(float)
+        shares = g.loc[share_is_meaningful(g), "share_of_pf_pct"].dropna().to_numpy(float)
         out.append({
-            "region": region, "policy": policy, "replays": len(g),
+            "region": region, "policy": policy, "replays": len(g), "share_weeks": len(shares),
             "share_of_pf_pct": 100.0 * g["savings_kg"].sum() / pf if pf > 0 else math.nan,
             "weekly_share_median": float(np.median(shares)) if len(shares) else math.nan,
             "weekly_share_p10": float(np.percentile(shares, 10)) if len(shares) else math.nan,
@@ -218,6 +234,26 @@ def aggregate(replays: list[dict[str, Any]]) -> pd.DataFrame:
                                           g["reference_kind"].value_counts().items()),
         })
     return pd.DataFrame(out)
+
+
+def merge_sweeps(documents: Iterable[dict[str, Any]]) -> SweepResult:
+    """One sweep of the replays of several (``sweep.json`` documents, as written by
+    :func:`.sweep_report.write_sweep_outputs`): a year run series by series, or in parts,
+    aggregated as if run at once. Wall time and workers are the sums; a replay held twice is
+    an error."""
+    replays: list[dict[str, Any]] = []
+    wall_s, workers, executors = 0.0, 0, set()
+    for doc in documents:
+        replays += doc["replays"]
+        wall_s += float(doc.get("wall_s") or 0.0)
+        workers = max(workers, int(doc.get("workers") or 0))
+        executors.add(doc.get("executor", "sequential"))
+    keys = [r["key"] for r in replays]
+    if len(set(keys)) != len(keys):
+        raise ValueError("the sweeps hold the same replay twice")
+    return SweepResult(replays, aggregate(replays), wall_s, "+".join(sorted(executors)),
+                       workers or None,
+                       [r["label"] + ": " + r["skipped"] for r in replays if r["skipped"]])
 
 
 def ray_executor(address: str | None = None, workers: int | None = None) -> Any:

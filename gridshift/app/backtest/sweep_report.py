@@ -11,7 +11,7 @@ import pandas as pd
 
 from gridshift.app.backtest.config import PF_ROW, REFERENCE_POLICY
 from gridshift.app.backtest.report import json_float
-from gridshift.app.backtest.sweep import SweepResult, weekly_rows
+from gridshift.app.backtest.sweep import SweepResult, share_is_meaningful, weekly_rows
 
 _SWEEP_FORMATS = {"share_of_pf_pct": "{:.1f}", "weekly_share_median": "{:.1f}",
                   "weekly_share_p10": "{:.1f}", "weekly_share_min": "{:.1f}",
@@ -22,6 +22,8 @@ _SWEEP_FORMATS = {"share_of_pf_pct": "{:.1f}", "weekly_share_median": "{:.1f}",
 def _sweep_formatted(result: SweepResult) -> pd.DataFrame:
     frame = result.table.copy()
     for name, fmt in _SWEEP_FORMATS.items():
+        if name not in frame:
+            continue
         frame[name] = ["-" if pd.isna(v) else fmt.format(v) for v in frame[name]]
     return frame
 
@@ -60,7 +62,8 @@ def sweep_json(result: SweepResult) -> dict:
 
 def _sweep_chart(result: SweepResult, path: Path) -> None:
     """Box plots of the weekly shares of the perfect-foresight savings, per policy, one panel
-    per region."""
+    per region (the weeks where perfect foresight saves almost nothing left out, as in the
+    table)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -73,14 +76,15 @@ def _sweep_chart(result: SweepResult, path: Path) -> None:
              (REFERENCE_POLICY, PF_ROW)]
     for ax, region in zip(axes, regions, strict=False):
         rows = weekly[weekly["region"] == region]
-        data = [rows.loc[rows["policy"] == p, "share_of_pf_pct"].dropna().to_numpy()
+        meaningful = rows[share_is_meaningful(rows)]
+        data = [meaningful.loc[meaningful["policy"] == p, "share_of_pf_pct"].dropna().to_numpy()
                 for p in shown]
         ax.boxplot(data, showfliers=True)
         ax.set_xticks(range(1, len(shown) + 1), shown, rotation=35, fontsize="small")
         ax.axhline(100.0, color="tab:gray", linewidth=0.8, linestyle="--")
         ax.axhline(0.0, color="black", linewidth=0.8)
-        ax.set_title(f"{region} ({rows['start'].nunique()} weeks x {rows['seed'].nunique()} "
-                     "seeds)", fontsize="medium")
+        ax.set_title(f"{region} ({meaningful['start'].nunique()} of {rows['start'].nunique()} "
+                     f"weeks x {rows['seed'].nunique()} seeds)", fontsize="medium")
     axes[0].set_ylabel("weekly share of perfect-foresight savings (%)")
     fig.savefig(path, dpi=100)
 
