@@ -9,9 +9,10 @@ cheapest slots that form runs of at least min_run slots by a small dynamic progr
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -22,12 +23,36 @@ from gridshift.optimizer.problem import Problem
 UNPLACEABLE = "no site and window where its GPUs and power fit beside the other jobs"
 
 
+@dataclass(frozen=True)
+class _JobView:
+    """What the insertion of one job needs that does not change while it is placed: its
+    allowed sites as rows of the [S, T] arrays (a slice where they are in site order with no
+    gap), its facility power and the power cap at each."""
+
+    rows: slice | np.ndarray
+    facility_kw: np.ndarray     # [k, 1]
+    cap_kw: np.ndarray          # [k, 1] power cap plus the 1e-9 tolerance
+    renewable_kw: np.ndarray    # [k, T]
+    coef: np.ndarray            # [k, T] objective per grid kWh
+
+    @staticmethod
+    def of(problem: Problem, coef: np.ndarray, j: int) -> _JobView:
+        sites = np.asarray(problem.allowed_sites[j], dtype=np.int64)
+        step = np.diff(sites)
+        rows = (slice(int(sites[0]), int(sites[-1]) + 1)
+                if len(sites) and (step == 1).all() else sites)
+        return _JobView(rows, (problem.power_kw[j] * problem.pue[sites])[:, None],
+                        problem.power_cap_kw[sites][:, None] + 1e-9,
+                        problem.renewable_kw[rows], coef[rows])
+
+
 @dataclass
 class _State:
     free_gpus: np.ndarray   # [S, T]
     load_kw: np.ndarray     # [S, T] facility load
     coef: np.ndarray        # [S, T] objective per grid kWh
     problem: Problem
+    views: dict[int, _JobView] = field(default_factory=dict)
 
     @staticmethod
     def empty(problem: Problem) -> _State:
@@ -35,8 +60,18 @@ class _State:
                       np.zeros((problem.n_sites, problem.n_slots)),
                       problem.grid_cost_per_kwh(), problem)
 
+    def view(self, j: int) -> _JobView:
+        """Job j's constants (computed once per state)."""
+        found = self.views.get(j)
+        if found is None:
+            found = self.views[j] = _JobView.of(self.problem, self.coef, j)
+        return found
+
     def apply(self, j: int, p: Placement, sign: int) -> None:
-        idx = np.asarray(p.slots, dtype=np.int64)
+        first, last = p.slots[0], p.slots[-1]
+        # A contiguous placement (most are) as a slice: no index array to build.
+        idx = (slice(first, last + 1) if last - first + 1 == len(p.slots)
+               else np.asarray(p.slots, dtype=np.int64))
         self.free_gpus[p.site, idx] -= sign * self.problem.gpus[j]
         self.load_kw[p.site, idx] += sign * self.problem.facility_kw(j, p.site)
 
@@ -54,11 +89,9 @@ def _delay_cost(problem: Problem, j: int, end_slots: np.ndarray) -> np.ndarray:
 def best_placement(problem: Problem, state: _State, j: int) -> tuple[Placement, float] | None:
     """Cheapest feasible placement of job j given the jobs already in `state`; all allowed
     sites are evaluated at once (ties: the site listed first, then the earliest start)."""
-    sites = np.asarray(problem.allowed_sites[j], dtype=np.int64)
-    cost, ok = _site_costs(problem, state, j, sites)
     if _splittable(problem, j):
-        return _best_interruptible(problem, j, sites, cost, ok)
-    return _best_contiguous(problem, j, sites, cost, ok)
+        return _best_interruptible(problem, state, j)
+    return _best_contiguous(problem, state, j)
 
 
 def _splittable(problem: Problem, j: int) -> bool:
@@ -73,17 +106,29 @@ def feasible_options(problem: Problem, state: _State, j: int) -> int:
     """How many placements job j has left beside the jobs in `state`: its feasible
     (site, start) pairs; for a job that may split, per site the number of free slots in its
     window beyond its duration, plus one. A job with few options should be placed early."""
-    sites = np.asarray(problem.allowed_sites[j], dtype=np.int64)
     lo, hi = int(problem.first_slot[j]), int(problem.last_slot[j])
     d = int(problem.duration_slots[j])
-    kw = problem.power_kw[j] * problem.pue[sites]
-    ok = (state.free_gpus[sites, lo:hi] >= problem.gpus[j]) & (
-        state.load_kw[sites, lo:hi] + kw[:, None] <= problem.power_cap_kw[sites][:, None] + 1e-9)
+    ok = _fits(problem, state, j, lo, hi)
     if _splittable(problem, j):
         return int(np.maximum(0, ok.sum(axis=1) - d + 1).sum())
-    blocked = np.concatenate([np.zeros((len(sites), 1), dtype=np.int64),
-                              np.cumsum(~ok, axis=1)], axis=1)
-    return int((blocked[:, d:] - blocked[:, :-d] == 0).sum()) if hi - lo >= d else 0
+    if hi - lo < d:
+        return 0
+    blocked = _blocked(ok)
+    return int((blocked[:, d:] - blocked[:, :-d] == 0).sum())
+
+
+def _blocked(ok: np.ndarray) -> np.ndarray:
+    """[k, W+1]: how many of the first w slots of each row do not fit."""
+    out = np.zeros((ok.shape[0], ok.shape[1] + 1), dtype=np.int64)
+    np.cumsum(~ok, axis=1, out=out[:, 1:])
+    return out
+
+
+def _fits(problem: Problem, state: _State, j: int, lo: int, hi: int) -> np.ndarray:
+    """[k, hi - lo]: where job j fits at each allowed site in slots [lo, hi)."""
+    view = state.view(j)
+    return (state.free_gpus[view.rows, lo:hi] >= problem.gpus[j]) & (
+        state.load_kw[view.rows, lo:hi] + view.facility_kw <= view.cap_kw)
 
 
 def _site_costs(problem: Problem, state: _State, j: int,
@@ -100,79 +145,123 @@ def _site_costs(problem: Problem, state: _State, j: int,
     return cost, ok
 
 
-def _best_contiguous(problem: Problem, j: int, sites: np.ndarray, cost: np.ndarray,
-                     ok: np.ndarray):
+def _costs_until(problem: Problem, state: _State, j: int, lo: int,
+                 hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """Job j's marginal objective [k, hi] per slot in slots [0, hi) at each allowed site
+    (the same arithmetic as `_site_costs`, so the same floats), and where it fits [k, hi - lo]
+    in slots [lo, hi)."""
+    view = state.view(j)
+    load = state.load_kw[view.rows, :hi]
+    renewable = view.renewable_kw[:, :hi]
+    with_job = load + view.facility_kw
+    delta_grid_kw = (np.maximum(0.0, with_job - renewable) - np.maximum(0.0, load - renewable))
+    cost = delta_grid_kw * problem.slot_hours * view.coef[:, :hi]
+    ok = (state.free_gpus[view.rows, lo:hi] >= problem.gpus[j]) & (
+        with_job[:, lo:] <= view.cap_kw)
+    return cost, ok
+
+
+def _best_contiguous(problem: Problem, state: _State, j: int):
+    """Cheapest feasible start over all allowed sites from prefix sums of the slot costs
+    (summed from slot 0, as the first version did, so that the same floats come out)."""
     d = int(problem.duration_slots[j])
     lo, hi = int(problem.first_slot[j]), int(problem.last_slot[j])
-    starts = np.arange(lo, hi - d + 1)
-    if len(starts) == 0:
+    n_starts = hi - d + 1 - lo
+    if n_starts <= 0:
         return None
-    k = len(sites)
-    cum = np.concatenate([np.zeros((k, 1)), np.cumsum(cost, axis=1)], axis=1)
-    blocked = np.concatenate([np.zeros((k, 1), dtype=np.int64),
-                              np.cumsum(~ok, axis=1)], axis=1)
-    window_cost = cum[:, starts + d] - cum[:, starts] + _delay_cost(problem, j, starts + d)
-    window_cost[blocked[:, starts + d] - blocked[:, starts] > 0] = np.inf
+    cost, ok = _costs_until(problem, state, j, lo, hi)
+    cum = np.zeros((cost.shape[0], hi + 1))
+    np.cumsum(cost, axis=1, out=cum[:, 1:])
+    window_cost = cum[:, lo + d:] - cum[:, lo:lo + n_starts]
+    if problem.objective.delay_weight:
+        window_cost += _delay_cost(problem, j, np.arange(lo + d, hi + 1))
+    blocked = _blocked(ok)
+    window_cost[blocked[:, d:] > blocked[:, :n_starts]] = np.inf
     best = int(np.argmin(window_cost))
-    row, col = divmod(best, len(starts))
+    row, col = divmod(best, n_starts)
     if not np.isfinite(window_cost[row, col]):
         return None
-    return (Placement.contiguous(int(sites[row]), int(starts[col]), d),
-            float(window_cost[row, col]))
+    site = int(problem.allowed_sites[j][row])
+    return Placement.contiguous(site, lo + col, d), float(window_cost[row, col])
 
 
-def _best_interruptible(problem: Problem, j: int, sites: np.ndarray, cost: np.ndarray,
-                        ok: np.ndarray):
+@functools.lru_cache(maxsize=256)
+def _dp_moves(k: int, d: int, m: int) -> np.ndarray:
+    """[2, N] the two predecessors of each DP state (site, slots chosen, run state), flat
+    index into the value array of N + 1 entries (the last one always inf: no predecessor).
+    Run state 0 (not running) comes from 0 or m; q < m from q - 1 with one slot fewer; m from
+    m - 1 or m with one slot fewer. The second is taken only where strictly cheaper."""
+    n = k * (d + 1) * (m + 1)
+    r, c, q = np.unravel_index(np.arange(n), (k, d + 1, m + 1))
+    flat = functools.partial(np.ravel_multi_index, dims=(k, d + 1, m + 1))
+    first = np.where(q == 0, np.arange(n), n)
+    second = np.where(q == 0, flat((r, c, np.full(n, m))), n)
+    grow = (q >= 1) & (c >= 1)
+    prev_c = np.maximum(c - 1, 0)
+    first = np.where(grow, flat((r, prev_c, np.maximum(q - 1, 0))), first)
+    second = np.where(grow & (q == m), flat((r, prev_c, np.full(n, m))), second)
+    out = np.stack([first, second])
+    out.setflags(write=False)
+    return out
+
+
+def _best_interruptible(problem: Problem, state: _State, j: int):
     """DP over slots, all sites at once, with state (slots chosen, current run length capped
-    at min_run): a run may only end once it is min_run slots long."""
+    at min_run): a run may only end once it is min_run slots long. One gather per slot over
+    the flat state vector (`_dp_moves`); the same sums in the same order as a DP written
+    state by state, so the same placement and cost."""
     d, m = int(problem.duration_slots[j]), int(problem.min_run_slots[j])
     lo, hi = int(problem.first_slot[j]), int(problem.last_slot[j])
-    k = len(sites)
-    value = np.full((k, d + 1, m + 1), np.inf)
-    value[:, 0, 0] = 0.0
-    history = []
-    for t in range(lo, hi):
-        new = np.full_like(value, np.inf)
-        pred = np.zeros(value.shape, dtype=np.int8)  # predecessor run state
-        stay_from_m = value[:, :, m] < value[:, :, 0]
-        new[:, :, 0] = np.where(stay_from_m, value[:, :, m], value[:, :, 0])
-        pred[:, :, 0] = np.where(stay_from_m, m, 0)
-        here = ok[:, t]
-        if here.any():
-            c = np.where(here, cost[:, t], np.inf)[:, None]
-            for q in range(1, m + 1):
-                if q == m and m > 1:
-                    from_m = value[:, :-1, m] < value[:, :-1, m - 1]
-                    new[:, 1:, q] = np.where(from_m, value[:, :-1, m], value[:, :-1, m - 1]) + c
-                    pred[:, 1:, q] = np.where(from_m, m, m - 1)
-                elif q == m:   # m == 1: a run of one slot is already complete
-                    from_m = value[:, :-1, 1] < value[:, :-1, 0]
-                    new[:, 1:, 1] = np.where(from_m, value[:, :-1, 1], value[:, :-1, 0]) + c
-                    pred[:, 1:, 1] = np.where(from_m, 1, 0)
-                else:
-                    new[:, 1:, q] = value[:, :-1, q - 1] + c
-                    pred[:, 1:, q] = q - 1
-            new[:, d, 1:] += _delay_cost(problem, j, np.array([t + 1]))[0]
-        history.append((t, pred))
-        value = new
-    end_state = np.where(value[:, d, 0] <= value[:, d, m], 0, m)
-    totals = value[np.arange(k), d, end_state]
+    cost, ok = _costs_until(problem, state, j, lo, hi)
+    k, width = ok.shape
+    n = k * (d + 1) * (m + 1)
+    moves = _dp_moves(k, d, m)
+    # What a slot adds per state: its cost where the job runs in it (run state >= 1), else 0.
+    slot_cost = np.where(ok, cost[:, lo:], np.inf).T
+    added = np.zeros((width, k, d + 1, m + 1))
+    added[:, :, :, 1:] = slot_cost[:, :, None, None]
+    added = added.reshape(width, n)
+    delay = None
+    if problem.objective.delay_weight:
+        delay = np.zeros((width, k, d + 1, m + 1))
+        delay[:, :, d, 1:] = _delay_cost(problem, j, np.arange(lo + 1, hi + 1))[:, None, None]
+        delay = delay.reshape(width, n)
+    value = np.full(n + 1, np.inf)
+    value[np.ravel_multi_index((np.arange(k), 0, 0), (k, d + 1, m + 1))] = 0.0
+    took_second = np.empty((width, n), dtype=bool)
+    pair = np.empty((2, n))
+    for i in range(width):
+        np.take(value, moves, out=pair)
+        np.less(pair[1], pair[0], out=took_second[i])
+        np.minimum(pair[0], pair[1], out=value[:n])
+        value[:n] += added[i]
+        if delay is not None:
+            value[:n] += delay[i]
+    final = value[:n].reshape(k, d + 1, m + 1)[:, d]
+    end_state = np.where(final[:, 0] <= final[:, m], 0, m)
+    totals = final[np.arange(k), end_state]
     row = int(np.argmin(totals))
     if not np.isfinite(totals[row]):
         return None
-    slots = _backtrack([(t, pred[row]) for t, pred in history], d, int(end_state[row]))
-    return Placement(int(sites[row]), slots), float(totals[row])
+    flags = took_second.reshape(width, k, d + 1, m + 1)[:, row]
+    slots = _backtrack(flags, lo, d, m, int(end_state[row]))
+    return Placement(int(problem.allowed_sites[j][row]), slots), float(totals[row])
 
 
-def _backtrack(history, k: int, q: int) -> tuple[int, ...]:
+def _backtrack(took_second: np.ndarray, lo: int, d: int, m: int, q: int) -> tuple[int, ...]:
+    """The slots of the DP's best path ending with d slots chosen in run state q;
+    took_second [W, d + 1, m + 1] as `_dp_moves` orders the predecessors."""
     chosen = []
-    for t, pred in reversed(history):
+    c = d
+    for i in range(took_second.shape[0] - 1, -1, -1):
+        second = bool(took_second[i, c, q])
         if q >= 1:
-            chosen.append(t)
-            q, k = int(pred[k, q]), k - 1
+            chosen.append(lo + i)
+            q = m if q == m and second else q - 1
+            c -= 1
         else:
-            q = int(pred[k, 0])
-        if k == 0 and q == 0:
+            q = m if second else 0
+        if c == 0 and q == 0:
             break
     return tuple(sorted(chosen))
 

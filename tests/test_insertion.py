@@ -1,0 +1,250 @@
+"""The insertion step of the construction and of ruin and recreate (optimizer/greedy.py) against
+straightforward references on random small problems: the first version of the insertion
+(costs over the whole horizon, a DP over slots written state by state) must choose exactly the
+same placement at exactly the same cost, ties included, and brute force over every placement
+must find no cheaper one."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from gridshift.optimizer import greedy
+from gridshift.optimizer.domain import Horizon, Objective, Options
+from gridshift.optimizer.plan import Placement
+from gridshift.optimizer.problem import Problem
+
+
+def _random_problem(rng: np.random.Generator, n_slots: int, n_jobs: int) -> Problem:
+    """Few sites and slots, whole-number intensities (so that ties are common), renewables,
+    power caps, negative prices and delay weights in some draws."""
+    n_sites = int(rng.integers(1, 5))
+    capacity = rng.integers(4, 12, (n_sites, 1)) * np.ones((1, n_slots), dtype=np.int64)
+    capacity[rng.random(capacity.shape) < 0.1] //= 2
+    durations = rng.integers(1, 7, n_jobs)
+    first = rng.integers(0, n_slots - 1, n_jobs)
+    last = np.minimum(n_slots, first + durations + rng.integers(-1, 8, n_jobs))
+    last = np.maximum(last, first + 1)
+    interruptible = rng.random(n_jobs) < 0.6
+    min_run = np.where(interruptible, [int(rng.integers(1, d + 1)) for d in durations],
+                       durations)
+    allowed = []
+    for _ in range(n_jobs):
+        sites = rng.permutation(n_sites)[:int(rng.integers(1, n_sites + 1))]
+        allowed.append(tuple(int(s) for s in (sites if rng.random() < 0.5 else np.sort(sites))))
+    priced = rng.random() < 0.3
+    return Problem(
+        horizon=Horizon(datetime(2026, 6, 15, tzinfo=UTC), 60, n_slots),
+        objective=Objective(carbon_weight=1.0, cost_weight=0.5 if priced else 0.0,
+                            delay_weight=float(rng.choice([0.0, 0.0, 0.3]))),
+        options=Options(), site_ids=tuple(f"s{s}" for s in range(n_sites)),
+        site_regions=tuple(f"r{s}" for s in range(n_sites)),
+        gpu_capacity=capacity,
+        pue=rng.choice([1.0, 1.1, 1.25], n_sites),
+        power_cap_kw=np.where(rng.random(n_sites) < 0.5, np.inf, rng.integers(4, 20, n_sites)),
+        renewable_kw=np.where(rng.random((n_sites, n_slots)) < 0.5, 0.0,
+                              rng.integers(0, 6, (n_sites, n_slots)).astype(float)),
+        ci_g_per_kwh=rng.integers(100, 104, (n_sites, n_slots)).astype(float),
+        price_per_mwh=(rng.integers(-20, 60, (n_sites, n_slots)).astype(float) if priced
+                       else np.zeros((n_sites, n_slots))),
+        job_ids=tuple(f"j{j}" for j in range(n_jobs)), job_teams=("t",) * n_jobs,
+        gpus=rng.integers(1, 5, n_jobs), power_kw=rng.choice([0.5, 1.0, 1.7, 2.5], n_jobs),
+        duration_minutes=durations * 60, duration_slots=durations.astype(np.int64),
+        first_slot=first.astype(np.int64), last_slot=last.astype(np.int64),
+        earliest_hours=first.astype(float), allowed_sites=tuple(allowed),
+        home_site=np.array([a[0] for a in allowed]), interruptible=interruptible,
+        min_run_slots=min_run.astype(np.int64), priority=rng.choice([1.0, 2.0], n_jobs),
+        forecasts=())
+
+
+def _random_placement(rng: np.random.Generator, problem: Problem, j: int) -> Placement:
+    """Anywhere in the window (fitting or not), in pieces for some jobs."""
+    site = int(rng.choice(problem.allowed_sites[j]))
+    window = range(int(problem.first_slot[j]), int(problem.last_slot[j]))
+    count = min(len(window), int(problem.duration_slots[j]))
+    return Placement(site, tuple(sorted(int(t) for t in rng.choice(window, count, replace=False))))
+
+
+def _loaded_state(rng: np.random.Generator, problem: Problem) -> greedy._State:
+    state = greedy._State.empty(problem)
+    for j in range(problem.n_jobs):
+        if rng.random() < 0.6:
+            state.apply(j, _random_placement(rng, problem, j), +1)
+    return state
+
+
+# The first version of the insertion, kept as the reference.
+
+def _reference_site_costs(problem, state, j, sites):
+    kw = problem.power_kw[j] * problem.pue[sites]
+    load = state.load_kw[sites]
+    renewable = problem.renewable_kw[sites]
+    delta_grid_kw = (np.maximum(0.0, load + kw[:, None] - renewable)
+                     - np.maximum(0.0, load - renewable))
+    cost = delta_grid_kw * problem.slot_hours * state.coef[sites]
+    ok = (state.free_gpus[sites] >= problem.gpus[j]) & (
+        load + kw[:, None] <= problem.power_cap_kw[sites][:, None] + 1e-9)
+    return cost, ok
+
+
+def _reference_delay(problem, j, end_slots):
+    w = problem.objective.delay_weight * float(problem.priority[j])
+    return w * end_slots * problem.slot_hours
+
+
+def _reference_contiguous(problem, j, sites, cost, ok):
+    d = int(problem.duration_slots[j])
+    lo, hi = int(problem.first_slot[j]), int(problem.last_slot[j])
+    starts = np.arange(lo, hi - d + 1)
+    if len(starts) == 0:
+        return None
+    k = len(sites)
+    cum = np.concatenate([np.zeros((k, 1)), np.cumsum(cost, axis=1)], axis=1)
+    blocked = np.concatenate([np.zeros((k, 1), dtype=np.int64), np.cumsum(~ok, axis=1)], axis=1)
+    window_cost = cum[:, starts + d] - cum[:, starts] + _reference_delay(problem, j, starts + d)
+    window_cost[blocked[:, starts + d] - blocked[:, starts] > 0] = np.inf
+    best = int(np.argmin(window_cost))
+    row, col = divmod(best, len(starts))
+    if not np.isfinite(window_cost[row, col]):
+        return None
+    return (Placement.contiguous(int(sites[row]), int(starts[col]), d),
+            float(window_cost[row, col]))
+
+
+def _reference_interruptible(problem, j, sites, cost, ok):
+    """Value per (site, slots chosen, run state), one slot at a time, every state by hand."""
+    d, m = int(problem.duration_slots[j]), int(problem.min_run_slots[j])
+    lo, hi = int(problem.first_slot[j]), int(problem.last_slot[j])
+    k = len(sites)
+    value = np.full((k, d + 1, m + 1), np.inf)
+    value[:, 0, 0] = 0.0
+    history = []
+    for t in range(lo, hi):
+        new = np.full_like(value, np.inf)
+        pred = np.zeros(value.shape, dtype=np.int64)
+        for r, c in itertools.product(range(k), range(d + 1)):
+            stay_from_m = value[r, c, m] < value[r, c, 0]
+            new[r, c, 0] = value[r, c, m] if stay_from_m else value[r, c, 0]
+            pred[r, c, 0] = m if stay_from_m else 0
+            if c == 0 or not ok[r, t]:
+                continue
+            for q in range(1, m + 1):
+                if q == m:
+                    from_m = value[r, c - 1, m] < value[r, c - 1, m - 1]
+                    new[r, c, q] = (value[r, c - 1, m] if from_m else value[r, c - 1, m - 1])
+                    pred[r, c, q] = m if from_m else m - 1
+                else:
+                    new[r, c, q] = value[r, c - 1, q - 1]
+                    pred[r, c, q] = q - 1
+                new[r, c, q] += cost[r, t]
+                if c == d:
+                    new[r, c, q] += _reference_delay(problem, j, np.array([t + 1]))[0]
+        history.append((t, pred))
+        value = new
+    end_state = np.where(value[:, d, 0] <= value[:, d, m], 0, m)
+    totals = value[np.arange(k), d, end_state]
+    row = int(np.argmin(totals))
+    if not np.isfinite(totals[row]):
+        return None
+    chosen, c, q = [], d, int(end_state[row])
+    for t, pred in reversed(history):
+        if q >= 1:
+            chosen.append(t)
+            q, c = int(pred[row, c, q]), c - 1
+        else:
+            q = int(pred[row, c, 0])
+        if c == 0 and q == 0:
+            break
+    return Placement(int(sites[row]), tuple(sorted(chosen))), float(totals[row])
+
+
+def _reference_best(problem, state, j):
+    sites = np.asarray(problem.allowed_sites[j], dtype=np.int64)
+    cost, ok = _reference_site_costs(problem, state, j, sites)
+    if greedy._splittable(problem, j):
+        return _reference_interruptible(problem, j, sites, cost, ok)
+    return _reference_contiguous(problem, j, sites, cost, ok)
+
+
+def _brute_force_cost(problem, state, j) -> float | None:
+    """The cheapest placement's cost over every site and every set of slots whose runs are
+    all at least min_run long (one run for a job that may not split)."""
+    d, m = int(problem.duration_slots[j]), int(problem.min_run_slots[j])
+    lo, hi = int(problem.first_slot[j]), int(problem.last_slot[j])
+    best = None
+    for s in problem.allowed_sites[j]:
+        cost, ok = _reference_site_costs(problem, state, j, np.array([s]))
+        for slots in itertools.combinations(range(lo, hi), d):
+            runs = Placement(s, slots).runs()
+            if any(b - a < m for a, b in runs) or not ok[0, list(slots)].all():
+                continue
+            value = float(cost[0, list(slots)].sum()
+                          + _reference_delay(problem, j, np.array([slots[-1] + 1]))[0])
+            best = value if best is None else min(best, value)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_insertion_matches_the_first_version_exactly(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    problem = _random_problem(rng, n_slots=int(rng.integers(6, 30)), n_jobs=12)
+    state = _loaded_state(rng, problem)
+    splittable = 0
+    for j in range(problem.n_jobs):
+        expected = _reference_best(problem, state, j)
+        assert greedy.best_placement(problem, state, j) == expected, j
+        splittable += greedy._splittable(problem, j)
+        if expected is not None:   # a second state from the first, as in a search
+            state.apply(j, expected[0], +1)
+    assert splittable > 0 or seed % 5
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_insertion_is_optimal_by_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(1000 + seed)
+    problem = _random_problem(rng, n_slots=int(rng.integers(5, 11)), n_jobs=8)
+    state = _loaded_state(rng, problem)
+    for j in range(problem.n_jobs):
+        found = greedy.best_placement(problem, state, j)
+        brute = _brute_force_cost(problem, state, j)
+        assert (found is None) == (brute is None), j
+        if found is not None:
+            assert found[1] == pytest.approx(brute, abs=1e-9)
+            # The placement fits and costs what it says.
+            cost, ok = _reference_site_costs(problem, state, j, np.array([found[0].site]))
+            slots = list(found[0].slots)
+            assert ok[0, slots].all() and len(slots) == problem.duration_slots[j]
+            assert found[1] == pytest.approx(float(
+                cost[0, slots].sum()
+                + _reference_delay(problem, j, np.array([found[0].end_slot]))[0]), abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_state_updates_and_options_match_index_arrays(seed: int) -> None:
+    """apply() (slices for contiguous placements) and feasible_options as with index arrays."""
+    rng = np.random.default_rng(2000 + seed)
+    problem = _random_problem(rng, n_slots=24, n_jobs=15)
+    state = greedy._State.empty(problem)
+    free, load = state.free_gpus.copy(), state.load_kw.copy()
+    for j in range(problem.n_jobs):
+        p = _random_placement(rng, problem, j)
+        state.apply(j, p, +1)
+        free[p.site, list(p.slots)] -= problem.gpus[j]
+        load[p.site, list(p.slots)] += problem.facility_kw(j, p.site)
+        for k in range(problem.n_jobs):
+            sites = np.asarray(problem.allowed_sites[k])
+            lo, hi, d = problem.first_slot[k], problem.last_slot[k], problem.duration_slots[k]
+            ok = (free[sites, lo:hi] >= problem.gpus[k]) & (
+                load[sites, lo:hi] + problem.power_kw[k] * problem.pue[sites][:, None]
+                <= problem.power_cap_kw[sites][:, None] + 1e-9)
+            if greedy._splittable(problem, k):
+                expected = int(np.maximum(0, ok.sum(axis=1) - d + 1).sum())
+            else:
+                expected = sum(ok[r, a:a + d].all() for r in range(len(sites))
+                               for a in range(hi - lo - d + 1))
+            assert greedy.feasible_options(problem, state, k) == expected
+    np.testing.assert_array_equal(state.free_gpus, free)
+    np.testing.assert_array_equal(state.load_kw, load)
