@@ -53,6 +53,7 @@ class _State:
     coef: np.ndarray        # [S, T] objective per grid kWh
     problem: Problem
     views: dict[int, _JobView] = field(default_factory=dict)
+    demand: dict[tuple[int, int], tuple[int, float]] = field(default_factory=dict)
 
     @staticmethod
     def empty(problem: Problem) -> _State:
@@ -72,8 +73,17 @@ class _State:
         # A contiguous placement (most are) as a slice: no index array to build.
         idx = (slice(first, last + 1) if last - first + 1 == len(p.slots)
                else np.asarray(p.slots, dtype=np.int64))
-        self.free_gpus[p.site, idx] -= sign * self.problem.gpus[j]
-        self.load_kw[p.site, idx] += sign * self.problem.facility_kw(j, p.site)
+        gpus, facility_kw = self._demand(j, p.site)
+        self.free_gpus[p.site, idx] -= sign * gpus
+        self.load_kw[p.site, idx] += sign * facility_kw
+
+    def _demand(self, j: int, site: int) -> tuple[int, float]:
+        """Job j's GPUs and facility kW at `site` (kept: apply() runs for every move)."""
+        found = self.demand.get((j, site))
+        if found is None:
+            found = self.demand[j, site] = (int(self.problem.gpus[j]),
+                                            self.problem.facility_kw(j, site))
+        return found
 
 
 def slot_costs(problem: Problem, state: _State, j: int, s: int) -> np.ndarray:
@@ -119,8 +129,9 @@ def feasible_options(problem: Problem, state: _State, j: int) -> int:
 
 def _blocked(ok: np.ndarray) -> np.ndarray:
     """[k, W+1]: how many of the first w slots of each row do not fit."""
-    out = np.zeros((ok.shape[0], ok.shape[1] + 1), dtype=np.int64)
-    np.cumsum(~ok, axis=1, out=out[:, 1:])
+    out = np.empty((ok.shape[0], ok.shape[1] + 1), dtype=np.int64)
+    out[:, 0] = 0
+    (~ok).cumsum(axis=1, out=out[:, 1:])
     return out
 
 
@@ -145,19 +156,25 @@ def _site_costs(problem: Problem, state: _State, j: int,
     return cost, ok
 
 
-def _costs_until(problem: Problem, state: _State, j: int, lo: int,
-                 hi: int) -> tuple[np.ndarray, np.ndarray]:
-    """Job j's marginal objective [k, hi] per slot in slots [0, hi) at each allowed site
-    (the same arithmetic as `_site_costs`, so the same floats), and where it fits [k, hi - lo]
-    in slots [lo, hi)."""
+def _costs_until(problem: Problem, state: _State, j: int, lo: int, hi: int,
+                 first: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Job j's marginal objective [k, hi - first] per slot in slots [first, hi) at each
+    allowed site (the same arithmetic as `_site_costs`, so the same floats), and where it
+    fits [k, hi - lo] in slots [lo, hi) (first <= lo)."""
     view = state.view(j)
-    load = state.load_kw[view.rows, :hi]
-    renewable = view.renewable_kw[:, :hi]
+    load = state.load_kw[view.rows, first:hi]
+    renewable = view.renewable_kw[:, first:hi]
     with_job = load + view.facility_kw
-    delta_grid_kw = (np.maximum(0.0, with_job - renewable) - np.maximum(0.0, load - renewable))
-    cost = delta_grid_kw * problem.slot_hours * view.coef[:, :hi]
-    ok = (state.free_gpus[view.rows, lo:hi] >= problem.gpus[j]) & (
-        with_job[:, lo:] <= view.cap_kw)
+    # In place, but the same operations in the same order as `_site_costs`.
+    cost = with_job - renewable
+    np.maximum(0.0, cost, out=cost)
+    without_job = load - renewable
+    np.maximum(0.0, without_job, out=without_job)
+    cost -= without_job
+    cost *= problem.slot_hours
+    cost *= view.coef[:, first:hi]
+    ok = state.free_gpus[view.rows, lo:hi] >= problem.gpus[j]
+    ok &= with_job[:, lo - first:] <= view.cap_kw
     return cost, ok
 
 
@@ -170,14 +187,16 @@ def _best_contiguous(problem: Problem, state: _State, j: int):
     if n_starts <= 0:
         return None
     cost, ok = _costs_until(problem, state, j, lo, hi)
-    cum = np.zeros((cost.shape[0], hi + 1))
-    np.cumsum(cost, axis=1, out=cum[:, 1:])
+    cum = np.empty((cost.shape[0], hi + 1))
+    cum[:, 0] = 0.0
+    cost.cumsum(axis=1, out=cum[:, 1:])
     window_cost = cum[:, lo + d:] - cum[:, lo:lo + n_starts]
     if problem.objective.delay_weight:
         window_cost += _delay_cost(problem, j, np.arange(lo + d, hi + 1))
-    blocked = _blocked(ok)
-    window_cost[blocked[:, d:] > blocked[:, :n_starts]] = np.inf
-    best = int(np.argmin(window_cost))
+    if not ok.all():
+        blocked = _blocked(ok)
+        window_cost[blocked[:, d:] > blocked[:, :n_starts]] = np.inf
+    best = int(window_cost.argmin())
     row, col = divmod(best, n_starts)
     if not np.isfinite(window_cost[row, col]):
         return None
@@ -186,11 +205,12 @@ def _best_contiguous(problem: Problem, state: _State, j: int):
 
 
 @functools.lru_cache(maxsize=256)
-def _dp_moves(k: int, d: int, m: int) -> np.ndarray:
+def _dp_moves(k: int, d: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     """[2, N] the two predecessors of each DP state (site, slots chosen, run state), flat
     index into the value array of N + 1 entries (the last one always inf: no predecessor).
     Run state 0 (not running) comes from 0 or m; q < m from q - 1 with one slot fewer; m from
-    m - 1 or m with one slot fewer. The second is taken only where strictly cheaper."""
+    m - 1 or m with one slot fewer. The second is taken only where strictly cheaper. And
+    [k] the start states (no slot chosen yet) of the k sites."""
     n = k * (d + 1) * (m + 1)
     r, c, q = np.unravel_index(np.arange(n), (k, d + 1, m + 1))
     flat = functools.partial(np.ravel_multi_index, dims=(k, d + 1, m + 1))
@@ -200,9 +220,9 @@ def _dp_moves(k: int, d: int, m: int) -> np.ndarray:
     prev_c = np.maximum(c - 1, 0)
     first = np.where(grow, flat((r, prev_c, np.maximum(q - 1, 0))), first)
     second = np.where(grow & (q == m), flat((r, prev_c, np.full(n, m))), second)
-    out = np.stack([first, second])
-    out.setflags(write=False)
-    return out
+    moves = np.stack([first, second])
+    moves.setflags(write=False)
+    return moves, flat((np.arange(k), 0, 0))
 
 
 def _best_interruptible(problem: Problem, state: _State, j: int):
@@ -212,14 +232,14 @@ def _best_interruptible(problem: Problem, state: _State, j: int):
     state by state, so the same placement and cost."""
     d, m = int(problem.duration_slots[j]), int(problem.min_run_slots[j])
     lo, hi = int(problem.first_slot[j]), int(problem.last_slot[j])
-    cost, ok = _costs_until(problem, state, j, lo, hi)
+    cost, ok = _costs_until(problem, state, j, lo, hi, first=lo)
     k, width = ok.shape
     n = k * (d + 1) * (m + 1)
-    moves = _dp_moves(k, d, m)
+    moves, start = _dp_moves(k, d, m)
     # What a slot adds per state: its cost where the job runs in it (run state >= 1), else 0.
-    slot_cost = np.where(ok, cost[:, lo:], np.inf).T
+    cost[~ok] = np.inf
     added = np.zeros((width, k, d + 1, m + 1))
-    added[:, :, :, 1:] = slot_cost[:, :, None, None]
+    added[:, :, :, 1:] = cost.T[:, :, None, None]
     added = added.reshape(width, n)
     delay = None
     if problem.objective.delay_weight:
@@ -227,16 +247,18 @@ def _best_interruptible(problem: Problem, state: _State, j: int):
         delay[:, :, d, 1:] = _delay_cost(problem, j, np.arange(lo + 1, hi + 1))[:, None, None]
         delay = delay.reshape(width, n)
     value = np.full(n + 1, np.inf)
-    value[np.ravel_multi_index((np.arange(k), 0, 0), (k, d + 1, m + 1))] = 0.0
+    value[start] = 0.0
+    states = value[:n]
     took_second = np.empty((width, n), dtype=bool)
     pair = np.empty((2, n))
+    stay, other = pair
     for i in range(width):
-        np.take(value, moves, out=pair)
-        np.less(pair[1], pair[0], out=took_second[i])
-        np.minimum(pair[0], pair[1], out=value[:n])
-        value[:n] += added[i]
+        value.take(moves, out=pair)
+        np.less(other, stay, out=took_second[i])
+        np.minimum(stay, other, out=states)
+        states += added[i]
         if delay is not None:
-            value[:n] += delay[i]
+            states += delay[i]
     final = value[:n].reshape(k, d + 1, m + 1)[:, d]
     end_state = np.where(final[:, 0] <= final[:, m], 0, m)
     totals = final[np.arange(k), end_state]
