@@ -27,13 +27,21 @@ UNPLACEABLE = "no site and window where its GPUs and power fit beside the other 
 class _JobView:
     """What the insertion of one job needs that does not change while it is placed: its
     allowed sites as rows of the [S, T] arrays (a slice where they are in site order with no
-    gap), its facility power and the power cap at each."""
+    gap), its facility power and the power cap at each, and its sizes as Python numbers."""
 
     rows: slice | np.ndarray
     facility_kw: np.ndarray     # [k, 1]
     cap_kw: np.ndarray          # [k, 1] power cap plus the 1e-9 tolerance
     renewable_kw: np.ndarray    # [k, T]
     coef: np.ndarray            # [k, T] objective per grid kWh
+    sites: tuple[int, ...]
+    gpus: int
+    duration_slots: int
+    min_run_slots: int
+    first_slot: int
+    last_slot: int              # exclusive
+    splittable: bool
+    slot_hours: float
 
     @staticmethod
     def of(problem: Problem, coef: np.ndarray, j: int) -> _JobView:
@@ -43,7 +51,10 @@ class _JobView:
                 if len(sites) and (step == 1).all() else sites)
         return _JobView(rows, (problem.power_kw[j] * problem.pue[sites])[:, None],
                         problem.power_cap_kw[sites][:, None] + 1e-9,
-                        problem.renewable_kw[rows], coef[rows])
+                        problem.renewable_kw[rows], coef[rows], tuple(int(s) for s in sites),
+                        int(problem.gpus[j]), int(problem.duration_slots[j]),
+                        int(problem.min_run_slots[j]), int(problem.first_slot[j]),
+                        int(problem.last_slot[j]), _splittable(problem, j), problem.slot_hours)
 
 
 @dataclass
@@ -99,9 +110,10 @@ def _delay_cost(problem: Problem, j: int, end_slots: np.ndarray) -> np.ndarray:
 def best_placement(problem: Problem, state: _State, j: int) -> tuple[Placement, float] | None:
     """Cheapest feasible placement of job j given the jobs already in `state`; all allowed
     sites are evaluated at once (ties: the site listed first, then the earliest start)."""
-    if _splittable(problem, j):
-        return _best_interruptible(problem, state, j)
-    return _best_contiguous(problem, state, j)
+    view = state.view(j)
+    if view.splittable:
+        return _best_interruptible(problem, state, j, view)
+    return _best_contiguous(problem, state, j, view)
 
 
 def _splittable(problem: Problem, j: int) -> bool:
@@ -116,10 +128,10 @@ def feasible_options(problem: Problem, state: _State, j: int) -> int:
     """How many placements job j has left beside the jobs in `state`: its feasible
     (site, start) pairs; for a job that may split, per site the number of free slots in its
     window beyond its duration, plus one. A job with few options should be placed early."""
-    lo, hi = int(problem.first_slot[j]), int(problem.last_slot[j])
-    d = int(problem.duration_slots[j])
-    ok = _fits(problem, state, j, lo, hi)
-    if _splittable(problem, j):
+    view = state.view(j)
+    lo, hi, d = view.first_slot, view.last_slot, view.duration_slots
+    ok = _fits(state, view, lo, hi)
+    if view.splittable:
         return int(np.maximum(0, ok.sum(axis=1) - d + 1).sum())
     if hi - lo < d:
         return 0
@@ -135,10 +147,9 @@ def _blocked(ok: np.ndarray) -> np.ndarray:
     return out
 
 
-def _fits(problem: Problem, state: _State, j: int, lo: int, hi: int) -> np.ndarray:
-    """[k, hi - lo]: where job j fits at each allowed site in slots [lo, hi)."""
-    view = state.view(j)
-    return (state.free_gpus[view.rows, lo:hi] >= problem.gpus[j]) & (
+def _fits(state: _State, view: _JobView, lo: int, hi: int) -> np.ndarray:
+    """[k, hi - lo]: where the job fits at each allowed site in slots [lo, hi)."""
+    return (state.free_gpus[view.rows, lo:hi] >= view.gpus) & (
         state.load_kw[view.rows, lo:hi] + view.facility_kw <= view.cap_kw)
 
 
@@ -156,12 +167,11 @@ def _site_costs(problem: Problem, state: _State, j: int,
     return cost, ok
 
 
-def _costs_until(problem: Problem, state: _State, j: int, lo: int, hi: int,
+def _costs_until(state: _State, view: _JobView, lo: int, hi: int,
                  first: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Job j's marginal objective [k, hi - first] per slot in slots [first, hi) at each
+    """The job's marginal objective [k, hi - first] per slot in slots [first, hi) at each
     allowed site (the same arithmetic as `_site_costs`, so the same floats), and where it
     fits [k, hi - lo] in slots [lo, hi) (first <= lo)."""
-    view = state.view(j)
     load = state.load_kw[view.rows, first:hi]
     renewable = view.renewable_kw[:, first:hi]
     with_job = load + view.facility_kw
@@ -171,22 +181,21 @@ def _costs_until(problem: Problem, state: _State, j: int, lo: int, hi: int,
     without_job = load - renewable
     np.maximum(0.0, without_job, out=without_job)
     cost -= without_job
-    cost *= problem.slot_hours
+    cost *= view.slot_hours
     cost *= view.coef[:, first:hi]
-    ok = state.free_gpus[view.rows, lo:hi] >= problem.gpus[j]
+    ok = state.free_gpus[view.rows, lo:hi] >= view.gpus
     ok &= with_job[:, lo - first:] <= view.cap_kw
     return cost, ok
 
 
-def _best_contiguous(problem: Problem, state: _State, j: int):
+def _best_contiguous(problem: Problem, state: _State, j: int, view: _JobView):
     """Cheapest feasible start over all allowed sites from prefix sums of the slot costs
     (summed from slot 0, as the first version did, so that the same floats come out)."""
-    d = int(problem.duration_slots[j])
-    lo, hi = int(problem.first_slot[j]), int(problem.last_slot[j])
+    d, lo, hi = view.duration_slots, view.first_slot, view.last_slot
     n_starts = hi - d + 1 - lo
     if n_starts <= 0:
         return None
-    cost, ok = _costs_until(problem, state, j, lo, hi)
+    cost, ok = _costs_until(state, view, lo, hi)
     cum = np.empty((cost.shape[0], hi + 1))
     cum[:, 0] = 0.0
     cost.cumsum(axis=1, out=cum[:, 1:])
@@ -200,8 +209,7 @@ def _best_contiguous(problem: Problem, state: _State, j: int):
     row, col = divmod(best, n_starts)
     if not np.isfinite(window_cost[row, col]):
         return None
-    site = int(problem.allowed_sites[j][row])
-    return Placement.contiguous(site, lo + col, d), float(window_cost[row, col])
+    return Placement.contiguous(view.sites[row], lo + col, d), float(window_cost[row, col])
 
 
 @functools.lru_cache(maxsize=256)
@@ -225,14 +233,14 @@ def _dp_moves(k: int, d: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     return moves, flat((np.arange(k), 0, 0))
 
 
-def _best_interruptible(problem: Problem, state: _State, j: int):
+def _best_interruptible(problem: Problem, state: _State, j: int, view: _JobView):
     """DP over slots, all sites at once, with state (slots chosen, current run length capped
     at min_run): a run may only end once it is min_run slots long. One gather per slot over
     the flat state vector (`_dp_moves`); the same sums in the same order as a DP written
     state by state, so the same placement and cost."""
-    d, m = int(problem.duration_slots[j]), int(problem.min_run_slots[j])
-    lo, hi = int(problem.first_slot[j]), int(problem.last_slot[j])
-    cost, ok = _costs_until(problem, state, j, lo, hi, first=lo)
+    d, m = view.duration_slots, view.min_run_slots
+    lo, hi = view.first_slot, view.last_slot
+    cost, ok = _costs_until(state, view, lo, hi, first=lo)
     k, width = ok.shape
     n = k * (d + 1) * (m + 1)
     moves, start = _dp_moves(k, d, m)
@@ -267,7 +275,7 @@ def _best_interruptible(problem: Problem, state: _State, j: int):
         return None
     flags = took_second.reshape(width, k, d + 1, m + 1)[:, row]
     slots = _backtrack(flags, lo, d, m, int(end_state[row]))
-    return Placement(int(problem.allowed_sites[j][row]), slots), float(totals[row])
+    return Placement(view.sites[row], slots), float(totals[row])
 
 
 def _backtrack(took_second: np.ndarray, lo: int, d: int, m: int, q: int) -> tuple[int, ...]:

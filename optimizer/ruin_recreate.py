@@ -117,6 +117,15 @@ class _Ruiner:
             self.allowed[j, list(sites)] = True
         self._ideal: np.ndarray | None = None
         self.weights = dict.fromkeys(kinds, 1.0)
+        # Fixed for the search: a (site, slot) cell's chance in a clean-window ruin (cleaner
+        # cells likelier: rank-based weights) and the prefix sums that rank the worst jobs.
+        flat = coef.ravel()
+        ranks = np.empty(flat.size)
+        ranks[np.argsort(flat)] = np.arange(flat.size)
+        weights = np.exp(-3.0 * ranks / flat.size)
+        self.cell_chance = weights / weights.sum()
+        self.coef_cum = np.concatenate([np.zeros((problem.n_sites, 1)), np.cumsum(coef, axis=1)],
+                                       axis=1)
 
     @property
     def ideal(self) -> np.ndarray:
@@ -156,12 +165,7 @@ class _Ruiner:
 
     def _clean_window(self, sched: _Schedule, size: int) -> np.ndarray:
         prob = self.problem
-        # A (site, slot) cell, cleaner cells likelier: rank-based weights.
-        flat = self.coef.ravel()
-        ranks = np.empty(flat.size)
-        ranks[np.argsort(flat)] = np.arange(flat.size)
-        weights = np.exp(-3.0 * ranks / flat.size)
-        cell = int(self.rng.choice(flat.size, p=weights / weights.sum()))
+        cell = int(self.rng.choice(self.cell_chance.size, p=self.cell_chance))
         site, slot = divmod(cell, prob.n_slots)
         half = int(self.rng.integers(1, max(2, prob.n_slots // 8)))
         lo, hi = max(0, slot - half), min(prob.n_slots, slot + half + 1)
@@ -190,8 +194,7 @@ class _Ruiner:
         placed = np.flatnonzero(sched.site >= 0)
         prob = self.problem
         kw = prob.power_kw[placed] * prob.pue[sched.site[placed]]
-        cum = np.concatenate([np.zeros((prob.n_sites, 1)), np.cumsum(self.coef, axis=1)],
-                             axis=1)
+        cum = self.coef_cum
         # Contiguous estimate of the current cost (ignores renewables): enough to rank.
         now = kw * (cum[sched.site[placed], sched.hi[placed]]
                     - cum[sched.site[placed], sched.lo[placed]]) * prob.slot_hours
