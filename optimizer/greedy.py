@@ -32,8 +32,6 @@ class _JobView:
     rows: slice | np.ndarray
     facility_kw: np.ndarray     # [k, 1]
     cap_kw: np.ndarray          # [k, 1] power cap plus the 1e-9 tolerance
-    renewable_kw: np.ndarray    # [k, T]
-    coef: np.ndarray            # [k, T] objective per grid kWh
     sites: tuple[int, ...]
     gpus: int
     duration_slots: int
@@ -44,14 +42,14 @@ class _JobView:
     slot_hours: float
 
     @staticmethod
-    def of(problem: Problem, coef: np.ndarray, j: int) -> _JobView:
+    def of(problem: Problem, j: int) -> _JobView:
         sites = np.asarray(problem.allowed_sites[j], dtype=np.int64)
         step = np.diff(sites)
         rows = (slice(int(sites[0]), int(sites[-1]) + 1)
                 if len(sites) and (step == 1).all() else sites)
         return _JobView(rows, (problem.power_kw[j] * problem.pue[sites])[:, None],
                         problem.power_cap_kw[sites][:, None] + 1e-9,
-                        problem.renewable_kw[rows], coef[rows], tuple(int(s) for s in sites),
+                        tuple(int(s) for s in sites),
                         int(problem.gpus[j]), int(problem.duration_slots[j]),
                         int(problem.min_run_slots[j]), int(problem.first_slot[j]),
                         int(problem.last_slot[j]), _splittable(problem, j), problem.slot_hours)
@@ -76,7 +74,7 @@ class _State:
         """Job j's constants (computed once per state)."""
         found = self.views.get(j)
         if found is None:
-            found = self.views[j] = _JobView.of(self.problem, self.coef, j)
+            found = self.views[j] = _JobView.of(self.problem, j)
         return found
 
     def apply(self, j: int, p: Placement, sign: int) -> None:
@@ -173,7 +171,7 @@ def _costs_until(state: _State, view: _JobView, lo: int, hi: int,
     allowed site (the same arithmetic as `_site_costs`, so the same floats), and where it
     fits [k, hi - lo] in slots [lo, hi) (first <= lo)."""
     load = state.load_kw[view.rows, first:hi]
-    renewable = view.renewable_kw[:, first:hi]
+    renewable = state.problem.renewable_kw[view.rows, first:hi]
     with_job = load + view.facility_kw
     # In place, but the same operations in the same order as `_site_costs`.
     cost = with_job - renewable
@@ -182,7 +180,7 @@ def _costs_until(state: _State, view: _JobView, lo: int, hi: int,
     np.maximum(0.0, without_job, out=without_job)
     cost -= without_job
     cost *= view.slot_hours
-    cost *= view.coef[:, first:hi]
+    cost *= state.coef[view.rows, first:hi]
     ok = state.free_gpus[view.rows, lo:hi] >= view.gpus
     ok &= with_job[:, lo - first:] <= view.cap_kw
     return cost, ok
@@ -212,7 +210,7 @@ def _best_contiguous(problem: Problem, state: _State, j: int, view: _JobView):
     return Placement.contiguous(view.sites[row], lo + col, d), float(window_cost[row, col])
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=128)
 def _dp_moves(k: int, d: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     """[2, N] the two predecessors of each DP state (site, slots chosen, run state), flat
     index into the value array of N + 1 entries (the last one always inf: no predecessor).
@@ -244,19 +242,16 @@ def _best_interruptible(problem: Problem, state: _State, j: int, view: _JobView)
     k, width = ok.shape
     n = k * (d + 1) * (m + 1)
     moves, start = _dp_moves(k, d, m)
-    # What a slot adds per state: its cost where the job runs in it (run state >= 1), else 0.
+    # What slot lo + i adds to the states running in it (run state >= 1), per site.
     cost[~ok] = np.inf
-    added = np.zeros((width, k, d + 1, m + 1))
-    added[:, :, :, 1:] = cost.T[:, :, None, None]
-    added = added.reshape(width, n)
-    delay = None
-    if problem.objective.delay_weight:
-        delay = np.zeros((width, k, d + 1, m + 1))
-        delay[:, :, d, 1:] = _delay_cost(problem, j, np.arange(lo + 1, hi + 1))[:, None, None]
-        delay = delay.reshape(width, n)
+    slot_cost = np.ascontiguousarray(cost.T)[:, :, None, None]
+    delay = (_delay_cost(problem, j, np.arange(lo + 1, hi + 1)).tolist()
+             if problem.objective.delay_weight else None)
     value = np.full(n + 1, np.inf)
     value[start] = 0.0
     states = value[:n]
+    running = states.reshape(k, d + 1, m + 1)[:, :, 1:]
+    done = running[:, d]
     took_second = np.empty((width, n), dtype=bool)
     pair = np.empty((2, n))
     stay, other = pair
@@ -264,9 +259,9 @@ def _best_interruptible(problem: Problem, state: _State, j: int, view: _JobView)
         value.take(moves, out=pair)
         np.less(other, stay, out=took_second[i])
         np.minimum(stay, other, out=states)
-        states += added[i]
+        running += slot_cost[i]
         if delay is not None:
-            states += delay[i]
+            done += delay[i]
     final = value[:n].reshape(k, d + 1, m + 1)[:, d]
     end_state = np.where(final[:, 0] <= final[:, m], 0, m)
     totals = final[np.arange(k), end_state]

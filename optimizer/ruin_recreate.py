@@ -111,7 +111,6 @@ class _Ruiner:
         self.problem = problem
         self.rng = rng
         coef = problem.grid_cost_per_kwh()
-        self.coef = coef
         self.allowed = np.zeros((problem.n_jobs, problem.n_sites), dtype=bool)
         for j, sites in enumerate(problem.allowed_sites):
             self.allowed[j, list(sites)] = True
