@@ -149,7 +149,7 @@ def _instance(size: str, seed: int, limits: list[float], reference_s: float | No
         runs.append(r)
         print(f"  {size} seed {seed} {label} {limit:g} s: {r['objective']:,.1f} "
               f"(first {r['first']:,.1f} at {r['first_s']:.2f} s; wall {r['wall_s']:.1f} s) "
-              f"{r['detail'][:200]}", file=sys.stderr, flush=True)
+              f"{r['detail'][:400]}", file=sys.stderr, flush=True)
     return runs
 
 
