@@ -121,13 +121,13 @@ def _swap_back(problem: Problem, placements: dict[int, Placement],
 
 
 def _occupants(problem: Problem, placements: dict[int, Placement], back: Placement,
-               j: int) -> list[int]:
-    """Placed jobs other than ``j`` and not committed that run at ``back``'s site in its
-    slots."""
+               exclude: int) -> list[int]:
+    """Placed jobs other than ``exclude`` that are not committed (a running job is never
+    moved or left out) and run at ``back``'s site in its slots."""
     slots = set(back.slots)
     committed = problem.committed
     return sorted((k for k, p in placements.items()
-                   if k != j and p.site == back.site and slots.intersection(p.slots)
+                   if k != exclude and p.site == back.site and slots.intersection(p.slots)
                    and not (len(committed) and committed[k])),
                   key=lambda k: problem.job_ids[k])
 
@@ -205,11 +205,10 @@ def _take_back_left_out(problem: Problem, placements: dict[int, Placement],
 
 
 def _rivals(problem: Problem, placements: dict[int, Placement], back: Placement) -> list[int]:
-    """Placed jobs that were not announced and run at ``back``'s site in its slots."""
-    slots = set(back.slots)
-    return sorted((k for k, p in placements.items()
-                   if k not in problem.announced and p.site == back.site
-                   and slots.intersection(p.slots)), key=lambda k: problem.job_ids[k])
+    """Placed jobs that were neither announced nor committed and run at ``back``'s site in its
+    slots."""
+    return [k for k in _occupants(problem, placements, back, exclude=-1)
+            if k not in problem.announced]
 
 
 def _grid_cost_of(problem: Problem, load_kw: np.ndarray, cost: np.ndarray,

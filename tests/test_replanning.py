@@ -125,3 +125,21 @@ def test_a_full_site_of_alike_jobs_is_not_permuted_by_a_re_plan() -> None:
     got = placements(result)
     assert got == {f"j{k}": ("a", 3 - k // 2, 4 - k // 2) for k in range(8)}, got
     assert result.stability.moved == 0 and result.stability.announced == 8
+
+
+def test_a_committed_job_never_gives_its_place_to_an_announced_one() -> None:
+    """The only slot an announced job's window allows is taken by a running job of the same
+    size: the announced job is left out, the running one keeps its place (it was once taken
+    out for it, as if it had not been announced)."""
+    request = small_request(slots=2, ci=[100, 100])
+    request["sites"][0]["gpu_capacity"] = 4
+    request["options"]["allow_partial"] = True
+    request["objective"] = {"move_weight": 0.5}
+    request["jobs"] = [
+        job("running", gpus=4, power_kw=2.0, duration_minutes=60, committed_site="a",
+            committed_start=hours(0)),
+        job("new", gpus=4, power_kw=2.0, duration_minutes=60, announced_site="a",
+            announced_start=hours(0), deadline=hours(1))]
+    result = solve_checked(request)
+    assert placements(result) == {"running": ("a", 0, 1)}
+    assert list(result.plan.unscheduled) == [1]
