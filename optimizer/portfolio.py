@@ -77,6 +77,7 @@ def improve_plan(problem: Problem, jobs: list[int], plan: Plan, backend: Backend
     `run_exact(deadline, stop_flag[, start])` solves the whole model with the chosen backend."""
     remaining = deadline - time.monotonic()
     columns = estimate_columns(problem, jobs)
+    emit = _improving_only(emit)
 
     def stopped() -> bool:
         return stop_flag is not None and stop_flag()
@@ -104,6 +105,26 @@ def improve_plan(problem: Problem, jobs: list[int], plan: Plan, backend: Backend
     with_exact = columns <= EXACT_PORTFOLIO_MAX_COLUMNS
     return _race_lns_and_exact(problem, plan, backend, lag, with_exact, work_deadline,
                                run_exact, stop_flag, emit)
+
+
+def _improving_only(emit: Callable[..., None]) -> Callable[..., None]:
+    """``emit`` that passes an incumbent without a bound on only if it improves on every
+    one before it: searches running side by side each report their own bests."""
+    lock = threading.Lock()
+    best = [math.inf]
+
+    def guarded(kind: str, **data) -> None:
+        value = data.get("objective")
+        if kind == "incumbent" and value is not None and data.get("best_bound") is None:
+            with lock:
+                if value >= best[0]:
+                    return
+                best[0] = value
+        elif kind == "incumbent" and value is not None:
+            with lock:
+                best[0] = min(best[0], value)
+        emit(kind, **data)
+    return guarded
 
 
 def _race_lns_and_exact(problem: Problem, plan: Plan, backend: Backend, lag: LagrangianResult,
@@ -171,8 +192,10 @@ def _recreate_if_binding(problem: Problem, plan: Plan, work_deadline: float,
                          stopped: Callable[[], bool], emit: Callable[..., None]
                          ) -> tuple[Plan, str]:
     """Where a probe finds that capacity binds, ruin and recreate improves the plan for a
-    share of the time left before LNS takes over; the plan and a note for the detail line
-    ("" where capacity does not bind)."""
+    share of the time left before LNS takes over, here and (another seed) in a worker process
+    on the other core; the better plan and a note for the detail line ("" where capacity does
+    not bind)."""
+    from gridshift.optimizer.backends.isolated import recreate_isolated
     from gridshift.optimizer.ruin_recreate import ruin_and_recreate
 
     def improved(_: Plan, value: float) -> None:
@@ -182,22 +205,56 @@ def _recreate_if_binding(problem: Problem, plan: Plan, work_deadline: float,
     if not _capacity_binds(probe):
         return plan, ""
     until = time.monotonic() + RECREATE_BEFORE_LNS_SHARE * (work_deadline - time.monotonic())
-    plan, stats = ruin_and_recreate(problem, plan, until, seed=problem.options.random_seed + 1,
+    second = _in_thread(lambda: recreate_isolated(
+        problem, plan, time_limit_s=until - time.monotonic(),
+        seed=problem.options.random_seed + 2, on_improve=improved, stop_flag=stopped))
+    mine, stats = ruin_and_recreate(problem, plan, until, seed=problem.options.random_seed + 1,
                                     stop=stopped, on_improve=improved)
-    return plan, (f"capacity binds ({probe.failed} of {probe.steps} recreations in a probe "
-                  f"found no room): {stats.summary()}; then ")
+    theirs, summary = second()
+    if plan_objective(problem, theirs) < plan_objective(problem, mine):
+        mine = theirs
+    return mine, (f"capacity binds ({probe.failed} of {probe.steps} recreations in a probe "
+                  f"found no room): {stats.summary()}; beside it in a worker process: "
+                  f"{summary}; then ")
+
+
+def _in_thread(call: Callable[[], object]) -> Callable[[], object]:
+    """Start ``call`` on a thread; the returned function waits for its result (or raises
+    its exception)."""
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["result"] = call()
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def result() -> object:
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
+    return result
 
 
 def _improve_small(problem: Problem, jobs: list[int], plan: Plan, backend: Backend,
                    deadline: float, work_deadline: float, run_exact, stopped, emit) -> Improvement:
     """The exact backend on the whole model; beside it, on the other core, LP-guided
     restricted MIPs (optimizer/lp_guided.py), which often get much closer to the optimum in
-    seconds where the whole model does not close. The better plan wins."""
+    seconds where the whole model does not close. The better plan wins.
+
+    Where a probe finds that capacity binds, the whole model stops (it neither closes nor
+    improves a plan there) and its core runs a second ruin-and-recreate search in a worker
+    process, after the LP relaxation for the bound."""
     # CP-SAT improved none of its restricted rounds on the medium instance (0/5 in 10 s): the
     # search runs with HiGHS, whose root heuristics do the work.
     guided_worth_it = (backend == Backend.HIGHS and len(jobs) >= 20
                        and work_deadline - time.monotonic() >= 2.0)
     proven = threading.Event()
+    binding = threading.Event()
     guided: dict = {}
     searcher = None
     if guided_worth_it:
@@ -210,32 +267,83 @@ def _improve_small(problem: Problem, jobs: list[int], plan: Plan, backend: Backe
         # the exact backend proves optimality.
         at_once = estimate_columns(problem, jobs) >= SEARCH_AT_ONCE_MIN_COLUMNS
 
+        def on_binding(probed: Plan) -> None:
+            guided["probed"] = probed
+            binding.set()
+
         def search() -> None:
             if at_once or not proven.wait(wait_s):
                 guided["result"] = _local_and_guided(problem, jobs, plan, backend,
                                                      work_deadline,
-                                                     lambda: proven.is_set() or stopped(), emit)
+                                                     lambda: proven.is_set() or stopped(), emit,
+                                                     on_binding)
 
         searcher = threading.Thread(target=search, daemon=True)
         searcher.start()
-    result, exact_plan = run_exact(work_deadline, stopped)
-    proven.set()
+    result, exact_plan = run_exact(work_deadline, lambda: stopped() or binding.is_set())
+    second = None
+    if binding.is_set() and result.status != "optimal":
+        second = _second_search(problem, jobs, guided["probed"], work_deadline, stopped, emit)
+    else:
+        proven.set()
     if searcher is not None:
         searcher.join()
     found = guided.get("result")
     start = found.plan if found is not None else plan
+    if second is not None and plan_objective(problem, second[0]) < plan_objective(problem,
+                                                                                   start):
+        start = second[0]
     chosen = _pick(problem, start, exact_plan, result, -math.inf, "")
     if result.status != "optimal":
         lag = lagrangian_bound(restricted(problem, jobs), plan_objective(problem, chosen.plan),
                                time_budget_s=max(0.05, deadline - time.monotonic()),
                                stop=stopped)
         bound, note = lag.bound, _bound_note(lag)
-        if found is not None and found.lp_bound > bound:
-            bound, note = found.lp_bound, "bound: LP relaxation"
+        lp_bounds = [b for b in (found.lp_bound if found else -math.inf,
+                                 second[1] if second else -math.inf) if b > bound]
+        if lp_bounds:
+            bound, note = max(lp_bounds), "bound: LP relaxation"
         chosen = _pick(problem, start, exact_plan, result, bound, note)
     if found is not None and (found.rounds or "skipped" in found.detail):
         chosen.detail = f"{chosen.detail}; {found.detail}"
+    if second is not None:
+        chosen.detail = f"{chosen.detail}; {second[2]}"
     return chosen
+
+
+#: Time left below which the second search skips the LP relaxation (the bound then comes
+#: from the Lagrangian relaxation alone), and the share of the time left the LP may take.
+SECOND_SEARCH_LP_MIN_S, SECOND_SEARCH_LP_SHARE = 3.0, 0.15
+
+
+def _second_search(problem: Problem, jobs: list[int], plan: Plan, work_deadline: float,
+                   stopped, emit) -> tuple[Plan, float, str]:
+    """The whole model's core once capacity is found to bind: the LP relaxation (the bound)
+    where time allows, then ruin and recreate in a worker process with its own seed until
+    ``work_deadline``. (the best plan, the LP bound or -inf, a note for the detail)."""
+    from gridshift.optimizer.backends.isolated import recreate_isolated, solve_isolated
+    from gridshift.optimizer.milp import build_milp
+
+    lp_bound, lp_note = -math.inf, ""
+    remaining = work_deadline - time.monotonic()
+    if remaining >= SECOND_SEARCH_LP_MIN_S:
+        lp = solve_isolated("highs", build_milp(problem, jobs), relax=True, workers=1,
+                            relative_gap=0.0, stop_flag=stopped,
+                            time_limit_s=SECOND_SEARCH_LP_SHARE * remaining)
+        if lp.status == "optimal":
+            lp_bound, lp_note = lp.best_bound, f"LP relaxation in {lp.wall_seconds:.1f} s, then "
+    remaining = work_deadline - time.monotonic()
+    if remaining < 0.2 or stopped():
+        return plan, lp_bound, f"whole model stopped: capacity binds; {lp_note}no second search"
+
+    def improved(_: Plan, value: float) -> None:
+        emit("incumbent", objective=value, best_bound=None)
+
+    best, summary = recreate_isolated(problem, plan, time_limit_s=remaining,
+                                      seed=problem.options.random_seed + 2,
+                                      on_improve=improved, stop_flag=stopped)
+    return best, lp_bound, (f"whole model stopped: capacity binds; {lp_note}a second search "
+                            f"in a worker process: {summary}")
 
 
 #: Models at least this large (solve.ISOLATE_MIN_COLUMNS: the exact backend runs in a worker
@@ -250,7 +358,8 @@ CAPACITY_BINDS_FAILED_SHARE = 0.05
 
 
 def _local_and_guided(problem: Problem, jobs: list[int], plan: Plan, backend: Backend,
-                      work_deadline: float, stopped, emit):
+                      work_deadline: float, stopped, emit,
+                      on_binding: Callable[[Plan], None] | None = None):
     """A short probe of ruin and recreate (optimizer/ruin_recreate.py) tells whether capacity
     binds: whether jobs taken out often find no room again. Where it binds, the LP relaxation
     is weak and so is its guidance, and ruin and recreate gets the time; elsewhere LP-guided
@@ -259,7 +368,9 @@ def _local_and_guided(problem: Problem, jobs: list[int], plan: Plan, backend: Ba
     Measured (10 s, 2 cores): on the tight medium instances (bench/tight.py) no LP-guided
     round improved the heuristic's plan (0/7 on seed 1: 768.8 kg) while ruin and recreate
     reached 740-746; on the generous medium instance (bench/solver.py) ruin and recreate
-    reaches 169 kg where the rounds reach 155.4."""
+    reaches 169 kg where the rounds reach 155.4.
+
+    ``on_binding(plan)`` is called with the probe's plan when capacity binds."""
     from gridshift.optimizer.lp_guided import GuidedResult
     from gridshift.optimizer.ruin_recreate import ruin_and_recreate
 
@@ -271,6 +382,8 @@ def _local_and_guided(problem: Problem, jobs: list[int], plan: Plan, backend: Ba
     plan, probe = _probe(problem, plan, work_deadline, stopped, improved)
     if not _capacity_binds(probe):
         return _guided(problem, jobs, [plan], backend, work_deadline, stopped, emit)
+    if on_binding is not None:
+        on_binding(plan)
     plan, stats = ruin_and_recreate(problem, plan, work_deadline, seed=seed + 1, stop=stopped,
                                     on_improve=improved)
     return GuidedResult(plan, -math.inf, 0, 0, (

@@ -109,6 +109,41 @@ def test_a_tight_night_is_planned_with_every_job_and_capacity_binding_is_said(pr
     assert incumbents == sorted(incumbents, reverse=True)
     if result.status == "FEASIBLE" and "ruin and recreate" in result.detail:
         assert "LP-guided search skipped: capacity binds" in result.detail
+        # The whole model gave its core to a second search, after the LP bound.
+        assert "whole model stopped: capacity binds" in result.detail
+        assert "a second search in a worker process: ruin and recreate" in result.detail
+        assert result.best_bound > 0 and result.objective >= result.best_bound - 1e-6
+
+
+def test_a_second_search_in_a_worker_process_improves_and_keeps_every_constraint(
+        problem) -> None:
+    from gridshift.optimizer.backends.isolated import recreate_isolated
+
+    start = greedy.greedy_plan(problem, 0.5, seed=0)
+    reported: list[tuple[float, float]] = []
+    plan, summary = recreate_isolated(
+        problem, start, time_limit_s=1.5, seed=3,
+        on_improve=lambda p, v: reported.append((v, plan_objective(problem, p))))
+    check = check_plan(problem, plan)
+    assert check.ok, check.violations[:5]
+    assert set(plan.placements) == set(start.placements)
+    assert plan_objective(problem, plan) <= plan_objective(problem, start) + 1e-9
+    assert summary.startswith("ruin and recreate:")
+    assert all(a == pytest.approx(b, rel=1e-9) for a, b in reported)
+    assert [a for a, _ in reported] == sorted((a for a, _ in reported), reverse=True)
+
+
+def test_a_second_search_stops_when_asked_with_its_best_plan(problem) -> None:
+    from gridshift.optimizer.backends.isolated import recreate_isolated
+
+    start = greedy.greedy_plan(problem, 0.5, seed=0)
+    began = time.monotonic()
+    plan, summary = recreate_isolated(problem, start, time_limit_s=120, seed=3,
+                                      stop_flag=lambda: time.monotonic() - began > 1.0)
+    assert time.monotonic() - began < 10
+    assert summary == "second search cancelled"
+    assert check_plan(problem, plan).ok and set(plan.placements) == set(start.placements)
+    assert plan_objective(problem, plan) <= plan_objective(problem, start) + 1e-9
 
 
 def test_generous_instances_keep_lp_guidance(monkeypatch) -> None:
@@ -160,4 +195,5 @@ def test_the_portfolio_path_gives_ruin_and_recreate_the_time_where_capacity_bind
     heuristic = next(e["objective"] for e in events if e["kind"] == "heuristic")
     assert result.objective <= heuristic + 1e-9
     assert "capacity binds" in result.detail and "then LNS" in result.detail
+    assert "beside it in a worker process: ruin and recreate" in result.detail
     assert "bound:" in result.detail

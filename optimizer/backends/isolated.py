@@ -22,10 +22,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from gridshift.optimizer.backends import BackendResult, ProgressCallback
 from gridshift.optimizer.milp import MilpModel
+from gridshift.optimizer.plan import Plan
+from gridshift.optimizer.problem import Problem
 
 # Extra time a solver gets past its own time limit before it is killed.
 KILL_GRACE_S = 0.5
@@ -108,10 +108,43 @@ def solve_isolated(backend: str, model: MilpModel, *, time_limit_s: float,
     """Solve in a worker; returns the solver's result, or the last incumbent when the solve is
     cancelled (stop_flag) or overruns time_limit_s + KILL_GRACE_S."""
     started = time.monotonic()
+    outcome, last = _run_in_worker((backend, model, dict(kwargs, time_limit_s=time_limit_s)),
+                                   started + time_limit_s + KILL_GRACE_S, on_progress, stop_flag)
+    if outcome == "result":
+        return last
+    objective, bound, _, values = last or (math.nan, -math.inf, 0.0, None)
+    status = "feasible" if values is not None else "no_solution"
+    return BackendResult(status, values, objective, bound, time.monotonic() - started,
+                         f"{backend}: {outcome}; last incumbent returned")
+
+
+def recreate_isolated(problem: Problem, plan: Plan, *, time_limit_s: float, seed: int,
+                      on_improve: Callable[[Plan, float], None] | None = None,
+                      stop_flag: Callable[[], bool] | None = None) -> tuple[Plan, str]:
+    """Ruin and recreate (optimizer/ruin_recreate.py) from ``plan`` in a worker process, for
+    a second search beside one in this process: (the best plan, a summary). Cancelled or
+    overrunning, the best plan it reported is returned (``plan`` if none)."""
+    def improved(objective: float, _bound: float, _elapsed: float, better: Plan) -> None:
+        if on_improve is not None:
+            on_improve(better, objective)
+
+    outcome, last = _run_in_worker(
+        ("ruin_recreate", (problem, plan), {"time_limit_s": time_limit_s, "seed": seed}),
+        time.monotonic() + time_limit_s + KILL_GRACE_S, improved, stop_flag)
+    if outcome == "result":
+        return last
+    return (last[3] if last else plan), f"second search {outcome}"
+
+
+def _run_in_worker(job: tuple, hard_deadline: float, on_progress, stop_flag
+                   ) -> tuple[str, Any]:
+    """Send ``job`` to a worker and follow it: ("result", the result), or the reason it was
+    ended ("cancelled", "killed at the wall-clock limit") and the last progress message's
+    (objective, bound, elapsed, values), None if there was none. A worker that fails or
+    ends without a result raises RuntimeError."""
     worker = _acquire()
-    worker.send((backend, model, dict(kwargs, time_limit_s=time_limit_s)))
-    hard_deadline = started + time_limit_s + KILL_GRACE_S
-    best: tuple[float, float, np.ndarray | None] = (math.nan, -math.inf, None)
+    worker.send(job)
+    last = None
     while True:
         if stop_flag is not None and stop_flag():
             reason = "cancelled"
@@ -124,22 +157,18 @@ def solve_isolated(backend: str, model: MilpModel, *, time_limit_s: float,
         except queue.Empty:
             continue
         if message[0] == "progress":
-            _, objective, bound, elapsed, values = message
-            best = (objective, bound, values)
+            last = message[1:]
             if on_progress is not None:
-                on_progress(objective, bound, elapsed, values)
+                on_progress(*last)
         elif message[0] == "result":
             _release(worker)
-            return message[1]
+            return "result", message[1]
         elif message[0] == "error":
             _release(worker)
-            raise RuntimeError(f"{backend} solver failed: {message[1]}")
+            raise RuntimeError(f"{job[0]} solver failed: {message[1]}")
         else:
             worker.kill()
-            raise RuntimeError(f"{backend} solver process ended without a result "
+            raise RuntimeError(f"{job[0]} solver process ended without a result "
                                f"(exit code {worker.process.poll()})")
     worker.kill()
-    objective, bound, values = best
-    status = "feasible" if values is not None else "no_solution"
-    return BackendResult(status, values, objective, bound, time.monotonic() - started,
-                         f"{backend}: {reason}; last incumbent returned")
+    return reason, last

@@ -4,6 +4,9 @@ Reads pickled solve jobs from stdin, runs them, and writes pickled messages — 
 objective, bound, elapsed, values), then ("result", BackendResult) or ("error", text) — to a
 private copy of its original stdout. fd 1 itself is pointed at stderr so that anything a solver
 library prints cannot corrupt the message stream.
+
+A job is (backend, model, options): "highs" or "cpsat" on a MilpModel, or "ruin_recreate" on
+(problem, plan), a second local search beside the caller's (its progress values are plans).
 """
 
 from __future__ import annotations
@@ -31,13 +34,35 @@ def main() -> int:
             pickle.dump(("progress", objective, bound, elapsed, values), messages)
             messages.flush()
 
-        solver = solve_highs if backend == "highs" else solve_cpsat
         try:
-            reply = ("result", solver(model, on_progress=progress, **kwargs))
+            if backend == "ruin_recreate":
+                reply = ("result", _ruin_and_recreate(model, progress, **kwargs))
+            else:
+                solver = solve_highs if backend == "highs" else solve_cpsat
+                reply = ("result", solver(model, on_progress=progress, **kwargs))
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
             reply = ("error", f"{type(exc).__name__}: {exc}")
         pickle.dump(reply, messages)
         messages.flush()
+
+
+def _ruin_and_recreate(job: tuple, progress, *, time_limit_s: float, seed: int) -> tuple:
+    """A ruin-and-recreate search (optimizer/ruin_recreate.py) on ``job`` = (problem, plan):
+    each new best plan goes out as progress (its objective, the plan); returns (the best
+    plan, the search's summary)."""
+    import time
+
+    from gridshift.optimizer.ruin_recreate import ruin_and_recreate
+
+    problem, plan = job
+    began = time.monotonic()
+
+    def improved(better, objective: float) -> None:
+        progress(objective, float("-inf"), time.monotonic() - began, better)
+
+    best, stats = ruin_and_recreate(problem, plan, began + time_limit_s, seed=seed,
+                                    on_improve=improved)
+    return best, stats.summary()
 
 
 if __name__ == "__main__":
