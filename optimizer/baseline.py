@@ -1,10 +1,11 @@
 """The carbon-agnostic FIFO baseline (docs/architecture.md, "The baseline").
 
-Jobs in order of (earliest_start, id); each is placed contiguously at its home site at the
-earliest slot at or after its earliest start where its GPUs (and the site's power cap) fit
-for its whole duration beside the jobs placed before it. It may finish after its deadline but
-not after the horizon; a job that does not fit at home is tried at its other allowed sites in
-the order listed; a job that fits nowhere is left out and reported.
+Committed (running) jobs first, where they run; then jobs in order of (earliest_start, id);
+each is placed contiguously at its home site at the earliest slot at or after its earliest
+start where its GPUs (and the site's power cap) fit for its whole duration beside the jobs
+placed before it. It may finish after its deadline but not after the horizon; a job that does
+not fit at home is tried at its other allowed sites in the order listed; a job that fits
+nowhere is left out and reported.
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ def fifo_baseline(problem: Problem) -> Plan:
     """The FIFO plan; jobs that fit nowhere are in `unscheduled`."""
     free_gpus = problem.gpu_capacity.astype(np.int64).copy()
     free_kw = np.repeat(problem.power_cap_kw[:, None], problem.n_slots, axis=1)
+    # Committed (running) jobs first: each has one placement, which must be its own.
+    committed = problem.committed if len(problem.committed) else np.zeros(problem.n_jobs, bool)
     order = sorted(range(problem.n_jobs),
-                   key=lambda j: (problem.earliest_hours[j], problem.job_ids[j]))
+                   key=lambda j: (not committed[j], problem.earliest_hours[j],
+                                  problem.job_ids[j]))
     plan = Plan()
     for j in order:
         home = int(problem.home_site[j])

@@ -227,3 +227,36 @@ def test_no_regret_rule_in_a_replay(data_dir: Path) -> None:
     assert strict.no_regret["kept"] <= loose.no_regret["kept"]
     assert strict.no_regret["pulled_back"] >= loose.no_regret["pulled_back"]
     assert "3 standard deviations" in strict.rules["gridshift"]
+
+
+def test_a_power_cap_holds_for_jobs_of_unequal_kw_per_gpu(data_dir: Path, own_csv: Path,
+                                                          tmp_path: Path) -> None:
+    """A site of 8 GPUs capped at 3.5 kW, 1-GPU jobs at 1 kW and 4-GPU jobs at 1.6 kW: held
+    to the highest kW per GPU (the old rule), a 4-GPU job fit nowhere. Commitments now reach
+    each window's request as running jobs, so every policy's schedule keeps both the GPUs
+    and the cap at every hour, and each window's plan passed the checker with them."""
+    t0 = datetime(2022, 10, 25, tzinfo=UTC)
+    jobs = [{"id": f"j{i}", "gpus": 4 if i % 2 else 1, "power_kw": 1.6 if i % 2 else 1.0,
+             "duration_minutes": 60 + 60 * (i % 3),
+             "earliest_start": (t0 + timedelta(hours=i // 2, minutes=5)).isoformat()}
+            for i in range(12)]
+    (tmp_path / "jobs.json").write_text(json.dumps({"jobs": jobs}))
+    result = backtest.run_backtest("MY-GRID", START, days=1, data_dir=data_dir,
+                                   csv_path=str(own_csv), jobs_path=str(tmp_path / "jobs.json"),
+                                   time_limit_s=1.0, capacity_gpus=8, pue=1.0,
+                                   power_cap_kw=3.5)
+    assert result.checks_passed > 0
+    by_id = {j.id: j for j in result.jobs}
+    origin = datetime(START.year, START.month, START.day, tzinfo=UTC)
+    for policy in result.starts.columns:
+        kw, gpus = np.zeros(24 * 8), np.zeros(24 * 8, dtype=int)
+        for job_id, start in result.starts[policy].items():
+            job = by_id[job_id]
+            hour = int((pd.Timestamp(start) - origin).total_seconds() // 3600)
+            kw[hour:hour + job.duration_slots] += job.power_kw
+            gpus[hour:hour + job.duration_slots] += job.gpus
+        assert kw.max() <= 3.5 + 1e-9, policy
+        assert gpus.max() <= 8, policy
+    # The cap binds: two 4-GPU jobs (3.2 kW) never run beside a 1-GPU one.
+    table = result.table.set_index("policy")
+    assert table.loc["gridshift", "emissions_kg"] <= table.loc["run-now", "emissions_kg"] + 1e-9

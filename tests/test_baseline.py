@@ -155,3 +155,19 @@ def test_savings_use_each_sites_own_region() -> None:
     assert r.baseline_figures.totals.emissions_kg == pytest.approx(0.5)   # home a
     assert r.figures.totals.emissions_kg == pytest.approx(0.02)            # moved to b
     assert to_response(r).savings_kg == pytest.approx(0.48)
+
+
+def test_baseline_places_a_committed_job_first_where_it_runs() -> None:
+    """A job committed to start at slot 2 (its one placement) and a pending job that could
+    start at slot 0 and would hold its GPUs then: the committed job keeps its place and the
+    pending one waits. Placed in (earliest start, id) order alone, the pending job went first
+    and the committed one was left out."""
+    request = small_request(slots=8, jobs=[
+        job("a-pending", gpus=6, duration_minutes=180),
+        job("b-committed", gpus=6, duration_minutes=120, committed_site="a",
+            committed_start=hours(2))])
+    placements, left_out = baseline_of(request)
+    assert not left_out
+    assert placements == {"b-committed": ("a", [2, 3]), "a-pending": ("a", [4, 5, 6])}
+    p = problem_of(request)
+    assert check_plan(p, fifo_baseline(p)).ok

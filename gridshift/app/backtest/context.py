@@ -121,6 +121,11 @@ class Window:
     slots: int
     jobs: list[TraceJob]
     free_gpus: np.ndarray        # [slots] GPUs the window's jobs may use
+    #: Under a power cap: the facility kW the window's jobs may use [slots], and the
+    #: commitments overlapping the window as (job, absolute start hour), which its requests
+    #: carry as committed jobs (the cap then holds exactly, whatever each job's kW per GPU).
+    free_kw: np.ndarray | None = None
+    committed: tuple[tuple[TraceJob, int], ...] = ()
 
 
 def _ts(t: datetime) -> str:
@@ -170,23 +175,47 @@ def _series_dict(ctx: Context, w: Window, ci: np.ndarray | DecisionForecast) -> 
     return out
 
 
+#: Id prefix of the commitments a window's request carries as committed jobs.
+COMMITTED_PREFIX = "committed:"
+
+
+def is_window_job(job_id: str) -> bool:
+    """Whether a window problem's job is one of the window's own (not a commitment)."""
+    return not job_id.startswith(COMMITTED_PREFIX)
+
+
+def _committed_dict(ctx: Context, w: Window, job: TraceJob, start_h: int) -> dict:
+    """A commitment overlapping the window as a committed (running or started) job."""
+    return {"id": COMMITTED_PREFIX + job.id, "gpus": job.gpus, "power_kw": job.power_kw,
+            "duration_minutes": job.duration_slots * SLOT_MINUTES,
+            "earliest_start": _ts(ctx.time(max(start_h, w.start_h))),
+            "deadline": _ts(ctx.time(start_h + job.duration_slots)),
+            "home_site": ctx.cfg.site_id, "committed_site": ctx.cfg.site_id,
+            "committed_start": _ts(ctx.time(start_h))}
+
+
 def window_request(ctx: Context, w: Window, ci: np.ndarray | DecisionForecast,
                    time_limit_s: float, relaxed: frozenset[str] = frozenset(),
                    due_h: dict[str, int] | None = None) -> dict:
     """The OptimizeRequest of a decision window: its jobs, the capacity left by commitments
     and the series ``ci`` from the decision time (with its band when it has one); jobs in
-    ``relaxed`` are due by the horizon's end (see :func:`_job_dict`)."""
+    ``relaxed`` are due by the horizon's end (see :func:`_job_dict`). Under a power cap the
+    commitments come as committed jobs (ids with COMMITTED_PREFIX) instead of lowered GPU
+    capacity, so that the cap holds for their kW too."""
+    under_cap = w.free_kw is not None
     site = {"id": ctx.cfg.site_id, "region": ctx.cfg.region, "gpu_capacity": ctx.capacity,
             "pue": ctx.cfg.pue,
-            "capacity_windows": _capacity_windows(ctx, w.free_gpus, w)}
+            "capacity_windows": [] if under_cap else _capacity_windows(ctx, w.free_gpus, w)}
     if ctx.cfg.power_cap_kw is not None:
         site["power_cap_kw"] = ctx.cfg.power_cap_kw
     due_h = due_h or {}
+    committed = [_committed_dict(ctx, w, job, start_h) for job, start_h in w.committed]
     return {
         "horizon": {"start": _ts(ctx.time(w.start_h)), "slot_minutes": SLOT_MINUTES,
                     "slots": w.slots},
         "sites": [site],
-        "jobs": [_job_dict(ctx, w, j, j.id in relaxed, due_h.get(j.id)) for j in w.jobs],
+        "jobs": [_job_dict(ctx, w, j, j.id in relaxed, due_h.get(j.id)) for j in w.jobs]
+        + committed,
         "forecasts": [_series_dict(ctx, w, ci)],
         "options": {"time_limit_seconds": time_limit_s, "allow_partial": True,
                     "random_seed": ctx.cfg.seed, "workers": 1},
@@ -204,6 +233,7 @@ class Ledger:
     used: np.ndarray
     used_kw: np.ndarray
     starts: dict[str, int] = field(default_factory=dict)
+    jobs: dict[str, TraceJob] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, hours: int) -> Ledger:
@@ -213,37 +243,52 @@ class Ledger:
         self.used[start_h:start_h + job.duration_slots] += job.gpus
         self.used_kw[start_h:start_h + job.duration_slots] += job.power_kw * pue
         self.starts[job.id] = start_h
+        self.jobs[job.id] = job
+
+    def overlapping(self, start_h: int, end_h: int) -> tuple[tuple[TraceJob, int], ...]:
+        """The commitments running at some hour of [start_h, end_h), as (job, start hour)."""
+        return tuple((self.jobs[i], s) for i, s in self.starts.items()
+                     if s < end_h and s + self.jobs[i].duration_slots > start_h)
 
 
-def free_gpus(ctx: Context, ledger: Ledger, start_h: int, slots: int,
-              pending: list[TraceJob]) -> np.ndarray:
-    """GPUs the pending jobs may use per hour from ``start_h``: those commitments leave, and
-    under a power cap no more than the facility power left holds at the pending jobs' highest
-    kW per GPU (exact when every job draws the same power per GPU, as the Philly jobs do;
-    conservative otherwise)."""
-    gpus = ctx.capacity - ledger.used[start_h:start_h + slots]
+def make_window(ctx: Context, index: int, start_h: int, slots: int, pending: list[TraceJob],
+                ledger: Ledger) -> Window:
+    """Decision ``index`` at ``start_h`` over ``slots`` hours: the GPUs the commitments
+    leave, and under a power cap the facility kW they leave and the commitments themselves."""
+    gpus = (ctx.capacity - ledger.used[start_h:start_h + slots]).astype(np.int64)
     cap = ctx.cfg.power_cap_kw
-    if cap is None or not pending:
-        return gpus.astype(np.int64)
-    per_gpu = max(j.power_kw / max(j.gpus, 1) for j in pending) * ctx.cfg.pue
-    if per_gpu <= 0:
-        return gpus.astype(np.int64)
-    left_kw = np.maximum(cap - ledger.used_kw[start_h:start_h + slots], 0.0)
-    return np.minimum(gpus, np.floor(left_kw / per_gpu + 1e-9)).astype(np.int64)
+    if cap is None:
+        return Window(index, start_h, slots, list(pending), gpus)
+    left_kw = cap - ledger.used_kw[start_h:start_h + slots]
+    return Window(index, start_h, slots, list(pending), gpus, left_kw,
+                  ledger.overlapping(start_h, start_h + slots))
 
 
-def fits(free: np.ndarray, start: int, slots: int, gpus: int) -> bool:
-    """Whether ``gpus`` are free in ``slots`` slots from ``start`` (within the window)."""
-    return start + slots <= len(free) and bool((free[start:start + slots] >= gpus).all())
+def fits(free: np.ndarray, start: int, slots: int, gpus: int,
+         free_kw: np.ndarray | None = None, kw: float = 0.0) -> bool:
+    """Whether ``gpus`` (and, under a power cap, ``kw`` of facility power) are free in
+    ``slots`` slots from ``start`` (within the window)."""
+    if start + slots > len(free) or not bool((free[start:start + slots] >= gpus).all()):
+        return False
+    return free_kw is None or bool((free_kw[start:start + slots] >= kw - 1e-9).all())
 
 
-def earliest_fit(free: np.ndarray, first: int, slots: int, gpus: int, job_id: str) -> int:
+def earliest_fit(free: np.ndarray, first: int, slots: int, gpus: int, job_id: str,
+                 free_kw: np.ndarray | None = None, kw: float = 0.0) -> int:
     """The first start at or after ``first`` where the job fits; BacktestError if none."""
     for start in range(first, len(free) - slots + 1):
-        if fits(free, start, slots, gpus):
+        if fits(free, start, slots, gpus, free_kw, kw):
             return start
-    raise BacktestError(f"{job_id} fits nowhere in its window's horizon (raise margin_h; under "
-                        "a power cap, jobs of unequal kW per GPU are held to the highest)")
+    raise BacktestError(f"{job_id} fits nowhere in its window's horizon (raise margin_h)")
+
+
+def take(w_free: tuple[np.ndarray, np.ndarray | None], job: TraceJob, start: int,
+         pue: float) -> None:
+    """Take a job's GPUs (and facility kW) from the free arrays ``w_free`` at ``start``."""
+    gpus, kw = w_free
+    gpus[start:start + job.duration_slots] -= job.gpus
+    if kw is not None:
+        kw[start:start + job.duration_slots] -= job.power_kw * pue
 
 
 def window_problem(ctx: Context, w: Window, ci: np.ndarray | DecisionForecast,

@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gridshift.app.backtest.config import SLOT_MINUTES, BacktestConfig, BacktestError, TraceJob
-from gridshift.app.backtest.context import Context, Window, earliest_fit, fits, window_problem
+from gridshift.app.backtest.context import (
+    Context,
+    Window,
+    earliest_fit,
+    fits,
+    is_window_job,
+    take,
+    window_problem,
+)
 from gridshift.app.backtest.forecasts import DecisionForecast
 from gridshift.app.risk import ci_scenarios
 from gridshift.forecasting.best_window import find_best_window
@@ -70,8 +78,9 @@ def _decide_fifo(ctx: Context, w: Window, ci: Series) -> Decision:
     plan = fifo_baseline(problem)
     if plan.unscheduled:
         raise BacktestError(f"FIFO left jobs out at window {w.index}; raise margin_h")
-    return Decision({problem.job_ids[j]: p.start_slot for j, p in plan.placements.items()},
-                    {problem.job_ids[j] for j, p in plan.placements.items()
+    own = {j: p for j, p in plan.placements.items() if is_window_job(problem.job_ids[j])}
+    return Decision({problem.job_ids[j]: p.start_slot for j, p in own.items()},
+                    {problem.job_ids[j] for j, p in own.items()
                      if p.end_slot > problem.last_slot[j]}, status="FIFO")
 
 
@@ -96,23 +105,29 @@ def _ranked_starts(ctx: Context, w: Window, ci: np.ndarray, job: TraceJob,
     return [int(s) for s in slots[order]]
 
 
-def _repair(w: Window, ranked: dict[str, list[int]]) -> Decision:
+def _repair(w: Window, ranked: dict[str, list[int]], pue: float) -> Decision:
     """Jobs in order of their preferred start; each takes its best-ranked start that fits,
     else the earliest start that fits after its window (late)."""
-    free = w.free_gpus.copy()
+    free = _free(w)
     by_id = {j.id: j for j in w.jobs}
     decision = Decision({}, status="repaired")
     for job_id in sorted(ranked, key=lambda i: (ranked[i][0], by_id[i].arrival_h, i)):
         job = by_id[job_id]
+        kw = job.power_kw * pue
         start = next((s for s in ranked[job_id]
-                      if fits(free, s, job.duration_slots, job.gpus)), None)
+                      if fits(free[0], s, job.duration_slots, job.gpus, free[1], kw)), None)
         if start is None:
-            start = earliest_fit(free, max(ranked[job_id]) + 1, job.duration_slots,
-                                 job.gpus, job.id)
+            start = earliest_fit(free[0], max(ranked[job_id]) + 1, job.duration_slots,
+                                 job.gpus, job.id, free[1], kw)
             decision.relaxed.add(job.id)
-        free[start:start + job.duration_slots] -= job.gpus
+        take(free, job, start, pue)
         decision.starts[job.id] = start
     return decision
+
+
+def _free(w: Window) -> tuple[np.ndarray, np.ndarray | None]:
+    """Copies of the window's free GPUs and (under a power cap) facility kW."""
+    return w.free_gpus.copy(), None if w.free_kw is None else w.free_kw.copy()
 
 
 def _latest_start(w: Window, job: TraceJob) -> int:
@@ -123,7 +138,7 @@ def _latest_start(w: Window, job: TraceJob) -> int:
 def _decide_lowest(ctx: Context, w: Window, ci: Series) -> Decision:
     values = _values(ci)
     return _repair(w, {j.id: _ranked_starts(ctx, w, values, j, _latest_start(w, j))
-                       for j in w.jobs})
+                       for j in w.jobs}, ctx.cfg.pue)
 
 
 def _decide_lwa(ctx: Context, w: Window, ci: Series) -> Decision:
@@ -133,7 +148,8 @@ def _decide_lwa(ctx: Context, w: Window, ci: Series) -> Decision:
         shift_end = math.floor(j.arrival_h + ctx.cfg.max_shift_h) - w.start_h
         return min(shift_end, _latest_start(w, j))
 
-    return _repair(w, {j.id: _ranked_starts(ctx, w, values, j, latest(j)) for j in w.jobs})
+    return _repair(w, {j.id: _ranked_starts(ctx, w, values, j, latest(j)) for j in w.jobs},
+                   ctx.cfg.pue)
 
 
 def _decide_solver(ctx: Context, w: Window, ci: Series, limit_s: float,
@@ -147,17 +163,18 @@ def _decide_solver(ctx: Context, w: Window, ci: Series, limit_s: float,
         plan = outcome.plan
         counts = (len(outcome.kept), len(outcome.pulled_back), len(outcome.no_room))
     decision = Decision({}, status=result.status, no_regret=counts)
-    free = w.free_gpus.copy()
-    for j, p in plan.placements.items():
-        decision.starts[problem.job_ids[j]] = p.start_slot
-        free[list(p.slots)] -= problem.gpus[j]
+    free = _free(w)
     by_id = {j.id: j for j in w.jobs}
+    for j, p in plan.placements.items():
+        if is_window_job(problem.job_ids[j]):
+            decision.starts[problem.job_ids[j]] = p.start_slot
+            take(free, by_id[problem.job_ids[j]], p.start_slot, ctx.cfg.pue)
     for j in range(problem.n_jobs):
-        job = by_id[problem.job_ids[j]]
-        if job.id not in decision.starts:
-            start = earliest_fit(free, int(problem.first_slot[j]), job.duration_slots,
-                                 job.gpus, job.id)
-            free[start:start + job.duration_slots] -= job.gpus
+        job = by_id.get(problem.job_ids[j])
+        if job is not None and job.id not in decision.starts:
+            start = earliest_fit(free[0], int(problem.first_slot[j]), job.duration_slots,
+                                 job.gpus, job.id, free[1], job.power_kw * ctx.cfg.pue)
+            take(free, job, start, ctx.cfg.pue)
             decision.starts[job.id] = start
             decision.relaxed.add(job.id)
     return decision

@@ -31,7 +31,8 @@ from gridshift.app.backtest.context import (
     Ledger,
     Window,
     build_context,
-    free_gpus,
+    is_window_job,
+    make_window,
     window_problem,
 )
 from gridshift.app.backtest.data import (
@@ -66,8 +67,7 @@ def _make_window(ctx: Context, k: int, start_h: int, pending: list[TraceJob],
     slots = min(end - start_h + ctx.cfg.margin_h, ctx.total_h - start_h)
     if slots <= 0:
         raise BacktestError(f"decision {k} at hour {start_h} is past the replay's horizon")
-    return Window(k, start_h, slots, list(pending),
-                  free_gpus(ctx, ledger, start_h, slots, pending))
+    return make_window(ctx, k, start_h, slots, pending, ledger)
 
 
 def _run_windowed(ctx: Context, policy: str,
@@ -121,6 +121,10 @@ def _check_window(ctx: Context, w: Window, ci, decision: Decision, policy: str) 
     index = {name: i for i, name in enumerate(problem.job_ids)}
     plan = Plan({index[job.id]: Placement.contiguous(0, decision.starts[job.id],
                                                      job.duration_slots) for job in w.jobs})
+    for j, name in enumerate(problem.job_ids):
+        if not is_window_job(name):      # a commitment: where it runs
+            plan.placements[j] = Placement.contiguous(0, int(problem.first_slot[j]),
+                                                      int(problem.duration_slots[j]))
     check = check_plan(problem, plan)
     if not check.ok:
         raise BacktestError(f"{policy} window {w.index} at {ctx.time(w.start_h)}: "
