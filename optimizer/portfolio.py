@@ -313,7 +313,7 @@ def _improve_small(problem: Problem, jobs: list[int], plan: Plan, backend: Backe
 
 #: Time left below which the second search skips the LP relaxation (the bound then comes
 #: from the Lagrangian relaxation alone), and the share of the time left the LP may take.
-SECOND_SEARCH_LP_MIN_S, SECOND_SEARCH_LP_SHARE = 3.0, 0.15
+SECOND_SEARCH_LP_MIN_S, SECOND_SEARCH_LP_SHARE = 3.0, 0.3
 
 
 def _second_search(problem: Problem, jobs: list[int], plan: Plan, work_deadline: float,

@@ -39,7 +39,7 @@ from gridshift.optimizer.problem import Problem
 RUIN_KINDS = ("clean_window", "time_window", "related", "worst", "random")
 RECREATE_ORDERS = ("fewest_options", "big_first", "tight_first", "random")
 #: Recreations retried per step, each with the job that found no room first.
-RETRIES = 1
+RETRIES = 2
 #: Jobs taken out per step: between these, drawn per step.
 MIN_RUIN, MAX_RUIN = 3, 30
 #: Temperature at the start and the end, per job of mean objective (cooled geometrically).
