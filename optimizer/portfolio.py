@@ -6,6 +6,11 @@
 - Mid-size models run a portfolio on two cores: the exact backend on the whole model in one
   worker process, large-neighbourhood search in another; the better plan wins.
 - Models too large for the exact backend get large-neighbourhood search on both cores.
+- Where a short probe of ruin and recreate finds that capacity binds (jobs taken out often
+  find no room again), the LP is weak and the whole model does not pay: small models stop it
+  and run ruin and recreate on both cores (here and in a worker process), after the LP
+  relaxation for the bound; portfolio-size models run ruin and recreate on both cores for a
+  share of the time, then LNS.
 Every size gets the Lagrangian lower bound (optimizer/lagrangian.py), so each plan states an
 honest gap; where the exact backend ran, its bound is used when it is higher.
 """
