@@ -288,6 +288,8 @@ def _improve_small(problem: Problem, jobs: list[int], plan: Plan, backend: Backe
     result, exact_plan = run_exact(work_deadline, lambda: stopped() or binding.is_set())
     second = None
     if binding.is_set() and result.status != "optimal":
+        # Stopped on purpose: the detail says why instead of the solver's "cancelled".
+        result.detail = f"{result.detail.split(':')[0]}: stopped where capacity binds"
         second = _second_search(problem, jobs, guided["probed"], work_deadline, stopped, emit)
     else:
         proven.set()

@@ -111,6 +111,8 @@ def test_a_tight_night_is_planned_with_every_job_and_capacity_binding_is_said(pr
         assert "LP-guided search skipped: capacity binds" in result.detail
         # The whole model gave its core to a second search, after the LP bound.
         assert "whole model stopped: capacity binds" in result.detail
+        assert "stopped where capacity binds" in result.detail
+        assert "cancelled" not in result.detail
         assert "a second search in a worker process: ruin and recreate" in result.detail
         assert result.best_bound > 0 and result.objective >= result.best_bound - 1e-6
 
