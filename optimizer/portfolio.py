@@ -334,9 +334,12 @@ def _second_search(problem: Problem, jobs: list[int], plan: Plan, work_deadline:
     lp_bound, lp_note = -math.inf, ""
     remaining = work_deadline - time.monotonic()
     if remaining >= SECOND_SEARCH_LP_MIN_S:
-        lp = solve_isolated("highs", build_milp(problem, jobs), relax=True, workers=1,
-                            relative_gap=0.0, stop_flag=stopped,
-                            time_limit_s=SECOND_SEARCH_LP_SHARE * remaining)
+        try:
+            lp = solve_isolated("highs", build_milp(problem, jobs), relax=True, workers=1,
+                                relative_gap=0.0, stop_flag=stopped,
+                                time_limit_s=SECOND_SEARCH_LP_SHARE * remaining)
+        except RuntimeError as exc:      # the bound then comes from the Lagrangian alone
+            lp = BackendResult("no_solution", None, math.nan, -math.inf, 0.0, str(exc))
         if lp.status == "optimal":
             lp_bound, lp_note = lp.best_bound, f"LP relaxation in {lp.wall_seconds:.1f} s, then "
     remaining = work_deadline - time.monotonic()

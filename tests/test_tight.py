@@ -199,3 +199,26 @@ def test_the_portfolio_path_gives_ruin_and_recreate_the_time_where_capacity_bind
     assert "capacity binds" in result.detail and "then LNS" in result.detail
     assert "beside it in a worker process: ruin and recreate" in result.detail
     assert "bound:" in result.detail
+
+
+def test_a_failing_second_search_costs_only_itself(problem, monkeypatch) -> None:
+    """A worker that dies under the second search: the plan still comes, from the search in
+    this process, checked, and the detail says the second search failed."""
+    from gridshift.optimizer.backends import isolated
+
+    real = isolated._run_in_worker
+
+    def failing(job, *args, **kwargs):
+        if job[0] == "ruin_recreate":
+            raise RuntimeError("ruin_recreate solver process ended without a result")
+        return real(job, *args, **kwargs)
+
+    monkeypatch.setattr(isolated, "_run_in_worker", failing)
+    # The probe's full 60 steps however slow the machine (the verdict is a share of them).
+    monkeypatch.setattr(portfolio, "PROBE_MAX_S", 5.0)
+    timed = dataclasses.replace(problem, options=Options(time_limit_seconds=6.0))
+    result = solve(timed)
+    assert_plan_valid(result)
+    assert not result.plan.unscheduled
+    assert "whole model stopped: capacity binds" in result.detail
+    assert "second search failed (ruin_recreate solver process ended" in result.detail

@@ -12,6 +12,7 @@ warm and reused; a killed one is replaced.
 
 from __future__ import annotations
 
+import logging
 import math
 import pickle
 import queue
@@ -26,6 +27,8 @@ from gridshift.optimizer.backends import BackendResult, ProgressCallback
 from gridshift.optimizer.milp import MilpModel
 from gridshift.optimizer.plan import Plan
 from gridshift.optimizer.problem import Problem
+
+log = logging.getLogger(__name__)
 
 # Extra time a solver gets past its own time limit before it is killed.
 KILL_GRACE_S = 0.5
@@ -123,14 +126,19 @@ def recreate_isolated(problem: Problem, plan: Plan, *, time_limit_s: float, seed
                       stop_flag: Callable[[], bool] | None = None) -> tuple[Plan, str]:
     """Ruin and recreate (optimizer/ruin_recreate.py) from ``plan`` in a worker process, for
     a second search beside one in this process: (the best plan, a summary). Cancelled or
-    overrunning, the best plan it reported is returned (``plan`` if none)."""
+    overrunning, the best plan it reported is returned (``plan`` if none); a worker that
+    fails costs the second search only (``plan`` back, the summary says why)."""
     def improved(objective: float, _bound: float, _elapsed: float, better: Plan) -> None:
         if on_improve is not None:
             on_improve(better, objective)
 
-    outcome, last = _run_in_worker(
-        ("ruin_recreate", (problem, plan), {"time_limit_s": time_limit_s, "seed": seed}),
-        time.monotonic() + time_limit_s + KILL_GRACE_S, improved, stop_flag)
+    try:
+        outcome, last = _run_in_worker(
+            ("ruin_recreate", (problem, plan), {"time_limit_s": time_limit_s, "seed": seed}),
+            time.monotonic() + time_limit_s + KILL_GRACE_S, improved, stop_flag)
+    except RuntimeError as exc:
+        log.warning("the second search failed, the first goes on alone: %s", exc)
+        return plan, f"second search failed ({exc})"
     if outcome == "result":
         return last
     return (last[3] if last else plan), f"second search {outcome}"
