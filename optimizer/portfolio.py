@@ -21,6 +21,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -210,39 +211,22 @@ def _recreate_if_binding(problem: Problem, plan: Plan, work_deadline: float,
     if not _capacity_binds(probe):
         return plan, ""
     until = time.monotonic() + RECREATE_BEFORE_LNS_SHARE * (work_deadline - time.monotonic())
-    second = _in_thread(lambda: recreate_isolated(
-        problem, plan, time_limit_s=until - time.monotonic(),
-        seed=problem.options.random_seed + 2, on_improve=improved, stop_flag=stopped))
-    mine, stats = ruin_and_recreate(problem, plan, until, seed=problem.options.random_seed + 1,
-                                    stop=stopped, on_improve=improved)
-    theirs, summary = second()
+    # The worker's search is followed from a thread (it only waits on the worker's messages)
+    # while this thread runs its own.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        second = pool.submit(recreate_isolated, problem, plan,
+                             time_limit_s=until - time.monotonic(),
+                             seed=problem.options.random_seed + 2, on_improve=improved,
+                             stop_flag=stopped)
+        mine, stats = ruin_and_recreate(problem, plan, until,
+                                        seed=problem.options.random_seed + 1, stop=stopped,
+                                        on_improve=improved)
+        theirs, summary = second.result()
     if plan_objective(problem, theirs) < plan_objective(problem, mine):
         mine = theirs
     return mine, (f"capacity binds ({probe.failed} of {probe.steps} recreations in a probe "
                   f"found no room): {stats.summary()}; beside it in a worker process: "
                   f"{summary}; then ")
-
-
-def _in_thread(call: Callable[[], object]) -> Callable[[], object]:
-    """Start ``call`` on a thread; the returned function waits for its result (or raises
-    its exception)."""
-    box: dict = {}
-
-    def run() -> None:
-        try:
-            box["result"] = call()
-        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-
-    def result() -> object:
-        thread.join()
-        if "error" in box:
-            raise box["error"]
-        return box["result"]
-    return result
 
 
 def _improve_small(problem: Problem, jobs: list[int], plan: Plan, backend: Backend,
