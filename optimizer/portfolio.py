@@ -312,16 +312,15 @@ def _second_search(problem: Problem, jobs: list[int], plan: Plan, work_deadline:
     """The whole model's core once capacity is found to bind: the LP relaxation (the bound)
     where time allows, then ruin and recreate in a worker process with its own seed until
     ``work_deadline``. (the best plan, the LP bound or -inf, a note for the detail)."""
-    from gridshift.optimizer.backends.isolated import recreate_isolated, solve_isolated
+    from gridshift.optimizer.backends.isolated import recreate_isolated
     from gridshift.optimizer.milp import build_milp
 
     lp_bound, lp_note = -math.inf, ""
     remaining = work_deadline - time.monotonic()
     if remaining >= SECOND_SEARCH_LP_MIN_S:
         try:
-            lp = solve_isolated("highs", build_milp(problem, jobs), relax=True, workers=1,
-                                relative_gap=0.0, stop_flag=stopped,
-                                time_limit_s=SECOND_SEARCH_LP_SHARE * remaining)
+            lp = _solve_lp(build_milp(problem, jobs), SECOND_SEARCH_LP_SHARE * remaining,
+                           stopped)
         except RuntimeError as exc:      # the bound then comes from the Lagrangian alone
             lp = BackendResult("no_solution", None, math.nan, -math.inf, 0.0, str(exc))
         if lp.status == "optimal":
@@ -405,13 +404,11 @@ def _capacity_binds(probe) -> bool:
 def _guided(problem: Problem, jobs: list[int], starts: list[Plan], backend: Backend,
             work_deadline: float, stopped, emit):
     """LP-guided rounds, one at a time, until the deadline or `stopped()`."""
-    from gridshift.optimizer.backends.isolated import solve_isolated
     from gridshift.optimizer.lp_guided import lp_guided_search
     from gridshift.optimizer.milp import build_milp
 
     def solve_lp(model, limit_s: float):
-        return solve_isolated("highs", model, time_limit_s=limit_s, relative_gap=0.0,
-                              workers=1, relax=True, stop_flag=stopped)
+        return _solve_lp(model, limit_s, stopped)
 
     def improved(_: Plan, value: float) -> None:
         emit("incumbent", objective=value, best_bound=None)
@@ -419,6 +416,14 @@ def _guided(problem: Problem, jobs: list[int], starts: list[Plan], backend: Back
     return lp_guided_search(problem, build_milp(problem, jobs), starts, work_deadline,
                             solve_lp, lns_sub_solver(backend), seed=problem.options.random_seed,
                             stop=stopped, on_improve=improved, parallel=1)
+
+
+def _solve_lp(model, limit_s: float, stopped) -> BackendResult:
+    """The LP relaxation of ``model`` under HiGHS on one thread, in a worker process."""
+    from gridshift.optimizer.backends.isolated import solve_isolated
+
+    return solve_isolated("highs", model, time_limit_s=limit_s, relative_gap=0.0, workers=1,
+                          relax=True, stop_flag=stopped)
 
 
 def _bound_note(lag) -> str:
