@@ -12,7 +12,14 @@ must have a mean of at least ``z`` standard deviations::
 
     mean(advantage) >= z * std(advantage)          (and mean > 0)
 
-``z = 1`` keeps a plan whose shifts save in about 84 % of scenarios. Judged together, many
+``z = 1`` keeps a plan whose shifts save in about 84 % of scenarios. A caller that judges
+many decisions together (a week of them) may give a loss budget: an allowance ``a`` (kg) and
+the bets already in play ``b_k`` (kg saved in scenario ``k`` by earlier decisions: settled
+savings, started jobs, the hours pending jobs have already waited). The plan's shifts are then
+judged with them, ``x = b + advantage``: ``mean(x) - z * std(x) >= -a`` (and the shifts' own
+mean > 0); where the bets in play already reach past the budget, shifts are kept only while
+they do not make that downside worse. Without a budget (``a`` = 0, nothing in play) this is
+the test above. Judged together, many
 small bets that each are close to a coin flip can be a sure saving (their errors partly
 cancel); judged one by one they would all be refused. Where the plan's shifts fail the test,
 the weakest bets (lowest mean / standard deviation of their own advantage; ties by job id) are
@@ -80,9 +87,13 @@ def _t_value(advantage: np.ndarray) -> float:
     return math.inf if mean > 0 else -math.inf
 
 
-def _justified(advantage: np.ndarray, z: float) -> bool:
-    mean = float(advantage.mean())
-    return mean > 0 and mean >= z * float(advantage.std())
+def _downside(advantage: np.ndarray, z: float) -> float:
+    """The z-sigma bad case of a saving: mean - z * std."""
+    return float(advantage.mean()) - z * float(advantage.std())
+
+
+def _justified(advantage: np.ndarray, z: float, in_play: np.ndarray, floor_kg: float) -> bool:
+    return float(advantage.mean()) > 0 and _downside(in_play + advantage, z) >= floor_kg
 
 
 def _fits(problem: Problem, gpus: np.ndarray, load_kw: np.ndarray, job: int,
@@ -98,9 +109,19 @@ def _fits(problem: Problem, gpus: np.ndarray, load_kw: np.ndarray, job: int,
 
 
 def apply_no_regret(problem: Problem, plan: Plan, scenarios: np.ndarray,
-                    z: float = 1.0) -> NoRegretOutcome:
+                    z: float = 1.0, allowance_kg: float = 0.0,
+                    in_play_kg: np.ndarray | None = None) -> NoRegretOutcome:
     """``plan`` with every shift that the forecast scenarios do not justify (see the module
-    docstring) pulled back to run now where it fits. ``scenarios``: [n, S, T] gCO2e/kWh."""
+    docstring) pulled back to run now where it fits. ``scenarios``: [n, S, T] gCO2e/kWh; the
+    loss budget: ``allowance_kg`` (>= 0) and ``in_play_kg`` ([n] kg saved by earlier bets in
+    each scenario)."""
+    if not math.isfinite(allowance_kg) or allowance_kg < 0:
+        raise ValueError(f"allowance_kg must be finite and >= 0, got {allowance_kg}")
+    in_play = np.zeros(scenarios.shape[0]) if in_play_kg is None else \
+        np.asarray(in_play_kg, dtype=float)
+    if in_play.shape != (scenarios.shape[0],) or not np.isfinite(in_play).all():
+        raise ValueError(f"in_play_kg must be {scenarios.shape[0]} finite values")
+    floor_kg = -allowance_kg
     if scenarios.ndim != 3 or scenarios.shape[1:] != (problem.n_sites, problem.n_slots):
         raise ValueError(f"scenarios must be [n, {problem.n_sites}, {problem.n_slots}], got "
                          f"{list(scenarios.shape)}")
@@ -116,7 +137,7 @@ def apply_no_regret(problem: Problem, plan: Plan, scenarios: np.ndarray,
     total = sum((advantage[j] for j in shifted), np.zeros(scenarios.shape[0]))
     weakest = sorted(shifted, key=lambda j: (_t_value(advantage[j]), problem.job_ids[j]))
     unjustified: list[int] = []
-    while weakest and not _justified(total, z):
+    while weakest and not _justified(total, z, in_play, floor_kg):
         j = weakest.pop(0)
         total = total - advantage[j]
         unjustified.append(j)

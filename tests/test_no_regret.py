@@ -86,3 +86,31 @@ def test_bets_are_judged_together_and_the_weakest_goes_first() -> None:
     assert strict.kept == [0] and strict.pulled_back == [1]
     assert strict.plan.placements[1].start_slot == 0
     assert check_plan(problem, strict.plan).ok
+
+
+def test_an_allowance_keeps_a_small_risky_bet_and_bets_in_play_use_it_up() -> None:
+    """a's shift saves 10 +- 100 g/kWh on 1 kWh: 0.01 +- 0.1 kg, a coin flip that z = 1 pulls
+    back. An allowance of 0.2 kg lets it risk its 1-sigma bad case (-0.09 kg); bets already in
+    play that have lost 0.15 kg leave too little room, and bets in play with a sure gain of
+    0.1 kg make room without any allowance."""
+    problem = _problem()
+    flip = _scenarios(290.0 + np.random.default_rng(4).normal(0.0, 100.0, 64))
+    n = flip.shape[0]
+    assert apply_no_regret(problem, _plan(2, 0), flip, z=1.0).pulled_back == [0]
+    roomy = apply_no_regret(problem, _plan(2, 0), flip, z=1.0, allowance_kg=0.2)
+    assert roomy.kept == [0] and roomy.plan.placements[0].start_slot == 2
+    assert check_plan(problem, roomy.plan).ok
+    used_up = apply_no_regret(problem, _plan(2, 0), flip, z=1.0, allowance_kg=0.2,
+                              in_play_kg=np.full(n, -0.15))
+    assert used_up.pulled_back == [0] and used_up.plan.placements[0].start_slot == 0
+    ahead = apply_no_regret(problem, _plan(2, 0), flip, z=1.0, allowance_kg=0.0,
+                            in_play_kg=np.full(n, 0.1))
+    assert ahead.kept == [0]
+
+
+def test_the_loss_budget_is_validated() -> None:
+    flip = _scenarios(np.full(8, 250.0))
+    with pytest.raises(ValueError, match="allowance_kg"):
+        apply_no_regret(_problem(), _plan(2, 0), flip, allowance_kg=-1.0)
+    with pytest.raises(ValueError, match="in_play_kg"):
+        apply_no_regret(_problem(), _plan(2, 0), flip, in_play_kg=np.zeros(3))
