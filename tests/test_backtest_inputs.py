@@ -216,13 +216,18 @@ def test_json_output(data_dir: Path, own_csv: Path, tmp_path: Path, capsys,
 
 
 def test_no_regret_rule_in_a_replay(data_dir: Path) -> None:
-    """Off by default; with z, gridshift's shifts are judged each window (counts reported) and
-    every window plan still passes the checker; a stricter z keeps fewer shifts."""
-    off = backtest.run_backtest(REGION, START, data_dir=data_dir, **SMALL)
-    assert off.config.no_regret_z is None and sum(off.no_regret.values()) == 0
-    assert "no-regret rule off" in off.rules["gridshift"]
-    loose = backtest.run_backtest(REGION, START, data_dir=data_dir, no_regret_z=0.0, **SMALL)
-    strict = backtest.run_backtest(REGION, START, data_dir=data_dir, no_regret_z=3.0, **SMALL)
+    """On by default (z 2 with a loss budget of 1 % of the stake); off with z None; without a
+    budget each window's shifts are judged alone, and a stricter z keeps fewer shifts. Every
+    window plan passes the checker (the replay raises otherwise)."""
+    default = backtest.run_backtest(REGION, START, data_dir=data_dir, **SMALL)
+    assert (default.config.no_regret_z, default.config.no_regret_budget_pct) == (2.0, 1.0)
+    assert sum(default.no_regret.values()) > 0
+    assert "2-sigma bad case" in default.rules["gridshift"]
+    off = backtest.run_backtest(REGION, START, data_dir=data_dir, no_regret_z=None, **SMALL)
+    assert sum(off.no_regret.values()) == 0 and "no-regret rule off" in off.rules["gridshift"]
+    alone = {"no_regret_budget_pct": 0.0, **SMALL}
+    loose = backtest.run_backtest(REGION, START, data_dir=data_dir, no_regret_z=0.0, **alone)
+    strict = backtest.run_backtest(REGION, START, data_dir=data_dir, no_regret_z=3.0, **alone)
     assert sum(loose.no_regret.values()) > 0
     assert strict.no_regret["kept"] <= loose.no_regret["kept"]
     assert strict.no_regret["pulled_back"] >= loose.no_regret["pulled_back"]
@@ -260,3 +265,25 @@ def test_a_power_cap_holds_for_jobs_of_unequal_kw_per_gpu(data_dir: Path, own_cs
     # The cap binds: two 4-GPU jobs (3.2 kW) never run beside a 1-GPU one.
     table = result.table.set_index("policy")
     assert table.loc["gridshift", "emissions_kg"] <= table.loc["run-now", "emissions_kg"] + 1e-9
+
+
+def test_the_loss_budget_guards_a_near_empty_week(data_dir: Path) -> None:
+    """DE, week of 2020-06-08: 13 jobs arrive together on Sunday night, when the actual
+    intensity is at its lowest of the coming day, and the blended forecast says Monday noon is
+    cleaner. Without the rule gridshift emits far more than run-now (more than 10 %); with the
+    default rule (z 2, loss budget 1 % of the stake) no more than 1 %, and each window plan
+    still passes the checker (the replay raises otherwise)."""
+    week = {"days": 7, "seed": 0, "time_limit_s": 1.0}
+    off = backtest.run_backtest("DE", date(2020, 6, 8), data_dir=data_dir, no_regret_z=None,
+                                **week)
+    guarded = backtest.run_backtest("DE", date(2020, 6, 8), data_dir=data_dir, **week)
+
+    def excess_pct(result: backtest.BacktestResult) -> float:
+        table = result.table.set_index("policy")
+        return -float(table.loc["gridshift", "savings_pct"])
+
+    assert len(off.jobs) == 13 and excess_pct(off) > 10.0
+    assert excess_pct(guarded) <= 1.0
+    assert guarded.no_regret["pulled_back"] > 0
+    assert "loss budget" in guarded.rules["gridshift"] and "1 % of the replay's stake" in \
+        guarded.rules["gridshift"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import sys
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -16,6 +17,7 @@ from gridshift.app.backtest.config import (
     FORECAST_MODELS,
     SERIES_YEAR,
     VINTAGES,
+    BacktestConfig,
     BacktestError,
 )
 from gridshift.app.backtest.data import (
@@ -48,6 +50,13 @@ def _z(text: str) -> float | None:
     value = float(text)
     if value < 0:
         raise argparse.ArgumentTypeError("must be >= 0 or 'off'")
+    return value
+
+
+def _budget(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError("must be a finite percentage >= 0")
     return value
 
 
@@ -122,11 +131,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="plan on the raw decision-time forecast instead of blending it "
                            "with the seasonal model of the actuals published by then (every "
                            "forecast-driven policy alike)")
-    plan.add_argument("--no-regret-z", type=_z, default=None, metavar="Z|off",
+    plan.add_argument("--no-regret-z", type=_z, default=BacktestConfig.no_regret_z,
+                      metavar="Z|off",
                       help="no-regret rule: gridshift keeps its shifts from running now only "
-                           "where, over the forecast scenarios, their saving together has a "
-                           "mean >= Z standard deviations, else pulls the weakest back "
-                           "(default off; see the README's Backtests)")
+                           "where, over the forecast scenarios, their saving (with the bets "
+                           "in play) minus Z standard deviations stays above the loss budget, "
+                           "else pulls the weakest back (default "
+                           f"{BacktestConfig.no_regret_z:g}; off: no rule; see the README's "
+                           "Backtests)")
+    plan.add_argument("--no-regret-budget", type=_budget, default=None, metavar="PCT",
+                      help="with --no-regret-z: the loss budget, in % of what the replay's "
+                           "jobs emit run now; each decision's shifts, with every bet already "
+                           "in play, may risk losing up to it in their Z-sigma bad case "
+                           f"(default {BacktestConfig.no_regret_budget_pct:g}; 0 judges each "
+                           "decision alone)")
     add_config_flag(parser)
     parser.add_argument("--format", choices=("table", "json"), default="table",
                         help="print tables (default) or JSON")
@@ -197,6 +215,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "utilisation": args.utilisation, "vintages": args.vintages, "blend": args.blend,
         "no_regret_z": args.no_regret_z, "gpu_kw": args.gpu_kw,
         "reference_time_limit_s": args.reference_time_limit}
+    if args.no_regret_budget is not None:
+        out["no_regret_budget_pct"] = args.no_regret_budget
     return out
 
 

@@ -88,9 +88,11 @@ Policies (all on the same jobs and capacity, all scored with the ACTUAL intensit
   hour is published ``actuals_delay_h`` = 1 h after it ends; the 21 days before the replay are
   known from the start); ``blend=False`` plans on the raw forecast. Every forecast-driven
   policy (lowest-window and Let's-Wait-Awhile too) gets the same decision forecast
-  (:mod:`.forecasts`), so the comparison is even. With ``no_regret_z`` (off by default), the
-  plan's shifts away from running now are kept only where the forecast scenarios justify them
-  together (:mod:`gridshift.optimizer.no_regret`). Only jobs
+  (:mod:`.forecasts`), so the comparison is even. The no-regret rule (on by default:
+  ``no_regret_z`` 2, ``no_regret_budget_pct`` 1) keeps the plan's shifts away from running now
+  only where the forecast scenarios justify them together with the bets already in play,
+  within a loss budget of 1 % of what the replay's jobs emit run now
+  (:mod:`gridshift.optimizer.no_regret`, :mod:`.regret`). Only jobs
   planned to start before the next decision are committed; the others
   are planned again with the next, fresher forecast. A job the solver cannot place by its
   deadline (it never happens when capacity allows) takes the earliest start that fits (late).

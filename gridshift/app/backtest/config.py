@@ -58,9 +58,10 @@ class BacktestConfig:
 
     ``region`` names the carbon series (and the site's region); ``capacity_gpus`` None sizes
     the capacity from the trace (``utilisation``); ``power_cap_kw`` None is no cap;
-    ``no_regret_z`` None (the default) switches the no-regret rule off (z = 1 cost 3-37
-    points of the perfect-foresight savings on 6 of 7 series in the README's sweep, where 1 of
-    112 replays was worse than run-now without it); ``forecast_vintages`` True plans on
+    ``no_regret_z`` and ``no_regret_budget_pct``: the no-regret rule (default z 2 with a loss
+    budget of 1 % of the replay's stake, :mod:`.regret`; budget 0 judges each decision alone,
+    which at z 1 cost 3-37 points of the perfect-foresight savings on 6 of 7 series in the
+    README's sweep; z None switches the rule off); ``forecast_vintages`` True plans on
     the real forecast vintages of the replay's inputs instead of the synthetic error model.
     """
 
@@ -87,7 +88,8 @@ class BacktestConfig:
     site_id: str = SITE_ID
     pue: float = 1.0
     power_cap_kw: float | None = None
-    no_regret_z: float | None = None
+    no_regret_z: float | None = 2.0
+    no_regret_budget_pct: float = 1.0
     scenarios: int = 64
     reference_time_limit_s: float = 60.0
     forecast_vintages: bool = False

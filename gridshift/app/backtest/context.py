@@ -126,6 +126,8 @@ class Window:
     #: carry as committed jobs (the cap then holds exactly, whatever each job's kW per GPU).
     free_kw: np.ndarray | None = None
     committed: tuple[tuple[TraceJob, int], ...] = ()
+    #: The policy's commitments so far (what the no-regret budget settles).
+    ledger: Ledger | None = None
 
 
 def _ts(t: datetime) -> str:
@@ -258,10 +260,10 @@ def make_window(ctx: Context, index: int, start_h: int, slots: int, pending: lis
     gpus = (ctx.capacity - ledger.used[start_h:start_h + slots]).astype(np.int64)
     cap = ctx.cfg.power_cap_kw
     if cap is None:
-        return Window(index, start_h, slots, list(pending), gpus)
+        return Window(index, start_h, slots, list(pending), gpus, ledger=ledger)
     left_kw = cap - ledger.used_kw[start_h:start_h + slots]
     return Window(index, start_h, slots, list(pending), gpus, left_kw,
-                  ledger.overlapping(start_h, start_h + slots))
+                  ledger.overlapping(start_h, start_h + slots), ledger)
 
 
 def fits(free: np.ndarray, start: int, slots: int, gpus: int,

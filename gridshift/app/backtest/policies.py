@@ -21,6 +21,7 @@ from gridshift.app.backtest.context import (
     window_problem,
 )
 from gridshift.app.backtest.forecasts import DecisionForecast
+from gridshift.app.backtest.regret import RegretBudget
 from gridshift.app.risk import ci_scenarios
 from gridshift.forecasting.best_window import find_best_window
 from gridshift.forecasting.series import Forecast
@@ -47,10 +48,33 @@ class Decision:
 def policy_rules(cfg: BacktestConfig) -> dict[str, str]:
     """Each policy's rule in words, with this replay's deadlines, slack and cadence."""
     every = f"decisions every {cfg.decision_hours} h"
-    rule = (f"no-regret rule: the plan's shifts from running now are kept only where, over "
-            f"the forecast scenarios, their saving together has a mean >= "
-            f"{cfg.no_regret_z:g} standard deviations, else the weakest bets are pulled "
-            "back to run now" if cfg.no_regret_z is not None else "no-regret rule off")
+    return {**_fixed_rules(cfg, every), "gridshift": _gridshift_rule(cfg, every)}
+
+
+def _no_regret_rule(cfg: BacktestConfig) -> str:
+    if cfg.no_regret_z is None:
+        return "no-regret rule off"
+    z = f"{cfg.no_regret_z:g}"
+    if cfg.no_regret_budget_pct <= 0:
+        return (f"no-regret rule: the plan's shifts from running now are kept only where, over "
+                f"the forecast scenarios, their saving together has a mean >= {z} standard "
+                "deviations, else the weakest bets are pulled back to run now")
+    return (f"no-regret rule with a loss budget: the plan's shifts from running now, together "
+            "with the bets already in play (each job against running at its arrival: settled "
+            "with the published actuals, else over the forecast scenarios), may lose at most "
+            f"{cfg.no_regret_budget_pct:g} % of the replay's stake (its jobs' energy at the "
+            f"intensity published before it) in their {z}-sigma bad case, else the weakest "
+            "bets are pulled back to run now")
+
+
+def _gridshift_rule(cfg: BacktestConfig, every: str) -> str:
+    return ("the solver's joint plan of the pending jobs (deadline arrival + duration "
+            f"+ {cfg.slack_h:g} h slack, capacity and power cap), re-planned at each "
+            f"decision ({every}) with only the jobs planned to start before the next "
+            f"one committed; {_no_regret_rule(cfg)}")
+
+
+def _fixed_rules(cfg: BacktestConfig, every: str) -> dict[str, str]:
     return {
         "run-now": "each job starts at its arrival (next hour) if its GPUs and the power cap "
                    "allow, else at the earliest hour they do, first come first served; no "
@@ -63,10 +87,6 @@ def policy_rules(cfg: BacktestConfig) -> dict[str, str]:
                          "repaired in order of those starts; committed when advised; " + every,
         "lets-wait-awhile": f"as lowest-window, but starting no later than arrival + "
                             f"{cfg.max_shift_h:g} h and by the deadline; " + every,
-        "gridshift": "the solver's joint plan of the pending jobs (deadline arrival + duration "
-                     f"+ {cfg.slack_h:g} h slack, capacity and power cap), re-planned at each "
-                     f"decision ({every}) with only the jobs planned to start before the next "
-                     f"one committed; {rule}",
         "rolling-foresight": "as gridshift, but on the actual intensity (no forecast error, "
                              "future arrivals unknown), without the no-regret rule; a "
                              "diagnostic",
@@ -153,13 +173,17 @@ def _decide_lwa(ctx: Context, w: Window, ci: Series) -> Decision:
 
 
 def _decide_solver(ctx: Context, w: Window, ci: Series, limit_s: float,
-                   no_regret_z: float | None) -> Decision:
+                   no_regret_z: float | None, budget: RegretBudget | None = None) -> Decision:
     problem = window_problem(ctx, w, ci, limit_s)
     result = solve(problem, time_limit_s=limit_s)
     plan, counts = result.plan, (0, 0, 0)
     if no_regret_z is not None and plan.placements:
         scenarios = ci_scenarios(problem, ctx.cfg.scenarios, ctx.cfg.seed * 100_003 + w.index)
-        outcome = apply_no_regret(problem, plan, scenarios, no_regret_z)
+        if budget is None:
+            outcome = apply_no_regret(problem, plan, scenarios, no_regret_z)
+        else:
+            outcome = apply_no_regret(problem, plan, scenarios, no_regret_z, budget.budget_kg,
+                                      budget.in_play_kg(w, scenarios))
         plan = outcome.plan
         counts = (len(outcome.kept), len(outcome.pulled_back), len(outcome.no_room))
     decision = Decision({}, status=result.status, no_regret=counts)
@@ -198,12 +222,15 @@ def policy_spec(ctx: Context, policy: str) -> tuple[Decide, Callable[[Window], S
     def actual(w: Window) -> np.ndarray:
         return ctx.actual[w.start_h:]
 
+    budget = RegretBudget.for_replay(ctx, cfg.no_regret_budget_pct) \
+        if cfg.no_regret_z is not None and cfg.no_regret_budget_pct > 0 else None
+
     specs: dict[str, tuple[Decide, Callable[[Window], Series], bool]] = {
         "fifo": (_decide_fifo, actual, True),
         "lowest-window": (_decide_lowest, seen, True),
         "lets-wait-awhile": (_decide_lwa, seen, True),
         "gridshift": (lambda c, w, ci: _decide_solver(c, w, ci, cfg.time_limit_s,
-                                                      cfg.no_regret_z),
+                                                      cfg.no_regret_z, budget),
                       gridshift_seen, False),
         "rolling-foresight": (lambda c, w, ci: _decide_solver(c, w, ci, cfg.pf_limit_s, None),
                               actual, False),

@@ -46,7 +46,10 @@ def describe(result: BacktestResult) -> str:
         lines.append(result.reference.describe())
     if "gridshift" in result.rules and cfg.no_regret_z is not None:
         n = result.no_regret
-        lines.append(f"no-regret rule: {n.get('kept', 0)} shift decisions kept, "
+        budget = f", loss budget {cfg.no_regret_budget_pct:g} % of the stake" \
+            if cfg.no_regret_budget_pct > 0 else ""
+        lines.append(f"no-regret rule (z {cfg.no_regret_z:g}{budget}): "
+                     f"{n.get('kept', 0)} shift decisions kept, "
                      f"{n.get('pulled_back', 0)} pulled back to run now, "
                      f"{n.get('no_room', 0)} kept for want of room")
     return "\n".join(lines)
@@ -91,7 +94,10 @@ def to_json(result: BacktestResult) -> dict:
             "kind": ref.kind, "bound_kg": ref.bound_kg, "plan_kg": json_float(ref.plan_kg),
             "gap_pct": json_float(ref.gap_pct), "relaxed_jobs": ref.relaxed_jobs,
             "detail": ref.detail},
-        "no_regret_z": cfg.no_regret_z, "no_regret": dict(result.no_regret),
+        "no_regret_z": cfg.no_regret_z,
+        "no_regret_budget_pct": cfg.no_regret_budget_pct if cfg.no_regret_z is not None
+        else None,
+        "no_regret": dict(result.no_regret),
         "policies": policies, "checks_passed": result.checks_passed,
     }
 

@@ -38,7 +38,11 @@ def sweep_header(result: SweepResult) -> str:
              f"{result.wall_s:.1f} s wall, {result.throughput_per_min:.2f} replays/min"]
     if first:
         lines.append(f"forecast (every forecast-driven policy alike): {first['forecast']}")
-        lines.append(f"no-regret z: {first['no_regret_z']}; reference: the offline optimum "
+        budget = first.get("no_regret_budget_pct")
+        rule = "off" if first["no_regret_z"] is None else \
+            f"z {first['no_regret_z']:g}" + (f", loss budget {budget:g} % of the stake"
+                                            if budget else "")
+        lines.append(f"no-regret rule: {rule}; reference: the offline optimum "
                      "with actual intensity and every arrival known, or its relaxation's "
                      "bound (kinds per row)")
     return "\n".join(lines + [f"skipped {s}" for s in result.skipped])
