@@ -17,9 +17,9 @@ many decisions together (a week of them) may give a loss budget: an allowance ``
 the bets already in play ``b_k`` (kg saved in scenario ``k`` by earlier decisions: settled
 savings, started jobs, the hours pending jobs have already waited). The plan's shifts are then
 judged with them, ``x = b + advantage``: ``mean(x) - z * std(x) >= -a`` (and the shifts' own
-mean > 0); where the bets in play already reach past the budget, shifts are kept only while
-they do not make that downside worse. Without a budget (``a`` = 0, nothing in play) this is
-the test above. Judged together, many
+mean > 0); a bet that passes the test on its own is never pulled back, whatever is in play
+(pulling it back would only lose). Without a budget (``a`` = 0, nothing in play) this is the
+test above. Judged together, many
 small bets that each are close to a coin flip can be a sure saving (their errors partly
 cancel); judged one by one they would all be refused. Where the plan's shifts fail the test,
 the weakest bets (lowest mean / standard deviation of their own advantage; ties by job id) are
@@ -138,6 +138,8 @@ def apply_no_regret(problem: Problem, plan: Plan, scenarios: np.ndarray,
     weakest = sorted(shifted, key=lambda j: (_t_value(advantage[j]), problem.job_ids[j]))
     unjustified: list[int] = []
     while weakest and not _justified(total, z, in_play, floor_kg):
+        if _t_value(advantage[weakest[0]]) >= z:
+            break       # a bet justified on its own stays, whatever is in play
         j = weakest.pop(0)
         total = total - advantage[j]
         unjustified.append(j)

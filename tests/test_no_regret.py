@@ -114,3 +114,18 @@ def test_the_loss_budget_is_validated() -> None:
         apply_no_regret(_problem(), _plan(2, 0), flip, allowance_kg=-1.0)
     with pytest.raises(ValueError, match="in_play_kg"):
         apply_no_regret(_problem(), _plan(2, 0), flip, in_play_kg=np.zeros(3))
+
+
+def test_a_bet_justified_on_its_own_stays_whatever_is_in_play() -> None:
+    """Bets in play far past the budget pull back the bets that need them (the coin flip),
+    never one that passes the test alone (the sure saving): pulling it back would only lose."""
+    problem = _problem()
+    rng = np.random.default_rng(6)
+    sure = _scenarios(200.0 + rng.normal(0.0, 10.0, 64))
+    lost = np.full(64, -10.0)
+    outcome = apply_no_regret(problem, _plan(2, 0), sure, z=1.0, allowance_kg=0.1,
+                              in_play_kg=lost)
+    assert outcome.kept == [0] and outcome.plan.placements[0].start_slot == 2
+    flip = _scenarios(290.0 + rng.normal(0.0, 100.0, 64))
+    assert apply_no_regret(problem, _plan(2, 0), flip, z=1.0, allowance_kg=0.1,
+                           in_play_kg=lost).pulled_back == [0]
