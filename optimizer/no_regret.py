@@ -92,8 +92,9 @@ def _downside(advantage: np.ndarray, z: float) -> float:
     return float(advantage.mean()) - z * float(advantage.std())
 
 
-def _justified(advantage: np.ndarray, z: float, in_play: np.ndarray, floor_kg: float) -> bool:
-    return float(advantage.mean()) > 0 and _downside(in_play + advantage, z) >= floor_kg
+def _justified(advantage: np.ndarray, z: float, in_play: np.ndarray,
+               allowance_kg: float) -> bool:
+    return float(advantage.mean()) > 0 and _downside(in_play + advantage, z) >= -allowance_kg
 
 
 def _fits(problem: Problem, gpus: np.ndarray, load_kw: np.ndarray, job: int,
@@ -121,7 +122,6 @@ def apply_no_regret(problem: Problem, plan: Plan, scenarios: np.ndarray,
         np.asarray(in_play_kg, dtype=float)
     if in_play.shape != (scenarios.shape[0],) or not np.isfinite(in_play).all():
         raise ValueError(f"in_play_kg must be {scenarios.shape[0]} finite values")
-    floor_kg = -allowance_kg
     if scenarios.ndim != 3 or scenarios.shape[1:] != (problem.n_sites, problem.n_slots):
         raise ValueError(f"scenarios must be [n, {problem.n_sites}, {problem.n_slots}], got "
                          f"{list(scenarios.shape)}")
@@ -137,7 +137,7 @@ def apply_no_regret(problem: Problem, plan: Plan, scenarios: np.ndarray,
     total = sum((advantage[j] for j in shifted), np.zeros(scenarios.shape[0]))
     weakest = sorted(shifted, key=lambda j: (_t_value(advantage[j]), problem.job_ids[j]))
     unjustified: list[int] = []
-    while weakest and not _justified(total, z, in_play, floor_kg):
+    while weakest and not _justified(total, z, in_play, allowance_kg):
         if _t_value(advantage[weakest[0]]) >= z:
             break       # a bet justified on its own stays, whatever is in play
         j = weakest.pop(0)

@@ -13,6 +13,7 @@ import pytest
 from gridshift.app.backtest.config import BacktestConfig, TraceJob
 from gridshift.app.backtest.context import Context, Ledger, Window
 from gridshift.app.backtest.regret import RegretBudget, stake_kg
+from gridshift.app.backtest.replay import replay
 
 ORIGIN = datetime(2030, 1, 7, tzinfo=UTC)
 HOURS = 48
@@ -66,3 +67,10 @@ def test_bets_in_play_settle_with_the_actuals_and_waiting_counts_per_scenario() 
     # A second call does not settle a twice.
     assert budget.in_play_kg(window, scenarios) == pytest.approx(in_play)
     assert budget.settled_kg == pytest.approx(1.2)
+
+
+def test_the_budget_is_validated_before_the_replay_starts() -> None:
+    for bad in (-1.0, float("nan")):
+        cfg = BacktestConfig("TEST", date(2030, 1, 7), no_regret_budget_pct=bad)
+        with pytest.raises(ValueError, match="no_regret_budget_pct"):
+            replay(cfg, None)      # checked before the inputs are read

@@ -44,20 +44,20 @@ from gridshift.optimizer.errors import InvalidInputError
 DEFAULT_REGIONS = ("US-CAL-CISO", "DE")
 
 
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError("must be a finite number >= 0")
+    return value
+
+
 def _z(text: str) -> float | None:
     if text.strip().lower() == "off":
         return None
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be >= 0 or 'off'")
-    return value
-
-
-def _budget(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError("must be a finite percentage >= 0")
-    return value
+    try:
+        return _non_negative(text)
+    except (argparse.ArgumentTypeError, ValueError):
+        raise argparse.ArgumentTypeError("must be a finite number >= 0 or 'off'") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -139,7 +139,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "else pulls the weakest back (default "
                            f"{BacktestConfig.no_regret_z:g}; off: no rule; see the README's "
                            "Backtests)")
-    plan.add_argument("--no-regret-budget", type=_budget, default=None, metavar="PCT",
+    plan.add_argument("--no-regret-budget", type=_non_negative, default=None, metavar="PCT",
                       help="with --no-regret-z: the loss budget, in % of what the replay's "
                            "jobs emit run now; each decision's shifts, with every bet already "
                            "in play, may risk losing up to it in their Z-sigma bad case "
