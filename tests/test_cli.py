@@ -714,6 +714,23 @@ def test_every_flag_says_what_it_is_for() -> None:
     assert not missing, missing
 
 
+def test_every_help_page_renders() -> None:
+    """`--help` of every command and nested subcommand formats (a bare % in a help text made
+    `gridshift backtest --help` a traceback)."""
+    from gridshift.cli.parser import build_parser
+
+    def parsers(parser):
+        yield parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from parsers(sub)
+
+    pages = {p.prog: p.format_help() for p in parsers(build_parser("backtest"))}
+    assert len(pages) > 15 and "gridshift backtest" in pages
+    assert "loss budget, in % of" in pages["gridshift backtest"]
+
+
 def test_report_to_stdout(tmp_path: Path) -> None:
     env = {"GRIDSHIFT_DATA_DIR": str(tmp_path / "data")}
     assert run_cli("plan", str(write_request(tmp_path, small_request(jobs=[job("x")]))), "-q",

@@ -140,7 +140,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            f"{BacktestConfig.no_regret_z:g}; off: no rule; see the README's "
                            "Backtests)")
     plan.add_argument("--no-regret-budget", type=_non_negative, default=None, metavar="PCT",
-                      help="with --no-regret-z: the loss budget, in % of what the replay's "
+                      help="with --no-regret-z: the loss budget, in %% of what the replay's "
                            "jobs emit run now; each decision's shifts, with every bet already "
                            "in play, may risk losing up to it in their Z-sigma bad case "
                            f"(default {BacktestConfig.no_regret_budget_pct:g}; 0 judges each "
