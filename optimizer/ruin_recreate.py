@@ -66,8 +66,11 @@ class RecreateStats:
 class _Schedule:
     """Placements with the fleet's free GPUs and loads, and the exact objective."""
 
-    def __init__(self, problem: Problem, plan: Plan) -> None:
+    def __init__(self, problem: Problem, plan: Plan, movable: np.ndarray | None = None
+                 ) -> None:
         self.problem = problem
+        #: The jobs a step may take out (the others stay where they are).
+        self.movable = np.ones(problem.n_jobs, dtype=bool) if movable is None else movable
         self.state = greedy._State.empty(problem)
         self.placements: dict[int, Placement] = {}
         n = problem.n_jobs
@@ -83,6 +86,10 @@ class _Schedule:
         self.state.apply(j, p, +1)
         self.placements[j] = p
         self.site[j], self.lo[j], self.hi[j] = p.site, p.start_slot, p.end_slot
+
+    def movable_placed(self) -> np.ndarray:
+        """Mask of the jobs placed that a step may take out."""
+        return (self.site >= 0) & self.movable
 
     def take(self, j: int) -> Placement:
         p = self.placements.pop(j)
@@ -107,14 +114,14 @@ class _Ruiner:
     """Chooses the jobs a step takes out."""
 
     def __init__(self, problem: Problem, rng: np.random.Generator,
-                 kinds: tuple[str, ...] = RUIN_KINDS) -> None:
+                 kinds: tuple[str, ...] = RUIN_KINDS, ideal: np.ndarray | None = None) -> None:
         self.problem = problem
         self.rng = rng
         coef = problem.grid_cost_per_kwh()
         self.allowed = np.zeros((problem.n_jobs, problem.n_sites), dtype=bool)
         for j, sites in enumerate(problem.allowed_sites):
             self.allowed[j, list(sites)] = True
-        self._ideal: np.ndarray | None = None
+        self._ideal = ideal
         self.weights = dict.fromkeys(kinds, 1.0)
         # Fixed for the search: a (site, slot) cell's chance in a clean-window ruin (cleaner
         # cells likelier: rank-based weights) and the prefix sums that rank the worst jobs.
@@ -131,7 +138,7 @@ class _Ruiner:
         """Each job's cheapest placement on an empty fleet, computed on first use (a
         construction's worth of work: 0.5 s for 2,000 jobs)."""
         if self._ideal is None:
-            self._ideal = _ideal_costs(self.problem)
+            self._ideal = ideal_costs(self.problem)
         return self._ideal
 
     def reward(self, kind: str, improved: bool) -> None:
@@ -160,7 +167,7 @@ class _Ruiner:
         return lo, lo + width
 
     def _overlapping(self, sched: _Schedule, lo: int, hi: int) -> np.ndarray:
-        return (sched.site >= 0) & (sched.lo < hi) & (sched.hi > lo)
+        return sched.movable_placed() & (sched.lo < hi) & (sched.hi > lo)
 
     def _clean_window(self, sched: _Schedule, size: int) -> np.ndarray:
         prob = self.problem
@@ -180,7 +187,7 @@ class _Ruiner:
         return self._sample(np.flatnonzero(self._overlapping(sched, lo, hi)), size)
 
     def _related(self, sched: _Schedule, size: int) -> np.ndarray:
-        placed = np.flatnonzero(sched.site >= 0)
+        placed = np.flatnonzero(sched.movable_placed())
         seed = int(self.rng.choice(placed))
         share = self.allowed[placed] @ self.allowed[seed] > 0
         mid = 0.5 * (sched.lo + sched.hi)
@@ -190,7 +197,7 @@ class _Ruiner:
         return chosen[np.isfinite(distance[np.argsort(distance)[:size]])]
 
     def _worst(self, sched: _Schedule, size: int) -> np.ndarray:
-        placed = np.flatnonzero(sched.site >= 0)
+        placed = np.flatnonzero(sched.movable_placed())
         prob = self.problem
         kw = prob.power_kw[placed] * prob.pue[sched.site[placed]]
         cum = self.coef_cum
@@ -201,10 +208,10 @@ class _Ruiner:
         return placed[np.argsort(-excess)[:size]]
 
     def _random(self, sched: _Schedule, size: int) -> np.ndarray:
-        return self._sample(np.flatnonzero(sched.site >= 0), size)
+        return self._sample(np.flatnonzero(sched.movable_placed()), size)
 
 
-def _ideal_costs(problem: Problem) -> np.ndarray:
+def ideal_costs(problem: Problem) -> np.ndarray:
     """Each job's cheapest placement on an empty fleet (carbon/cost terms, no renewables)."""
     empty = greedy._State.empty(problem)
     empty.load_kw[:] = problem.renewable_kw      # renewables spent: the plain grid price
@@ -236,30 +243,37 @@ def ruin_and_recreate(problem: Problem, plan: Plan, deadline: float, *, seed: in
                       stop: Callable[[], bool] | None = None,
                       on_improve: Callable[[Plan, float], None] | None = None,
                       cool_until: float | None = None,
-                      kinds: tuple[str, ...] = RUIN_KINDS) -> tuple[Plan, RecreateStats]:
+                      kinds: tuple[str, ...] = RUIN_KINDS,
+                      movable: np.ndarray | None = None,
+                      temperatures: tuple[float, float] | None = None,
+                      ideal: np.ndarray | None = None) -> tuple[Plan, RecreateStats]:
     """Improve `plan` (every job placed) until `deadline` (time.monotonic) or `stop()`.
 
-    The temperature cools from the start to ``cool_until`` (default: the deadline).
-    ``on_improve(plan, objective)`` is called with each new best plan and its objective
-    (optimizer.accounting.plan_objective's value). ``kinds``: the ruin kinds to use (a short
-    probe leaves out *worst*, whose first use costs a construction's worth of work)."""
+    The temperature cools from the start to ``cool_until`` (default: the deadline), from
+    and to ``temperatures`` (default: a share of the objective per job, see
+    :func:`temperatures_for`). ``on_improve(plan, objective)`` is called with each new best
+    plan and its objective (optimizer.accounting.plan_objective's value). ``kinds``: the
+    ruin kinds to use (a short probe leaves out *worst*, whose first use costs a
+    construction's worth of work). ``movable``: mask of the jobs the search may move (the
+    others stay; default all). ``ideal``: each job's cheapest placement on an empty fleet
+    (:func:`ideal_costs`), where the caller has it."""
     from gridshift.optimizer.accounting import plan_objective
 
-    sched = _Schedule(problem, plan)
+    sched = _Schedule(problem, plan, movable)
     rng = np.random.default_rng(seed)
     stats = RecreateStats()
-    if len(sched.placements) < 2:
+    n_movable = int(sched.movable_placed().sum())
+    if n_movable < 2:
         return sched.plan(), stats
-    ruiner = _Ruiner(problem, rng, kinds)
+    ruiner = _Ruiner(problem, rng, kinds, ideal)
     current = best = sched.objective()
     # The schedule's objective leaves out the delay term's constant (as optimizer.lns).
     shift = plan_objective(problem, plan) - best if on_improve is not None else 0.0
     best_plan = dict(sched.placements)
-    per_job = max(abs(current), 1e-9) / max(1, len(sched.placements))
-    t_hot, t_cold = START_TEMPERATURE * per_job, END_TEMPERATURE * per_job
+    t_hot, t_cold = temperatures or temperatures_for(current, len(sched.placements))
     began = time.monotonic()
     span = max(1e-3, (cool_until or deadline) - began)
-    max_ruin = min(MAX_RUIN, max(MIN_RUIN, len(sched.placements) // 4))
+    max_ruin = min(MAX_RUIN, max(MIN_RUIN, n_movable // 4))
     while True:
         now = time.monotonic()
         if now >= deadline or (stop is not None and stop()):
@@ -268,7 +282,10 @@ def ruin_and_recreate(problem: Problem, plan: Plan, deadline: float, *, seed: in
         temperature = t_hot * (t_cold / t_hot) ** frac
         size = int(rng.integers(MIN_RUIN, max_ruin + 1))
         kind, jobs = ruiner.pick(sched, size)
-        value, previous = _step(problem, sched, jobs, rng)
+        # Simulated annealing's test drawn first: the step is accepted iff its objective is
+        # at most `limit`, so a recreation can stop as soon as it is sure to be rejected.
+        limit = current - temperature * math.log(max(rng.random(), 1e-300))
+        value, previous = _step(problem, sched, jobs, rng, limit)
         stats.steps += 1
         tried = stats.by_kind.setdefault(kind, [0, 0])
         tried[0] += 1
@@ -278,7 +295,7 @@ def ruin_and_recreate(problem: Problem, plan: Plan, deadline: float, *, seed: in
             continue
         improved = value < best - 1e-9 * max(1.0, abs(best))
         ruiner.reward(kind, improved)
-        if value > current and rng.random() >= math.exp(-(value - current) / temperature):
+        if value > limit:
             _restore(sched, previous)
             continue
         current = value
@@ -292,15 +309,26 @@ def ruin_and_recreate(problem: Problem, plan: Plan, deadline: float, *, seed: in
     return Plan(placements=best_plan), stats
 
 
-def _step(problem: Problem, sched: _Schedule, jobs: np.ndarray, rng: np.random.Generator
-          ) -> tuple[float | None, dict[int, Placement]]:
+def temperatures_for(objective: float, n_jobs: int) -> tuple[float, float]:
+    """The annealing's start and end temperatures for a plan of this objective and size."""
+    per_job = max(abs(objective), 1e-9) / max(1, n_jobs)
+    return START_TEMPERATURE * per_job, END_TEMPERATURE * per_job
+
+
+def _step(problem: Problem, sched: _Schedule, jobs: np.ndarray, rng: np.random.Generator,
+          limit: float = math.inf) -> tuple[float | None, dict[int, Placement]]:
     """Take `jobs` out and put them back: (the new objective, the jobs' previous
-    placements); (None, ...) when one found no room and the step was undone."""
+    placements); (None, ...) when one found no room and the step was undone. A recreation
+    whose objective is sure to exceed `limit` stops early and returns an objective above
+    it (the jobs not yet put back stay out: the caller restores the step)."""
     previous = {int(j): sched.take(int(j)) for j in jobs}
+    base = sched.objective()
     order = _recreate_order(problem, sched.state, jobs,
                             RECREATE_ORDERS[int(rng.integers(len(RECREATE_ORDERS)))], rng)
     for _ in range(RETRIES + 1):
-        stuck = _recreate(problem, sched, order)
+        stuck = _recreate(problem, sched, order, limit - base)
+        if stuck is _OVER:
+            return math.inf, previous
         if stuck is None:
             return sched.objective(), previous
         for j in previous:
@@ -312,14 +340,26 @@ def _step(problem: Problem, sched: _Schedule, jobs: np.ndarray, rng: np.random.G
     return None, previous
 
 
-def _recreate(problem: Problem, sched: _Schedule, order: list[int]) -> int | None:
+#: What :func:`_recreate` returns when the jobs put back already cost more than allowed.
+_OVER = -1
+
+
+def _recreate(problem: Problem, sched: _Schedule, order: list[int],
+              allowed: float = math.inf) -> int | None:
     """Put the jobs of `order` in one by one at their cheapest placement; the first job that
-    finds no room (the jobs before it stay placed), or None."""
+    finds no room (the jobs before it stay placed), None, or ``_OVER`` as soon as the jobs
+    put back add more than `allowed` to the objective (each placement only adds: a lower
+    bound on what the whole recreation adds)."""
+    added = 0.0
+    slack = 1e-9 * max(1.0, abs(allowed)) if math.isfinite(allowed) else 0.0
     for j in order:
         found = greedy.best_placement(problem, sched.state, j)
         if found is None:
             return j
         sched.put(j, found[0])
+        added += found[1]
+        if added > allowed + slack:
+            return _OVER
     return None
 
 

@@ -109,11 +109,11 @@ def test_a_tight_night_is_planned_with_every_job_and_capacity_binding_is_said(pr
     assert incumbents == sorted(incumbents, reverse=True)
     if result.status == "FEASIBLE" and "ruin and recreate" in result.detail:
         assert "LP-guided search skipped: capacity binds" in result.detail
-        # The whole model gave its core to a second search, after the LP bound.
+        # The whole model gave its core to the search on both cores, after the LP bound.
         assert "whole model stopped: capacity binds" in result.detail
         assert "stopped where capacity binds" in result.detail
         assert "cancelled" not in result.detail
-        assert "a second search in a worker process: ruin and recreate" in result.detail
+        assert "ruin and recreate on both cores, the day cut in two" in result.detail
         assert result.best_bound > 0 and result.objective >= result.best_bound - 1e-6
 
 
@@ -197,13 +197,13 @@ def test_the_portfolio_path_gives_ruin_and_recreate_the_time_where_capacity_bind
     heuristic = next(e["objective"] for e in events if e["kind"] == "heuristic")
     assert result.objective <= heuristic + 1e-9
     assert "capacity binds" in result.detail and "then LNS" in result.detail
-    assert "beside it in a worker process: ruin and recreate" in result.detail
+    assert "ruin and recreate on both cores, the day cut in two" in result.detail
     assert "bound:" in result.detail
 
 
-def test_a_failing_second_search_costs_only_itself(problem, monkeypatch) -> None:
-    """A worker that dies under the second search: the plan still comes, from the search in
-    this process, checked, and the detail says the second search failed."""
+def test_a_failing_worker_costs_only_its_half(problem, monkeypatch) -> None:
+    """A worker that dies under the time split's other half: the plan still comes, from the
+    half in this process, checked, and the detail says the worker's half failed."""
     from gridshift.optimizer.backends import isolated
 
     real = isolated._run_in_worker
@@ -221,4 +221,5 @@ def test_a_failing_second_search_costs_only_itself(problem, monkeypatch) -> None
     assert_plan_valid(result)
     assert not result.plan.unscheduled
     assert "whole model stopped: capacity binds" in result.detail
-    assert "second search failed (ruin_recreate solver process ended" in result.detail
+    assert "the worker's half failed in" in result.detail
+    assert "ruin_recreate solver process ended without a result" in result.detail

@@ -123,18 +123,22 @@ def solve_isolated(backend: str, model: MilpModel, *, time_limit_s: float,
 
 def recreate_isolated(problem: Problem, plan: Plan, *, time_limit_s: float, seed: int,
                       on_improve: Callable[[Plan, float], None] | None = None,
-                      stop_flag: Callable[[], bool] | None = None) -> tuple[Plan, str]:
+                      stop_flag: Callable[[], bool] | None = None,
+                      **options) -> tuple[Plan, str]:
     """Ruin and recreate (optimizer/ruin_recreate.py) from ``plan`` in a worker process, for
     a second search beside one in this process: (the best plan, a summary). Cancelled or
     overrunning, the best plan it reported is returned (``plan`` if none); a worker that
-    fails costs the second search only (``plan`` back, the summary says why)."""
+    fails costs the second search only (``plan`` back, the summary says why). ``options``
+    go to ruin_and_recreate (``movable``, ``temperatures``, ``ideal``); without
+    ``on_improve`` the worker sends no plan until its last."""
     def improved(objective: float, _bound: float, _elapsed: float, better: Plan) -> None:
         if on_improve is not None:
             on_improve(better, objective)
 
     try:
         outcome, last = _run_in_worker(
-            ("ruin_recreate", (problem, plan), {"time_limit_s": time_limit_s, "seed": seed}),
+            ("ruin_recreate", (problem, plan), {"time_limit_s": time_limit_s, "seed": seed,
+                                                "report": on_improve is not None, **options}),
             time.monotonic() + time_limit_s + KILL_GRACE_S, improved, stop_flag)
     except RuntimeError as exc:
         log.warning("the second search failed, the first goes on alone: %s", exc)

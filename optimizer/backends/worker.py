@@ -46,10 +46,12 @@ def main() -> int:
         messages.flush()
 
 
-def _ruin_and_recreate(job: tuple, progress, *, time_limit_s: float, seed: int) -> tuple:
+def _ruin_and_recreate(job: tuple, progress, *, time_limit_s: float, seed: int,
+                       report: bool = True, **options) -> tuple:
     """A ruin-and-recreate search (optimizer/ruin_recreate.py) on ``job`` = (problem, plan):
-    each new best plan goes out as progress (its objective, the plan); returns (the best
-    plan, the search's summary)."""
+    each new best plan goes out as progress (its objective, the plan) unless ``report`` is
+    false; returns (the best plan, the search's summary). ``options``: ruin_and_recreate's
+    ``movable``, ``temperatures``, ``ideal``."""
     import time
 
     from gridshift.optimizer.ruin_recreate import ruin_and_recreate
@@ -61,7 +63,7 @@ def _ruin_and_recreate(job: tuple, progress, *, time_limit_s: float, seed: int) 
         progress(objective, float("-inf"), time.monotonic() - began, better)
 
     best, stats = ruin_and_recreate(problem, plan, began + time_limit_s, seed=seed,
-                                    on_improve=improved)
+                                    on_improve=improved if report else None, **options)
     return best, stats.summary()
 
 
