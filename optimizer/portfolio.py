@@ -288,29 +288,41 @@ def _improve_small(problem: Problem, jobs: list[int], plan: Plan, backend: Backe
     return chosen
 
 
-#: Time left below which the whole model's core skips the LP relaxation (the bound then
-#: comes from the Lagrangian relaxation alone), and the share of the time left it may take.
+#: Time left below which the second search skips the LP relaxation (the bound then comes
+#: from the Lagrangian relaxation alone), and the share of the time left the LP may take.
 SECOND_SEARCH_LP_MIN_S, SECOND_SEARCH_LP_SHARE = 3.0, 0.3
 
 
 def _second_search(problem: Problem, jobs: list[int], plan: Plan, work_deadline: float,
                    stopped, emit) -> tuple[Plan, float, str]:
     """The whole model's core once capacity is found to bind: the LP relaxation (the bound)
-    where time allows. The search itself runs on both cores (optimizer/time_split.py), so
-    no second search runs here. (``plan``, the LP bound or -inf, a note for the detail)."""
+    where time allows, then ruin and recreate in a worker process with its own seed until
+    ``work_deadline``. (the best plan, the LP bound or -inf, a note for the detail)."""
+    from gridshift.optimizer.backends.isolated import recreate_isolated
     from gridshift.optimizer.milp import build_milp
 
+    lp_bound, lp_note = -math.inf, ""
     remaining = work_deadline - time.monotonic()
-    if remaining < SECOND_SEARCH_LP_MIN_S or stopped():
-        return plan, -math.inf, "whole model stopped: capacity binds; no LP relaxation"
-    try:
-        lp = _solve_lp(build_milp(problem, jobs), SECOND_SEARCH_LP_SHARE * remaining, stopped)
-    except RuntimeError as exc:      # the bound then comes from the Lagrangian alone
-        lp = BackendResult("no_solution", None, math.nan, -math.inf, 0.0, str(exc))
-    if lp.status != "optimal":
-        return plan, -math.inf, "whole model stopped: capacity binds; LP relaxation not solved"
-    return plan, lp.best_bound, (f"whole model stopped: capacity binds; LP relaxation in "
-                                 f"{lp.wall_seconds:.1f} s")
+    if remaining >= SECOND_SEARCH_LP_MIN_S:
+        try:
+            lp = _solve_lp(build_milp(problem, jobs), SECOND_SEARCH_LP_SHARE * remaining,
+                           stopped)
+        except RuntimeError as exc:      # the bound then comes from the Lagrangian alone
+            lp = BackendResult("no_solution", None, math.nan, -math.inf, 0.0, str(exc))
+        if lp.status == "optimal":
+            lp_bound, lp_note = lp.best_bound, f"LP relaxation in {lp.wall_seconds:.1f} s, then "
+    remaining = work_deadline - time.monotonic()
+    if remaining < 0.2 or stopped():
+        return plan, lp_bound, f"whole model stopped: capacity binds; {lp_note}no second search"
+
+    def improved(_: Plan, value: float) -> None:
+        emit("incumbent", objective=value, best_bound=None)
+
+    best, summary = recreate_isolated(problem, plan, time_limit_s=remaining,
+                                      seed=problem.options.random_seed + 2,
+                                      on_improve=improved, stop_flag=stopped)
+    return best, lp_bound, (f"whole model stopped: capacity binds; {lp_note}a second search "
+                            f"in a worker process: {summary}")
 
 
 #: Models at least this large (solve.ISOLATE_MIN_COLUMNS: the exact backend runs in a worker
@@ -339,7 +351,7 @@ def _local_and_guided(problem: Problem, jobs: list[int], plan: Plan, backend: Ba
 
     ``on_binding(plan)`` is called with the probe's plan when capacity binds."""
     from gridshift.optimizer.lp_guided import GuidedResult
-    from gridshift.optimizer.time_split import split_search
+    from gridshift.optimizer.ruin_recreate import ruin_and_recreate
 
     seed = problem.options.random_seed
 
@@ -351,8 +363,8 @@ def _local_and_guided(problem: Problem, jobs: list[int], plan: Plan, backend: Ba
         return _guided(problem, jobs, [plan], backend, work_deadline, stopped, emit)
     if on_binding is not None:
         on_binding(plan)
-    plan, stats = split_search(problem, plan, work_deadline, seed=seed + 1, stop=stopped,
-                               on_improve=improved)
+    plan, stats = ruin_and_recreate(problem, plan, work_deadline, seed=seed + 1, stop=stopped,
+                                    on_improve=improved)
     return GuidedResult(plan, -math.inf, 0, 0, (
         f"LP-guided search skipped: capacity binds ({probe.failed} of {probe.steps} "
         f"recreations in a probe found no room); {stats.summary()}"))

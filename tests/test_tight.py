@@ -109,11 +109,11 @@ def test_a_tight_night_is_planned_with_every_job_and_capacity_binding_is_said(pr
     assert incumbents == sorted(incumbents, reverse=True)
     if result.status == "FEASIBLE" and "ruin and recreate" in result.detail:
         assert "LP-guided search skipped: capacity binds" in result.detail
-        # The whole model gave its core to the search on both cores, after the LP bound.
+        # The whole model gave its core to a second search, after the LP bound.
         assert "whole model stopped: capacity binds" in result.detail
         assert "stopped where capacity binds" in result.detail
         assert "cancelled" not in result.detail
-        assert "ruin and recreate on both cores, the day cut in two" in result.detail
+        assert "a second search in a worker process: ruin and recreate" in result.detail
         assert result.best_bound > 0 and result.objective >= result.best_bound - 1e-6
 
 
@@ -201,9 +201,9 @@ def test_the_portfolio_path_gives_ruin_and_recreate_the_time_where_capacity_bind
     assert "bound:" in result.detail
 
 
-def test_a_failing_worker_costs_only_its_half(problem, monkeypatch) -> None:
-    """A worker that dies under the time split's other half: the plan still comes, from the
-    half in this process, checked, and the detail says the worker's half failed."""
+def test_a_failing_second_search_costs_only_itself(problem, monkeypatch) -> None:
+    """A worker that dies under the second search: the plan still comes, from the search in
+    this process, checked, and the detail says the second search failed."""
     from gridshift.optimizer.backends import isolated
 
     real = isolated._run_in_worker
@@ -221,5 +221,38 @@ def test_a_failing_worker_costs_only_its_half(problem, monkeypatch) -> None:
     assert_plan_valid(result)
     assert not result.plan.unscheduled
     assert "whole model stopped: capacity binds" in result.detail
-    assert "the worker's half failed in" in result.detail
-    assert "ruin_recreate solver process ended without a result" in result.detail
+    assert "second search failed (ruin_recreate solver process ended" in result.detail
+
+
+def test_a_recreation_sure_to_be_rejected_stops_early_and_is_undone(problem) -> None:
+    """The annealing's test is drawn before a step: a recreation whose jobs already cost more
+    than the step may add stops at once, and undoing the step restores the plan exactly."""
+    import numpy as np
+
+    from gridshift.optimizer import ruin_recreate as rr
+
+    start = greedy.greedy_plan(problem, 0.5, seed=0)
+    sched = rr._Schedule(problem, start)
+    before = sched.objective()
+    jobs = np.array(sorted(start.placements)[:8])
+    rng = np.random.default_rng(0)
+    calls: list[int] = []
+    real = greedy.best_placement
+
+    def counting(*args):
+        calls.append(1)
+        return real(*args)
+
+    greedy.best_placement = counting
+    try:
+        value, previous = rr._step(problem, sched, jobs, rng, limit=before - 1e6)
+    finally:
+        greedy.best_placement = real
+    assert value == float("inf") and len(calls) == 1
+    rr._restore(sched, previous)
+    assert sched.placements == start.placements
+    assert sched.objective() == pytest.approx(before, rel=1e-12)
+    # Without a limit the same step completes: every job back, an objective to judge.
+    value, previous = rr._step(problem, sched, jobs, np.random.default_rng(0))
+    assert value is None or (value < float("inf") and set(sched.placements) == set(
+        start.placements))
