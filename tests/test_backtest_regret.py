@@ -67,6 +67,17 @@ def test_bets_in_play_settle_with_the_actuals_and_waiting_counts_per_scenario() 
     # A second call does not settle a twice.
     assert budget.in_play_kg(window, scenarios) == pytest.approx(in_play)
     assert budget.settled_kg == pytest.approx(1.2)
+    # Only open bets are kept: a is settled and gone, b stays until its hours are published,
+    # and a job committed later is read in at the next decision.
+    assert list(budget._open) == ["b"]
+    d = _job("d", 9, 1)
+    ledger.commit(d, 12, ctx.cfg.pue)
+    later = Window(1, 16, 24, [], np.full(24, 8), ledger=ledger)
+    budget.in_play_kg(later, scenarios)
+    # By hour 15 published: b (8-11, arrival 5-8) settles: 3 x (600 - 400) g; d (12, arrival 9)
+    # settles: 3 x (100 - 100) g.
+    assert list(budget._open) == [] and budget._read == 3
+    assert budget.settled_kg == pytest.approx(1.2 + 0.6)
 
 
 def test_the_budget_is_validated_before_the_replay_starts() -> None:

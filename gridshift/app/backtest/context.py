@@ -236,6 +236,8 @@ class Ledger:
     used_kw: np.ndarray
     starts: dict[str, int] = field(default_factory=dict)
     jobs: dict[str, TraceJob] = field(default_factory=dict)
+    #: Job ids in the order they were committed (so a reader can take only the new ones).
+    order: list[str] = field(default_factory=list)
 
     @classmethod
     def empty(cls, hours: int) -> Ledger:
@@ -244,6 +246,8 @@ class Ledger:
     def commit(self, job: TraceJob, start_h: int, pue: float) -> None:
         self.used[start_h:start_h + job.duration_slots] += job.gpus
         self.used_kw[start_h:start_h + job.duration_slots] += job.power_kw * pue
+        if job.id not in self.starts:
+            self.order.append(job.id)
         self.starts[job.id] = start_h
         self.jobs[job.id] = job
 

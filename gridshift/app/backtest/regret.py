@@ -43,7 +43,10 @@ class RegretBudget:
     ctx: Context
     budget_kg: float
     settled_kg: float = 0.0
-    _settled: set[str] = field(default_factory=set)
+    #: Started jobs not yet settled, job id -> start hour; and how many of the ledger's
+    #: commitments have been read into it (each decision reads only the new ones).
+    _open: dict[str, int] = field(default_factory=dict)
+    _read: int = 0
 
     @classmethod
     def for_replay(cls, ctx: Context, budget_pct: float) -> RegretBudget:
@@ -72,16 +75,18 @@ class RegretBudget:
         return max(self.settled_kg, 0.0)
 
     def _unsettled(self, ledger: Ledger, known_h: int) -> list[tuple[TraceJob, int]]:
-        """Settle the started jobs whose hours are all published; the rest, (job, start)."""
+        """Settle the started jobs whose hours are all published; the rest, (job, start).
+        Only the commitments still open are looked at, not the whole ledger."""
+        for job_id in ledger.order[self._read:]:
+            self._open[job_id] = ledger.starts[job_id]
+        self._read = len(ledger.order)
         open_bets = []
-        for job_id, start in ledger.starts.items():
-            if job_id in self._settled:
-                continue
+        for job_id, start in list(self._open.items()):
             job = ledger.jobs[job_id]
             if max(start, job.first_h) + job.duration_slots <= known_h:
                 self.settled_kg += self._actual_kg(job, job.first_h) - \
                     self._actual_kg(job, start)
-                self._settled.add(job_id)
+                del self._open[job_id]
             else:
                 open_bets.append((job, start))
         return open_bets
