@@ -85,3 +85,12 @@ def test_the_budget_is_validated_before_the_replay_starts() -> None:
         cfg = BacktestConfig("TEST", date(2030, 1, 7), no_regret_budget_pct=bad)
         with pytest.raises(ValueError, match="no_regret_budget_pct"):
             replay(cfg, None)      # checked before the inputs are read
+
+
+def test_the_rule_is_summed_up_alike_in_a_replay_and_a_sweep() -> None:
+    from gridshift.app.backtest.config import no_regret_summary
+
+    assert no_regret_summary(None, 1.0) == "off"
+    assert no_regret_summary(2.0, 0.0) == "z 2"
+    assert no_regret_summary(2.0, 1.0) == "z 2, loss budget 1 % of the stake"
+    assert no_regret_summary(0.5, None) == "z 0.5"

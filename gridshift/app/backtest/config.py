@@ -191,3 +191,12 @@ class BacktestResult:
 def replay_origin(cfg: BacktestConfig) -> datetime:
     """Hour 0 of the replay: UTC midnight of ``cfg.start``."""
     return datetime(cfg.start.year, cfg.start.month, cfg.start.day, tzinfo=UTC)
+
+
+def no_regret_summary(z: float | None, budget_pct: float | None) -> str:
+    """The no-regret rule in a few words for headers: "off", "z 2", or "z 2, loss budget 1 %
+    of the stake"."""
+    if z is None:
+        return "off"
+    budget = f", loss budget {budget_pct:g} % of the stake" if budget_pct else ""
+    return f"z {z:g}{budget}"

@@ -9,7 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gridshift.app.backtest.config import PF_ROW, REFERENCE_POLICY, BacktestResult
+from gridshift.app.backtest.config import (
+    PF_ROW,
+    REFERENCE_POLICY,
+    BacktestResult,
+    no_regret_summary,
+)
 
 _FORMATS = {"emissions_kg": "{:,.1f}", "energy_kwh": "{:,.0f}", "savings_kg": "{:,.1f}",
             "savings_pct": "{:.2f}", "savings_vs_fifo_kg": "{:,.1f}",
@@ -46,9 +51,8 @@ def describe(result: BacktestResult) -> str:
         lines.append(result.reference.describe())
     if "gridshift" in result.rules and cfg.no_regret_z is not None:
         n = result.no_regret
-        budget = f", loss budget {cfg.no_regret_budget_pct:g} % of the stake" \
-            if cfg.no_regret_budget_pct > 0 else ""
-        lines.append(f"no-regret rule (z {cfg.no_regret_z:g}{budget}): "
+        rule = no_regret_summary(cfg.no_regret_z, max(cfg.no_regret_budget_pct, 0.0))
+        lines.append(f"no-regret rule ({rule}): "
                      f"{n.get('kept', 0)} shift decisions kept, "
                      f"{n.get('pulled_back', 0)} pulled back to run now, "
                      f"{n.get('no_room', 0)} kept for want of room")

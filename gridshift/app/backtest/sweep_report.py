@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gridshift.app.backtest.config import PF_ROW, REFERENCE_POLICY
+from gridshift.app.backtest.config import PF_ROW, REFERENCE_POLICY, no_regret_summary
 from gridshift.app.backtest.report import json_float
 from gridshift.app.backtest.sweep import SweepResult, share_is_meaningful, weekly_rows
 
@@ -38,10 +38,7 @@ def sweep_header(result: SweepResult) -> str:
              f"{result.wall_s:.1f} s wall, {result.throughput_per_min:.2f} replays/min"]
     if first:
         lines.append(f"forecast (every forecast-driven policy alike): {first['forecast']}")
-        budget = first.get("no_regret_budget_pct")
-        rule = "off" if first["no_regret_z"] is None else \
-            f"z {first['no_regret_z']:g}" + (f", loss budget {budget:g} % of the stake"
-                                            if budget else "")
+        rule = no_regret_summary(first["no_regret_z"], first.get("no_regret_budget_pct"))
         lines.append(f"no-regret rule: {rule}; reference: the offline optimum "
                      "with actual intensity and every arrival known, or its relaxation's "
                      "bound (kinds per row)")
