@@ -327,7 +327,7 @@ def _step(problem: Problem, sched: _Schedule, jobs: np.ndarray, rng: np.random.G
                             RECREATE_ORDERS[int(rng.integers(len(RECREATE_ORDERS)))], rng)
     for _ in range(RETRIES + 1):
         stuck = _recreate(problem, sched, order, limit - base)
-        if stuck is _OVER:
+        if stuck == _OVER:
             return math.inf, previous
         if stuck is None:
             return sched.objective(), previous

@@ -45,7 +45,7 @@ def halves(problem: Problem, plan: Plan, cut: int) -> list[tuple[Problem, np.nda
     for j, p in plan.placements.items():
         if p.end_slot <= cut:
             before[j] = True
-        elif min(p.slots) >= cut:
+        elif p.start_slot >= cut:
             after[j] = True
     last[before] = np.minimum(last[before], cut)
     first[after] = np.maximum(first[after], cut)
@@ -68,16 +68,20 @@ class SplitStats:
 
     rounds: int = 0
     improved_rounds: int = 0
-    here: list[str] = dataclasses.field(default_factory=list)
-    there: list[str] = dataclasses.field(default_factory=list)
+    #: The last round's summary of the half searched here.
+    last_here: str = ""
+    #: Per round whose worker half failed (that half kept its plan): the reason reported.
+    worker_failures: list[str] = dataclasses.field(default_factory=list)
 
-    @property
-    def worker_failures(self) -> list[str]:
-        """The rounds whose worker half failed (that half kept its plan), as reported."""
-        return [t for t in self.there if t.startswith("second search failed")]
+    def add_round(self, here: str, there: str) -> None:
+        """Count a round: the summaries of its two halves' searches."""
+        self.rounds += 1
+        self.last_here = here
+        if there.startswith("second search failed"):   # recreate_isolated's failure
+            self.worker_failures.append(there)
 
     def summary(self) -> str:
-        last = f"; last round here: {self.here[-1]}" if self.here else ""
+        last = f"; last round here: {self.last_here}" if self.last_here else ""
         failed = self.worker_failures
         lost = (f"; the worker's half failed in {len(failed)} rounds and kept its plan "
                 f"({failed[-1].removeprefix('second search failed ').strip('()')})"
@@ -143,9 +147,7 @@ def split_search(problem: Problem, plan: Plan, deadline: float, *, seed: int = 0
             other_plan, other_summary = other.result()
             plan = join(plan, [(ours, mine), (other_plan, theirs)])
             value = plan_objective(problem, plan)
-            stats.rounds += 1
-            stats.here.append(ours_stats.summary())
-            stats.there.append(other_summary)
+            stats.add_round(ours_stats.summary(), other_summary)
             if value < best - 1e-9 * max(1.0, abs(best)):
                 best = value
                 stats.improved_rounds += 1

@@ -224,7 +224,8 @@ def test_a_failing_second_search_costs_only_itself(problem, monkeypatch) -> None
     assert "second search failed (ruin_recreate solver process ended" in result.detail
 
 
-def test_a_recreation_sure_to_be_rejected_stops_early_and_is_undone(problem) -> None:
+def test_a_recreation_sure_to_be_rejected_stops_early_and_is_undone(problem,
+                                                                    monkeypatch) -> None:
     """The annealing's test is drawn before a step: a recreation whose jobs already cost more
     than the step may add stops at once, and undoing the step restores the plan exactly."""
     import numpy as np
@@ -243,11 +244,9 @@ def test_a_recreation_sure_to_be_rejected_stops_early_and_is_undone(problem) -> 
         calls.append(1)
         return real(*args)
 
-    greedy.best_placement = counting
-    try:
-        value, previous = rr._step(problem, sched, jobs, rng, limit=before - 1e6)
-    finally:
-        greedy.best_placement = real
+    monkeypatch.setattr(greedy, "best_placement", counting)
+    value, previous = rr._step(problem, sched, jobs, rng, limit=before - 1e6)
+    monkeypatch.setattr(greedy, "best_placement", real)
     assert value == float("inf") and len(calls) == 1
     rr._restore(sched, previous)
     assert sched.placements == start.placements
