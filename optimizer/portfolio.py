@@ -319,11 +319,11 @@ def _second_search(problem: Problem, jobs: list[int], plan: Plan, work_deadline:
     def improved(_: Plan, value: float) -> None:
         emit("incumbent", objective=value, best_bound=None)
 
-    best, summary = recreate_isolated(problem, plan, time_limit_s=remaining,
-                                      seed=problem.options.random_seed + 2,
-                                      on_improve=improved, stop_flag=stopped)
-    return best, lp_bound, (f"whole model stopped: capacity binds; {lp_note}a second search "
-                            f"in a worker process: {summary}")
+    second = recreate_isolated(problem, plan, time_limit_s=remaining,
+                               seed=problem.options.random_seed + 2,
+                               on_improve=improved, stop_flag=stopped)
+    return second.plan, lp_bound, (f"whole model stopped: capacity binds; {lp_note}a second "
+                                   f"search in a worker process: {second.summary}")
 
 
 #: Models at least this large (solve.ISOLATE_MIN_COLUMNS: the exact backend runs in a worker

@@ -73,18 +73,19 @@ class SplitStats:
     #: Per round whose worker half failed (that half kept its plan): the reason reported.
     worker_failures: list[str] = dataclasses.field(default_factory=list)
 
-    def add_round(self, here: str, there: str) -> None:
-        """Count a round: the summaries of its two halves' searches."""
+    def add_round(self, here: str, failure: str | None) -> None:
+        """Count a round: the summary of the half searched here, and why the worker's half
+        failed (None if it did not)."""
         self.rounds += 1
         self.last_here = here
-        if there.startswith("second search failed"):   # recreate_isolated's failure
-            self.worker_failures.append(there)
+        if failure is not None:
+            self.worker_failures.append(failure)
 
     def summary(self) -> str:
         last = f"; last round here: {self.last_here}" if self.last_here else ""
         failed = self.worker_failures
         lost = (f"; the worker's half failed in {len(failed)} rounds and kept its plan "
-                f"({failed[-1].removeprefix('second search failed ').strip('()')})"
+                f"({failed[-1]})"
                 if failed else "")
         return (f"ruin and recreate on both cores, the day cut in two: {self.improved_rounds} "
                 f"of {self.rounds} rounds improved{lost}{last}")
@@ -144,10 +145,10 @@ def split_search(problem: Problem, plan: Plan, deadline: float, *, seed: int = 0
             ours, ours_stats = ruin_and_recreate(here, plan, end, seed=round_seed, stop=stop,
                                                  on_improve=report, movable=mine,
                                                  temperatures=temps, ideal=ideal)
-            other_plan, other_summary = other.result()
-            plan = join(plan, [(ours, mine), (other_plan, theirs)])
+            theirs_searched = other.result()
+            plan = join(plan, [(ours, mine), (theirs_searched.plan, theirs)])
             value = plan_objective(problem, plan)
-            stats.add_round(ours_stats.summary(), other_summary)
+            stats.add_round(ours_stats.summary(), theirs_searched.failure)
             if value < best - 1e-9 * max(1.0, abs(best)):
                 best = value
                 stats.improved_rounds += 1

@@ -123,9 +123,11 @@ def test_a_second_search_in_a_worker_process_improves_and_keeps_every_constraint
 
     start = greedy.greedy_plan(problem, 0.5, seed=0)
     reported: list[tuple[float, float]] = []
-    plan, summary = recreate_isolated(
+    searched = recreate_isolated(
         problem, start, time_limit_s=1.5, seed=3,
         on_improve=lambda p, v: reported.append((v, plan_objective(problem, p))))
+    plan, summary = searched.plan, searched.summary
+    assert searched.failure is None
     check = check_plan(problem, plan)
     assert check.ok, check.violations[:5]
     assert set(plan.placements) == set(start.placements)
@@ -140,8 +142,9 @@ def test_a_second_search_stops_when_asked_with_its_best_plan(problem) -> None:
 
     start = greedy.greedy_plan(problem, 0.5, seed=0)
     began = time.monotonic()
-    plan, summary = recreate_isolated(problem, start, time_limit_s=120, seed=3,
-                                      stop_flag=lambda: time.monotonic() - began > 1.0)
+    searched = recreate_isolated(problem, start, time_limit_s=120, seed=3,
+                                 stop_flag=lambda: time.monotonic() - began > 1.0)
+    plan, summary = searched.plan, searched.summary
     assert time.monotonic() - began < 10
     assert summary == "second search cancelled"
     assert check_plan(problem, plan).ok and set(plan.placements) == set(start.placements)

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from gridshift.optimizer.backends import BackendResult, ProgressCallback
@@ -121,16 +122,26 @@ def solve_isolated(backend: str, model: MilpModel, *, time_limit_s: float,
                          f"{backend}: {outcome}; last incumbent returned")
 
 
+@dataclass(frozen=True)
+class IsolatedSearch:
+    """What a search in a worker process gave: its best plan and a summary for the detail;
+    ``failure`` is why the worker failed (``plan`` is then the plan it started from)."""
+
+    plan: Plan
+    summary: str
+    failure: str | None = None
+
+
 def recreate_isolated(problem: Problem, plan: Plan, *, time_limit_s: float, seed: int,
                       on_improve: Callable[[Plan, float], None] | None = None,
                       stop_flag: Callable[[], bool] | None = None,
-                      **options) -> tuple[Plan, str]:
+                      **options) -> IsolatedSearch:
     """Ruin and recreate (optimizer/ruin_recreate.py) from ``plan`` in a worker process, for
-    a second search beside one in this process: (the best plan, a summary). Cancelled or
-    overrunning, the best plan it reported is returned (``plan`` if none); a worker that
-    fails costs the second search only (``plan`` back, the summary says why). ``options``
-    go to ruin_and_recreate (``movable``, ``temperatures``, ``ideal``); without
-    ``on_improve`` the worker sends no plan until its last."""
+    a second search beside one in this process. Cancelled or overrunning, the best plan it
+    reported is returned (``plan`` if none); a worker that fails costs the second search
+    only (``plan`` back, ``failure`` says why). ``options`` go to ruin_and_recreate
+    (``movable``, ``temperatures``, ``ideal``); without ``on_improve`` the worker sends no
+    plan until its last."""
     def improved(objective: float, _bound: float, _elapsed: float, better: Plan) -> None:
         if on_improve is not None:
             on_improve(better, objective)
@@ -142,10 +153,10 @@ def recreate_isolated(problem: Problem, plan: Plan, *, time_limit_s: float, seed
             time.monotonic() + time_limit_s + KILL_GRACE_S, improved, stop_flag)
     except RuntimeError as exc:
         log.warning("the second search failed, the first goes on alone: %s", exc)
-        return plan, f"second search failed ({exc})"
+        return IsolatedSearch(plan, f"second search failed ({exc})", failure=str(exc))
     if outcome == "result":
-        return last
-    return (last[3] if last else plan), f"second search {outcome}"
+        return IsolatedSearch(*last)
+    return IsolatedSearch(last[3] if last else plan, f"second search {outcome}")
 
 
 def _run_in_worker(job: tuple, hard_deadline: float, on_progress, stop_flag
