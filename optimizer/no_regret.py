@@ -17,13 +17,9 @@ many decisions together (a week of them) may give a loss budget: an allowance ``
 the bets already in play ``b_k`` (kg saved in scenario ``k`` by earlier decisions: settled
 savings, started jobs, the hours pending jobs have already waited). The plan's shifts are then
 judged with them, ``x = b + advantage``: ``mean(x) - z * std(x) >= -a`` (and the shifts' own
-mean > 0); a bet that is **sure** on its own (``mean >= sure_z * std`` of its own advantage,
-``sure_z`` >= ``z``; default ``z``) is never pulled back, whatever is in play (pulling it back
-would only lose). A ``sure_z`` above ``z`` is for scenarios whose tails are thinner than the
-real errors' (bench/no_regret_calibration.py: at ``t >= 2`` bets lost up to 5 % on some series
-where a normal promises 2.3 %, at ``t >= 3`` up to 2.8 %): a bet between the two must then
-fit the budget. Without a budget (``a`` = 0, nothing in play) and with ``sure_z = z`` this is
-the test above. Judged together, many
+mean > 0); a bet that passes the test on its own is never pulled back, whatever is in play
+(pulling it back would only lose). Without a budget (``a`` = 0, nothing in play) this is the
+test above. Judged together, many
 small bets that each are close to a coin flip can be a sure saving (their errors partly
 cancel); judged one by one they would all be refused. Where the plan's shifts fail the test,
 the weakest bets (lowest mean / standard deviation of their own advantage; ties by job id) are
@@ -115,18 +111,13 @@ def _fits(problem: Problem, gpus: np.ndarray, load_kw: np.ndarray, job: int,
 
 def apply_no_regret(problem: Problem, plan: Plan, scenarios: np.ndarray,
                     z: float = 1.0, allowance_kg: float = 0.0,
-                    in_play_kg: np.ndarray | None = None,
-                    sure_z: float | None = None) -> NoRegretOutcome:
+                    in_play_kg: np.ndarray | None = None) -> NoRegretOutcome:
     """``plan`` with every shift that the forecast scenarios do not justify (see the module
     docstring) pulled back to run now where it fits. ``scenarios``: [n, S, T] gCO2e/kWh; the
     loss budget: ``allowance_kg`` (>= 0) and ``in_play_kg`` ([n] kg saved by earlier bets in
-    each scenario); ``sure_z`` (>= ``z``, default ``z``): a bet whose own advantage has
-    ``mean >= sure_z * std`` is never pulled back."""
+    each scenario)."""
     if not math.isfinite(allowance_kg) or allowance_kg < 0:
         raise ValueError(f"allowance_kg must be finite and >= 0, got {allowance_kg}")
-    sure = z if sure_z is None else sure_z
-    if not sure >= z:      # also refuses NaN
-        raise ValueError(f"sure_z must be >= z ({z:g}), got {sure_z}")
     in_play = np.zeros(scenarios.shape[0]) if in_play_kg is None else \
         np.asarray(in_play_kg, dtype=float)
     if in_play.shape != (scenarios.shape[0],) or not np.isfinite(in_play).all():
@@ -147,8 +138,8 @@ def apply_no_regret(problem: Problem, plan: Plan, scenarios: np.ndarray,
     weakest = sorted(shifted, key=lambda j: (_t_value(advantage[j]), problem.job_ids[j]))
     unjustified: list[int] = []
     while weakest and not _justified(total, z, in_play, allowance_kg):
-        if _t_value(advantage[weakest[0]]) >= sure:
-            break       # a bet sure on its own stays, whatever is in play
+        if _t_value(advantage[weakest[0]]) >= z:
+            break       # a bet justified on its own stays, whatever is in play
         j = weakest.pop(0)
         total = total - advantage[j]
         unjustified.append(j)

@@ -5,7 +5,6 @@ on a synthetic replay: no shared data needed."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -95,18 +94,3 @@ def test_the_rule_is_summed_up_alike_in_a_replay_and_a_sweep() -> None:
     assert no_regret_summary(2.0, 0.0) == "z 2"
     assert no_regret_summary(2.0, 1.0) == "z 2, loss budget 1 % of the stake"
     assert no_regret_summary(0.5, None) == "z 0.5"
-    assert no_regret_summary(2.0, 1.0, 3.0) == \
-        "z 2, loss budget 1 % of the stake, a bet sure on its own at z 3"
-    assert no_regret_summary(2.0, 1.0, 2.0) == "z 2, loss budget 1 % of the stake"
-    assert no_regret_summary(2.0, 0.0, 3.0) == "z 2"          # no budget: nothing to fit
-
-
-def test_a_bet_is_sure_at_no_less_than_the_rules_z() -> None:
-    base = BacktestConfig("TEST", date(2030, 1, 7), no_regret_z=2.0)
-    assert replace(base, no_regret_sure_z=3.0).sure_z == 3.0
-    assert replace(base, no_regret_sure_z=1.0).sure_z == 2.0
-    assert replace(base, no_regret_sure_z=None).sure_z == 2.0
-    assert replace(base, no_regret_z=None, no_regret_sure_z=3.0).sure_z is None
-    for bad in (-1.0, float("inf"), float("nan")):
-        with pytest.raises(ValueError, match="no_regret_sure_z"):
-            replay(replace(base, no_regret_sure_z=bad), None)

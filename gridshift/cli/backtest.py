@@ -145,13 +145,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "in play, may risk losing up to it in their Z-sigma bad case "
                            f"(default {BacktestConfig.no_regret_budget_pct:g}; 0 judges each "
                            "decision alone)")
-    plan.add_argument("--no-regret-sure-z", type=_non_negative, default=None, metavar="Z",
-                      help="with a loss budget: a bet whose own saving passes Z standard "
-                           "deviations is kept whatever is in play; one between "
-                           "--no-regret-z and Z must fit the budget (default: "
-                           + ("--no-regret-z" if BacktestConfig.no_regret_sure_z is None
-                              else f"{BacktestConfig.no_regret_sure_z:g}")
-                           + "; never below --no-regret-z)")
     add_config_flag(parser)
     parser.add_argument("--format", choices=("table", "json"), default="table",
                         help="print tables (default) or JSON")
@@ -224,8 +217,6 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "reference_time_limit_s": args.reference_time_limit}
     if args.no_regret_budget is not None:
         out["no_regret_budget_pct"] = args.no_regret_budget
-    if args.no_regret_sure_z is not None:
-        out["no_regret_sure_z"] = args.no_regret_sure_z
     return out
 
 

@@ -61,9 +61,7 @@ class BacktestConfig:
     ``no_regret_z`` and ``no_regret_budget_pct``: the no-regret rule (default z 2 with a loss
     budget of 1 % of the replay's stake, :mod:`.regret`; budget 0 judges each decision alone,
     which at z 1 cost 3-37 points of the perfect-foresight savings on 6 of 7 series in the
-    README's sweep; z None switches the rule off; ``no_regret_sure_z``: with a budget, a bet
-    passing this z on its own is kept whatever is in play, one between ``no_regret_z`` and it
-    must fit the budget; see :attr:`sure_z`); ``forecast_vintages`` True plans on
+    README's sweep; z None switches the rule off); ``forecast_vintages`` True plans on
     the real forecast vintages of the replay's inputs instead of the synthetic error model.
     """
 
@@ -92,19 +90,9 @@ class BacktestConfig:
     power_cap_kw: float | None = None
     no_regret_z: float | None = 2.0
     no_regret_budget_pct: float = 1.0
-    #: With a loss budget: the z at which a bet is kept on its own, whatever is in play
-    #: (never below ``no_regret_z``; None: ``no_regret_z``).
-    no_regret_sure_z: float | None = None
     scenarios: int = 64
     reference_time_limit_s: float = 60.0
     forecast_vintages: bool = False
-
-    @property
-    def sure_z(self) -> float | None:
-        """The no-regret rule's z for a bet kept on its own (None with the rule off)."""
-        if self.no_regret_z is None:
-            return None
-        return max(self.no_regret_z, self.no_regret_sure_z or self.no_regret_z)
 
     @property
     def pf_limit_s(self) -> float:
@@ -205,13 +193,10 @@ def replay_origin(cfg: BacktestConfig) -> datetime:
     return datetime(cfg.start.year, cfg.start.month, cfg.start.day, tzinfo=UTC)
 
 
-def no_regret_summary(z: float | None, budget_pct: float | None,
-                      sure_z: float | None = None) -> str:
+def no_regret_summary(z: float | None, budget_pct: float | None) -> str:
     """The no-regret rule in a few words for headers: "off", "z 2", or "z 2, loss budget 1 %
-    of the stake" (", a bet sure on its own at z 3" where that differs from z)."""
+    of the stake"."""
     if z is None:
         return "off"
     budget = f", loss budget {budget_pct:g} % of the stake" if budget_pct else ""
-    sure = f", a bet sure on its own at z {sure_z:g}" if budget_pct and sure_z is not None \
-        and sure_z > z else ""
-    return f"z {z:g}{budget}{sure}"
+    return f"z {z:g}{budget}"

@@ -64,15 +64,7 @@ def _no_regret_rule(cfg: BacktestConfig) -> str:
             "with the published actuals, else over the forecast scenarios), may lose at most "
             f"{cfg.no_regret_budget_pct:g} % of the replay's stake (its jobs' energy at the "
             f"intensity published before it) in their {z}-sigma bad case, else the weakest "
-            f"bets are pulled back to run now{_sure_clause(cfg)}")
-
-
-def _sure_clause(cfg: BacktestConfig) -> str:
-    sure = cfg.sure_z
-    if sure is None or sure <= (cfg.no_regret_z or 0.0):
-        return " (a bet that passes the test on its own is kept, whatever is in play)"
-    return (f" (a bet whose own saving has a mean >= {sure:g} standard deviations is kept, "
-            "whatever is in play)")
+            "bets are pulled back to run now")
 
 
 def _gridshift_rule(cfg: BacktestConfig, every: str) -> str:
@@ -191,7 +183,7 @@ def _decide_solver(ctx: Context, w: Window, ci: Series, limit_s: float,
             outcome = apply_no_regret(problem, plan, scenarios, no_regret_z)
         else:
             outcome = apply_no_regret(problem, plan, scenarios, no_regret_z, budget.budget_kg,
-                                      budget.in_play_kg(w, scenarios), ctx.cfg.sure_z)
+                                      budget.in_play_kg(w, scenarios))
         plan = outcome.plan
         counts = (len(outcome.kept), len(outcome.pulled_back), len(outcome.no_room))
     decision = Decision({}, status=result.status, no_regret=counts)

@@ -266,9 +266,6 @@ def _validate(cfg: BacktestConfig, policies: tuple[str, ...]) -> None:
                          f"{cfg.pue}, {cfg.power_cap_kw}, {cfg.capacity_gpus}")
     if cfg.no_regret_z is not None and cfg.no_regret_z < 0:
         raise ValueError(f"no_regret_z must be >= 0; got {cfg.no_regret_z}")
-    if cfg.no_regret_sure_z is not None and not 0 <= cfg.no_regret_sure_z < math.inf:
-        raise ValueError(f"no_regret_sure_z must be finite and >= 0; got "
-                         f"{cfg.no_regret_sure_z}")
     if not math.isfinite(cfg.no_regret_budget_pct) or cfg.no_regret_budget_pct < 0:
         raise ValueError(f"no_regret_budget_pct must be finite and >= 0; got "
                          f"{cfg.no_regret_budget_pct}")

@@ -51,8 +51,7 @@ def describe(result: BacktestResult) -> str:
         lines.append(result.reference.describe())
     if "gridshift" in result.rules and cfg.no_regret_z is not None:
         n = result.no_regret
-        rule = no_regret_summary(cfg.no_regret_z, max(cfg.no_regret_budget_pct, 0.0),
-                                 cfg.sure_z)
+        rule = no_regret_summary(cfg.no_regret_z, max(cfg.no_regret_budget_pct, 0.0))
         lines.append(f"no-regret rule ({rule}): "
                      f"{n.get('kept', 0)} shift decisions kept, "
                      f"{n.get('pulled_back', 0)} pulled back to run now, "
@@ -102,7 +101,6 @@ def to_json(result: BacktestResult) -> dict:
         "no_regret_z": cfg.no_regret_z,
         "no_regret_budget_pct": cfg.no_regret_budget_pct if cfg.no_regret_z is not None
         else None,
-        "no_regret_sure_z": cfg.sure_z,
         "no_regret": dict(result.no_regret),
         "policies": policies, "checks_passed": result.checks_passed,
     }

@@ -38,8 +38,7 @@ def sweep_header(result: SweepResult) -> str:
              f"{result.wall_s:.1f} s wall, {result.throughput_per_min:.2f} replays/min"]
     if first:
         lines.append(f"forecast (every forecast-driven policy alike): {first['forecast']}")
-        rule = no_regret_summary(first["no_regret_z"], first.get("no_regret_budget_pct"),
-                                 first.get("no_regret_sure_z"))
+        rule = no_regret_summary(first["no_regret_z"], first.get("no_regret_budget_pct"))
         lines.append(f"no-regret rule: {rule}; reference: the offline optimum "
                      "with actual intensity and every arrival known, or its relaxation's "
                      "bound (kinds per row)")
