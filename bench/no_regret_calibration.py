@@ -18,9 +18,13 @@ decision forecast's band (``forecasting.uncertainty.forecast_scenarios``: split 
 p10/p50/p90 with the error model's AR(1) correlation), and it lost if the actual intensity
 made running later dirtier. Printed per series: the share of bets lost among those at
 ``t >= 1, 2, 3`` (the normal's promise beside it), and the standard deviation of the actual
-saving standardised by the scenarios' mean and std (1 where the band is calibrated overall).
+saving standardised by the scenarios' mean and std (1 where the band is calibrated overall),
+and the smallest z (on a grid of 2 to 4 by 0.25) at which the planner's bets lost no more
+often than a normal promises at z 2 (2.3 %): a z for ``gridshift backtest --no-regret-z`` on
+that grid, chosen on one year and to be checked on the next.
 
-Run: ``python bench/no_regret_calibration.py [--regions DE ...] [--seed 1] [--hours 1 4]``.
+Run: ``python bench/no_regret_calibration.py [--regions DE ...] [--seed 1] [--hours 1 4]
+[--start 2022-01-03] [--weeks 52]``.
 Skipped, with a message, when ../shared/data (or $GRIDSHIFT_SHARED_DATA) is absent.
 """
 
@@ -49,6 +53,9 @@ ALL_REGIONS = ("DE", "US-CAL-CISO", "US-MIDA-PJM", "US-MIDW-MISO", "US-NW-BPAT",
                "US-TEX-ERCO")
 MAX_LEAD_H = 24
 T_LEVELS = (1.0, 2.0, 3.0)
+#: The z whose promise a series' z is sought for, and the z tried for it.
+PROMISE_Z = 2.0
+Z_GRID = tuple(np.round(np.arange(2.0, 4.01, 0.25), 2))
 
 
 @dataclass
@@ -71,6 +78,17 @@ class Bets:
         t, actual = np.array(self.t), np.array(self.actual)
         sure = t >= z
         return int(sure.sum()), float(np.mean(actual[sure] < 0) * 100) if sure.any() else math.nan
+
+
+def z_keeping_promise(bets: Bets, promise_z: float = PROMISE_Z) -> str:
+    """The smallest z on :data:`Z_GRID` at which bets at ``t >= z`` lost no more often than a
+    normal promises at ``promise_z`` (2.3 % at 2), with the bets it rests on."""
+    promise = _normal_loss_pct(promise_z)
+    for z in Z_GRID:
+        count, lost = bets.lost_pct(z)
+        if count and lost <= promise:
+            return f"{z:g} ({count:,} bets)"
+    return f"> {Z_GRID[-1]:g}"
 
 
 def decision_scenarios(ctx: Context, k: int, start_h: int, n: int, seed: int) -> np.ndarray:
@@ -107,12 +125,12 @@ def measure_week(ctx: Context, every_h: int, hours: int, n: int,
 
 
 def measure_series(region: str, seed: int, weeks: int, every_h: int, hours: int,
-                   n: int) -> tuple[Bets, Bets, int]:
-    """A year (``weeks`` weeks from the first Monday of 2022, moved into the series' year) of
-    one series: (every bet, the planner's bets, weeks measured)."""
+                   n: int, start: date = date(2022, 1, 3)) -> tuple[Bets, Bets, int]:
+    """``weeks`` weeks from ``start`` (moved into the series' year) of one series: (every bet,
+    the planner's bets, weeks measured)."""
     source = backtest.SeriesSource(region)
     inputs = backtest.data.load_inputs(source, backtest.TraceSource(), DATA)
-    first = backtest.data.series_start(date(2022, 1, 3), inputs.series)
+    first = backtest.data.series_start(start, inputs.series)
     every, planner, measured = Bets(), Bets(), 0
     for week in range(weeks):
         cfg = config_for(source, inputs, first + timedelta(days=7 * week), 7, seed=seed)
@@ -133,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--regions", nargs="+", default=list(ALL_REGIONS))
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--start", type=date.fromisoformat, default=date(2022, 1, 3),
+                        help="first Monday (moved into each series' year; default 2022-01-03)")
     parser.add_argument("--weeks", type=int, default=52)
     parser.add_argument("--every-h", type=int, default=6)
     parser.add_argument("--hours", type=int, nargs="+", default=[1, 4],
@@ -147,15 +167,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Share of bets lost on actuals, seed {args.seed}, a decision every {args.every_h} h, "
           f"{args.scenarios} scenarios; a normal, calibrated band promises: {promise}\n")
     print(f"| series | job | weeks | bets | every bet: {head} | planner's bet: {head} | "
-          f"std of standardised saving |")
-    print("|---|---|---|---|" + "---|" * (2 * len(T_LEVELS)) + "---|")
+          f"std of standardised saving | z keeping z {PROMISE_Z:g}'s promise (planner's bets) |")
+    print("|---|---|---|---|" + "---|" * (2 * len(T_LEVELS)) + "---|---|")
     for region in args.regions:
         for hours in args.hours:
             every, planner, weeks = measure_series(region, args.seed, args.weeks, args.every_h,
-                                                   hours, args.scenarios)
+                                                   hours, args.scenarios, args.start)
             cells = [_cell(b, z) for b in (every, planner) for z in T_LEVELS]
             print(f"| {region} | {hours} h | {weeks} | {len(every.t):,} | " + " | ".join(cells)
-                  + f" | {np.std(every.standardised):.2f} |", flush=True)
+                  + f" | {np.std(every.standardised):.2f} | {z_keeping_promise(planner)} |",
+                  flush=True)
     return 0
 
 

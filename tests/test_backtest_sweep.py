@@ -175,6 +175,35 @@ def test_cli_sweep_without_ray(data_dir: Path, tmp_path: Path, capsys,
     assert (tmp_path / "sweep.png").exists()
 
 
+def test_cli_sets_the_no_regret_z_per_series(data_dir: Path, tmp_path: Path, capsys,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """--no-regret-z NYIS=3 sets that series' z (short names as --region takes them), the
+    others keep --no-regret-z Z; the header says each; an unknown series is named."""
+    from gridshift.cli.backtest import add_arguments, run
+
+    monkeypatch.setenv("GRIDSHIFT_SHARED_DATA", str(data_dir))
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    common = ["--weeks", "1", "--days", "1", "--time-limit", "1", "--reference-time-limit",
+              "10", "--no-ray", "-o", str(tmp_path)]
+    args = parser.parse_args(["--region", "nyis", "--region", "pjm", "--no-regret-z", "1.5",
+                              "--no-regret-z", "NYIS=3", "--format", "json", *common])
+    assert run(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    z = {r["region"]: r["no_regret_z"] for r in out["replays"]}
+    assert z == {"US-NY-NYIS": 3.0, "US-MIDA-PJM": 1.5}
+    args = parser.parse_args(["--region", "nyis", "--region", "pjm", "--no-regret-z",
+                              "US-MIDA-PJM=off", *common])
+    assert run(args) == 0
+    header = capsys.readouterr().out.splitlines()[:4]
+    assert any("no-regret rule: US-MIDA-PJM off; US-NY-NYIS z 2, loss budget 1 %" in line
+               for line in header), header
+    args = parser.parse_args(["--region", "nyis", "--no-regret-z", "ERCO=3", *common])
+    assert run(args) == 2
+    assert "'ERCO' is not one of this run's series (US-NY-NYIS)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--no-regret-z", "=3"])
+
 
 def _free_port() -> int:
     with socket.socket() as sock:

@@ -45,3 +45,11 @@ def test_a_week_of_decisions_yields_every_lead_with_its_actual_saving(monkeypatc
     assert every.actual == pytest.approx(expected)
     assert len(planner.t) == 7 and set(planner.actual) <= set(every.actual)
     assert np.isfinite(every.t).all()
+
+
+def test_the_z_keeping_the_promise_is_the_smallest_on_the_grid_that_does() -> None:
+    bets = calibration.Bets()
+    bets.t, bets.actual = [2.1, 2.2, 2.6, 3.1, 3.2], [-1.0, 1.0, -1.0, 1.0, 2.0]
+    assert calibration.z_keeping_promise(bets) == "2.75 (2 bets)"     # none lost from 2.75
+    bets.actual[-1] = -1.0                   # from 3, one of two lost; above 3.2, no bets
+    assert calibration.z_keeping_promise(bets) == "> 4"

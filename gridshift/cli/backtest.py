@@ -60,6 +60,14 @@ def _z(text: str) -> float | None:
         raise argparse.ArgumentTypeError("must be a finite number >= 0 or 'off'") from None
 
 
+def _z_entry(text: str) -> tuple[str | None, float | None]:
+    """``Z|off`` for every series, or ``REGION=Z|off`` for one: (the region or None, z)."""
+    region, sep, value = text.rpartition("=")
+    if sep and not region.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: a region before '=' (REGION=Z)")
+    return (region.strip() if sep else None), _z(value)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `gridshift backtest` options."""
     data = parser.add_argument_group("data")
@@ -131,14 +139,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="plan on the raw decision-time forecast instead of blending it "
                            "with the seasonal model of the actuals published by then (every "
                            "forecast-driven policy alike)")
-    plan.add_argument("--no-regret-z", type=_z, default=BacktestConfig.no_regret_z,
-                      metavar="Z|off",
+    plan.add_argument("--no-regret-z", type=_z_entry, action="append", default=[],
+                      metavar="[REGION=]Z|off",
                       help="no-regret rule: gridshift keeps its shifts from running now only "
                            "where, over the forecast scenarios, their saving (with the bets "
                            "in play) minus Z standard deviations stays above the loss budget, "
                            "else pulls the weakest back (default "
-                           f"{BacktestConfig.no_regret_z:g}; off: no rule; see the README's "
-                           "Backtests)")
+                           f"{BacktestConfig.no_regret_z:g}; off: no rule). REGION=Z sets "
+                           "one series' Z (repeatable; e.g. the Z that "
+                           "bench/no_regret_calibration.py finds for it); see the README's "
+                           "Backtests")
     plan.add_argument("--no-regret-budget", type=_non_negative, default=None, metavar="PCT",
                       help="with --no-regret-z: the loss budget, in %% of what the replay's "
                            "jobs emit run now; each decision's shifts, with every bet already "
@@ -170,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
         weeks = args.weeks or (weeks_between(args.start, args.end, args.days)
                                if args.start and args.end else 1)
         seeds = range(args.seed, args.seed + max(args.seeds, 1))
+        args.region_z = _region_z(args.no_regret_z, sources)
         per_region = {s.region: _site(args, s.region) for s in sources}
         if len(sources) * weeks * len(seeds) == 1 and args.weeks is None:
             _one(args, sources[0], inputs, {**settings, **per_region[sources[0].region]})
@@ -177,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
         specs = []
         for s in sources:
             specs += plan_sweep([s], inputs, args.start, weeks, seeds, args.days,
-                                **settings, **per_region[s.region])
+                                **{**settings, **per_region[s.region]})
         return _sweep(args, specs, inputs)
     except InvalidInputError as exc:
         for v in exc.violations:
@@ -213,20 +224,48 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "slack_h": args.slack_hours, "time_limit_s": args.time_limit,
         "decision_hours": args.decision_hours, "forecast_model": args.forecast_model,
         "utilisation": args.utilisation, "vintages": args.vintages, "blend": args.blend,
-        "no_regret_z": args.no_regret_z, "gpu_kw": args.gpu_kw,
+        "no_regret_z": _global_z(args.no_regret_z), "gpu_kw": args.gpu_kw,
         "reference_time_limit_s": args.reference_time_limit}
     if args.no_regret_budget is not None:
         out["no_regret_budget_pct"] = args.no_regret_budget
     return out
 
 
+def _global_z(entries: list[tuple[str | None, float | None]]) -> float | None:
+    """The z of every series: the last ``--no-regret-z Z`` (default the config's)."""
+    every = [z for region, z in entries if region is None]
+    return every[-1] if every else BacktestConfig.no_regret_z
+
+
+def _region_z(entries: list[tuple[str | None, float | None]],
+              sources: list[SeriesSource]) -> dict[str, float | None]:
+    """Per series named in a ``--no-regret-z REGION=Z``, its z (the last given); a name that
+    is not one of the run's series is an error."""
+    names = {s.region: s.region for s in sources}
+    names.update({s.region.rsplit("-", 1)[-1]: s.region for s in sources
+                  if s.csv_path is None})                    # short names: NYIS, ERCO, ...
+    out: dict[str, float | None] = {}
+    for region, z in entries:
+        if region is None:
+            continue
+        if region not in names and region.upper() not in names:
+            raise ValueError(f"--no-regret-z {region}=...: {region!r} is not one of this "
+                             f"run's series ({', '.join(s.region for s in sources)})")
+        out[names.get(region) or names[region.upper()]] = z
+    return out
+
+
 def _site(args: argparse.Namespace, region: str) -> dict[str, Any]:
-    """The site settings of a region: the sites file's, then the flags over them."""
+    """The settings of a region: the sites file's, then the flags over them (the site's,
+    and a ``--no-regret-z REGION=Z``)."""
     out = site_settings(args.sites, region, args.site) if args.sites else {}
     for name, value in (("capacity_gpus", args.capacity_gpus), ("pue", args.pue),
                         ("power_cap_kw", args.power_cap_kw)):
         if value is not None:
             out[name] = value
+    region_z = getattr(args, "region_z", {})
+    if region in region_z:
+        out["no_regret_z"] = region_z[region]
     return out
 
 

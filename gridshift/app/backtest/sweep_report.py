@@ -38,11 +38,23 @@ def sweep_header(result: SweepResult) -> str:
              f"{result.wall_s:.1f} s wall, {result.throughput_per_min:.2f} replays/min"]
     if first:
         lines.append(f"forecast (every forecast-driven policy alike): {first['forecast']}")
-        rule = no_regret_summary(first["no_regret_z"], first.get("no_regret_budget_pct"))
-        lines.append(f"no-regret rule: {rule}; reference: the offline optimum "
+        lines.append(f"no-regret rule: {_rules_by_region(done)}; reference: the offline optimum "
                      "with actual intensity and every arrival known, or its relaxation's "
                      "bound (kinds per row)")
     return "\n".join(lines + [f"skipped {s}" for s in result.skipped])
+
+
+def _rules_by_region(done: list[dict]) -> str:
+    """The no-regret rule of the replays: one summary, or each region's where they differ."""
+    by_region: dict[str, set[str]] = {}
+    for r in done:
+        by_region.setdefault(r["region"], set()).add(
+            no_regret_summary(r["no_regret_z"], r.get("no_regret_budget_pct")))
+    rules = {rule for rules in by_region.values() for rule in rules}
+    if len(rules) == 1:
+        return rules.pop()
+    return "; ".join(f"{region} {' / '.join(sorted(rules))}"
+                     for region, rules in sorted(by_region.items()))
 
 
 def format_sweep(result: SweepResult) -> str:
