@@ -275,3 +275,16 @@ def test_cli_sweep_on_a_running_ray_cluster(data_dir: Path, tmp_path: Path, caps
         assert out["executor"] == "ray" and len(out["replays"]) == 2
         assert f"the Ray cluster at {address}" in captured.err
         assert process.poll() is None                       # left running
+
+
+def test_the_sweep_header_names_the_series_whose_rule_differs() -> None:
+    from gridshift.app.backtest.sweep_report import _rules_by_region
+
+    def replay(region: str, z: float | None) -> dict:
+        return {"region": region, "no_regret_z": z, "no_regret_budget_pct": 1.0}
+
+    same = [replay("DE", 2.0), replay("US-MIDA-PJM", 2.0)]
+    assert _rules_by_region(same) == "z 2, loss budget 1 % of the stake"
+    mixed = [*same, replay("US-NY-NYIS", 3.0), replay("US-NY-NYIS", 3.0)]
+    assert _rules_by_region(mixed) == ("US-NY-NYIS z 3, loss budget 1 % of the stake; "
+                                       "elsewhere z 2, loss budget 1 % of the stake")

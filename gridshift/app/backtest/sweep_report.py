@@ -4,6 +4,7 @@ and the chart of weekly share distributions per policy and region."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -50,11 +51,15 @@ def _rules_by_region(done: list[dict]) -> str:
     for r in done:
         by_region.setdefault(r["region"], set()).add(
             no_regret_summary(r["no_regret_z"], r.get("no_regret_budget_pct")))
-    rules = {rule for rules in by_region.values() for rule in rules}
-    if len(rules) == 1:
-        return rules.pop()
-    return "; ".join(f"{region} {' / '.join(sorted(rules))}"
-                     for region, rules in sorted(by_region.items()))
+    named = {region: " / ".join(sorted(rules)) for region, rules in by_region.items()}
+    counts = Counter(named.values())
+    common, regions = counts.most_common(1)[0]
+    if regions == len(named):
+        return common
+    if regions < 2:
+        return "; ".join(f"{region} {rule}" for region, rule in sorted(named.items()))
+    return "; ".join([f"{region} {rule}" for region, rule in sorted(named.items())
+                      if rule != common] + [f"elsewhere {common}"])
 
 
 def format_sweep(result: SweepResult) -> str:
