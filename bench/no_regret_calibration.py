@@ -43,6 +43,7 @@ import numpy as np
 from gridshift.app import backtest
 from gridshift.app.backtest.config import SLOT_MINUTES, BacktestError
 from gridshift.app.backtest.context import Context, build_context
+from gridshift.app.backtest.forecasts import DecisionForecast
 from gridshift.app.backtest.replay import config_for
 from gridshift.forecasting.series import Forecast
 from gridshift.forecasting.uncertainty import forecast_scenarios
@@ -91,9 +92,10 @@ def z_keeping_promise(bets: Bets, promise_z: float = PROMISE_Z) -> str:
     return f"> {Z_GRID[-1]:g}"
 
 
-def decision_scenarios(ctx: Context, k: int, start_h: int, n: int, seed: int) -> np.ndarray:
-    """[n, hours] scenarios of the decision forecast at hour ``start_h`` (gCO2e/kWh)."""
-    seen = ctx.decision_forecast(k, start_h)
+def decision_scenarios(ctx: Context, seen: DecisionForecast, start_h: int, n: int,
+                       seed: int) -> np.ndarray:
+    """[n, hours] scenarios of the decision forecast ``seen`` at hour ``start_h``
+    (gCO2e/kWh)."""
     forecast = Forecast(region=ctx.cfg.region, start=ctx.time(start_h),
                         slot_minutes=SLOT_MINUTES, carbon_intensity=tuple(seen.values),
                         carbon_intensity_p10=tuple(seen.p10),
@@ -106,8 +108,8 @@ def measure_week(ctx: Context, every_h: int, hours: int, n: int,
                  every: Bets, planner: Bets) -> None:
     """Add the bets of one replay week's decisions."""
     for k, start_h in enumerate(range(0, 7 * 24, every_h)):
-        sc = decision_scenarios(ctx, k, start_h, n, ctx.cfg.seed * 1_000 + k)
-        values = ctx.decision_forecast(k, start_h).values
+        seen = ctx.decision_forecast(k, start_h)
+        sc = decision_scenarios(ctx, seen, start_h, n, ctx.cfg.seed * 1_000 + k)
         leads = min(MAX_LEAD_H, sc.shape[1] - hours)
         if leads < 1:
             continue
@@ -118,7 +120,7 @@ def measure_week(ctx: Context, every_h: int, hours: int, n: int,
         for lead in range(1, leads + 1):
             every.add(per_lead[:, 0] - per_lead[:, lead],
                       float(actual_per_lead[0] - actual_per_lead[lead]))
-        forecast_sums = np.convolve(values, np.ones(hours), mode="valid")[:leads + 1]
+        forecast_sums = np.convolve(seen.values, np.ones(hours), mode="valid")[:leads + 1]
         best = 1 + int(np.argmin(forecast_sums[1:]))
         planner.add(per_lead[:, 0] - per_lead[:, best],
                     float(actual_per_lead[0] - actual_per_lead[best]))

@@ -180,8 +180,9 @@ def run(args: argparse.Namespace) -> int:
         weeks = args.weeks or (weeks_between(args.start, args.end, args.days)
                                if args.start and args.end else 1)
         seeds = range(args.seed, args.seed + max(args.seeds, 1))
-        args.region_z = _region_z(args.no_regret_z, sources)
-        per_region = {s.region: _site(args, s.region) for s in sources}
+        region_z = _region_z(args.no_regret_z, sources)
+        per_region = {s.region: {**_site(args, s.region), **region_z.get(s.region, {})}
+                      for s in sources}
         if len(sources) * weeks * len(seeds) == 1 and args.weeks is None:
             _one(args, sources[0], inputs, {**settings, **per_region[sources[0].region]})
             return 0
@@ -238,34 +239,38 @@ def _global_z(entries: list[tuple[str | None, float | None]]) -> float | None:
 
 
 def _region_z(entries: list[tuple[str | None, float | None]],
-              sources: list[SeriesSource]) -> dict[str, float | None]:
-    """Per series named in a ``--no-regret-z REGION=Z``, its z (the last given); a name that
-    is not one of the run's series is an error."""
-    names = {s.region: s.region for s in sources}
-    names.update({s.region.rsplit("-", 1)[-1]: s.region for s in sources
-                  if s.csv_path is None})                    # short names: NYIS, ERCO, ...
-    out: dict[str, float | None] = {}
+              sources: list[SeriesSource]) -> dict[str, dict[str, float | None]]:
+    """Per series named in a ``--no-regret-z REGION=Z`` (a --carbon-csv's name, or a built-in
+    one as --region takes it), its settings: ``{"no_regret_z": the last Z given}``; a name
+    that is not one of the run's series is an error."""
+    names = {s.region for s in sources}
+    out: dict[str, dict[str, float | None]] = {}
     for region, z in entries:
         if region is None:
             continue
-        if region not in names and region.upper() not in names:
+        name = region if region in names else _built_in(region)
+        if name not in names:
             raise ValueError(f"--no-regret-z {region}=...: {region!r} is not one of this "
                              f"run's series ({', '.join(s.region for s in sources)})")
-        out[names.get(region) or names[region.upper()]] = z
+        out[name] = {"no_regret_z": z}
     return out
 
 
+def _built_in(name: str) -> str | None:
+    """The built-in series ``name`` stands for (``NYIS``: ``US-NY-NYIS``), or None."""
+    try:
+        return canonical_region(name)
+    except ValueError:
+        return None
+
+
 def _site(args: argparse.Namespace, region: str) -> dict[str, Any]:
-    """The settings of a region: the sites file's, then the flags over them (the site's,
-    and a ``--no-regret-z REGION=Z``)."""
+    """The site settings of a region: the sites file's, then the flags over them."""
     out = site_settings(args.sites, region, args.site) if args.sites else {}
     for name, value in (("capacity_gpus", args.capacity_gpus), ("pue", args.pue),
                         ("power_cap_kw", args.power_cap_kw)):
         if value is not None:
             out[name] = value
-    region_z = getattr(args, "region_z", {})
-    if region in region_z:
-        out["no_regret_z"] = region_z[region]
     return out
 
 
