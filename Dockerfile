@@ -17,8 +17,10 @@
 # The generated gRPC code in gridshift/api/v1 is committed, so the build runs no protoc.
 FROM python:3.11-slim
 
+# NUMBA_CACHE_DIR: the solver's compiled insertion kernels (optimizer/insertion_kernels.py),
+# compiled once here at build time and loaded from this cache by every process at run time.
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 NUMBA_CACHE_DIR=/var/cache/gridshift/numba
 WORKDIR /app
 
 COPY pyproject.toml setup.py README.md ./
@@ -29,7 +31,9 @@ COPY gridshift ./gridshift
 COPY protos ./protos
 RUN pip install . \
     && groupadd --gid 10001 gridshift \
-    && useradd --uid 10001 --gid 10001 --create-home --shell /usr/sbin/nologin gridshift
+    && useradd --uid 10001 --gid 10001 --create-home --shell /usr/sbin/nologin gridshift \
+    && python -c "from gridshift.optimizer import insertion_kernels as k; assert k.kernels()" \
+    && chown -R 10001:10001 /var/cache/gridshift
 
 # Numeric, so that Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gridshift.optimizer import insertion_kernels
 from gridshift.optimizer.errors import CancelledError
 from gridshift.optimizer.plan import Placement, Plan
 from gridshift.optimizer.problem import Problem
@@ -33,6 +34,9 @@ class _JobView:
     facility_kw: np.ndarray     # [k, 1]
     cap_kw: np.ndarray          # [k, 1] power cap plus the 1e-9 tolerance
     sites: tuple[int, ...]
+    site_rows: np.ndarray       # [k] the allowed sites (int64), for the compiled kernels
+    facility_kw_flat: np.ndarray    # [k]
+    cap_kw_flat: np.ndarray         # [k]
     gpus: int
     duration_slots: int
     min_run_slots: int
@@ -47,9 +51,10 @@ class _JobView:
         step = np.diff(sites)
         rows = (slice(int(sites[0]), int(sites[-1]) + 1)
                 if len(sites) and (step == 1).all() else sites)
-        return _JobView(rows, (problem.power_kw[j] * problem.pue[sites])[:, None],
-                        problem.power_cap_kw[sites][:, None] + 1e-9,
-                        tuple(int(s) for s in sites),
+        facility_kw = np.ascontiguousarray(problem.power_kw[j] * problem.pue[sites], float)
+        cap_kw = np.ascontiguousarray(problem.power_cap_kw[sites] + 1e-9, float)
+        return _JobView(rows, facility_kw[:, None], cap_kw[:, None],
+                        tuple(int(s) for s in sites), sites, facility_kw, cap_kw,
                         int(problem.gpus[j]), int(problem.duration_slots[j]),
                         int(problem.min_run_slots[j]), int(problem.first_slot[j]),
                         int(problem.last_slot[j]), _splittable(problem, j), problem.slot_hours)
@@ -63,12 +68,16 @@ class _State:
     problem: Problem
     views: dict[int, _JobView] = field(default_factory=dict)
     demand: dict[tuple[int, int], tuple[int, float]] = field(default_factory=dict)
+    renewable_kw: np.ndarray | None = None      # [S, T] the problem's, as the kernels take it
 
     @staticmethod
     def empty(problem: Problem) -> _State:
-        return _State(problem.gpu_capacity.astype(np.int64).copy(),
+        # Writable C-ordered float64 copies: the one array type the compiled kernels take.
+        return _State(np.array(problem.gpu_capacity, dtype=np.int64, order="C"),
                       np.zeros((problem.n_sites, problem.n_slots)),
-                      problem.grid_cost_per_kwh(), problem)
+                      np.array(problem.grid_cost_per_kwh(), dtype=np.float64, order="C"),
+                      problem,
+                      renewable_kw=np.array(problem.renewable_kw, dtype=np.float64, order="C"))
 
     def view(self, j: int) -> _JobView:
         """Job j's constants (computed once per state)."""
@@ -79,10 +88,15 @@ class _State:
 
     def apply(self, j: int, p: Placement, sign: int) -> None:
         first, last = p.slots[0], p.slots[-1]
-        # A contiguous placement (most are) as a slice: no index array to build.
-        idx = (slice(first, last + 1) if last - first + 1 == len(p.slots)
-               else np.asarray(p.slots, dtype=np.int64))
         gpus, facility_kw = self._demand(j, p.site)
+        contiguous = last - first + 1 == len(p.slots)
+        compiled = insertion_kernels.ready()
+        if contiguous and compiled is not None:
+            compiled.add_run(self.free_gpus, self.load_kw, p.site, first, last + 1,
+                             sign * gpus, sign * facility_kw)
+            return
+        # A contiguous placement (most are) as a slice: no index array to build.
+        idx = slice(first, last + 1) if contiguous else np.asarray(p.slots, dtype=np.int64)
         self.free_gpus[p.site, idx] -= sign * gpus
         self.load_kw[p.site, idx] += sign * facility_kw
 
@@ -109,9 +123,52 @@ def best_placement(problem: Problem, state: _State, j: int) -> tuple[Placement, 
     """Cheapest feasible placement of job j given the jobs already in `state`; all allowed
     sites are evaluated at once (ties: the site listed first, then the earliest start)."""
     view = state.view(j)
+    compiled = insertion_kernels.ready()
+    if compiled is None:        # not loaded (yet: see insertion_kernels), or no numba
+        if view.splittable:
+            return _best_interruptible(problem, state, j, view)
+        return _best_contiguous(problem, state, j, view)
     if view.splittable:
-        return _best_interruptible(problem, state, j, view)
-    return _best_contiguous(problem, state, j, view)
+        return _compiled_interruptible(compiled, problem, state, j, view)
+    return _compiled_contiguous(compiled, problem, state, j, view)
+
+
+def _kernel_arrays(state: _State, view: _JobView) -> tuple:
+    """The state's arrays and the job's constants, as the compiled kernels take them."""
+    return (state.free_gpus, state.load_kw, state.renewable_kw, state.coef,
+            view.site_rows, view.facility_kw_flat, view.cap_kw_flat, view.gpus,
+            view.slot_hours)
+
+
+_NO_DELAY = np.zeros(0)
+
+
+def _compiled_contiguous(compiled, problem: Problem, state: _State, j: int, view: _JobView):
+    """_best_contiguous by the compiled kernel (the same placement and cost)."""
+    d, lo, hi = view.duration_slots, view.first_slot, view.last_slot
+    if hi - d + 1 - lo <= 0:
+        return None
+    delay = (_delay_cost(problem, j, np.arange(lo + d, hi + 1))
+             if problem.objective.delay_weight else _NO_DELAY)
+    row, start, cost = compiled.best_contiguous(*_kernel_arrays(state, view), lo, hi, d,
+                                                delay)
+    if row < 0:
+        return None
+    return Placement.contiguous(view.sites[row], int(start), d), float(cost)
+
+
+def _compiled_interruptible(compiled, problem: Problem, state: _State, j: int,
+                            view: _JobView):
+    """_best_interruptible by the compiled kernel (the same placement and cost)."""
+    lo, hi = view.first_slot, view.last_slot
+    delay = (_delay_cost(problem, j, np.arange(lo + 1, hi + 1))
+             if problem.objective.delay_weight else _NO_DELAY)
+    row, slots, cost = compiled.best_interruptible(*_kernel_arrays(state, view), lo, hi,
+                                                   view.duration_slots, view.min_run_slots,
+                                                   delay)
+    if row < 0:
+        return None
+    return Placement(view.sites[row], tuple(int(t) for t in slots)), float(cost)
 
 
 def _splittable(problem: Problem, j: int) -> bool:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from gridshift.optimizer import greedy
+from gridshift.optimizer import greedy, insertion_kernels
 from gridshift.optimizer.domain import Horizon, Objective, Options
 from gridshift.optimizer.plan import Placement
 from gridshift.optimizer.problem import Problem
@@ -180,8 +180,22 @@ def _brute_force_cost(problem, state, j) -> float | None:
     return best
 
 
+@pytest.fixture(params=["numpy", "compiled"])
+def insertion_path(request, monkeypatch) -> str:
+    """Each test below runs on greedy.py's NumPy insertion and on the compiled kernels."""
+    if request.param == "compiled":
+        compiled = insertion_kernels.kernels()
+        if compiled is None:
+            pytest.skip("numba kernels unavailable here (see the warning logged)")
+        monkeypatch.setattr(insertion_kernels, "ready", lambda: compiled)
+    else:
+        monkeypatch.setattr(insertion_kernels, "ready", lambda: None)
+        monkeypatch.setattr(insertion_kernels, "warm_up", lambda: None)
+    return request.param
+
+
 @pytest.mark.parametrize("seed", range(40))
-def test_insertion_matches_the_first_version_exactly(seed: int) -> None:
+def test_insertion_matches_the_first_version_exactly(seed: int, insertion_path: str) -> None:
     rng = np.random.default_rng(seed)
     problem = _random_problem(rng, n_slots=int(rng.integers(6, 30)), n_jobs=12)
     state = _loaded_state(rng, problem)
@@ -196,7 +210,7 @@ def test_insertion_matches_the_first_version_exactly(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", range(25))
-def test_insertion_is_optimal_by_brute_force(seed: int) -> None:
+def test_insertion_is_optimal_by_brute_force(seed: int, insertion_path: str) -> None:
     rng = np.random.default_rng(1000 + seed)
     problem = _random_problem(rng, n_slots=int(rng.integers(5, 11)), n_jobs=8)
     state = _loaded_state(rng, problem)
@@ -216,7 +230,7 @@ def test_insertion_is_optimal_by_brute_force(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", range(10))
-def test_state_updates_and_options_match_index_arrays(seed: int) -> None:
+def test_state_updates_and_options_match_index_arrays(seed: int, insertion_path: str) -> None:
     """apply() (slices for contiguous placements) and feasible_options as with index arrays."""
     rng = np.random.default_rng(2000 + seed)
     problem = _random_problem(rng, n_slots=24, n_jobs=15)
@@ -241,3 +255,30 @@ def test_state_updates_and_options_match_index_arrays(seed: int) -> None:
             assert greedy.feasible_options(problem, state, k) == expected
     np.testing.assert_array_equal(state.free_gpus, free)
     np.testing.assert_array_equal(state.load_kw, load)
+
+
+def test_without_numba_the_search_runs_on_numpy(monkeypatch, caplog) -> None:
+    """Where numba cannot load (missing, or no writable cache), a warning is logged and the
+    insertion, and a search built on it, run on NumPy: the same plans."""
+    import time
+
+    from gridshift.optimizer.checker import check_plan
+    from gridshift.optimizer.ruin_recreate import ruin_and_recreate
+
+    def no_numba():
+        raise ImportError("No module named 'numba'")
+
+    monkeypatch.setattr(insertion_kernels, "_loaded", [])
+    monkeypatch.setattr(insertion_kernels, "_compile", no_numba)
+    assert insertion_kernels.kernels() is None
+    assert insertion_kernels.ready() is None
+    assert "compiled insertion kernels unavailable (ImportError" in caplog.text
+    rng = np.random.default_rng(7)
+    problem = _random_problem(rng, n_slots=16, n_jobs=10)
+    plan = greedy.greedy_plan(problem, time_budget_s=0.2)
+    better, stats = ruin_and_recreate(problem, plan, time.monotonic() + 0.3, seed=1)
+    assert stats.steps > 0
+    # The search moves the jobs placed; the ones the construction left out stay out.
+    better.unscheduled.update(plan.unscheduled)
+    check = check_plan(problem, better)
+    assert check.ok, check.violations[:3]

@@ -40,9 +40,11 @@ def serve(app: App, settings: ServerSettings, security: SecuritySettings | None 
     """Start the server for ``app``, print where it listens, block until SIGTERM/SIGINT, drain,
     exit 0. SIGHUP reloads the TLS files and the principals file. With a metrics port, the
     Prometheus metrics are served on it."""
+    from gridshift.optimizer import insertion_kernels
     from gridshift.optimizer.backends.isolated import prewarm
 
     prewarm(min(settings.max_concurrent_solves, 4))
+    insertion_kernels.warm_up()
     running = start_server(app, settings, security=security, observer=app.metrics)
     print(f"gridshift serving on {settings.host}:{running.port}", flush=True)
     if metrics is not None and metrics.port >= 0 and app.metrics is not None:

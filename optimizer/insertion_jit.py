@@ -1,0 +1,118 @@
+"""The insertion kernels compiled with numba (loaded through optimizer/insertion_kernels.py,
+which says why and when; importing this module imports numba). Each does the same
+floating-point operations in the same order as its NumPy twin in optimizer/greedy.py."""
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def slot_cost(load, renewable, coef, kw, slot_hours):
+    # As greedy._costs_until: (L + kw - R)+ - (L - R)+, times hours, times the coefficient.
+    with_job = load + kw - renewable
+    if with_job < 0.0:
+        with_job = 0.0
+    without_job = load - renewable
+    if without_job < 0.0:
+        without_job = 0.0
+    return (with_job - without_job) * slot_hours * coef
+
+
+@njit(cache=True, nogil=True)
+def best_contiguous(free_gpus, load_kw, renewable_kw, coef, sites, facility_kw, cap_kw,
+                    gpus, slot_hours, lo, hi, d, delay):
+    """(row of `sites`, start slot, cost) of the cheapest feasible start, or row -1.
+    Costs are prefix sums from slot 0 (as greedy._best_contiguous); `delay` [hi + 1 -
+    lo - d] is added per start where given (empty: none)."""
+    best, best_row, best_start = np.inf, -1, -1
+    cum = np.empty(hi + 1)
+    for r in range(sites.shape[0]):
+        s, kw, cap = sites[r], facility_kw[r], cap_kw[r]
+        cum[0] = 0.0
+        total = 0.0
+        for t in range(hi):
+            total += slot_cost(load_kw[s, t], renewable_kw[s, t], coef[s, t], kw,
+                               slot_hours)
+            cum[t + 1] = total
+        run = 0
+        for t in range(lo, hi):
+            fits = free_gpus[s, t] >= gpus and load_kw[s, t] + kw <= cap
+            run = run + 1 if fits else 0
+            if run >= d:
+                start = t - d + 1
+                value = cum[start + d] - cum[start]
+                if delay.shape[0]:
+                    value += delay[start - lo]
+                if value < best:
+                    best, best_row, best_start = value, r, start
+    return best_row, best_start, best
+
+
+@njit(cache=True, nogil=True)
+def best_interruptible(free_gpus, load_kw, renewable_kw, coef, sites, facility_kw, cap_kw,
+                       gpus, slot_hours, lo, hi, d, m, delay):
+    """(row of `sites`, the slots chosen, cost) of the cheapest runs of at least `m`
+    slots totalling `d` in [lo, hi), or row -1: greedy._best_interruptible's DP, state
+    (slots chosen c, run state q: 0 not running, q < m running q slots, m running at
+    least m), the same sums in the same order. `delay` [hi - lo]: added when the last
+    slot is chosen at lo + i (empty: none)."""
+    k, width = sites.shape[0], hi - lo
+    inf = np.inf
+    value = np.full((k, d + 1, m + 1), inf)
+    new = np.empty((k, d + 1, m + 1))
+    took_second = np.zeros((width, k, d + 1, m + 1), dtype=np.bool_)
+    for r in range(k):
+        value[r, 0, 0] = 0.0
+    for i in range(width):
+        t = lo + i
+        for r in range(k):
+            s, kw = sites[r], facility_kw[r]
+            cost = slot_cost(load_kw[s, t], renewable_kw[s, t], coef[s, t], kw, slot_hours)
+            if not (free_gpus[s, t] >= gpus and load_kw[s, t] + kw <= cap_kw[r]):
+                cost = inf
+            for c in range(d + 1):
+                for q in range(m + 1):
+                    if q == 0:
+                        stay, other = value[r, c, 0], value[r, c, m]
+                    elif c >= 1:
+                        stay = value[r, c - 1, q - 1]
+                        other = value[r, c - 1, m] if q == m else inf
+                    else:
+                        stay, other = inf, inf
+                    second = other < stay
+                    took_second[i, r, c, q] = second
+                    v = other if second else stay
+                    if q >= 1:
+                        v += cost
+                        if c == d and delay.shape[0]:
+                            v += delay[i]
+                    new[r, c, q] = v
+        value, new = new, value
+    best_row, best_total, best_end = -1, inf, 0
+    for r in range(k):
+        end = 0 if value[r, d, 0] <= value[r, d, m] else m
+        if value[r, d, end] < best_total:
+            best_row, best_total, best_end = r, value[r, d, end], end
+    slots = np.empty(d, dtype=np.int64)
+    if best_row < 0:
+        return best_row, slots, best_total
+    c, q = d, best_end
+    for i in range(width - 1, -1, -1):
+        second = took_second[i, best_row, c, q]
+        if q >= 1:
+            slots[c - 1] = lo + i
+            q = m if (q == m and second) else q - 1
+            c -= 1
+        else:
+            q = m if second else 0
+        if c == 0 and q == 0:
+            break
+    return best_row, slots, best_total
+
+
+@njit(cache=True, nogil=True)
+def add_run(free_gpus, load_kw, site, first, stop, gpus, facility_kw):
+    """A job of `gpus` and `facility_kw` (negative: taken out) at `site` in [first, stop)."""
+    for t in range(first, stop):
+        free_gpus[site, t] -= gpus
+        load_kw[site, t] += facility_kw
