@@ -87,18 +87,20 @@ class _State:
         return found
 
     def apply(self, j: int, p: Placement, sign: int) -> None:
-        first, last = p.slots[0], p.slots[-1]
-        gpus, facility_kw = self._demand(j, p.site)
-        contiguous = last - first + 1 == len(p.slots)
-        compiled = insertion_kernels.ready()
+        slots, site = p.slots, p.site
+        first, last = slots[0], slots[-1]
+        # Inline lookups: apply() runs about 70 times per ruin-and-recreate step.
+        gpus, facility_kw = self.demand.get((j, site)) or self._demand(j, site)
+        contiguous = last - first + 1 == len(slots)
+        compiled = insertion_kernels.loaded
         if contiguous and compiled is not None:
-            compiled.add_run(self.free_gpus, self.load_kw, p.site, first, last + 1,
+            compiled.add_run(self.free_gpus, self.load_kw, site, first, last + 1,
                              sign * gpus, sign * facility_kw)
             return
         # A contiguous placement (most are) as a slice: no index array to build.
-        idx = slice(first, last + 1) if contiguous else np.asarray(p.slots, dtype=np.int64)
-        self.free_gpus[p.site, idx] -= sign * gpus
-        self.load_kw[p.site, idx] += sign * facility_kw
+        idx = slice(first, last + 1) if contiguous else np.asarray(slots, dtype=np.int64)
+        self.free_gpus[site, idx] -= sign * gpus
+        self.load_kw[site, idx] += sign * facility_kw
 
     def _demand(self, j: int, site: int) -> tuple[int, float]:
         """Job j's GPUs and facility kW at `site` (kept: apply() runs for every move)."""
@@ -123,7 +125,7 @@ def best_placement(problem: Problem, state: _State, j: int) -> tuple[Placement, 
     """Cheapest feasible placement of job j given the jobs already in `state`; all allowed
     sites are evaluated at once (ties: the site listed first, then the earliest start)."""
     view = state.view(j)
-    compiled = insertion_kernels.ready()
+    compiled = insertion_kernels.loaded
     if compiled is None:        # not loaded (yet: see insertion_kernels), or no numba
         if view.splittable:
             return _best_interruptible(problem, state, j, view)

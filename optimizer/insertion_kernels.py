@@ -38,16 +38,20 @@ class Kernels(NamedTuple):
 _lock = threading.Lock()
 _loaded: list[Kernels | None] = []        # empty until tried; then [Kernels] or [None]
 _warming = threading.Event()              # a warm-up thread has been started
+#: The kernels once loaded, else None: what the insertion reads on every call (see ready()).
+loaded: Kernels | None = None
 
 
 def kernels() -> Kernels | None:
     """The compiled kernels, compiled (or loaded from the cache) on first use; None where
     numba is unavailable or failed to compile."""
+    global loaded
     if _loaded:
         return _loaded[0]
     with _lock:
         if not _loaded:
             _loaded.append(_load())
+            loaded = _loaded[0]
     return _loaded[0]
 
 
@@ -62,8 +66,9 @@ def warm_up() -> None:
 
 
 def ready() -> Kernels | None:
-    """The kernels if already loaded, else None (never waits)."""
-    return _loaded[0] if _loaded else None
+    """The kernels if already loaded, else None (never waits; the module variable
+    ``loaded`` holds the same, for the insertion's inner loop)."""
+    return loaded
 
 
 def _load() -> Kernels | None:

@@ -187,10 +187,9 @@ def insertion_path(request, monkeypatch) -> str:
         compiled = insertion_kernels.kernels()
         if compiled is None:
             pytest.skip("numba kernels unavailable here (see the warning logged)")
-        monkeypatch.setattr(insertion_kernels, "ready", lambda: compiled)
+        monkeypatch.setattr(insertion_kernels, "loaded", compiled)
     else:
-        monkeypatch.setattr(insertion_kernels, "ready", lambda: None)
-        monkeypatch.setattr(insertion_kernels, "warm_up", lambda: None)
+        monkeypatch.setattr(insertion_kernels, "loaded", None)
     return request.param
 
 
@@ -269,6 +268,7 @@ def test_without_numba_the_search_runs_on_numpy(monkeypatch, caplog) -> None:
         raise ImportError("No module named 'numba'")
 
     monkeypatch.setattr(insertion_kernels, "_loaded", [])
+    monkeypatch.setattr(insertion_kernels, "loaded", None)
     monkeypatch.setattr(insertion_kernels, "_compile", no_numba)
     assert insertion_kernels.kernels() is None
     assert insertion_kernels.ready() is None
