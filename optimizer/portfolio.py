@@ -374,10 +374,8 @@ def _local_and_guided(problem: Problem, jobs: list[int], plan: Plan, backend: Ba
 def _probe(problem: Problem, plan: Plan, work_deadline: float, stopped,
            on_improve: Callable[[Plan, float], None]):
     """A few ruin-and-recreate steps (PROBE_STEPS, PROBE_MAX_S): the plan and their stats."""
-    from gridshift.optimizer import insertion_kernels
     from gridshift.optimizer.ruin_recreate import RUIN_KINDS, ruin_and_recreate
 
-    insertion_kernels.kernels()     # loaded before the probe's clock starts, not within it
     steps = iter(range(PROBE_STEPS))
     return ruin_and_recreate(problem, plan, min(work_deadline, time.monotonic() + PROBE_MAX_S),
                              seed=problem.options.random_seed, on_improve=on_improve,

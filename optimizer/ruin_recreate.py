@@ -42,6 +42,8 @@ RECREATE_ORDERS = ("fewest_options", "big_first", "tight_first", "random")
 RETRIES = 2
 #: Jobs taken out per step: between these, drawn per step.
 MIN_RUIN, MAX_RUIN = 3, 30
+#: Searches at least this long (seconds) wait for the compiled insertion to load.
+WAIT_FOR_KERNELS_MIN_S = 2.0
 #: Temperature at the start and the end, per job of mean objective (cooled geometrically).
 START_TEMPERATURE, END_TEMPERATURE = 0.05, 0.0005
 
@@ -259,9 +261,12 @@ def ruin_and_recreate(problem: Problem, plan: Plan, deadline: float, *, seed: in
     (:func:`ideal_costs`), where the caller has it."""
     from gridshift.optimizer.accounting import plan_objective
 
-    # The search is where the compiled insertion pays (3x the steps): load it now, once per
-    # process (about 0.4 s from numba's cache), rather than race it against the probe.
-    insertion_kernels.kernels()
+    # The compiled insertion makes 3x the steps. Loading it takes about 0.4 s of CPU (once
+    # per process, from numba's cache): a longer search waits for it; a short one (the
+    # probe) runs on NumPy and loads nothing, since where capacity does not bind no longer
+    # search follows and the load would only take CPU from the exact backend.
+    if deadline - time.monotonic() >= WAIT_FOR_KERNELS_MIN_S:
+        insertion_kernels.kernels()
     sched = _Schedule(problem, plan, movable)
     rng = np.random.default_rng(seed)
     stats = RecreateStats()

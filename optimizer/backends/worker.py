@@ -20,12 +20,9 @@ def main() -> int:
     messages = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    from gridshift.optimizer import insertion_kernels
     from gridshift.optimizer.backends.cpsat import solve_cpsat
     from gridshift.optimizer.backends.highs import solve_highs
 
-    # Loaded while the worker waits for its first job: a search sent to it starts at once.
-    insertion_kernels.warm_up()
     requests = sys.stdin.buffer
     while True:
         try:
