@@ -288,3 +288,23 @@ def test_the_sweep_header_names_the_series_whose_rule_differs() -> None:
     mixed = [*same, replay("US-NY-NYIS", 3.0), replay("US-NY-NYIS", 3.0)]
     assert _rules_by_region(mixed) == ("US-NY-NYIS z 3, loss budget 1 % of the stake; "
                                        "elsewhere z 2, loss budget 1 % of the stake")
+
+
+def test_the_sweep_header_names_every_forecast_error_seed() -> None:
+    """A sweep over seeds (or merged ones) names them all, not the first replay's alone."""
+    from datetime import date
+
+    from gridshift.app.backtest.config import BacktestConfig
+    from gridshift.app.backtest.sweep_report import _forecasts
+
+    def replay(seed: int, model: str = "average-ci") -> dict:
+        cfg = BacktestConfig(region="DE", start=date(2020, 1, 6), seed=seed,
+                             forecast_model=model)
+        return {"seed": seed, "forecast": cfg.forecast_source}
+
+    assert _forecasts([replay(0), replay(0)]) == replay(0)["forecast"]
+    both = _forecasts([replay(2), replay(0), replay(1)])
+    assert "seeds 0, 1, 2)" in both and "seed 2" not in both
+    # Descriptions that differ in more than the seed are all given.
+    perfect = replay(0, "perfect")
+    assert _forecasts([replay(0), perfect]) == f"{replay(0)['forecast']}; {perfect['forecast']}"

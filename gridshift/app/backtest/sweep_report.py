@@ -38,11 +38,25 @@ def sweep_header(result: SweepResult) -> str:
     lines = [f"{len(done)} replays ({len(result.skipped)} skipped) on {where}{workers}: "
              f"{result.wall_s:.1f} s wall, {result.throughput_per_min:.2f} replays/min"]
     if first:
-        lines.append(f"forecast (every forecast-driven policy alike): {first['forecast']}")
+        lines.append(f"forecast (every forecast-driven policy alike): {_forecasts(done)}")
         lines.append(f"no-regret rule: {_rules_by_region(done)}; reference: the offline optimum "
                      "with actual intensity and every arrival known, or its relaxation's "
                      "bound (kinds per row)")
     return "\n".join(lines + [f"skipped {s}" for s in result.skipped])
+
+
+def _forecasts(done: list[dict]) -> str:
+    """The replays' forecast in words: one description, or where they differ only in the
+    error model's seed (a sweep over seeds, or merged ones), one with every seed named."""
+    described = list(dict.fromkeys(r["forecast"] for r in done))
+    if len(described) == 1:
+        return described[0]
+    seeds = sorted({int(r["seed"]) for r in done})
+    generic = {r["forecast"].replace(f"seed {r['seed']},", "seed S,")
+               .replace(f"seed {r['seed']})", "seed S)") for r in done}
+    if len(generic) == 1 and "seed S" in next(iter(generic)):
+        return next(iter(generic)).replace("seed S", "seeds " + ", ".join(map(str, seeds)))
+    return "; ".join(described)
 
 
 def _rules_by_region(done: list[dict]) -> str:
