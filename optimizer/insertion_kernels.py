@@ -26,7 +26,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Kernels", "kernels", "loaded", "ready", "warm_up"]
+__all__ = ["Kernels", "kernels", "loaded", "warm_up"]
 
 
 class Kernels(NamedTuple):
@@ -38,39 +38,32 @@ class Kernels(NamedTuple):
 
 
 _lock = threading.Lock()
-_loaded: list[Kernels | None] = []        # empty until tried; then [Kernels] or [None]
+_tried = False                            # whether kernels() has tried to load them
 _warming = threading.Event()              # a warm-up thread has been started
-#: The kernels once loaded, else None: what the insertion reads on every call (see ready()).
+#: The kernels once loaded, else None (not yet tried, numba missing, or failed): what the
+#: insertion reads on every call; it never waits for them.
 loaded: Kernels | None = None
 
 
 def kernels() -> Kernels | None:
     """The compiled kernels, compiled (or loaded from the cache) on first use; None where
     numba is unavailable or failed to compile."""
-    global loaded
-    if _loaded:
-        return _loaded[0]
+    global loaded, _tried
     with _lock:
-        if not _loaded:
-            _loaded.append(_load())
-            loaded = _loaded[0]
-    return _loaded[0]
+        if not _tried:
+            loaded = _load()
+            _tried = True
+    return loaded
 
 
 def warm_up() -> None:
     """Compile (or load) the kernels in a background thread (a long-lived process, such as
     the service, at its start), so that no solve waits for them; insertions before then
     run the NumPy versions."""
-    if _loaded or _warming.is_set():
+    if _tried or _warming.is_set():
         return
     _warming.set()
     threading.Thread(target=kernels, name="gridshift-jit-warm-up", daemon=True).start()
-
-
-def ready() -> Kernels | None:
-    """The kernels if already loaded, else None (never waits; the module variable
-    ``loaded`` holds the same, for the insertion's inner loop)."""
-    return loaded
 
 
 def _load() -> Kernels | None:

@@ -267,11 +267,11 @@ def test_without_numba_the_search_runs_on_numpy(monkeypatch, caplog) -> None:
     def no_numba():
         raise ImportError("No module named 'numba'")
 
-    monkeypatch.setattr(insertion_kernels, "_loaded", [])
+    monkeypatch.setattr(insertion_kernels, "_tried", False)
     monkeypatch.setattr(insertion_kernels, "loaded", None)
     monkeypatch.setattr(insertion_kernels, "_compile", no_numba)
     assert insertion_kernels.kernels() is None
-    assert insertion_kernels.ready() is None
+    assert insertion_kernels.loaded is None
     assert "compiled insertion kernels unavailable (ImportError" in caplog.text
     rng = np.random.default_rng(7)
     problem = _random_problem(rng, n_slots=16, n_jobs=10)
