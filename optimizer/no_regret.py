@@ -25,7 +25,9 @@ cancel); judged one by one they would all be refused. Where the plan's shifts fa
 the weakest bets (lowest mean / standard deviation of their own advantage; ties by job id) are
 pulled back one by one, until the shifts left pass it or none is left. A pulled-back job runs
 now where the GPUs and the power cap allow it beside the rest of the plan (jobs in order of
-earliest slot, then id); otherwise it keeps its planned window. Job emissions here are energy
+earliest slot, then id); otherwise at the earliest start at its home site, before its planned
+start, where it fits (what a carbon-agnostic scheduler does with a job that must wait for
+room); only where no such start fits does it keep its planned window. Job emissions here are energy
 times intensity (facility power x slot hours x gCO2e/kWh); on-site supply is left out of the
 test (a shift into on-site supply is judged by the grid's intensity alone). Committed jobs are
 never moved.
@@ -49,8 +51,8 @@ __all__ = ["NoRegretOutcome", "apply_no_regret", "shift_advantage_kg"]
 
 @dataclass
 class NoRegretOutcome:
-    """The plan after the rule; which shifts were kept, pulled back, or kept only because
-    running now did not fit."""
+    """The plan after the rule; which shifts were kept, pulled back (to run now, or as soon
+    as it fits at home), or kept only because no earlier start fitted."""
 
     plan: Plan
     kept: list[int] = field(default_factory=list)
@@ -148,13 +150,27 @@ def apply_no_regret(problem: Problem, plan: Plan, scenarios: np.ndarray,
     unjustified.sort(key=order.index)
     gpus, load_kw = site_loads(problem, outcome.plan)
     for j in unjustified:
-        placed, now = outcome.plan.placements[j], _now_placement(problem, j)
+        placed = outcome.plan.placements[j]
         _remove(problem, gpus, load_kw, j, placed)
-        target = now if _fits(problem, gpus, load_kw, j, now) else placed
+        target = _earliest_fit(problem, gpus, load_kw, j, placed) or placed
         _add(problem, gpus, load_kw, j, target)
         outcome.plan.placements[j] = target
-        (outcome.pulled_back if target is now else outcome.no_room).append(j)
+        (outcome.no_room if target is placed else outcome.pulled_back).append(j)
     return outcome
+
+
+def _earliest_fit(problem: Problem, gpus: np.ndarray, load_kw: np.ndarray, job: int,
+                  placed: Placement) -> Placement | None:
+    """``job`` run without a break at its home site, at the earliest start that fits, from
+    its first slot up to its planned start; None where none fits before ``placed`` itself."""
+    home = int(problem.home_site[job])
+    for start in range(int(problem.first_slot[job]), placed.start_slot + 1):
+        candidate = Placement.contiguous(home, start, int(problem.duration_slots[job]))
+        if candidate == placed:
+            break
+        if _fits(problem, gpus, load_kw, job, candidate):
+            return candidate
+    return None
 
 
 def _remove(problem: Problem, gpus: np.ndarray, load_kw: np.ndarray, job: int,

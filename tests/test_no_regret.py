@@ -58,12 +58,25 @@ def test_a_sure_saving_is_kept_and_a_coin_flip_is_pulled_back() -> None:
     assert apply_no_regret(problem, _plan(2, 0), flip, z=0.0).kept == [0]
 
 
-def test_a_shift_without_room_to_run_now_is_kept() -> None:
-    """Capacity 1: job b runs now, so a's unjustified shift cannot be pulled back."""
+def test_a_shift_without_room_to_run_now_runs_as_soon_as_it_fits() -> None:
+    """Capacity 1: job b runs now, so a's unjustified shift to slot 2 cannot run now; it runs
+    at slot 1, the earliest start with room, as a carbon-agnostic scheduler would run it."""
     problem = _problem(capacity=1)
     flip = _scenarios(290.0 + np.random.default_rng(1).normal(0.0, 100.0, 64))
     outcome = apply_no_regret(problem, _plan(2, 0), flip, z=1.0)
-    assert outcome.no_room == [0] and outcome.plan.placements[0].start_slot == 2
+    assert outcome.pulled_back == [0] and not outcome.no_room
+    assert outcome.plan.placements[0] == Placement.contiguous(0, 1, 1)
+    assert check_plan(problem, outcome.plan).ok
+
+
+def test_a_shift_with_no_earlier_room_keeps_its_window() -> None:
+    """Capacity 1: a is planned at slot 1 for no gain, and the only earlier start (slot 0) is
+    b's: a keeps slot 1, counted as kept for want of room."""
+    problem = _problem(capacity=1)
+    flip = _scenarios(290.0 + np.random.default_rng(1).normal(0.0, 100.0, 64))
+    outcome = apply_no_regret(problem, _plan(1, 0), flip, z=1.0)
+    assert outcome.no_room == [0] and not outcome.pulled_back
+    assert outcome.plan.placements[0].start_slot == 1
     assert check_plan(problem, outcome.plan).ok
 
 

@@ -37,7 +37,8 @@ class Decision:
     """A policy's starts for one window. ``relaxed``: jobs placed outside their deadline
     window (late, or pushed out by a repair); they are committed at once and their deadline is
     relaxed in the window's check (lateness is counted against the real deadline).
-    ``no_regret``: the rule's counts (shifts kept, pulled back to now, kept for want of room)."""
+    ``no_regret``: the rule's counts (shifts kept; pulled back, to now or to the earliest start
+    that fits; kept for want of room)."""
 
     starts: dict[str, int]              # job id -> start slot in the window
     relaxed: set[str] = field(default_factory=set)
