@@ -2,9 +2,10 @@
 trace of arrivals, and forecast vintages in the file source's layout.
 
 Carbon CSV: columns ``timestamp`` (ISO 8601; a time without an offset is UTC) and
-``carbon_intensity`` (gCO2e/kWh, >= 0); other columns are ignored. Any regular step from 5
-minutes to an hour (the most common step between rows); a missing row or an empty value is a
-gap, filled by linear interpolation. Read as hourly means (time-weighted) on a UTC index.
+``carbon_intensity`` (gCO2e/kWh, 0 to 10,000, as in a request's forecast); other columns are
+ignored. Any regular step from 5 minutes to an hour (the most common step between rows); a
+missing row or an empty value is a gap, filled by linear interpolation. Read as hourly means
+(time-weighted) on a UTC index.
 
 Jobs file (the nightly format, adapters/nightly_files.py): each job's ``earliest_start`` is
 its arrival; ``deadline`` is kept where given; ``power_kw`` is the job's IT power.
@@ -35,6 +36,7 @@ from gridshift.adapters.providers.files import FileSource
 from gridshift.forecasting.alignment import align_to_slots
 from gridshift.forecasting.errors import ForecastUnavailable
 from gridshift.optimizer.errors import FieldViolation, InvalidInputError
+from gridshift.optimizer.parsing import MAX_CI_G_PER_KWH
 
 __all__ = ["MAX_STEP_MINUTES", "MIN_STEP_MINUTES", "read_carbon_csv", "read_jobs_trace",
            "read_site", "read_vintages"]
@@ -91,12 +93,18 @@ def _intensities(path: Path, text: pd.Series) -> np.ndarray:
     bad = np.isnan(values) & (stripped != "").to_numpy() | np.isinf(values)
     if bad.any():
         raise _fail(path, "carbon_intensity",
-                    f"not a number at {_rows(text.index[bad])} (e.g. {stripped[bad].iloc[0]!r})")
+                    f"not a finite number at {_rows(text.index[bad])} "
+                    f"(e.g. {stripped[bad].iloc[0]!r})")
     negative = values < 0
     if negative.any():
         raise _fail(path, "carbon_intensity",
                     f"negative at {_rows(text.index[negative])} (e.g. "
                     f"{values[negative][0]:g} gCO2e/kWh); intensities are >= 0")
+    too_high = values > MAX_CI_G_PER_KWH
+    if too_high.any():
+        raise _fail(path, "carbon_intensity",
+                    f"above {MAX_CI_G_PER_KWH:g} gCO2e/kWh at {_rows(text.index[too_high])} "
+                    f"(e.g. {values[too_high][0]:g}; wrong unit?)")
     if np.isnan(values).all():
         raise _fail(path, "carbon_intensity", "every value is empty")
     return values
