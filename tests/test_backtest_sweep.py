@@ -308,3 +308,47 @@ def test_the_sweep_header_names_every_forecast_error_seed() -> None:
     # Descriptions that differ in more than the seed are all given.
     perfect = replay(0, "perfect")
     assert _forecasts([replay(0), perfect]) == f"{replay(0)['forecast']}; {perfect['forecast']}"
+
+
+@pytest.mark.parametrize(("option", "value", "expected"), [
+    ("--weeks", "0", "--weeks: must be a whole number >= 1, got 0"),
+    ("--seeds", "0", "--seeds: must be a whole number >= 1, got 0"),
+    ("--workers", "0", "--workers: must be a whole number >= 1, got 0"),
+    ("--decision-hours", "0", "--decision-hours: must be a whole number >= 1, got 0"),
+    ("--days", "1.5", "--days: must be a whole number >= 1, got '1.5'"),
+    ("--seed", "-1", "--seed: must be a whole number >= 0, got -1"),
+    ("--pue", "nan", "--pue: must be a finite number >= 1"),
+    ("--gpu-kw", "0", "--gpu-kw: must be a finite number > 0"),
+    ("--utilisation", "-1", "--utilisation: must be a finite number > 0"),
+    ("--time-limit", "inf", "--time-limit: must be a finite number > 0"),
+    ("--slack-hours", "-1", "--slack-hours: must be a finite number >= 0"),
+])
+def test_cli_refuses_out_of_range_options(option: str, value: str, expected: str,
+                                          capsys) -> None:
+    """Each option is checked where it is parsed, naming the option: none reaches the replay
+    as a silent default (--weeks 0 and --seeds 0 used to run one) or an internal error
+    (--decision-hours 0 divided by zero)."""
+    from gridshift.cli.backtest import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args([option, value])
+    assert exit_info.value.code == 2
+    assert expected in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--end", "2022-02-01"], "--end needs --start"),
+    (["--start", "2022-02-01", "--end", "2022-01-01"], "must be after --start"),
+    (["--start", "2022-01-03", "--end", "2022-01-06"], "holds no whole replay of 7 day(s)"),
+    (["--start", "2022-01-03", "--end", "2022-03-01", "--weeks", "2"], "--weeks or --end"),
+])
+def test_cli_refuses_a_period_that_says_nothing(argv: list[str], expected: str, capsys,
+                                                tmp_path: Path) -> None:
+    from gridshift.cli.backtest import add_arguments, run
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert run(parser.parse_args([*argv, "-o", str(tmp_path)])) == 2
+    assert expected in capsys.readouterr().err

@@ -51,6 +51,36 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _positive(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError("must be a finite number > 0")
+    return value
+
+
+def _pue(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value < 1:
+        raise argparse.ArgumentTypeError("must be a finite number >= 1 (facility power / IT "
+                                         "power)")
+    return value
+
+
+def _whole(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, got "
+                                             f"{text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, got "
+                                             f"{value}")
+        return value
+    return parse
+
+
 def _z(text: str) -> float | None:
     if text.strip().lower() == "off":
         return None
@@ -66,6 +96,22 @@ def _z_entry(text: str) -> tuple[str | None, float | None]:
     if sep and not region.strip():
         raise argparse.ArgumentTypeError(f"{text!r}: a region before '=' (REGION=Z)")
     return (region.strip() if sep else None), _z(value)
+
+
+def _check_period(args: argparse.Namespace) -> None:
+    """--end needs --start and a later day, and --weeks and --end are two ways to say one
+    thing."""
+    if args.end is None:
+        return
+    if args.start is None:
+        raise ValueError("--end needs --start (the sweep runs from --start to --end)")
+    if args.end <= args.start:
+        raise ValueError(f"--end ({args.end}) must be after --start ({args.start})")
+    if (args.end - args.start).days < args.days:
+        raise ValueError(f"--start {args.start} to --end {args.end} holds no whole replay of "
+                         f"{args.days} day(s) (--days)")
+    if args.weeks is not None:
+        raise ValueError("give --weeks or --end, not both")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,16 +137,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "file: the site --site, else the first of the region")
     data.add_argument("--site", metavar="ID", help="the site of --sites to replay")
     site = parser.add_argument_group("site and jobs")
-    site.add_argument("--capacity-gpus", type=int, metavar="N",
+    site.add_argument("--capacity-gpus", type=_whole(1), metavar="N",
                       help="GPU capacity (default: sized from the trace by --utilisation)")
-    site.add_argument("--utilisation", type=float, default=0.9,
+    site.add_argument("--utilisation", type=_positive, default=0.9,
                       help="run-now peak demand / capacity when sizing it (default 0.9)")
-    site.add_argument("--pue", type=float, help="PUE of the site (default 1.0)")
-    site.add_argument("--power-cap-kw", type=float, metavar="KW",
+    site.add_argument("--pue", type=_pue, help="PUE of the site (default 1.0)")
+    site.add_argument("--power-cap-kw", type=_positive, metavar="KW",
                       help="facility power cap (default none)")
-    site.add_argument("--gpu-kw", type=float, default=0.7,
+    site.add_argument("--gpu-kw", type=_positive, default=0.7,
                       help="IT power per GPU of trace jobs without their own (default 0.7)")
-    site.add_argument("--slack-hours", type=float, default=12.0,
+    site.add_argument("--slack-hours", type=_non_negative, default=12.0,
                       help="deadline = arrival + duration + slack (default 12)")
     when = parser.add_argument_group("period, seeds and sweep")
     when.add_argument("--start", type=date.fromisoformat, metavar="YYYY-MM-DD",
@@ -108,27 +154,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "(default 2022-10-24 for EIA regions, 2020-10-26 for DE)")
     when.add_argument("--end", type=date.fromisoformat, metavar="YYYY-MM-DD",
                       help="with --start: replay every week before this day (a sweep)")
-    when.add_argument("--weeks", type=int, metavar="N",
+    when.add_argument("--weeks", type=_whole(1), metavar="N",
                       help="replay N consecutive weeks from --start (a sweep)")
-    when.add_argument("--days", type=int, default=7,
+    when.add_argument("--days", type=_whole(1), default=7,
                       help="days per replay (default 7)")
-    when.add_argument("--seed", type=int, default=0, help="forecast-error and solver seed")
-    when.add_argument("--seeds", type=int, default=1, metavar="N",
+    when.add_argument("--seed", type=_whole(0), default=0, help="forecast-error and solver seed")
+    when.add_argument("--seeds", type=_whole(1), default=1, metavar="N",
                       help="replay with N seeds from --seed (default 1)")
     when.add_argument("--ray-address", metavar="HOST:PORT",
                       help="run a sweep's replays on this Ray cluster (default: a local Ray "
                            "started for the run)")
-    when.add_argument("--workers", type=int, metavar="N",
+    when.add_argument("--workers", type=_whole(1), metavar="N",
                       help="replays at once (default: the machine's CPUs)")
     when.add_argument("--no-ray", dest="ray", action="store_false",
                       help="run a sweep's replays one after another in this process")
     plan = parser.add_argument_group("planning")
-    plan.add_argument("--time-limit", type=float, default=5.0, metavar="S",
+    plan.add_argument("--time-limit", type=_positive, default=5.0, metavar="S",
                       help="solver time limit per window, seconds (default 5)")
-    plan.add_argument("--reference-time-limit", type=float, default=60.0, metavar="S",
+    plan.add_argument("--reference-time-limit", type=_non_negative, default=60.0, metavar="S",
                       help="time limit of the offline perfect-foresight optimum (default 60; "
                            "where it is not proven, its relaxation's bound is the reference)")
-    plan.add_argument("--decision-hours", type=int, default=1,
+    plan.add_argument("--decision-hours", type=_whole(1), default=1,
                       help="hours between planning decisions (default 1)")
     plan.add_argument("--forecast-model", choices=tuple(FORECAST_MODELS),
                       default="average-ci", help="decision-time forecast error model")
@@ -167,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
     done, 2 invalid options or data missing, 1 a schedule failed the checker or Ray failed."""
     data_dir = settings_of(args).shared_data_dir
     try:
+        _check_period(args)
         sources = _sources(args)
         needs_shared = args.jobs is None or any(s.csv_path is None for s in sources)
         if needs_shared and not (data_dir / "philly-adaptdl" / "philly.csv").exists():
@@ -179,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
         settings = _settings(args)
         weeks = args.weeks or (weeks_between(args.start, args.end, args.days)
                                if args.start and args.end else 1)
-        seeds = range(args.seed, args.seed + max(args.seeds, 1))
+        seeds = range(args.seed, args.seed + args.seeds)
         region_z = _region_z(args.no_regret_z, sources)
         per_region = {s.region: {**_site(args, s.region), **region_z.get(s.region, {})}
                       for s in sources}

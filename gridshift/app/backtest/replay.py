@@ -248,22 +248,26 @@ def _validate(cfg: BacktestConfig, policies: tuple[str, ...]) -> None:
     if unknown or REFERENCE_POLICY not in policies:
         raise ValueError(f"policies must include {REFERENCE_POLICY!r} and come from "
                          f"{POLICIES}; got {policies}")
-    if cfg.days < 1 or cfg.decision_hours < 1 or cfg.slack_h < 0 or cfg.time_limit_s <= 0:
-        raise ValueError("days and decision_hours must be >= 1, slack_h >= 0, "
-                         "time_limit_s > 0")
+    checks = [("days", cfg.days >= 1, ">= 1"),
+              ("decision_hours", cfg.decision_hours >= 1, ">= 1"),
+              ("slack_h", cfg.slack_h >= 0, ">= 0"),
+              ("time_limit_s", cfg.time_limit_s > 0, "> 0"),
+              ("utilisation", cfg.utilisation > 0, "> 0"),
+              ("pue", cfg.pue >= 1, ">= 1"),
+              ("power_cap_kw", cfg.power_cap_kw is None or cfg.power_cap_kw > 0, "> 0"),
+              ("capacity_gpus", cfg.capacity_gpus is None or cfg.capacity_gpus >= 1, ">= 1")]
+    for name, ok, bound in checks:
+        if not ok:
+            raise ValueError(f"{name} must be {bound}; got {getattr(cfg, name)}")
     leads = cfg.perfect_leads_h
     if leads is not None and not 0 <= leads[0] < leads[1]:
         raise ValueError(f"perfect_leads_h must be (first, end) with 0 <= first < end; got "
                          f"{leads}")
     if cfg.vintages not in VINTAGES:
         raise ValueError(f"vintages must be one of {', '.join(VINTAGES)}; got {cfg.vintages!r}")
-    if cfg.forecast_model not in FORECAST_MODELS or cfg.utilisation <= 0:
-        raise ValueError(f"forecast_model must be one of {', '.join(FORECAST_MODELS)} and "
-                         f"utilisation > 0; got {cfg.forecast_model!r}, {cfg.utilisation}")
-    if cfg.pue < 1 or (cfg.power_cap_kw is not None and cfg.power_cap_kw <= 0) \
-            or (cfg.capacity_gpus is not None and cfg.capacity_gpus < 1):
-        raise ValueError(f"pue must be >= 1, power_cap_kw > 0 and capacity_gpus >= 1; got "
-                         f"{cfg.pue}, {cfg.power_cap_kw}, {cfg.capacity_gpus}")
+    if cfg.forecast_model not in FORECAST_MODELS:
+        raise ValueError(f"forecast_model must be one of {', '.join(FORECAST_MODELS)}; got "
+                         f"{cfg.forecast_model!r}")
     if cfg.no_regret_z is not None and cfg.no_regret_z < 0:
         raise ValueError(f"no_regret_z must be >= 0; got {cfg.no_regret_z}")
     if not math.isfinite(cfg.no_regret_budget_pct) or cfg.no_regret_budget_pct < 0:
