@@ -596,6 +596,15 @@ def test_invalid_input_in_process(tmp_path: Path, capsys) -> None:
 # --- demo ----------------------------------------------------------------------------------
 
 
+def test_demo_refuses_a_negative_seed(capsys) -> None:
+    """A negative --seed is refused where it is parsed (it was an internal error from NumPy's
+    generator)."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["demo", "--seed", "-1"])
+    assert exit_info.value.code == 2
+    assert "--seed: must be a whole number >= 0, got -1" in capsys.readouterr().err
+
+
 def test_demo(tmp_path: Path) -> None:
     out, request_out = tmp_path / "demo-plan.json", tmp_path / "demo-request.json"
     proc = run_cli("demo", "--time-limit", "1", "-o", str(out), "--request-out",

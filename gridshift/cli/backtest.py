@@ -37,25 +37,12 @@ from gridshift.app.backtest.report import (
 )
 from gridshift.app.backtest.sweep import plan_sweep, ray_executor, run_sweep, weeks_between
 from gridshift.app.backtest.sweep_report import format_sweep, sweep_json, write_sweep_outputs
+from gridshift.cli.arg_types import non_negative, positive, whole
 from gridshift.cli.common import settings_of
 from gridshift.cli.flags import add_config_flag
 from gridshift.optimizer.errors import InvalidInputError
 
 DEFAULT_REGIONS = ("US-CAL-CISO", "DE")
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError("must be a finite number >= 0")
-    return value
-
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError("must be a finite number > 0")
-    return value
 
 
 def _pue(text: str) -> float:
@@ -66,26 +53,11 @@ def _pue(text: str) -> float:
     return value
 
 
-def _whole(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number >= ``minimum``."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, got "
-                                             f"{text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, got "
-                                             f"{value}")
-        return value
-    return parse
-
-
 def _z(text: str) -> float | None:
     if text.strip().lower() == "off":
         return None
     try:
-        return _non_negative(text)
+        return non_negative(text)
     except (argparse.ArgumentTypeError, ValueError):
         raise argparse.ArgumentTypeError("must be a finite number >= 0 or 'off'") from None
 
@@ -137,16 +109,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "file: the site --site, else the first of the region")
     data.add_argument("--site", metavar="ID", help="the site of --sites to replay")
     site = parser.add_argument_group("site and jobs")
-    site.add_argument("--capacity-gpus", type=_whole(1), metavar="N",
+    site.add_argument("--capacity-gpus", type=whole(1), metavar="N",
                       help="GPU capacity (default: sized from the trace by --utilisation)")
-    site.add_argument("--utilisation", type=_positive, default=0.9,
+    site.add_argument("--utilisation", type=positive, default=0.9,
                       help="run-now peak demand / capacity when sizing it (default 0.9)")
     site.add_argument("--pue", type=_pue, help="PUE of the site (default 1.0)")
-    site.add_argument("--power-cap-kw", type=_positive, metavar="KW",
+    site.add_argument("--power-cap-kw", type=positive, metavar="KW",
                       help="facility power cap (default none)")
-    site.add_argument("--gpu-kw", type=_positive, default=0.7,
+    site.add_argument("--gpu-kw", type=positive, default=0.7,
                       help="IT power per GPU of trace jobs without their own (default 0.7)")
-    site.add_argument("--slack-hours", type=_non_negative, default=12.0,
+    site.add_argument("--slack-hours", type=non_negative, default=12.0,
                       help="deadline = arrival + duration + slack (default 12)")
     when = parser.add_argument_group("period, seeds and sweep")
     when.add_argument("--start", type=date.fromisoformat, metavar="YYYY-MM-DD",
@@ -154,27 +126,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "(default 2022-10-24 for EIA regions, 2020-10-26 for DE)")
     when.add_argument("--end", type=date.fromisoformat, metavar="YYYY-MM-DD",
                       help="with --start: replay every week before this day (a sweep)")
-    when.add_argument("--weeks", type=_whole(1), metavar="N",
+    when.add_argument("--weeks", type=whole(1), metavar="N",
                       help="replay N consecutive weeks from --start (a sweep)")
-    when.add_argument("--days", type=_whole(1), default=7,
+    when.add_argument("--days", type=whole(1), default=7,
                       help="days per replay (default 7)")
-    when.add_argument("--seed", type=_whole(0), default=0, help="forecast-error and solver seed")
-    when.add_argument("--seeds", type=_whole(1), default=1, metavar="N",
+    when.add_argument("--seed", type=whole(0), default=0, help="forecast-error and solver seed")
+    when.add_argument("--seeds", type=whole(1), default=1, metavar="N",
                       help="replay with N seeds from --seed (default 1)")
     when.add_argument("--ray-address", metavar="HOST:PORT",
                       help="run a sweep's replays on this Ray cluster (default: a local Ray "
                            "started for the run)")
-    when.add_argument("--workers", type=_whole(1), metavar="N",
+    when.add_argument("--workers", type=whole(1), metavar="N",
                       help="replays at once (default: the machine's CPUs)")
     when.add_argument("--no-ray", dest="ray", action="store_false",
                       help="run a sweep's replays one after another in this process")
     plan = parser.add_argument_group("planning")
-    plan.add_argument("--time-limit", type=_positive, default=5.0, metavar="S",
+    plan.add_argument("--time-limit", type=positive, default=5.0, metavar="S",
                       help="solver time limit per window, seconds (default 5)")
-    plan.add_argument("--reference-time-limit", type=_non_negative, default=60.0, metavar="S",
+    plan.add_argument("--reference-time-limit", type=non_negative, default=60.0, metavar="S",
                       help="time limit of the offline perfect-foresight optimum (default 60; "
                            "where it is not proven, its relaxation's bound is the reference)")
-    plan.add_argument("--decision-hours", type=_whole(1), default=1,
+    plan.add_argument("--decision-hours", type=whole(1), default=1,
                       help="hours between planning decisions (default 1)")
     plan.add_argument("--forecast-model", choices=tuple(FORECAST_MODELS),
                       default="average-ci", help="decision-time forecast error model")
@@ -195,7 +167,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "one series' Z (repeatable; e.g. the Z that "
                            "bench/no_regret_calibration.py finds for it); see the README's "
                            "Backtests")
-    plan.add_argument("--no-regret-budget", type=_non_negative, default=None, metavar="PCT",
+    plan.add_argument("--no-regret-budget", type=non_negative, default=None, metavar="PCT",
                       help="with --no-regret-z: the loss budget, in %% of what the replay's "
                            "jobs emit run now; each decision's shifts, with every bet already "
                            "in play, may risk losing up to it in their Z-sigma bad case "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from gridshift.cli.arg_types import whole
 from gridshift.cli.flags import add_client_flags, add_config_flag, add_solver_flags
 
 #: Subcommand -> the module of gridshift.cli that runs it.
@@ -70,7 +71,7 @@ def _plan_commands(sub: Any) -> None:
     add_solver_flags(d)
     d.add_argument("-o", "--output", help="also write the OptimizeResponse JSON here")
     d.add_argument("--request-out", help="write the demo OptimizeRequest JSON here")
-    d.add_argument("--seed", type=int, default=7, help="seed of the demo's job mix")
+    d.add_argument("--seed", type=whole(0), default=7, help="seed of the demo's job mix")
     add_config_flag(d)
 
 
