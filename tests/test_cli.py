@@ -749,3 +749,23 @@ def test_report_to_stdout(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("day,team,site,region,") and "written to stdout" in proc.stderr
     assert "1 job(s) counted once" in proc.stderr
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["ray", "gate", "--sites", "s.yaml", "--interval", "-1"],
+     "--interval: must be a finite number > 0"),
+    (["slurm", "agent", "--sites", "s.yaml", "--interval", "0"],
+     "--interval: must be a finite number > 0"),
+    (["slurm", "sync", "--sites", "s.yaml", "--hours", "0"],
+     "--hours: must be a whole number >= 1, got 0"),
+    (["slurm", "sync", "--sites", "s.yaml", "--move-weight", "nan"],
+     "--move-weight: must be a finite number >= 0"),
+])
+def test_scheduler_commands_refuse_out_of_range_options(argv: list[str], expected: str,
+                                                        capsys) -> None:
+    """The agents' loop options are checked where they are parsed: a negative --interval
+    used to reach time.sleep() as an internal error, and 0 a busy loop."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    assert expected in capsys.readouterr().err

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from gridshift.cli.arg_types import whole
+from gridshift.cli.arg_types import non_negative, positive, whole
 from gridshift.cli.flags import add_client_flags, add_config_flag, add_solver_flags
 
 #: Subcommand -> the module of gridshift.cli that runs it.
@@ -230,7 +230,7 @@ def _ray_commands(sub: Any) -> None:
         p.add_argument("--sites", required=True,
                        help="the sites file (YAML or JSON, as for nightly) with, per site, its "
                             "ray_address (the cluster's dashboard URL) and gpu_power_kw")
-    gate.add_argument("--interval", type=float, default=30.0, metavar="S",
+    gate.add_argument("--interval", type=positive, default=30.0, metavar="S",
                       help="seconds between rounds (default 30)")
     gate.add_argument("--once", action="store_true", help="run one round and exit")
     _scheduler_planning_flags(gate)
@@ -262,12 +262,12 @@ def _ray_commands(sub: Any) -> None:
 def _scheduler_planning_flags(p: argparse.ArgumentParser) -> None:
     """How a scheduler integration plans: horizon, slots, time limit, move weight, forecasts,
     and --server with the client flags."""
-    p.add_argument("--hours", type=int, default=24, help="planning horizon (default 24)")
-    p.add_argument("--slot-minutes", type=int,
+    p.add_argument("--hours", type=whole(1), default=24, help="planning horizon (default 24)")
+    p.add_argument("--slot-minutes", type=whole(1),
                    help="slot length (default: the sites file's, else 60)")
-    p.add_argument("--time-limit", type=float, default=10.0, metavar="S",
+    p.add_argument("--time-limit", type=positive, default=10.0, metavar="S",
                    help="solver time limit per re-plan in seconds (default 10)")
-    p.add_argument("--move-weight", type=float, default=0.5, metavar="KG",
+    p.add_argument("--move-weight", type=non_negative, default=0.5, metavar="KG",
                    help="what moving an already planned job costs, kg CO2e (default 0.5)")
     p.add_argument("--forecasts", metavar="FILE",
                    help="forecast series for the sites' regions (JSON, as a request's "
@@ -301,6 +301,6 @@ def _slurm_commands(sub: Any) -> None:
                        help="Slurm's filetxt job-completion log (JobCompLoc): finished jobs are "
                             "read back from it so reports show them as run")
         if name == "agent":
-            p.add_argument("--interval", type=float, default=300.0, metavar="S",
+            p.add_argument("--interval", type=positive, default=300.0, metavar="S",
                            help="seconds between rounds (default 300)")
         add_config_flag(p)
