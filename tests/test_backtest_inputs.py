@@ -79,18 +79,13 @@ def test_carbon_csv_is_checked(tmp_path: Path) -> None:
     path.write_text("time,ci\n2023-01-01T00:00Z,100\n")
     with pytest.raises(InvalidInputError, match="missing"):
         read_carbon_csv(path)
-    path.write_text("timestamp,carbon_intensity\n2023-01-01T00:00Z,100\n"
-                    "2023-01-01T00:05Z,-3\n2023-01-01T00:10Z,100\n")
-    with pytest.raises(InvalidInputError, match="negative at line 3"):
-        read_carbon_csv(path)
-    path.write_text("timestamp,carbon_intensity\n2023-01-01T00:00Z,100\n"
-                    "2023-01-01T00:05Z,1e308\n2023-01-01T00:10Z,100\n")
-    with pytest.raises(InvalidInputError, match="above 10000 gCO2e/kWh at line 3"):
-        read_carbon_csv(path)
-    path.write_text("timestamp,carbon_intensity\n2023-01-01T00:00Z,100\n"
-                    "2023-01-01T00:05Z,inf\n2023-01-01T00:10Z,100\n")
-    with pytest.raises(InvalidInputError, match="not a finite number at line 3"):
-        read_carbon_csv(path)
+    for second_value, expected in (("-3", "negative at line 3"),
+                                   ("1e308", "above 10000 gCO2e/kWh at line 3"),
+                                   ("inf", "not a finite number at line 3")):
+        path.write_text("timestamp,carbon_intensity\n2023-01-01T00:00Z,100\n"
+                        f"2023-01-01T00:05Z,{second_value}\n2023-01-01T00:10Z,100\n")
+        with pytest.raises(InvalidInputError, match=expected):
+            read_carbon_csv(path)
     # 5-minute steps with a gap: hourly means, the gap interpolated.
     times = pd.date_range("2031-03-01", periods=36, freq="5min", tz="UTC").delete([14])
     pd.DataFrame({"timestamp": times.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
