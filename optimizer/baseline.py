@@ -33,7 +33,8 @@ def fifo_baseline(problem: Problem) -> Plan:
         d = int(problem.duration_slots[j])
         for s in sites:
             kw = problem.facility_kw(j, s)
-            start = _earliest_fit(free_gpus[s], free_kw[s], int(problem.gpus[j]), kw, start_min, d)
+            start = earliest_fit_start(free_gpus[s], free_kw[s], int(problem.gpus[j]), kw,
+                                       start_min, d)
             if start is not None:
                 free_gpus[s, start:start + d] -= problem.gpus[j]
                 free_kw[s, start:start + d] -= kw
@@ -44,8 +45,11 @@ def fifo_baseline(problem: Problem) -> Plan:
     return plan
 
 
-def _earliest_fit(free_gpus: np.ndarray, free_kw: np.ndarray, gpus: int, kw: float,
-                  start_min: int, duration: int) -> int | None:
+def earliest_fit_start(free_gpus: np.ndarray, free_kw: np.ndarray, gpus: int, kw: float,
+                       start_min: int, duration: int) -> int | None:
+    """The earliest start at or after ``start_min`` where ``gpus`` GPUs and ``kw`` kW fit
+    for ``duration`` slots within the arrays (one site's free GPUs and free kW per slot);
+    None where no start does."""
     ok = (free_gpus >= gpus) & (free_kw >= kw - 1e-9)
     # Count of blocked slots in every window of `duration` slots, via prefix sums.
     blocked = np.concatenate([[0], np.cumsum(~ok)])

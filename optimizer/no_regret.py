@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gridshift.optimizer.accounting import site_loads
+from gridshift.optimizer.baseline import earliest_fit_start
 from gridshift.optimizer.plan import Placement, Plan
 from gridshift.optimizer.problem import Problem
 
@@ -163,14 +164,16 @@ def _earliest_fit(problem: Problem, gpus: np.ndarray, load_kw: np.ndarray, job: 
                   placed: Placement) -> Placement | None:
     """``job`` run without a break at its home site, at the earliest start that fits, from
     its first slot up to its planned start; None where none fits before ``placed`` itself."""
-    home = int(problem.home_site[job])
-    for start in range(int(problem.first_slot[job]), placed.start_slot + 1):
-        candidate = Placement.contiguous(home, start, int(problem.duration_slots[job]))
-        if candidate == placed:
-            break
-        if _fits(problem, gpus, load_kw, job, candidate):
-            return candidate
-    return None
+    home, duration = int(problem.home_site[job]), int(problem.duration_slots[job])
+    end = min(problem.n_slots, int(problem.last_slot[job]))
+    start = earliest_fit_start(problem.gpu_capacity[home, :end] - gpus[home, :end],
+                               problem.power_cap_kw[home] - load_kw[home, :end],
+                               int(problem.gpus[job]), problem.facility_kw(job, home),
+                               int(problem.first_slot[job]), duration)
+    if start is None or start > placed.start_slot:
+        return None
+    candidate = Placement.contiguous(home, start, duration)
+    return None if candidate == placed else candidate
 
 
 def _remove(problem: Problem, gpus: np.ndarray, load_kw: np.ndarray, job: int,
