@@ -12,7 +12,10 @@ policies run-now, the per-job lowest window and gridshift, and prints per varian
   the worst excess (% of run-now's emissions);
 - gridshift's share of the perfect-foresight savings summed over those weeks (the reference is
   the offline optimum, as in every backtest), overall and per series;
-- the weeks in which gridshift was ahead of (or level with) the per-job lowest window.
+- the weeks in which gridshift was ahead of the per-job lowest window.
+
+Every figure is the sweep's own (``gridshift.app.backtest.sweep``: the replays run as a sweep,
+the figures from its weekly table), so they read as the year's sweeps do.
 
 Run it with ``--jobs 101 1000`` on a few series for a setting's cost in ordinary weeks.
 
@@ -27,37 +30,20 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+
+import pandas as pd
 
 from gridshift.app.backtest.config import SERIES_YEAR, BacktestError
 from gridshift.app.backtest.context import build_context
 from gridshift.app.backtest.data import ReplayInputs, SeriesSource, TraceSource, load_inputs
-from gridshift.app.backtest.replay import config_for, replay
+from gridshift.app.backtest.replay import config_for
+from gridshift.app.backtest.sweep import ReplaySpec, run_sweep, weekly_rows
 
 DATA = Path(os.environ.get("GRIDSHIFT_SHARED_DATA")
             or Path(__file__).resolve().parents[2] / "shared" / "data")
 POLICIES = ("run-now", "lowest-window", "gridshift")
-
-
-@dataclass
-class WeekResult:
-    """One replay's emissions (kg CO2e) per policy and the reference's."""
-
-    region: str
-    start: date
-    seed: int
-    jobs: int
-    run_now_kg: float
-    lowest_kg: float
-    gridshift_kg: float
-    reference_kg: float
-
-    @property
-    def excess_pct(self) -> float:
-        """gridshift above run-now, % of run-now's emissions (negative: a saving)."""
-        return 100.0 * (self.gridshift_kg / self.run_now_kg - 1.0)
 
 
 def small_weeks(region: str, inputs: ReplayInputs, first: date, weeks: int,
@@ -76,28 +62,31 @@ def small_weeks(region: str, inputs: ReplayInputs, first: date, weeks: int,
     return found
 
 
-def replay_week(region: str, inputs: ReplayInputs, start: date, seed: int, z: float,
-                budget_pct: float) -> WeekResult:
-    """One week under one rule setting."""
-    cfg = config_for(SeriesSource(region, None, None), inputs, start, 7, seed=seed,
-                     no_regret_z=z, no_regret_budget_pct=budget_pct)
-    result = replay(cfg, inputs, policies=POLICIES)
-    kg = result.table.set_index("policy")["emissions_kg"]
-    return WeekResult(region, cfg.start, seed, len(result.jobs), float(kg["run-now"]),
-                      float(kg["lowest-window"]), float(kg["gridshift"]),
-                      float(result.reference.plan_kg))
+def replay_weeks(weeks: dict[str, list[tuple[date, int]]], inputs: dict[str, ReplayInputs],
+                 seeds: list[int], z: float, budget_pct: float) -> pd.DataFrame:
+    """gridshift's rows of the sweep's weekly table (:func:`.sweep.weekly_rows`: emissions,
+    savings, perfect foresight's savings, excess over run-now, ahead of the lowest window)
+    for every week and seed, under one rule setting."""
+    settings = tuple(sorted({"policies": POLICIES, "no_regret_z": z,
+                             "no_regret_budget_pct": budget_pct}.items()))
+    specs = [ReplaySpec(SeriesSource(region, None, None), start, seed, 7, settings)
+             for region, found in weeks.items() for start, _ in found for seed in seeds]
+    weekly = weekly_rows(run_sweep(specs, inputs).replays)
+    return weekly[weekly["policy"] == "gridshift"]
 
 
-def summary(results: list[WeekResult]) -> dict:
-    """The regret, share and lead figures of a list of replays."""
-    worse = [r.excess_pct for r in results if r.gridshift_kg > r.run_now_kg * (1 + 1e-9)]
-    saved = sum(r.run_now_kg - r.gridshift_kg for r in results)
-    possible = sum(r.run_now_kg - r.reference_kg for r in results)
-    return {"replays": len(results), "worse": len(worse),
-            "worse_over_1pct": sum(e > 1.0 for e in worse),
-            "worst_excess_pct": max(worse, default=0.0),
-            "share_pct": 100.0 * saved / possible if possible > 0 else float("nan"),
-            "ahead": sum(r.gridshift_kg <= r.lowest_kg + 1e-9 for r in results)}
+def summary(rows: pd.DataFrame) -> dict:
+    """The regret, share and lead figures of gridshift's weekly rows, by the sweep's
+    definitions (worse than run-now, excess in % of run-now, share of perfect foresight's
+    savings summed, ahead of the per-job lowest window)."""
+    worse = rows.loc[rows["worse_than_run_now"], "excess_pct"]
+    possible = rows["pf_savings_kg"].sum()
+    return {"replays": len(rows), "worse": len(worse),
+            "worse_over_1pct": int((worse > 1.0).sum()),
+            "worst_excess_pct": float(worse.max()) if len(worse) else 0.0,
+            "share_pct": 100.0 * rows["savings_kg"].sum() / possible if possible > 0
+            else float("nan"),
+            "ahead": int(rows["ahead_of_lowest"].sum())}
 
 
 def _variant(text: str) -> tuple[float, float]:
@@ -133,12 +122,10 @@ def main(argv: list[str] | None = None) -> int:
           "perfect foresight | per series | ahead of lowest window |\n|---|---|---|---|---|---|")
     for z, budget in variants:
         began = time.perf_counter()
-        results = [replay_week(r, inputs[r], start, seed, z, budget)
-                   for r in args.regions for start, _ in weeks[r] for seed in args.seeds]
-        s = summary(results)
-        per_series = " / ".join(
-            f"{r} {summary([x for x in results if x.region == r])['share_pct']:.1f}"
-            for r in args.regions)
+        rows = replay_weeks(weeks, inputs, args.seeds, z, budget)
+        s = summary(rows)
+        per_series = " / ".join(f"{r} {summary(g)['share_pct']:.1f}"
+                                for r, g in rows.groupby("region", sort=False))
         print(f"| {z:g} : {budget:g} % | {s['replays']} | {s['worse']} ({s['worse_over_1pct']}; "
               f"{s['worst_excess_pct']:.2f} %) | {s['share_pct']:.1f} % | {per_series} | "
               f"{s['ahead']} of {s['replays']} |", flush=True)
