@@ -116,3 +116,78 @@ def add_run(free_gpus, load_kw, site, first, stop, gpus, facility_kw):
     for t in range(first, stop):
         free_gpus[site, t] -= gpus
         load_kw[site, t] += facility_kw
+
+
+#: What :func:`recreate` reports: every job placed, one found no room, or the jobs placed
+#: already add more than allowed.
+DONE, STUCK, OVER = 0, 1, 2
+
+
+@njit(cache=True, nogil=True)
+def recreate(free_gpus, load_kw, renewable_kw, coef, slot_hours, jobs, order, allowed,
+             out_site, out_slots):
+    """Put the jobs of `order` in one by one, each at its cheapest placement given those
+    before it (best_contiguous, or best_interruptible for a job that may split), updating
+    `free_gpus` and `load_kw` as greedy._State.apply does. `jobs` is the tuple of per-job
+    arrays of ruin_recreate's _JobTable. Writes each placed job's site to `out_site[i]` and
+    its slots to `out_slots[i, :d]`; returns (jobs placed, DONE | STUCK | OVER): STUCK when
+    order[placed] found no room, OVER as soon as the placements' costs add up to more than
+    `allowed` (plus a relative 1e-9), as ruin_recreate._recreate."""
+    (site_rows, n_rows, facility_kw, cap_kw, gpus, lo_of, hi_of, d_of, m_of, splittable,
+     delay_w, has_delay) = jobs
+    added = 0.0
+    slack = 1e-9 * max(1.0, abs(allowed)) if np.isfinite(allowed) else 0.0
+    for i in range(order.shape[0]):
+        j = order[i]
+        k = n_rows[j]
+        sites, kw, cap = site_rows[j, :k], facility_kw[j, :k], cap_kw[j, :k]
+        lo, hi, d, g = lo_of[j], hi_of[j], d_of[j], gpus[j]
+        if splittable[j]:
+            delay = np.empty(hi - lo if has_delay else 0)
+            for e in range(delay.shape[0]):
+                delay[e] = delay_w[j] * (lo + e + 1) * slot_hours
+            row, slots, cost = best_interruptible(free_gpus, load_kw, renewable_kw, coef,
+                                                  sites, kw, cap, g, slot_hours, lo, hi, d,
+                                                  m_of[j], delay)
+            if row < 0:
+                return i, STUCK
+            for c in range(d):
+                out_slots[i, c] = slots[c]
+        else:
+            if hi - d + 1 - lo <= 0:
+                return i, STUCK
+            delay = np.empty(hi + 1 - lo - d if has_delay else 0)
+            for e in range(delay.shape[0]):
+                delay[e] = delay_w[j] * (lo + d + e) * slot_hours
+            row, start, cost = best_contiguous(free_gpus, load_kw, renewable_kw, coef, sites,
+                                               kw, cap, g, slot_hours, lo, hi, d, delay)
+            if row < 0:
+                return i, STUCK
+            for c in range(d):
+                out_slots[i, c] = start + c
+        s = sites[row]
+        out_site[i] = s
+        for c in range(d):
+            free_gpus[s, out_slots[i, c]] -= g
+            load_kw[s, out_slots[i, c]] += kw[row]
+        added += cost
+        if added > allowed + slack:
+            return i + 1, OVER
+    return order.shape[0], DONE
+
+
+@njit(cache=True, nogil=True)
+def move_jobs(free_gpus, load_kw, jobs, site, slots_of, duration_slots, gpus, power_kw, pue,
+              sign):
+    """Put the `jobs` in (`sign` +1) or take them out (-1), one after another, each at
+    site[j] in slots_of[j, :duration_slots[j]]: greedy._State.apply for many jobs, the same
+    operations in the same order."""
+    for i in range(jobs.shape[0]):
+        j = jobs[i]
+        s = site[j]
+        g = sign * gpus[j]
+        kw = sign * (power_kw[j] * pue[s])
+        for c in range(duration_slots[j]):
+            t = slots_of[j, c]
+            free_gpus[s, t] -= g
+            load_kw[s, t] += kw

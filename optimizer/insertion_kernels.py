@@ -35,6 +35,8 @@ class Kernels(NamedTuple):
     best_contiguous: object
     best_interruptible: object
     add_run: object
+    recreate: object
+    move_jobs: object
 
 
 _lock = threading.Lock()
@@ -96,10 +98,24 @@ def _smoke_test(compiled: Kernels) -> None:
     compiled.add_run(free, load, 0, 1, 3, 1, 2.5)
     if list(free[0]) != [2, 1, 1, 2] or list(load[0]) != [0.0, 2.5, 2.5, 0.0]:
         raise RuntimeError(f"add_run self-test gave {list(free[0])}, {list(load[0])}")
+    one = np.ones(1, dtype=np.int64)
+    jobs = (np.zeros((1, 1), dtype=np.int64), one, np.ones((1, 1)), np.full((1, 1), np.inf),
+            one, np.zeros(1, dtype=np.int64), np.full(1, 4, dtype=np.int64), 2 * one, one,
+            np.zeros(1, dtype=np.bool_), np.zeros(1), False)
+    site, slots = np.zeros(1, dtype=np.int64), np.zeros((1, 2), dtype=np.int64)
+    placed, status = compiled.recreate(free, load, zeros, coef, 1.0, jobs,
+                                       np.zeros(1, dtype=np.int64), np.inf, site, slots)
+    if (placed, status, list(slots[0])) != (1, 0, [1, 2]) or list(free[0]) != [2, 0, 0, 2]:
+        raise RuntimeError(f"recreate self-test gave {(placed, status, list(slots[0]))}")
+    compiled.move_jobs(free, load, np.zeros(1, dtype=np.int64), site, slots, 2 * one, one,
+                       np.ones(1), np.ones(1), -1)
+    if list(free[0]) != [2, 1, 1, 2]:
+        raise RuntimeError(f"move_jobs self-test gave {list(free[0])}")
 
 
 def _compile() -> Kernels:
     from gridshift.optimizer import insertion_jit
 
     return Kernels(insertion_jit.best_contiguous, insertion_jit.best_interruptible,
-                   insertion_jit.add_run)
+                   insertion_jit.add_run, insertion_jit.recreate,
+                   insertion_jit.move_jobs)

@@ -29,6 +29,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -65,8 +66,48 @@ class RecreateStats:
                 f"improved/tried: {kinds})")
 
 
+class _JobTable:
+    """Every job's constants as the compiled recreation takes them (insertion_jit.recreate):
+    allowed sites padded into rows, facility kW and power cap per allowed site (as
+    greedy._JobView), sizes, windows, whether it may split, its delay weight; and buffers
+    for the placements the kernel writes."""
+
+    def __init__(self, problem: Problem) -> None:
+        n, n_sites = problem.n_jobs, problem.n_sites
+        site_rows = np.zeros((n, n_sites), dtype=np.int64)
+        n_rows = np.zeros(n, dtype=np.int64)
+        facility_kw = np.zeros((n, n_sites))
+        cap_kw = np.zeros((n, n_sites))
+        for j, allowed in enumerate(problem.allowed_sites):
+            sites = np.asarray(allowed, dtype=np.int64)
+            k = n_rows[j] = len(sites)
+            site_rows[j, :k] = sites
+            facility_kw[j, :k] = problem.power_kw[j] * problem.pue[sites]
+            cap_kw[j, :k] = problem.power_cap_kw[sites] + 1e-9
+        splittable = np.array([greedy._splittable(problem, j) for j in range(n)], dtype=bool)
+        delay_w = problem.objective.delay_weight * problem.priority.astype(float)
+        ints = [np.ascontiguousarray(a, dtype=np.int64) for a in (
+            problem.gpus, problem.first_slot, problem.last_slot, problem.duration_slots,
+            problem.min_run_slots)]
+        self.arrays = (site_rows, n_rows, facility_kw, cap_kw, *ints, splittable,
+                       np.ascontiguousarray(delay_w, dtype=np.float64),
+                       bool(problem.objective.delay_weight))
+        self.out_site = np.zeros(n, dtype=np.int64)
+        self.out_slots = np.zeros((n, max(1, int(problem.duration_slots.max(initial=1)))),
+                                  dtype=np.int64)
+
+
+class _Taken(NamedTuple):
+    """Jobs taken out of a schedule and where they were (to put them back)."""
+
+    jobs: np.ndarray        # int64, in the order taken
+    site: np.ndarray        # [k]
+    slots: np.ndarray       # [k, longest duration]: each job's slots, then padding
+
+
 class _Schedule:
-    """Placements with the fleet's free GPUs and loads, and the exact objective."""
+    """Placements with the fleet's free GPUs and loads, and the exact objective. A job's
+    placement is held as arrays (site, slots); Placement objects are made only for plans."""
 
     def __init__(self, problem: Problem, plan: Plan, movable: np.ndarray | None = None
                  ) -> None:
@@ -74,30 +115,74 @@ class _Schedule:
         #: The jobs a step may take out (the others stay where they are).
         self.movable = np.ones(problem.n_jobs, dtype=bool) if movable is None else movable
         self.state = greedy._State.empty(problem)
-        self.placements: dict[int, Placement] = {}
         n = problem.n_jobs
-        self.site = np.full(n, -1, dtype=np.int64)
+        self.site = np.full(n, -1, dtype=np.int64)      # -1: not placed
         self.lo = np.zeros(n, dtype=np.int64)
         self.hi = np.zeros(n, dtype=np.int64)
+        self.durations = [int(d) for d in problem.duration_slots]
+        self.durations_array = np.ascontiguousarray(problem.duration_slots, dtype=np.int64)
+        self.slots_of = np.zeros((n, max(1, max(self.durations, default=1))), dtype=np.int64)
+        self.gpus = np.ascontiguousarray(problem.gpus, dtype=np.int64)
         self.cost_per_kw = problem.grid_cost_per_kwh() * problem.slot_hours
         self.delay = problem.objective.delay_weight * problem.priority * problem.slot_hours
+        self._table: _JobTable | None = None
         for j, p in plan.placements.items():
             self.put(j, p)
 
     def put(self, j: int, p: Placement) -> None:
         self.state.apply(j, p, +1)
-        self.placements[j] = p
         self.site[j], self.lo[j], self.hi[j] = p.site, p.start_slot, p.end_slot
+        self.slots_of[j, :len(p.slots)] = p.slots
+
+    def placement(self, j: int) -> Placement:
+        """Where job j (placed) runs."""
+        return Placement(int(self.site[j]), tuple(self.slots_of[j, :self.durations[j]].tolist()))
+
+    @property
+    def placements(self) -> dict[int, Placement]:
+        """Every placed job's placement (made anew on each call)."""
+        return {j: self.placement(j) for j in np.flatnonzero(self.site >= 0).tolist()}
+
+    def n_placed(self) -> int:
+        return int((self.site >= 0).sum())
+
+    def table(self) -> _JobTable:
+        """The jobs' constants for the compiled recreation (built on first use)."""
+        if self._table is None:
+            self._table = _JobTable(self.problem)
+        return self._table
 
     def movable_placed(self) -> np.ndarray:
         """Mask of the jobs placed that a step may take out."""
         return (self.site >= 0) & self.movable
 
-    def take(self, j: int) -> Placement:
-        p = self.placements.pop(j)
-        self.state.apply(j, p, -1)
-        self.site[j] = -1
-        return p
+    def take_out(self, jobs: np.ndarray) -> _Taken:
+        """Take the placed `jobs` out, in their order; where they were."""
+        taken = _Taken(jobs, self.site[jobs], self.slots_of[jobs])
+        self._move(jobs, -1)
+        self.site[jobs] = -1
+        return taken
+
+    def put_back(self, taken: _Taken) -> None:
+        """Put the jobs of `taken` (none of them placed now) where they were."""
+        jobs = taken.jobs
+        self.site[jobs] = taken.site
+        self.slots_of[jobs] = taken.slots
+        self.lo[jobs] = taken.slots[:, 0]
+        self.hi[jobs] = taken.slots[np.arange(len(jobs)), self.durations_array[jobs] - 1] + 1
+        self._move(jobs, +1)
+
+    def _move(self, jobs: np.ndarray, sign: int) -> None:
+        """Apply the placements of `jobs` (site, slots_of) to the state, in or out."""
+        compiled = insertion_kernels.loaded
+        if compiled is None:
+            for j in jobs.tolist():
+                self.state.apply(j, self.placement(j), sign)
+            return
+        p = self.problem
+        compiled.move_jobs(self.state.free_gpus, self.state.load_kw, jobs, self.site,
+                           self.slots_of, self.durations_array, self.gpus, p.power_kw, p.pue,
+                           sign)
 
     def objective(self) -> float:
         """The plan's objective up to the delay term's constant (as optimizer.lns)."""
@@ -108,8 +193,21 @@ class _Schedule:
             value += float((self.delay[placed] * self.hi[placed]).sum())
         return value
 
+    def snapshot(self) -> _Taken:
+        """Every placed job's placement, as arrays (cheap: kept for the best plan)."""
+        jobs = np.flatnonzero(self.site >= 0)
+        return _Taken(jobs, self.site[jobs], self.slots_of[jobs])
+
+    def plan_of(self, snapshot: _Taken) -> Plan:
+        """The plan a snapshot holds."""
+        durations = self.durations
+        return Plan(placements={
+            j: Placement(site, tuple(slots[:durations[j]]))
+            for j, site, slots in zip(snapshot.jobs.tolist(), snapshot.site.tolist(),
+                                      snapshot.slots.tolist(), strict=True)})
+
     def plan(self) -> Plan:
-        return Plan(placements=dict(self.placements))
+        return self.plan_of(self.snapshot())
 
 
 class _Ruiner:
@@ -277,8 +375,8 @@ def ruin_and_recreate(problem: Problem, plan: Plan, deadline: float, *, seed: in
     current = best = sched.objective()
     # The schedule's objective leaves out the delay term's constant (as optimizer.lns).
     shift = plan_objective(problem, plan) - best if on_improve is not None else 0.0
-    best_plan = dict(sched.placements)
-    t_hot, t_cold = temperatures or temperatures_for(current, len(sched.placements))
+    best_plan = sched.snapshot()
+    t_hot, t_cold = temperatures or temperatures_for(current, sched.n_placed())
     began = time.monotonic()
     span = max(1e-3, (cool_until or deadline) - began)
     max_ruin = min(MAX_RUIN, max(MIN_RUIN, n_movable // 4))
@@ -309,12 +407,12 @@ def ruin_and_recreate(problem: Problem, plan: Plan, deadline: float, *, seed: in
         current = value
         stats.accepted += 1
         if improved:
-            best, best_plan = value, dict(sched.placements)
+            best, best_plan = value, sched.snapshot()
             stats.improved += 1
             tried[1] += 1
             if on_improve is not None:
-                on_improve(Plan(placements=dict(best_plan)), best + shift)
-    return Plan(placements=best_plan), stats
+                on_improve(sched.plan_of(best_plan), best + shift)
+    return sched.plan_of(best_plan), stats
 
 
 def temperatures_for(objective: float, n_jobs: int) -> tuple[float, float]:
@@ -324,12 +422,12 @@ def temperatures_for(objective: float, n_jobs: int) -> tuple[float, float]:
 
 
 def _step(problem: Problem, sched: _Schedule, jobs: np.ndarray, rng: np.random.Generator,
-          limit: float = math.inf) -> tuple[float | None, dict[int, Placement]]:
+          limit: float = math.inf) -> tuple[float | None, _Taken]:
     """Take `jobs` out and put them back: (the new objective, the jobs' previous
     placements); (None, ...) when one found no room and the step was undone. A recreation
     whose objective is sure to exceed `limit` stops early and returns an objective above
     it (the jobs not yet put back stay out: the caller restores the step)."""
-    previous = {int(j): sched.take(int(j)) for j in jobs}
+    previous = sched.take_out(np.asarray(jobs, dtype=np.int64))
     base = sched.objective()
     order = _recreate_order(problem, sched.state, jobs,
                             RECREATE_ORDERS[int(rng.integers(len(RECREATE_ORDERS)))], rng)
@@ -339,9 +437,7 @@ def _step(problem: Problem, sched: _Schedule, jobs: np.ndarray, rng: np.random.G
             return math.inf, previous
         if stuck is None:
             return sched.objective(), previous
-        for j in previous:
-            if j in sched.placements:
-                sched.take(j)
+        _take_back(sched, previous)
         # Again with the job that found no room first (as the construction's restarts).
         order = [stuck] + [j for j in order if j != stuck]
     _restore(sched, previous)
@@ -357,7 +453,11 @@ def _recreate(problem: Problem, sched: _Schedule, order: list[int],
     """Put the jobs of `order` in one by one at their cheapest placement; the first job that
     finds no room (the jobs before it stay placed), None, or ``_OVER`` as soon as the jobs
     put back add more than `allowed` to the objective (each placement only adds: a lower
-    bound on what the whole recreation adds)."""
+    bound on what the whole recreation adds). One compiled call where the kernels are
+    loaded (the same placements: tests/test_insertion.py)."""
+    compiled = insertion_kernels.loaded
+    if compiled is not None:
+        return _recreate_compiled(compiled, problem, sched, order, allowed)
     added = 0.0
     slack = 1e-9 * max(1.0, abs(allowed)) if math.isfinite(allowed) else 0.0
     for j in order:
@@ -371,10 +471,34 @@ def _recreate(problem: Problem, sched: _Schedule, order: list[int],
     return None
 
 
-def _restore(sched: _Schedule, previous: dict[int, Placement]) -> None:
+def _recreate_compiled(compiled, problem: Problem, sched: _Schedule, order: list[int],
+                       allowed: float) -> int | None:
+    """_recreate's loop in one call of the compiled kernel (insertion_jit.recreate)."""
+    from gridshift.optimizer.insertion_jit import DONE, STUCK
+
+    state, table = sched.state, sched.table()
+    jobs = np.asarray(order, dtype=np.int64)
+    placed, status = compiled.recreate(state.free_gpus, state.load_kw, state.renewable_kw,
+                                       state.coef, problem.slot_hours, table.arrays, jobs,
+                                       allowed, table.out_site, table.out_slots)
+    put = jobs[:placed]
+    sched.site[put] = table.out_site[:placed]
+    sched.slots_of[put] = table.out_slots[:placed]
+    sched.lo[put] = table.out_slots[:placed, 0]
+    sched.hi[put] = table.out_slots[np.arange(placed), sched.durations_array[put] - 1] + 1
+    if status == DONE:
+        return None
+    return order[placed] if status == STUCK else _OVER
+
+
+def _take_back(sched: _Schedule, previous: _Taken) -> None:
+    """Take out the jobs of `previous` that a recreation has placed."""
+    placed = previous.jobs[sched.site[previous.jobs] >= 0]
+    if len(placed):
+        sched.take_out(placed)
+
+
+def _restore(sched: _Schedule, previous: _Taken) -> None:
     """Put the jobs of `previous` back where they were."""
-    for j in previous:
-        if j in sched.placements:
-            sched.take(j)
-    for j, p in previous.items():
-        sched.put(j, p)
+    _take_back(sched, previous)
+    sched.put_back(previous)

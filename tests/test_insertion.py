@@ -282,3 +282,49 @@ def test_without_numba_the_search_runs_on_numpy(monkeypatch, caplog) -> None:
     better.unscheduled.update(plan.unscheduled)
     check = check_plan(problem, better)
     assert check.ok, check.violations[:3]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_compiled_recreation_matches_numpy_step_by_step(seed: int, monkeypatch) -> None:
+    """Ruin and recreate's steps on the compiled recreation (one kernel call per recreation,
+    batched moves in and out) and on NumPy's job-by-job loop: after every step the same
+    placements, the same objective and exactly the same free GPUs and loads, whether the
+    step completed, stopped early over its limit, or was undone."""
+    from gridshift.optimizer import ruin_recreate as rr
+
+    compiled = insertion_kernels.kernels()
+    if compiled is None:
+        pytest.skip("numba kernels unavailable here (see the warning logged)")
+    monkeypatch.setattr(insertion_kernels, "loaded", None)
+    rng = np.random.default_rng(3000 + seed)
+    problem = _random_problem(rng, n_slots=int(rng.integers(8, 20)), n_jobs=40)
+    plan = greedy.greedy_plan(problem, time_budget_s=0.1, seed=seed)
+    schedules = {"numpy": rr._Schedule(problem, plan), "compiled": rr._Schedule(problem, plan)}
+    rngs = {name: np.random.default_rng(seed) for name in schedules}
+    outcomes = set()
+    for step in range(60):
+        placed = np.flatnonzero(schedules["numpy"].site >= 0)
+        if len(placed) < 2:
+            break
+        jobs = rng.choice(placed, min(len(placed), int(rng.integers(2, 7))), replace=False)
+        limit = (schedules["numpy"].objective() + float(rng.normal(0.0, 5.0))
+                 if step % 3 else float("inf"))
+        undo = rng.random() < 0.4
+        results = {}
+        for name, sched in schedules.items():
+            insertion_kernels.loaded = compiled if name == "compiled" else None
+            value, previous = rr._step(problem, sched, jobs, rngs[name], limit)
+            if value is not None and (value > limit or undo):
+                rr._restore(sched, previous)
+            results[name] = value
+        insertion_kernels.loaded = None
+        outcomes.add("undone" if results["numpy"] is None else
+                     "over" if results["numpy"] > limit else "done")
+        assert results["numpy"] == results["compiled"], step
+        a, b = schedules["numpy"], schedules["compiled"]
+        assert a.placements == b.placements, step
+        np.testing.assert_array_equal(a.state.free_gpus, b.state.free_gpus)
+        np.testing.assert_array_equal(a.state.load_kw, b.state.load_kw)
+        np.testing.assert_array_equal(a.lo[a.site >= 0], b.lo[b.site >= 0])
+        np.testing.assert_array_equal(a.hi[a.site >= 0], b.hi[b.site >= 0])
+    assert "done" in outcomes
