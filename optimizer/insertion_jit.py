@@ -5,6 +5,8 @@ floating-point operations in the same order as its NumPy twin in optimizer/greed
 import numpy as np
 from numba import njit
 
+from gridshift.optimizer.insertion_kernels import DONE, OVER, STUCK
+
 
 @njit(cache=True, nogil=True)
 def slot_cost(load, renewable, coef, kw, slot_hours):
@@ -118,11 +120,6 @@ def add_run(free_gpus, load_kw, site, first, stop, gpus, facility_kw):
         load_kw[site, t] += facility_kw
 
 
-#: What :func:`recreate` reports: every job placed, one found no room, or the jobs placed
-#: already add more than allowed.
-DONE, STUCK, OVER = 0, 1, 2
-
-
 @njit(cache=True, nogil=True)
 def recreate(free_gpus, load_kw, renewable_kw, coef, slot_hours, jobs, order, allowed,
              out_site, out_slots):
@@ -191,3 +188,30 @@ def move_jobs(free_gpus, load_kw, jobs, site, slots_of, duration_slots, gpus, po
             t = slots_of[j, c]
             free_gpus[s, t] -= g
             load_kw[s, t] += kw
+
+
+@njit(cache=True, nogil=True)
+def feasible_options(free_gpus, load_kw, jobs, order, out):
+    """greedy.feasible_options for each job of `order` (`jobs`: ruin_recreate's _JobTable
+    arrays) into `out`: a splittable job's free slots in its window beyond its duration,
+    plus one, per site; another's feasible (site, start) pairs."""
+    site_rows, n_rows, facility_kw, cap_kw, gpus, lo_of, hi_of, d_of = jobs[:8]
+    splittable = jobs[9]
+    for i in range(order.shape[0]):
+        j = order[i]
+        lo, hi, d, g = lo_of[j], hi_of[j], d_of[j], gpus[j]
+        total = 0
+        for r in range(n_rows[j]):
+            s, kw, cap = site_rows[j, r], facility_kw[j, r], cap_kw[j, r]
+            fits, run = 0, 0
+            for t in range(lo, hi):
+                if free_gpus[s, t] >= g and load_kw[s, t] + kw <= cap:
+                    fits += 1
+                    run += 1
+                    if not splittable[j] and run >= d:
+                        total += 1
+                else:
+                    run = 0
+            if splittable[j] and fits - d + 1 > 0:
+                total += fits - d + 1
+        out[i] = total

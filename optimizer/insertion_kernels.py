@@ -26,7 +26,11 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Kernels", "kernels", "loaded", "warm_up"]
+__all__ = ["DONE", "OVER", "STUCK", "Kernels", "kernels", "loaded", "warm_up"]
+
+#: What the compiled recreation reports (insertion_jit.recreate): every job placed, one
+#: found no room, or the jobs placed already add more than allowed.
+DONE, STUCK, OVER = 0, 1, 2
 
 
 class Kernels(NamedTuple):
@@ -37,6 +41,7 @@ class Kernels(NamedTuple):
     add_run: object
     recreate: object
     move_jobs: object
+    feasible_options: object
 
 
 _lock = threading.Lock()
@@ -111,6 +116,10 @@ def _smoke_test(compiled: Kernels) -> None:
                        np.ones(1), np.ones(1), -1)
     if list(free[0]) != [2, 1, 1, 2]:
         raise RuntimeError(f"move_jobs self-test gave {list(free[0])}")
+    options = np.zeros(1, dtype=np.int64)
+    compiled.feasible_options(free, load, jobs, np.zeros(1, dtype=np.int64), options)
+    if options[0] != 3:          # starts 0, 1 and 2 of a 2-slot job in 4 free slots
+        raise RuntimeError(f"feasible_options self-test gave {options[0]}")
 
 
 def _compile() -> Kernels:
@@ -118,4 +127,4 @@ def _compile() -> Kernels:
 
     return Kernels(insertion_jit.best_contiguous, insertion_jit.best_interruptible,
                    insertion_jit.add_run, insertion_jit.recreate,
-                   insertion_jit.move_jobs)
+                   insertion_jit.move_jobs, insertion_jit.feasible_options)

@@ -230,6 +230,8 @@ class _Ruiner:
         ranks[np.argsort(flat)] = np.arange(flat.size)
         weights = np.exp(-3.0 * ranks / flat.size)
         self.cell_chance = weights / weights.sum()
+        # Drawn by inverse transform (rng.choice with p= rebuilds this on every call).
+        self.cell_cdf = np.cumsum(self.cell_chance)
         self.coef_cum = np.concatenate([np.zeros((problem.n_sites, 1)), np.cumsum(coef, axis=1)],
                                        axis=1)
 
@@ -246,16 +248,24 @@ class _Ruiner:
         self.weights[kind] = min(5.0, w * 1.2) if improved else max(0.3, w * 0.995)
 
     def pick(self, sched: _Schedule, size: int) -> tuple[str, np.ndarray]:
-        kinds = list(self.weights)
-        p = np.array([self.weights[k] for k in kinds])
-        kind = kinds[int(self.rng.choice(len(kinds), p=p / p.sum()))]
+        kind = self._draw_kind()
         jobs = getattr(self, f"_{kind}")(sched, size)
         if len(jobs) < 2:
             kind, jobs = "random", self._random(sched, size)
         return kind, jobs
 
+    def _draw_kind(self) -> str:
+        """A ruin kind, each as likely as its weight."""
+        weights = self.weights
+        x = self.rng.random() * sum(weights.values())
+        for kind, w in weights.items():
+            x -= w
+            if x < 0:
+                return kind
+        return kind
+
     def _sample(self, candidates: np.ndarray, size: int) -> np.ndarray:
-        candidates = np.unique(candidates)
+        """At most `size` of `candidates` (distinct job indices), drawn at random."""
         if len(candidates) <= size:
             return candidates
         return self.rng.choice(candidates, size, replace=False)
@@ -271,7 +281,8 @@ class _Ruiner:
 
     def _clean_window(self, sched: _Schedule, size: int) -> np.ndarray:
         prob = self.problem
-        cell = int(self.rng.choice(self.cell_chance.size, p=self.cell_chance))
+        cell = min(int(np.searchsorted(self.cell_cdf, self.rng.random() * self.cell_cdf[-1],
+                                       side="right")), self.cell_cdf.size - 1)
         site, slot = divmod(cell, prob.n_slots)
         half = int(self.rng.integers(1, max(2, prob.n_slots // 8)))
         lo, hi = max(0, slot - half), min(prob.n_slots, slot + half + 1)
@@ -322,10 +333,10 @@ def ideal_costs(problem: Problem) -> np.ndarray:
     return out
 
 
-def _recreate_order(problem: Problem, state, jobs: np.ndarray, kind: str,
+def _recreate_order(problem: Problem, sched: _Schedule, jobs: np.ndarray, kind: str,
                     rng: np.random.Generator) -> list[int]:
     if kind == "fewest_options":
-        options = np.array([greedy.feasible_options(problem, state, int(j)) for j in jobs])
+        options = _feasible_options(problem, sched, jobs)
         size = problem.gpus[jobs] * problem.duration_slots[jobs]
         return [int(j) for j in jobs[np.lexsort((-size * rng.random(len(jobs)), options))]]
     if kind == "big_first":
@@ -337,6 +348,17 @@ def _recreate_order(problem: Problem, state, jobs: np.ndarray, kind: str,
                  - problem.duration_slots[jobs]) + rng.random(len(jobs))
         return [int(j) for j in jobs[np.argsort(slack)]]
     return [int(j) for j in rng.permutation(jobs)]
+
+
+def _feasible_options(problem: Problem, sched: _Schedule, jobs: np.ndarray) -> np.ndarray:
+    """greedy.feasible_options of each of `jobs`, in one compiled call where loaded."""
+    compiled = insertion_kernels.loaded
+    if compiled is None:
+        return np.array([greedy.feasible_options(problem, sched.state, int(j)) for j in jobs])
+    out = np.empty(len(jobs), dtype=np.int64)
+    compiled.feasible_options(sched.state.free_gpus, sched.state.load_kw, sched.table().arrays,
+                              np.asarray(jobs, dtype=np.int64), out)
+    return out
 
 
 def ruin_and_recreate(problem: Problem, plan: Plan, deadline: float, *, seed: int = 0,
@@ -429,7 +451,7 @@ def _step(problem: Problem, sched: _Schedule, jobs: np.ndarray, rng: np.random.G
     it (the jobs not yet put back stay out: the caller restores the step)."""
     previous = sched.take_out(np.asarray(jobs, dtype=np.int64))
     base = sched.objective()
-    order = _recreate_order(problem, sched.state, jobs,
+    order = _recreate_order(problem, sched, jobs,
                             RECREATE_ORDERS[int(rng.integers(len(RECREATE_ORDERS)))], rng)
     for _ in range(RETRIES + 1):
         stuck = _recreate(problem, sched, order, limit - base)
@@ -474,8 +496,6 @@ def _recreate(problem: Problem, sched: _Schedule, order: list[int],
 def _recreate_compiled(compiled, problem: Problem, sched: _Schedule, order: list[int],
                        allowed: float) -> int | None:
     """_recreate's loop in one call of the compiled kernel (insertion_jit.recreate)."""
-    from gridshift.optimizer.insertion_jit import DONE, STUCK
-
     state, table = sched.state, sched.table()
     jobs = np.asarray(order, dtype=np.int64)
     placed, status = compiled.recreate(state.free_gpus, state.load_kw, state.renewable_kw,
@@ -486,9 +506,9 @@ def _recreate_compiled(compiled, problem: Problem, sched: _Schedule, order: list
     sched.slots_of[put] = table.out_slots[:placed]
     sched.lo[put] = table.out_slots[:placed, 0]
     sched.hi[put] = table.out_slots[np.arange(placed), sched.durations_array[put] - 1] + 1
-    if status == DONE:
+    if status == insertion_kernels.DONE:
         return None
-    return order[placed] if status == STUCK else _OVER
+    return order[placed] if status == insertion_kernels.STUCK else _OVER
 
 
 def _take_back(sched: _Schedule, previous: _Taken) -> None:

@@ -328,3 +328,24 @@ def test_compiled_recreation_matches_numpy_step_by_step(seed: int, monkeypatch) 
         np.testing.assert_array_equal(a.lo[a.site >= 0], b.lo[b.site >= 0])
         np.testing.assert_array_equal(a.hi[a.site >= 0], b.hi[b.site >= 0])
     assert "done" in outcomes
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_compiled_feasible_options_match_numpy(seed: int) -> None:
+    """The compiled count of a job's placements left (one call for many jobs, as ruin and
+    recreate orders a recreation) is greedy.feasible_options's, on random loaded states."""
+    from gridshift.optimizer.ruin_recreate import _JobTable
+
+    compiled = insertion_kernels.kernels()
+    if compiled is None:
+        pytest.skip("numba kernels unavailable here (see the warning logged)")
+    rng = np.random.default_rng(4000 + seed)
+    problem = _random_problem(rng, n_slots=int(rng.integers(4, 24)), n_jobs=20)
+    state = _loaded_state(rng, problem)
+    jobs = rng.permutation(problem.n_jobs).astype(np.int64)
+    out = np.full(len(jobs), -1, dtype=np.int64)
+    compiled.feasible_options(state.free_gpus, state.load_kw, _JobTable(problem).arrays, jobs,
+                              out)
+    expected = [greedy.feasible_options(problem, state, int(j)) for j in jobs]
+    assert out.tolist() == expected
+    assert 0 in expected or any(expected)
