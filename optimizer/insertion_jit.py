@@ -61,18 +61,23 @@ def best_interruptible(free_gpus, load_kw, renewable_kw, coef, sites, facility_k
     k, width = sites.shape[0], hi - lo
     inf = np.inf
     value = np.full((k, d + 1, m + 1), inf)
-    new = np.empty((k, d + 1, m + 1))
-    took_second = np.zeros((width, k, d + 1, m + 1), dtype=np.bool_)
+    new = np.full((k, d + 1, m + 1), inf)
+    # Only states that can be reached and still completed are computed (slots chosen c after
+    # slot i: at most i + 1, at least d minus the slots left); the others stay inf or are
+    # never read again, so the result is that of the full DP. The backtrack reads only
+    # states on the chosen path, all computed.
+    took_second = np.empty((width, k, d + 1, m + 1), dtype=np.bool_)
     for r in range(k):
         value[r, 0, 0] = 0.0
     for i in range(width):
         t = lo + i
+        c_low, c_high = max(0, d - (width - 1 - i)), min(d, i + 1)
         for r in range(k):
             s, kw = sites[r], facility_kw[r]
             cost = slot_cost(load_kw[s, t], renewable_kw[s, t], coef[s, t], kw, slot_hours)
             if not (free_gpus[s, t] >= gpus and load_kw[s, t] + kw <= cap_kw[r]):
                 cost = inf
-            for c in range(d + 1):
+            for c in range(c_low, c_high + 1):
                 for q in range(m + 1):
                     if q == 0:
                         stay, other = value[r, c, 0], value[r, c, m]
