@@ -21,6 +21,10 @@ Recreation inserts the removed jobs biggest first (GPU-slots), least slack first
 random order. A step that leaves a job without room is undone. Steps are accepted by
 simulated annealing on the exact objective, cooled over the time given, so a longer time
 limit searches longer before settling; the best plan seen is returned.
+
+Where the compiled kernels are loaded (optimizer/insertion_kernels.py), a recreation is one
+kernel call (the same placements as the job-by-job loop here), jobs move out and back in one
+call, and placements are held as arrays; Placement objects are made only for plans.
 """
 
 from __future__ import annotations
