@@ -225,6 +225,10 @@ class _Ruiner:
         self.allowed = np.zeros((problem.n_jobs, problem.n_sites), dtype=bool)
         for j, sites in enumerate(problem.allowed_sites):
             self.allowed[j, list(sites)] = True
+        # Each job's allowed sites as bits, where they fit in one integer: whether two jobs
+        # share a site is then one AND (a boolean matrix product otherwise).
+        self.site_bits = (self.allowed.astype(np.int64) << np.arange(problem.n_sites)).sum(
+            axis=1) if problem.n_sites <= 62 else None
         self._ideal = ideal
         self.weights = dict.fromkeys(kinds, 1.0)
         # Fixed for the search: a (site, slot) cell's chance in a clean-window ruin (cleaner
@@ -304,12 +308,15 @@ class _Ruiner:
     def _related(self, sched: _Schedule, size: int) -> np.ndarray:
         placed = np.flatnonzero(sched.movable_placed())
         seed = int(self.rng.choice(placed))
-        share = self.allowed[placed] @ self.allowed[seed] > 0
+        if self.site_bits is not None:
+            share = (self.site_bits[placed] & self.site_bits[seed]) != 0
+        else:
+            share = self.allowed[placed] @ self.allowed[seed] > 0
         mid = 0.5 * (sched.lo + sched.hi)
         distance = np.abs(mid[placed] - mid[seed]) + self.rng.exponential(2.0, len(placed))
         distance[~share] = np.inf
-        chosen = placed[np.argsort(distance)[:size]]
-        return chosen[np.isfinite(distance[np.argsort(distance)[:size]])]
+        nearest = _smallest(distance, size)
+        return placed[nearest[np.isfinite(distance[nearest])]]
 
     def _worst(self, sched: _Schedule, size: int) -> np.ndarray:
         placed = np.flatnonzero(sched.movable_placed())
@@ -320,10 +327,21 @@ class _Ruiner:
         now = kw * (cum[sched.site[placed], sched.hi[placed]]
                     - cum[sched.site[placed], sched.lo[placed]]) * prob.slot_hours
         excess = (now - self.ideal[placed]) * self.rng.lognormal(0.0, 0.5, len(placed))
-        return placed[np.argsort(-excess)[:size]]
+        return placed[_smallest(-excess, size)]
 
     def _random(self, sched: _Schedule, size: int) -> np.ndarray:
         return self._sample(np.flatnonzero(sched.movable_placed()), size)
+
+
+def _smallest(values: np.ndarray, size: int) -> np.ndarray:
+    """Indices of the `size` smallest of `values`, smallest first (a partial sort: the
+    candidates are every placed job, the picks a few dozen)."""
+    if size <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if len(values) > size:
+        part = np.argpartition(values, size - 1)[:size]
+        return part[np.argsort(values[part], kind="stable")]
+    return np.argsort(values, kind="stable")
 
 
 def ideal_costs(problem: Problem) -> np.ndarray:

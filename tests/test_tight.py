@@ -259,3 +259,25 @@ def test_a_recreation_sure_to_be_rejected_stops_early_and_is_undone(problem, mon
     value, previous = rr._step(problem, sched, jobs, np.random.default_rng(0))
     assert value is None or (value < float("inf") and set(sched.placements) == set(
         start.placements))
+
+
+def test_partial_sort_and_site_bits_pick_what_a_full_sort_and_matrix_product_would(
+        problem) -> None:
+    """The ruin's shortcuts: the few smallest by a partial sort, smallest first, as a full
+    sort would give them; two jobs share a site by their site bits iff they do by the
+    boolean matrix product."""
+    import numpy as np
+
+    from gridshift.optimizer import ruin_recreate as rr
+
+    rng = np.random.default_rng(5)
+    for n, size in [(2000, 30), (40, 3), (5, 10), (1, 1), (7, 0)]:
+        values = rng.normal(size=n)
+        values[rng.random(n) < 0.2] = np.inf
+        assert rr._smallest(values, size).tolist() == np.argsort(values, kind="stable")[
+            :size].tolist()
+    ruiner = rr._Ruiner(problem, rng)
+    allowed, bits = ruiner.allowed, ruiner.site_bits
+    assert bits is not None and len({len(a) for a in problem.allowed_sites}) > 1
+    for j in range(problem.n_jobs):
+        assert (((bits & bits[j]) != 0) == (allowed @ allowed[j] > 0)).all()
