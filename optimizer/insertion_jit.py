@@ -220,3 +220,38 @@ def feasible_options(free_gpus, load_kw, jobs, order, out):
             if splittable[j] and fits - d + 1 > 0:
                 total += fits - d + 1
         out[i] = total
+
+
+@njit(cache=True, nogil=True)
+def recreate_retrying(free_gpus, load_kw, renewable_kw, coef, slot_hours, jobs, order,
+                      allowed, retries, site, slots_of, lo_of, hi_of, power_kw, pue,
+                      out_site, out_slots):
+    """:func:`recreate` of `order`, recording each placement in the schedule's arrays
+    (site, slots_of, lo_of, hi_of); where a job finds no room, the jobs placed are taken out
+    again (in the order placed) and the recreation is retried with that job first, up to
+    `retries` times (ruin_recreate._step's loop). Returns DONE, OVER (the jobs placed stay)
+    or STUCK (none of `order` placed)."""
+    d_of, gpus = jobs[7], jobs[4]
+    order = order.copy()
+    for _ in range(retries + 1):
+        placed, status = recreate(free_gpus, load_kw, renewable_kw, coef, slot_hours, jobs,
+                                  order, allowed, out_site, out_slots)
+        for i in range(placed):
+            j = order[i]
+            d = d_of[j]
+            site[j] = out_site[i]
+            for c in range(d):
+                slots_of[j, c] = out_slots[i, c]
+            lo_of[j] = out_slots[i, 0]
+            hi_of[j] = out_slots[i, d - 1] + 1
+        if status != STUCK:
+            return status
+        move_jobs(free_gpus, load_kw, order[:placed], site, slots_of, d_of, gpus, power_kw,
+                  pue, -1)
+        for i in range(placed):
+            site[order[i]] = -1
+        stuck = order[placed]
+        for i in range(placed, 0, -1):
+            order[i] = order[i - 1]
+        order[0] = stuck
+    return STUCK

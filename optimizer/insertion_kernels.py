@@ -42,6 +42,7 @@ class Kernels(NamedTuple):
     recreate: object
     move_jobs: object
     feasible_options: object
+    recreate_retrying: object
 
 
 _lock = threading.Lock()
@@ -120,6 +121,12 @@ def _smoke_test(compiled: Kernels) -> None:
     compiled.feasible_options(free, load, jobs, np.zeros(1, dtype=np.int64), options)
     if options[0] != 3:          # starts 0, 1 and 2 of a 2-slot job in 4 free slots
         raise RuntimeError(f"feasible_options self-test gave {options[0]}")
+    where, lo, hi = np.full(1, -1, dtype=np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64)
+    status = compiled.recreate_retrying(free, load, zeros, coef, 1.0, jobs,
+                                        np.zeros(1, dtype=np.int64), np.inf, 2, where, slots,
+                                        lo, hi, np.ones(1), np.ones(1), site, slots)
+    if (status, where[0], lo[0], hi[0]) != (DONE, 0, 1, 3) or list(free[0]) != [2, 0, 0, 2]:
+        raise RuntimeError(f"recreate_retrying self-test gave {(status, where[0], lo[0])}")
 
 
 def _compile() -> Kernels:
@@ -127,4 +134,5 @@ def _compile() -> Kernels:
 
     return Kernels(insertion_jit.best_contiguous, insertion_jit.best_interruptible,
                    insertion_jit.add_run, insertion_jit.recreate,
-                   insertion_jit.move_jobs, insertion_jit.feasible_options)
+                   insertion_jit.move_jobs, insertion_jit.feasible_options,
+                   insertion_jit.recreate_retrying)

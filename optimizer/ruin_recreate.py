@@ -468,69 +468,71 @@ def temperatures_for(objective: float, n_jobs: int) -> tuple[float, float]:
 def _step(problem: Problem, sched: _Schedule, jobs: np.ndarray, rng: np.random.Generator,
           limit: float = math.inf) -> tuple[float | None, _Taken]:
     """Take `jobs` out and put them back: (the new objective, the jobs' previous
-    placements); (None, ...) when one found no room and the step was undone. A recreation
-    whose objective is sure to exceed `limit` stops early and returns an objective above
-    it (the jobs not yet put back stay out: the caller restores the step)."""
+    placements); (None, ...) when one found no room however often retried, and the step was
+    undone. A recreation whose objective is sure to exceed `limit` stops early and returns
+    an objective above it (the jobs not yet put back stay out: the caller restores the
+    step)."""
     previous = sched.take_out(np.asarray(jobs, dtype=np.int64))
     base = sched.objective()
     order = _recreate_order(problem, sched, jobs,
                             RECREATE_ORDERS[int(rng.integers(len(RECREATE_ORDERS)))], rng)
-    for _ in range(RETRIES + 1):
-        stuck = _recreate(problem, sched, order, limit - base)
-        if stuck == _OVER:
-            return math.inf, previous
-        if stuck is None:
-            return sched.objective(), previous
-        _take_back(sched, previous)
-        # Again with the job that found no room first (as the construction's restarts).
-        order = [stuck] + [j for j in order if j != stuck]
+    compiled = insertion_kernels.loaded
+    if compiled is not None:
+        status = _recreate_compiled(compiled, problem, sched, order, limit - base)
+    else:
+        status = _recreate_retrying(problem, sched, order, limit - base)
+    if status == insertion_kernels.OVER:
+        return math.inf, previous
+    if status == insertion_kernels.DONE:
+        return sched.objective(), previous
     _restore(sched, previous)
     return None, previous
 
 
-#: What :func:`_recreate` returns when the jobs put back already cost more than allowed.
-_OVER = -1
+def _recreate_retrying(problem: Problem, sched: _Schedule, order: list[int],
+                       allowed: float) -> int:
+    """:func:`_recreate`, and where a job finds no room, the jobs placed taken out again (in
+    the order placed) and a retry with that job first (as the construction's restarts), up
+    to RETRIES times; the last status (insertion_kernels' DONE, OVER or STUCK: none of
+    `order` placed). What insertion_jit.recreate_retrying does in one call."""
+    for _ in range(RETRIES + 1):
+        placed, status = _recreate(problem, sched, order, allowed)
+        if status != insertion_kernels.STUCK:
+            return status
+        sched.take_out(np.array(order[:placed], dtype=np.int64))
+        order = [order[placed]] + order[:placed] + order[placed + 1:]
+    return insertion_kernels.STUCK
 
 
 def _recreate(problem: Problem, sched: _Schedule, order: list[int],
-              allowed: float = math.inf) -> int | None:
-    """Put the jobs of `order` in one by one at their cheapest placement; the first job that
-    finds no room (the jobs before it stay placed), None, or ``_OVER`` as soon as the jobs
-    put back add more than `allowed` to the objective (each placement only adds: a lower
-    bound on what the whole recreation adds). One compiled call where the kernels are
-    loaded (the same placements: tests/test_insertion.py)."""
-    compiled = insertion_kernels.loaded
-    if compiled is not None:
-        return _recreate_compiled(compiled, problem, sched, order, allowed)
+              allowed: float = math.inf) -> tuple[int, int]:
+    """Put the jobs of `order` in one by one at their cheapest placement: (the jobs placed,
+    insertion_kernels' DONE; STUCK when the next one found no room; OVER as soon as the jobs
+    put back add more than `allowed` to the objective — each placement only adds: a lower
+    bound on what the whole recreation adds)."""
     added = 0.0
     slack = 1e-9 * max(1.0, abs(allowed)) if math.isfinite(allowed) else 0.0
-    for j in order:
+    for i, j in enumerate(order):
         found = greedy.best_placement(problem, sched.state, j)
         if found is None:
-            return j
+            return i, insertion_kernels.STUCK
         sched.put(j, found[0])
         added += found[1]
         if added > allowed + slack:
-            return _OVER
-    return None
+            return i + 1, insertion_kernels.OVER
+    return len(order), insertion_kernels.DONE
 
 
 def _recreate_compiled(compiled, problem: Problem, sched: _Schedule, order: list[int],
-                       allowed: float) -> int | None:
-    """_recreate's loop in one call of the compiled kernel (insertion_jit.recreate)."""
-    state, table = sched.state, sched.table()
-    jobs = np.asarray(order, dtype=np.int64)
-    placed, status = compiled.recreate(state.free_gpus, state.load_kw, state.renewable_kw,
-                                       state.coef, problem.slot_hours, table.arrays, jobs,
-                                       allowed, table.out_site, table.out_slots)
-    put = jobs[:placed]
-    sched.site[put] = table.out_site[:placed]
-    sched.slots_of[put] = table.out_slots[:placed]
-    sched.lo[put] = table.out_slots[:placed, 0]
-    sched.hi[put] = table.out_slots[np.arange(placed), sched.durations_array[put] - 1] + 1
-    if status == insertion_kernels.DONE:
-        return None
-    return order[placed] if status == insertion_kernels.STUCK else _OVER
+                       allowed: float) -> int:
+    """_recreate_retrying in one call of the compiled kernel (insertion_jit.recreate_retrying:
+    the same placements, tests/test_insertion.py)."""
+    state, table, p = sched.state, sched.table(), problem
+    return compiled.recreate_retrying(state.free_gpus, state.load_kw, state.renewable_kw,
+                                      state.coef, p.slot_hours, table.arrays,
+                                      np.asarray(order, dtype=np.int64), allowed, RETRIES,
+                                      sched.site, sched.slots_of, sched.lo, sched.hi,
+                                      p.power_kw, p.pue, table.out_site, table.out_slots)
 
 
 def _take_back(sched: _Schedule, previous: _Taken) -> None:
