@@ -290,24 +290,33 @@ def test_the_sweep_header_names_the_series_whose_rule_differs() -> None:
                                        "elsewhere z 2, loss budget 1 % of the stake")
 
 
-def test_the_sweep_header_names_every_forecast_error_seed() -> None:
-    """A sweep over seeds (or merged ones) names them all, not the first replay's alone."""
+@pytest.mark.parametrize("with_template", [True, False], ids=["template", "older-rows"])
+def test_the_sweep_header_names_every_forecast_error_seed(with_template: bool) -> None:
+    """A sweep over seeds (or merged ones) names them all, not the first replay's alone: from
+    the replays' forecast template, or for rows written before it, from the description."""
     from datetime import date
 
     from gridshift.app.backtest.config import BacktestConfig
     from gridshift.app.backtest.sweep_report import _forecasts
 
-    def replay(seed: int, model: str = "average-ci") -> dict:
+    def replay(seed: int, model: str = "average-ci", vintages: bool = False) -> dict:
         cfg = BacktestConfig(region="DE", start=date(2020, 1, 6), seed=seed,
-                             forecast_model=model)
-        return {"seed": seed, "forecast": cfg.forecast_source}
+                             forecast_model=model, forecast_vintages=vintages)
+        row = {"seed": seed, "forecast": cfg.forecast_source}
+        if with_template:
+            row["forecast_template"] = cfg.forecast_template
+        return row
 
     assert _forecasts([replay(0), replay(0)]) == replay(0)["forecast"]
     both = _forecasts([replay(2), replay(0), replay(1)])
     assert "seeds 0, 1, 2)" in both and "seed 2" not in both
+    assert both == replay(0)["forecast"].replace("seed 0", "seeds 0, 1, 2")
     # Descriptions that differ in more than the seed are all given.
     perfect = replay(0, "perfect")
     assert _forecasts([replay(0), perfect]) == f"{replay(0)['forecast']}; {perfect['forecast']}"
+    # A forecast that does not depend on the seed is named once, whatever the seeds.
+    real = _forecasts([replay(0, vintages=True), replay(3, vintages=True)])
+    assert real == replay(0, vintages=True)["forecast"] and "seed" not in real
 
 
 @pytest.mark.parametrize(("option", "value", "expected"), [

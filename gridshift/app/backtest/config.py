@@ -102,13 +102,20 @@ class BacktestConfig:
     @property
     def forecast_source(self) -> str:
         """What the forecast-driven policies plan on, in words."""
+        return self.forecast_template.replace("{seeds}", f"seed {self.seed}")
+
+    @property
+    def forecast_template(self) -> str:
+        """:attr:`forecast_source` with ``{seeds}`` where it names the error model's seed
+        (none where the forecast does not depend on it): replays that differ only in the
+        seed share it, and a sweep names all their seeds in it."""
         if self.forecast_vintages:
             raw = "the real forecast vintages known at each decision"
         elif self.forecast_model == "perfect":
             raw = "the actual series (perfect forecasts)"
         else:
             raw = (f"the actual series times the calibrated {self.forecast_model} error "
-                   f"({self.vintages} vintages, seed {self.seed})")
+                   f"({self.vintages} vintages, {{seeds}})")
         if not self.blend:
             return raw
         return (f"{raw}, blended with the seasonal model of the actuals published "

@@ -93,7 +93,7 @@ def to_json(result: BacktestResult) -> dict:
         "seed": cfg.seed, "trace_start": result.trace_start.isoformat(),
         "jobs": len(result.jobs), "capacity_gpus": result.capacity_gpus,
         "slack_h": cfg.slack_h, "decision_hours": cfg.decision_hours,
-        "forecast": cfg.forecast_source,
+        "forecast": cfg.forecast_source, "forecast_template": cfg.forecast_template,
         "reference": None if ref is None else {
             "kind": ref.kind, "bound_kg": ref.bound_kg, "plan_kg": json_float(ref.plan_kg),
             "gap_pct": json_float(ref.gap_pct), "relaxed_jobs": ref.relaxed_jobs,

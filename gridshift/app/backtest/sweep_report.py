@@ -47,16 +47,25 @@ def sweep_header(result: SweepResult) -> str:
 
 def _forecasts(done: list[dict]) -> str:
     """The replays' forecast in words: one description, or where they differ only in the
-    error model's seed (a sweep over seeds, or merged ones), one with every seed named."""
+    error model's seed (a sweep over seeds, or merged ones), one with every seed named —
+    from each replay's ``forecast_template``, or for rows written before it existed, by
+    finding the seed in the description."""
     described = list(dict.fromkeys(r["forecast"] for r in done))
     if len(described) == 1:
         return described[0]
     seeds = sorted({int(r["seed"]) for r in done})
-    generic = {r["forecast"].replace(f"seed {r['seed']},", "seed S,")
-               .replace(f"seed {r['seed']})", "seed S)") for r in done}
-    if len(generic) == 1 and "seed S" in next(iter(generic)):
-        return next(iter(generic)).replace("seed S", "seeds " + ", ".join(map(str, seeds)))
+    named = "seeds " + ", ".join(map(str, seeds))
+    templates = {r.get("forecast_template") or _template_of(r) for r in done}
+    if len(templates) == 1 and "{seeds}" in next(iter(templates)):
+        return next(iter(templates)).replace("{seeds}", named)
     return "; ".join(described)
+
+
+def _template_of(replay: dict) -> str:
+    """An older row's forecast template: its description with the seed taken out."""
+    seed = f"seed {replay['seed']}"
+    return (replay["forecast"].replace(f"{seed},", "{seeds},")
+            .replace(f"{seed})", "{seeds})"))
 
 
 def _rules_by_region(done: list[dict]) -> str:
