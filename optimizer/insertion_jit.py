@@ -5,7 +5,7 @@ floating-point operations in the same order as its NumPy twin in optimizer/greed
 import numpy as np
 from numba import njit
 
-from gridshift.optimizer.insertion_kernels import DONE, OVER, STUCK
+from gridshift.optimizer.recreation_status import DONE, OVER, STUCK
 
 
 @njit(cache=True, nogil=True)

@@ -24,13 +24,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+from gridshift.optimizer.recreation_status import DONE
+
 log = logging.getLogger(__name__)
 
-__all__ = ["DONE", "OVER", "STUCK", "Kernels", "kernels", "loaded", "warm_up"]
-
-#: What the compiled recreation reports (insertion_jit.recreate): every job placed, one
-#: found no room, or the jobs placed already add more than allowed.
-DONE, STUCK, OVER = 0, 1, 2
+__all__ = ["Kernels", "kernels", "loaded", "warm_up"]
 
 
 class Kernels(NamedTuple):

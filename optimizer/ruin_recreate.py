@@ -40,6 +40,7 @@ import numpy as np
 from gridshift.optimizer import greedy, insertion_kernels
 from gridshift.optimizer.plan import Placement, Plan
 from gridshift.optimizer.problem import Problem
+from gridshift.optimizer.recreation_status import DONE, OVER, STUCK
 
 RUIN_KINDS = ("clean_window", "time_window", "related", "worst", "random")
 RECREATE_ORDERS = ("fewest_options", "big_first", "tight_first", "random")
@@ -481,9 +482,9 @@ def _step(problem: Problem, sched: _Schedule, jobs: np.ndarray, rng: np.random.G
         status = _recreate_compiled(compiled, problem, sched, order, limit - base)
     else:
         status = _recreate_retrying(problem, sched, order, limit - base)
-    if status == insertion_kernels.OVER:
+    if status == OVER:
         return math.inf, previous
-    if status == insertion_kernels.DONE:
+    if status == DONE:
         return sched.objective(), previous
     _restore(sched, previous)
     return None, previous
@@ -493,21 +494,21 @@ def _recreate_retrying(problem: Problem, sched: _Schedule, order: list[int],
                        allowed: float) -> int:
     """:func:`_recreate`, and where a job finds no room, the jobs placed taken out again (in
     the order placed) and a retry with that job first (as the construction's restarts), up
-    to RETRIES times; the last status (insertion_kernels' DONE, OVER or STUCK: none of
+    to RETRIES times; the last status (recreation_status' DONE, OVER or STUCK: none of
     `order` placed). What insertion_jit.recreate_retrying does in one call."""
     for _ in range(RETRIES + 1):
         placed, status = _recreate(problem, sched, order, allowed)
-        if status != insertion_kernels.STUCK:
+        if status != STUCK:
             return status
         sched.take_out(np.array(order[:placed], dtype=np.int64))
         order = [order[placed]] + order[:placed] + order[placed + 1:]
-    return insertion_kernels.STUCK
+    return STUCK
 
 
 def _recreate(problem: Problem, sched: _Schedule, order: list[int],
               allowed: float = math.inf) -> tuple[int, int]:
     """Put the jobs of `order` in one by one at their cheapest placement: (the jobs placed,
-    insertion_kernels' DONE; STUCK when the next one found no room; OVER as soon as the jobs
+    recreation_status' DONE; STUCK when the next one found no room; OVER as soon as the jobs
     put back add more than `allowed` to the objective — each placement only adds: a lower
     bound on what the whole recreation adds)."""
     added = 0.0
@@ -515,12 +516,12 @@ def _recreate(problem: Problem, sched: _Schedule, order: list[int],
     for i, j in enumerate(order):
         found = greedy.best_placement(problem, sched.state, j)
         if found is None:
-            return i, insertion_kernels.STUCK
+            return i, STUCK
         sched.put(j, found[0])
         added += found[1]
         if added > allowed + slack:
-            return i + 1, insertion_kernels.OVER
-    return len(order), insertion_kernels.DONE
+            return i + 1, OVER
+    return len(order), DONE
 
 
 def _recreate_compiled(compiled, problem: Problem, sched: _Schedule, order: list[int],
