@@ -100,18 +100,6 @@ def _justified(advantage: np.ndarray, z: float, in_play: np.ndarray,
     return float(advantage.mean()) > 0 and _downside(in_play + advantage, z) >= -allowance_kg
 
 
-def _fits(problem: Problem, gpus: np.ndarray, load_kw: np.ndarray, job: int,
-          placement: Placement) -> bool:
-    s, idx = placement.site, np.asarray(placement.slots)
-    if placement.end_slot > min(problem.n_slots, int(problem.last_slot[job])):
-        return False
-    room = (gpus[s, idx] + problem.gpus[job] <= problem.gpu_capacity[s, idx]).all()
-    cap = problem.power_cap_kw[s]
-    power = not np.isfinite(cap) or \
-        (load_kw[s, idx] + problem.facility_kw(job, s) <= cap + 1e-9).all()
-    return bool(room and power)
-
-
 def apply_no_regret(problem: Problem, plan: Plan, scenarios: np.ndarray,
                     z: float = 1.0, allowance_kg: float = 0.0,
                     in_play_kg: np.ndarray | None = None) -> NoRegretOutcome:
