@@ -37,7 +37,6 @@ class Kernels(NamedTuple):
     best_contiguous: object
     best_interruptible: object
     add_run: object
-    recreate: object
     move_jobs: object
     feasible_options: object
     recreate_retrying: object
@@ -107,11 +106,13 @@ def _smoke_test(compiled: Kernels) -> None:
             one, np.zeros(1, dtype=np.int64), np.full(1, 4, dtype=np.int64), 2 * one, one,
             np.zeros(1, dtype=np.bool_), np.zeros(1), False)
     site, slots = np.zeros(1, dtype=np.int64), np.zeros((1, 2), dtype=np.int64)
-    placed, status = compiled.recreate(free, load, zeros, coef, 1.0, jobs,
-                                       np.zeros(1, dtype=np.int64), np.inf, site, slots)
-    if (placed, status, list(slots[0])) != (1, 0, [1, 2]) or list(free[0]) != [2, 0, 0, 2]:
-        raise RuntimeError(f"recreate self-test gave {(placed, status, list(slots[0]))}")
-    compiled.move_jobs(free, load, np.zeros(1, dtype=np.int64), site, slots, 2 * one, one,
+    where, lo, hi = np.full(1, -1, dtype=np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64)
+    status = compiled.recreate_retrying(free, load, zeros, coef, 1.0, jobs,
+                                        np.zeros(1, dtype=np.int64), np.inf, 2, where, slots,
+                                        lo, hi, np.ones(1), np.ones(1), site, slots)
+    if (status, where[0], lo[0], hi[0]) != (DONE, 0, 1, 3) or list(free[0]) != [2, 0, 0, 2]:
+        raise RuntimeError(f"recreate_retrying self-test gave {(status, where[0], lo[0])}")
+    compiled.move_jobs(free, load, np.zeros(1, dtype=np.int64), where, slots, 2 * one, one,
                        np.ones(1), np.ones(1), -1)
     if list(free[0]) != [2, 1, 1, 2]:
         raise RuntimeError(f"move_jobs self-test gave {list(free[0])}")
@@ -119,18 +120,11 @@ def _smoke_test(compiled: Kernels) -> None:
     compiled.feasible_options(free, load, jobs, np.zeros(1, dtype=np.int64), options)
     if options[0] != 3:          # starts 0, 1 and 2 of a 2-slot job in 4 free slots
         raise RuntimeError(f"feasible_options self-test gave {options[0]}")
-    where, lo, hi = np.full(1, -1, dtype=np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64)
-    status = compiled.recreate_retrying(free, load, zeros, coef, 1.0, jobs,
-                                        np.zeros(1, dtype=np.int64), np.inf, 2, where, slots,
-                                        lo, hi, np.ones(1), np.ones(1), site, slots)
-    if (status, where[0], lo[0], hi[0]) != (DONE, 0, 1, 3) or list(free[0]) != [2, 0, 0, 2]:
-        raise RuntimeError(f"recreate_retrying self-test gave {(status, where[0], lo[0])}")
 
 
 def _compile() -> Kernels:
     from gridshift.optimizer import insertion_jit
 
     return Kernels(insertion_jit.best_contiguous, insertion_jit.best_interruptible,
-                   insertion_jit.add_run, insertion_jit.recreate,
-                   insertion_jit.move_jobs, insertion_jit.feasible_options,
-                   insertion_jit.recreate_retrying)
+                   insertion_jit.add_run, insertion_jit.move_jobs,
+                   insertion_jit.feasible_options, insertion_jit.recreate_retrying)

@@ -536,14 +536,10 @@ def _recreate_compiled(compiled, problem: Problem, sched: _Schedule, order: list
                                       p.power_kw, p.pue, table.out_site, table.out_slots)
 
 
-def _take_back(sched: _Schedule, previous: _Taken) -> None:
-    """Take out the jobs of `previous` that a recreation has placed."""
+def _restore(sched: _Schedule, previous: _Taken) -> None:
+    """Put the jobs of `previous` back where they were, taking out first those that a
+    recreation has placed."""
     placed = previous.jobs[sched.site[previous.jobs] >= 0]
     if len(placed):
         sched.take_out(placed)
-
-
-def _restore(sched: _Schedule, previous: _Taken) -> None:
-    """Put the jobs of `previous` back where they were."""
-    _take_back(sched, previous)
     sched.put_back(previous)
