@@ -32,7 +32,8 @@ __all__ = ["Kernels", "kernels", "loaded", "warm_up"]
 
 
 class Kernels(NamedTuple):
-    """The compiled functions (optimizer/insertion_jit.py documents their arguments)."""
+    """The compiled functions (optimizer/insertion_jit.py and, for the search loop of
+    ruin and recreate, optimizer/annealing_jit.py document their arguments)."""
 
     best_contiguous: object
     best_interruptible: object
@@ -40,6 +41,8 @@ class Kernels(NamedTuple):
     move_jobs: object
     feasible_options: object
     recreate_retrying: object
+    anneal: object
+    objective: object
 
 
 _lock = threading.Lock()
@@ -120,11 +123,42 @@ def _smoke_test(compiled: Kernels) -> None:
     compiled.feasible_options(free, load, jobs, np.zeros(1, dtype=np.int64), options)
     if options[0] != 3:          # starts 0, 1 and 2 of a 2-slot job in 4 free slots
         raise RuntimeError(f"feasible_options self-test gave {options[0]}")
+    _smoke_test_annealing(compiled)
+
+
+def _smoke_test_annealing(compiled: Kernels) -> None:
+    """Three one-slot, one-GPU jobs of 1 kW on a site of 2 GPUs whose slots cost 3, 1, 2, 4:
+    from slots 0, 0 and 3 (10) a few steps reach 1, 1 and 2 (4)."""
+    n, ints = 3, np.int64
+    coef = np.array([[3.0, 1.0, 2.0, 4.0]])
+    free, load = np.array([[0, 2, 2, 1]], dtype=ints), np.zeros((1, 4))
+    load[0] = [2.0, 0.0, 0.0, 1.0]
+    site, start = np.zeros(n, dtype=ints), np.array([0, 0, 3], dtype=ints)
+    ones, one_each = np.ones(n), np.ones(n, dtype=ints)
+    sched = (free, load, np.zeros((1, 4)), coef, 1.0, coef.copy(), site, start.copy(),
+             start + 1, start.reshape(n, 1).copy(), one_each, one_each, ones, np.ones(1),
+             np.ones(n, dtype=np.bool_), np.zeros(n), False)
+    jobs = (np.zeros((n, 1), dtype=ints), one_each, np.ones((n, 1)), np.full((n, 1), np.inf),
+            one_each, np.zeros(n, dtype=ints), np.full(n, 4, dtype=ints), one_each, one_each,
+            np.zeros(n, dtype=np.bool_), np.zeros(n), False)
+    ruin = (np.ones((n, 1), dtype=np.bool_), np.cumsum(np.full(4, 0.25)),
+            np.concatenate([[[0.0]], np.cumsum(coef, axis=1)], axis=1), np.ones(n))
+    work = (np.zeros(n, ints), np.zeros(n, ints), np.zeros(n), np.zeros(n, ints),
+            np.zeros(n, ints), np.zeros(n), np.zeros(n), np.zeros(n, ints), np.zeros(n, ints),
+            np.zeros((n, 1), ints), site.copy(), start.reshape(n, 1).copy(), np.zeros(n, ints),
+            np.zeros((n, 1), ints))
+    values = np.full(2, compiled.objective(sched))
+    counts, by_kind = np.zeros(4, dtype=ints), np.zeros((5, 2), dtype=ints)
+    compiled.anneal(np.array([7], dtype=np.uint64), sched, jobs, ruin, np.ones(5), work, 30,
+                    0.0, 2, 3, 2, values, counts, by_kind)
+    if values[1] != 4.0 or sorted(work[11][:, 0]) != [1, 1, 2] or counts[0] != 30:
+        raise RuntimeError(f"annealing self-test gave {values[1]}, {sorted(work[11][:, 0])}")
 
 
 def _compile() -> Kernels:
-    from gridshift.optimizer import insertion_jit
+    from gridshift.optimizer import annealing_jit, insertion_jit
 
     return Kernels(insertion_jit.best_contiguous, insertion_jit.best_interruptible,
                    insertion_jit.add_run, insertion_jit.move_jobs,
-                   insertion_jit.feasible_options, insertion_jit.recreate_retrying)
+                   insertion_jit.feasible_options, insertion_jit.recreate_retrying,
+                   annealing_jit.anneal, annealing_jit.objective)

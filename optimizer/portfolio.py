@@ -376,10 +376,9 @@ def _probe(problem: Problem, plan: Plan, work_deadline: float, stopped,
     """A few ruin-and-recreate steps (PROBE_STEPS, PROBE_MAX_S): the plan and their stats."""
     from gridshift.optimizer.ruin_recreate import RUIN_KINDS, ruin_and_recreate
 
-    steps = iter(range(PROBE_STEPS))
     return ruin_and_recreate(problem, plan, min(work_deadline, time.monotonic() + PROBE_MAX_S),
                              seed=problem.options.random_seed, on_improve=on_improve,
-                             stop=lambda: stopped() or next(steps, None) is None,
+                             stop=stopped, max_steps=PROBE_STEPS,
                              kinds=tuple(k for k in RUIN_KINDS if k != "worst"))
 
 

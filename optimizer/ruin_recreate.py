@@ -50,6 +50,9 @@ RETRIES = 2
 MIN_RUIN, MAX_RUIN = 3, 30
 #: Searches at least this long (seconds) wait for the compiled insertion to load.
 WAIT_FOR_KERNELS_MIN_S = 2.0
+#: Whether a long search runs the compiled loop where numba loads (False: step by step in
+#: Python even then, each recreation compiled; for comparisons, bench/tight.py --loop).
+COMPILED_LOOP = True
 #: Temperature at the start and the end, per job of mean objective (cooled geometrically).
 START_TEMPERATURE, END_TEMPERATURE = 0.05, 0.0005
 
@@ -393,7 +396,8 @@ def ruin_and_recreate(problem: Problem, plan: Plan, deadline: float, *, seed: in
                       kinds: tuple[str, ...] = RUIN_KINDS,
                       movable: np.ndarray | None = None,
                       temperatures: tuple[float, float] | None = None,
-                      ideal: np.ndarray | None = None) -> tuple[Plan, RecreateStats]:
+                      ideal: np.ndarray | None = None,
+                      max_steps: int | None = None) -> tuple[Plan, RecreateStats]:
     """Improve `plan` (every job placed) until `deadline` (time.monotonic) or `stop()`.
 
     The temperature cools from the start to ``cool_until`` (default: the deadline), from
@@ -403,14 +407,20 @@ def ruin_and_recreate(problem: Problem, plan: Plan, deadline: float, *, seed: in
     ruin kinds to use (a short probe leaves out *worst*, whose first use costs a
     construction's worth of work). ``movable``: mask of the jobs the search may move (the
     others stay; default all). ``ideal``: each job's cheapest placement on an empty fleet
-    (:func:`ideal_costs`), where the caller has it."""
+    (:func:`ideal_costs`), where the caller has it. ``max_steps``: stop after this many
+    steps.
+
+    A search of at least WAIT_FOR_KERNELS_MIN_S runs compiled where numba loads (the whole
+    loop: optimizer/annealing_jit.py, its own generator); a shorter one, such as the probe,
+    runs step by step here (each step's recreation compiled where already loaded)."""
     from gridshift.optimizer.accounting import plan_objective
 
     # The compiled insertion makes 3x the steps. Loading it takes about 0.4 s of CPU (once
     # per process, from numba's cache): a longer search waits for it; a short one (the
     # probe) runs on NumPy and loads nothing, since where capacity does not bind no longer
     # search follows and the load would only take CPU from the exact backend.
-    if deadline - time.monotonic() >= WAIT_FOR_KERNELS_MIN_S:
+    long_search = deadline - time.monotonic() >= WAIT_FOR_KERNELS_MIN_S
+    if long_search:
         insertion_kernels.kernels()
     sched = _Schedule(problem, plan, movable)
     rng = np.random.default_rng(seed)
@@ -419,7 +429,12 @@ def ruin_and_recreate(problem: Problem, plan: Plan, deadline: float, *, seed: in
     if n_movable < 2:
         return sched.plan(), stats
     ruiner = _Ruiner(problem, rng, kinds, ideal)
-    current = best = sched.objective()
+    compiled = insertion_kernels.loaded if long_search and COMPILED_LOOP else None
+    if compiled is not None:
+        loop = _CompiledLoop(compiled, sched, ruiner, seed)
+        current = best = loop.objective()
+    else:
+        current = best = sched.objective()
     # The schedule's objective leaves out the delay term's constant (as optimizer.lns).
     shift = plan_objective(problem, plan) - best if on_improve is not None else 0.0
     best_plan = sched.snapshot()
@@ -427,9 +442,19 @@ def ruin_and_recreate(problem: Problem, plan: Plan, deadline: float, *, seed: in
     began = time.monotonic()
     span = max(1e-3, (cool_until or deadline) - began)
     max_ruin = min(MAX_RUIN, max(MIN_RUIN, n_movable // 4))
+    if compiled is not None:
+        def temperature_at(now: float) -> float:
+            return t_hot * (t_cold / t_hot) ** min(1.0, (now - began) / span)
+
+        best_plan = loop.run(deadline, stop, max_steps, temperature_at, max_ruin,
+                             None if on_improve is None else
+                             lambda snap, value: on_improve(sched.plan_of(snap), value + shift))
+        loop.add_stats(stats)
+        return sched.plan_of(best_plan), stats
     while True:
         now = time.monotonic()
-        if now >= deadline or (stop is not None and stop()):
+        if (now >= deadline or (stop is not None and stop())
+                or (max_steps is not None and stats.steps >= max_steps)):
             break
         frac = min(1.0, (now - began) / span)
         temperature = t_hot * (t_cold / t_hot) ** frac
@@ -537,6 +562,99 @@ def _recreate_compiled(compiled, problem: Problem, sched: _Schedule, order: np.n
                                       allowed, RETRIES,
                                       sched.site, sched.slots_of, sched.lo, sched.hi,
                                       p.power_kw, p.pue, table.out_site, table.out_slots)
+
+
+#: The compiled loop returns after about this long (seconds) to check the deadline and
+#: the stop flag and to report a better plan.
+CHUNK_S = 0.01
+
+
+class _CompiledLoop:
+    """The search loop compiled (optimizer/annealing_jit.py): the schedule's, the jobs' and
+    the ruins' arrays as its kernel takes them, its generator's state, the ruin kinds'
+    weights and the counts, called in chunks of about CHUNK_S."""
+
+    def __init__(self, compiled, sched: _Schedule, ruiner: _Ruiner, seed: int) -> None:
+        self.compiled = compiled
+        self.sched = sched
+        p, state = sched.problem, sched.state
+        n, longest = sched.slots_of.shape
+        f64 = np.float64
+        # Writable C-ordered copies: the one array type the kernel is compiled (and cached)
+        # for; a read-only or strided array would make numba compile it again, for seconds.
+        self.arrays = (
+            state.free_gpus, state.load_kw, state.renewable_kw, state.coef,
+            float(p.slot_hours), _writable(sched.cost_per_kw, f64),
+            sched.site, sched.lo, sched.hi, sched.slots_of, sched.durations_array, sched.gpus,
+            _writable(p.power_kw, f64), _writable(p.pue, f64), _writable(sched.movable, bool),
+            _writable(np.broadcast_to(sched.delay, n), f64), bool(p.objective.delay_weight))
+        table = sched.table()
+        self.table = table.arrays
+        kinds = tuple(ruiner.weights)
+        ideal = ruiner.ideal if "worst" in kinds else np.zeros(n)
+        self.ruin = (ruiner.allowed, ruiner.cell_cdf, ruiner.coef_cum, _writable(ideal, f64))
+        self.weights = np.array([ruiner.weights.get(kind, 0.0) for kind in RUIN_KINDS])
+        ints = np.int64
+        self.work = (np.zeros(n, ints), np.zeros(n, ints), np.zeros(n), np.zeros(n, ints),
+                     np.zeros(MAX_RUIN, ints), np.zeros(MAX_RUIN), np.zeros(MAX_RUIN),
+                     np.zeros(MAX_RUIN, ints), np.zeros(MAX_RUIN, ints),
+                     np.zeros((MAX_RUIN, longest), ints), sched.site.copy(),
+                     sched.slots_of.copy(), table.out_site, table.out_slots)
+        self.rng = np.array([seed % 2**64], dtype=np.uint64)
+        self.values = np.zeros(2)                       # current, best
+        self.counts = np.zeros(4, dtype=np.int64)       # steps, accepted, improved, failed
+        self.by_kind = np.zeros((len(RUIN_KINDS), 2), dtype=np.int64)
+
+    def objective(self) -> float:
+        """The schedule's objective as the kernel computes it."""
+        return float(self.compiled.objective(self.arrays))
+
+    def best(self) -> _Taken:
+        """The best plan seen, as a snapshot."""
+        site, slots = self.work[10], self.work[11]
+        jobs = np.flatnonzero(site >= 0)
+        return _Taken(jobs, site[jobs], slots[jobs])
+
+    def run(self, deadline: float, stop: Callable[[], bool] | None, max_steps: int | None,
+            temperature_at: Callable[[float], float], max_ruin: int,
+            on_improve: Callable[[_Taken, float], None] | None) -> _Taken:
+        """Steps until the deadline, ``stop()`` or ``max_steps``; the best plan seen.
+        ``on_improve(snapshot, objective)`` after each chunk that improved the best."""
+        self.values[:] = self.objective()
+        per_call = 8
+        while True:
+            now = time.monotonic()
+            done = int(self.counts[0])
+            if (now >= deadline or (stop is not None and stop())
+                    or (max_steps is not None and done >= max_steps)):
+                break
+            steps = per_call if max_steps is None else min(per_call, max_steps - done)
+            improved = self.compiled.anneal(self.rng, self.arrays, self.table, self.ruin,
+                                          self.weights, self.work, steps, temperature_at(now),
+                                          MIN_RUIN, max_ruin, RETRIES, self.values,
+                                          self.counts, self.by_kind)
+            took = time.monotonic() - now
+            per_call = int(min(100_000, max(1, steps * CHUNK_S / max(took, 1e-6))))
+            if improved and on_improve is not None:
+                on_improve(self.best(), float(self.values[1]))
+        return self.best()
+
+    def add_stats(self, stats: RecreateStats) -> None:
+        steps, accepted, improved, failed = (int(c) for c in self.counts)
+        stats.steps += steps
+        stats.accepted += accepted
+        stats.improved += improved
+        stats.failed += failed
+        for kind, (tried, better) in zip(RUIN_KINDS, self.by_kind.tolist(), strict=True):
+            if tried:
+                counts = stats.by_kind.setdefault(kind, [0, 0])
+                counts[0] += tried
+                counts[1] += better
+
+
+def _writable(values, dtype) -> np.ndarray:
+    """A writable, C-ordered copy of `values` as `dtype`."""
+    return np.array(values, dtype=dtype, order="C")
 
 
 def _restore(sched: _Schedule, previous: _Taken) -> None:

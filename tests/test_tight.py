@@ -61,17 +61,28 @@ def test_the_heuristic_places_every_job_of_a_tight_night(problem) -> None:
     assert plan_objective(problem, plan) <= plan_objective(problem, fifo_baseline(problem))
 
 
-def test_ruin_and_recreate_improves_and_keeps_every_constraint(problem) -> None:
+@pytest.fixture(params=["compiled", "numpy"])
+def search_loop(request, monkeypatch):
+    """Ruin and recreate's loop, compiled (optimizer/annealing_jit.py) or step by step."""
+    from gridshift.optimizer import insertion_kernels
+    from gridshift.optimizer import ruin_recreate as rr
+
+    compiled = request.param == "compiled"
+    if compiled and insertion_kernels.kernels() is None:
+        pytest.skip("numba unavailable: the compiled loop cannot load")
+    monkeypatch.setattr(rr, "COMPILED_LOOP", compiled)
+    return request.param
+
+
+def test_ruin_and_recreate_improves_and_keeps_every_constraint(problem, search_loop) -> None:
     start = greedy.greedy_plan(problem, 0.5, seed=0)
     reported: list[tuple[float, float]] = []
 
     def on_improve(plan, objective: float) -> None:
         reported.append((objective, plan_objective(problem, plan)))
 
-    steps = iter(range(400))
     plan, stats = ruin_and_recreate(problem, start, time.monotonic() + 120, seed=1,
-                                    stop=lambda: next(steps, None) is None,
-                                    on_improve=on_improve)
+                                    max_steps=400, on_improve=on_improve)
     check = check_plan(problem, plan)
     assert check.ok, check.violations[:5]
     assert set(plan.placements) == set(start.placements)
@@ -87,7 +98,7 @@ def test_ruin_and_recreate_improves_and_keeps_every_constraint(problem) -> None:
     assert "ruin and recreate:" in stats.summary()
 
 
-def test_ruin_and_recreate_stops_when_asked(problem) -> None:
+def test_ruin_and_recreate_stops_when_asked(problem, search_loop) -> None:
     start = greedy.greedy_plan(problem, 0.5, seed=0)
     plan, stats = ruin_and_recreate(problem, start, time.monotonic() + 120, stop=lambda: True)
     assert stats.steps == 0

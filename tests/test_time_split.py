@@ -56,12 +56,10 @@ def test_joining_the_halves_adds_their_gains_exactly(problem, start) -> None:
     """Capacity, power caps, renewables and emissions are per site and slot: what each half
     gains on its own is what the joined plan gains."""
     (early, before), (late, after) = time_split.halves(problem, start, 22)
-    steps = iter(range(300))
     ours, _ = ruin_and_recreate(early, start, time.monotonic() + 120, seed=1, movable=before,
-                                stop=lambda: next(steps, None) is None)
-    steps = iter(range(300))
+                                max_steps=300)
     theirs, _ = ruin_and_recreate(late, start, time.monotonic() + 120, seed=2, movable=after,
-                                  stop=lambda: next(steps, None) is None)
+                                  max_steps=300)
     base = plan_objective(problem, start)
     gain_early = base - plan_objective(problem, ours)
     gain_late = base - plan_objective(problem, theirs)
@@ -119,12 +117,18 @@ def test_a_failing_worker_costs_only_its_half(problem, start, monkeypatch) -> No
     assert "process ended without a result" in stats.summary()
 
 
-def test_a_search_moves_only_the_jobs_it_may(problem, start) -> None:
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
+def test_a_search_moves_only_the_jobs_it_may(problem, start, compiled, monkeypatch) -> None:
+    from gridshift.optimizer import insertion_kernels
+    from gridshift.optimizer import ruin_recreate as rr
+
+    if compiled and insertion_kernels.kernels() is None:
+        pytest.skip("numba unavailable: the compiled loop cannot load")
+    monkeypatch.setattr(rr, "COMPILED_LOOP", compiled)
     movable = np.zeros(problem.n_jobs, dtype=bool)
     movable[::3] = True
-    steps = iter(range(200))
     plan, stats = ruin_and_recreate(problem, start, time.monotonic() + 120, seed=3,
-                                    movable=movable, stop=lambda: next(steps, None) is None)
+                                    movable=movable, max_steps=200)
     assert stats.steps == 200 and check_plan(problem, plan).ok
     assert all(plan.placements[j] == p for j, p in start.placements.items() if not movable[j])
     assert any(plan.placements[j] != p for j, p in start.placements.items() if movable[j])
