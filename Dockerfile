@@ -17,7 +17,7 @@
 # The generated gRPC code in gridshift/api/v1 is committed, so the build runs no protoc.
 FROM python:3.11-slim
 
-# NUMBA_CACHE_DIR: the solver's compiled insertion kernels (optimizer/insertion_kernels.py),
+# NUMBA_CACHE_DIR: the solver's compiled kernels (optimizer/insertion_kernels.py),
 # compiled once here at build time and loaded from this cache by every process at run time.
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 NUMBA_CACHE_DIR=/var/cache/gridshift/numba

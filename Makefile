@@ -16,8 +16,8 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[dev,ray,tracing]'
-	@# Compile the solver's insertion kernels into numba's disk cache now (about 5 s), so
-	@# that the first solve does not wait for them; where numba cannot, NumPy runs instead.
+	@# Compile the solver's kernels (insertion and the search loop) into numba's disk cache now
+	@# (about 30 s), so that no solve waits for them; where numba cannot, NumPy runs instead.
 	$(BIN)/python -c "from gridshift.optimizer import insertion_kernels as k; k.kernels()"
 	touch $(STAMP)
 

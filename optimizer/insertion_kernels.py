@@ -28,7 +28,7 @@ from gridshift.optimizer.recreation_status import DONE
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Kernels", "kernels", "loaded", "warm_up"]
+__all__ = ["Kernels", "kernels", "kernels_within", "loaded", "warm_up"]
 
 
 class Kernels(NamedTuple):
@@ -48,6 +48,7 @@ class Kernels(NamedTuple):
 _lock = threading.Lock()
 _tried = False                            # whether kernels() has tried to load them
 _warming = threading.Event()              # a warm-up thread has been started
+_done = threading.Event()                 # kernels() has tried (loaded or failed)
 #: The kernels once loaded, else None (not yet tried, numba missing, or failed): what the
 #: insertion reads on every call; it never waits for them.
 loaded: Kernels | None = None
@@ -61,6 +62,19 @@ def kernels() -> Kernels | None:
         if not _tried:
             loaded = _load()
             _tried = True
+            _done.set()
+    return loaded
+
+
+def kernels_within(timeout_s: float) -> Kernels | None:
+    """The compiled kernels if they are loaded, or load within `timeout_s` seconds (in a
+    background thread, which goes on where they take longer: compiling them without numba's
+    disk cache takes about 30 s); None for now otherwise. From the disk cache they load in
+    well under a second."""
+    if _tried:
+        return loaded
+    warm_up()
+    _done.wait(timeout_s)
     return loaded
 
 

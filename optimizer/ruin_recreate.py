@@ -48,8 +48,9 @@ RECREATE_ORDERS = ("fewest_options", "big_first", "tight_first", "random")
 RETRIES = 2
 #: Jobs taken out per step: between these, drawn per step.
 MIN_RUIN, MAX_RUIN = 3, 30
-#: Searches at least this long (seconds) wait for the compiled insertion to load.
-WAIT_FOR_KERNELS_MIN_S = 2.0
+#: Searches at least this long (seconds) wait for the compiled insertion to load, for at most
+#: this share of their time (a search without it runs on NumPy).
+WAIT_FOR_KERNELS_MIN_S, KERNELS_WAIT_SHARE = 2.0, 0.3
 #: Whether a long search runs the compiled loop where numba loads (False: step by step in
 #: Python even then, each recreation compiled; for comparisons, bench/tight.py --loop).
 COMPILED_LOOP = True
@@ -421,7 +422,8 @@ def ruin_and_recreate(problem: Problem, plan: Plan, deadline: float, *, seed: in
     # search follows and the load would only take CPU from the exact backend.
     long_search = deadline - time.monotonic() >= WAIT_FOR_KERNELS_MIN_S
     if long_search:
-        insertion_kernels.kernels()
+        # At most a share of the time: without numba's disk cache they compile for ~30 s.
+        insertion_kernels.kernels_within(KERNELS_WAIT_SHARE * (deadline - time.monotonic()))
     sched = _Schedule(problem, plan, movable)
     rng = np.random.default_rng(seed)
     stats = RecreateStats()

@@ -284,6 +284,47 @@ def test_without_numba_the_search_runs_on_numpy(monkeypatch, caplog) -> None:
     assert check.ok, check.violations[:3]
 
 
+def test_a_search_waits_only_a_share_of_its_time_for_kernels_still_compiling(monkeypatch
+                                                                           ) -> None:
+    """Without numba's disk cache the kernels compile for about 30 s: a 2.5-second search
+    waits for them at most KERNELS_WAIT_SHARE of its time, runs on NumPy meanwhile and keeps
+    its deadline; the kernels go on loading in the background."""
+    import threading
+    import time
+
+    from gridshift.optimizer import ruin_recreate as rr
+    from gridshift.optimizer.checker import check_plan
+
+    compiled = insertion_kernels.kernels()
+    if compiled is None:
+        pytest.skip("numba kernels unavailable here (see the warning logged)")
+    release = threading.Event()
+
+    def slow_compile():
+        release.wait(30)
+        return compiled
+
+    monkeypatch.setattr(insertion_kernels, "_tried", False)
+    monkeypatch.setattr(insertion_kernels, "loaded", None)
+    monkeypatch.setattr(insertion_kernels, "_compile", slow_compile)
+    monkeypatch.setattr(insertion_kernels, "_warming", threading.Event())
+    monkeypatch.setattr(insertion_kernels, "_done", threading.Event())
+    rng = np.random.default_rng(8)
+    problem = _random_problem(rng, n_slots=16, n_jobs=12)
+    plan = greedy.greedy_plan(problem, time_budget_s=0.2)
+    began = time.monotonic()
+    try:
+        better, stats = rr.ruin_and_recreate(problem, plan, began + 2.5, seed=1)
+        took = time.monotonic() - began
+        assert insertion_kernels.loaded is None and stats.steps > 0
+        assert took < 2.5 + 1.0
+    finally:
+        release.set()
+    assert insertion_kernels._done.wait(30) and insertion_kernels.loaded is compiled
+    better.unscheduled.update(plan.unscheduled)
+    assert check_plan(problem, better).ok
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_compiled_recreation_matches_numpy_step_by_step(seed: int, monkeypatch) -> None:
     """Ruin and recreate's steps on the compiled recreation (one kernel call per recreation,
