@@ -112,6 +112,8 @@ def smallest(values, ids, count, size, out):
     """The ids of the `size` smallest finite values[:count] into out, smallest first (an
     insertion into a short sorted list: the candidates are every placed job, the picks a few
     dozen); how many (fewer where fewer are finite)."""
+    if size <= 0:
+        return 0
     filled = 0
     for i in range(count):
         v = values[i]
@@ -415,7 +417,8 @@ def step(rng, sched, table, order_kind, jobs, limit, retries, work):
 def reward(weights, kind, improved):
     """Kinds that improve the best plan are drawn more often (ruin_recreate._Ruiner.reward)."""
     w = weights[kind]
-    weights[kind] = min(5.0, w * 1.2) if improved else max(0.3, w * 0.995)
+    if w > 0.0:                 # a kind left out (weight 0) stays out, fallbacks included
+        weights[kind] = min(5.0, w * 1.2) if improved else max(0.3, w * 0.995)
 
 
 @njit(cache=True, nogil=True)

@@ -26,7 +26,7 @@ Where the compiled kernels are loaded (optimizer/insertion_kernels.py), a recrea
 kernel call (the same placements as the job-by-job loop here), jobs move out and back in one
 call, and placements are held as arrays; Placement objects are made only for plans. A search
 of WAIT_FOR_KERNELS_MIN_S or more then runs the whole loop compiled (optimizer/annealing_jit.py
-through _CompiledLoop: the same step, 2-3 times the steps per second, its own generator).
+through _CompiledLoop: the same step, 2.7-4 times the steps per second, its own generator).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ MIN_RUIN, MAX_RUIN = 3, 30
 #: this share of their time (a search without it runs on NumPy).
 WAIT_FOR_KERNELS_MIN_S, KERNELS_WAIT_SHARE = 2.0, 0.3
 #: Whether a long search runs the compiled loop where numba loads (False: step by step in
-#: Python even then, each recreation compiled; for comparisons, bench/tight.py --loop).
+#: Python even then, each recreation compiled: for comparisons and for the tests of both).
 COMPILED_LOOP = True
 #: Temperature at the start and the end, per job of mean objective (cooled geometrically).
 START_TEMPERATURE, END_TEMPERATURE = 0.05, 0.0005
