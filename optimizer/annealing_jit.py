@@ -27,7 +27,7 @@ Arguments travel as tuples of arrays:
 - ``work``: buffers: (picked [n], candidates [n], values [n], ids [n], order [MAX_RUIN],
   first [MAX_RUIN], second [MAX_RUIN], options [MAX_RUIN] int64, previous_site [MAX_RUIN],
   previous_slots [MAX_RUIN, D], best_site [n], best_slots [n, D], out_site [n],
-  out_slots [n, D]) (ruin_recreate._anneal_buffers).
+  out_slots [n, D]) (as ruin_recreate._CompiledLoop builds them).
 """
 
 import math
@@ -432,7 +432,7 @@ def anneal(rng, sched, table, ruin, weights, work, n_steps, temperature, min_rui
     current, best = values[0], values[1]
     best_site, best_slots = work[10], work[11]
     improvements = 0
-    n_orders = 4
+    n_orders = RANDOM_ORDER + 1
     for _ in range(n_steps):
         size = integers(rng, min_ruin, max_ruin + 1)
         kind, count = pick(rng, sched, table, ruin, weights, size, work)

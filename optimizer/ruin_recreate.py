@@ -441,27 +441,27 @@ def ruin_and_recreate(problem: Problem, plan: Plan, deadline: float, *, seed: in
         current = best = sched.objective()
     # The schedule's objective leaves out the delay term's constant (as optimizer.lns).
     shift = plan_objective(problem, plan) - best if on_improve is not None else 0.0
-    best_plan = sched.snapshot()
     t_hot, t_cold = temperatures or temperatures_for(current, sched.n_placed())
     began = time.monotonic()
     span = max(1e-3, (cool_until or deadline) - began)
     max_ruin = min(MAX_RUIN, max(MIN_RUIN, n_movable // 4))
-    if compiled is not None:
-        def temperature_at(now: float) -> float:
-            return t_hot * (t_cold / t_hot) ** min(1.0, (now - began) / span)
 
+    def temperature_at(now: float) -> float:
+        return t_hot * (t_cold / t_hot) ** min(1.0, (now - began) / span)
+
+    if compiled is not None:
         best_plan = loop.run(deadline, stop, max_steps, temperature_at, max_ruin,
                              None if on_improve is None else
                              lambda snap, value: on_improve(sched.plan_of(snap), value + shift))
         loop.add_stats(stats)
         return sched.plan_of(best_plan), stats
+    best_plan = sched.snapshot()
     while True:
         now = time.monotonic()
         if (now >= deadline or (stop is not None and stop())
                 or (max_steps is not None and stats.steps >= max_steps)):
             break
-        frac = min(1.0, (now - began) / span)
-        temperature = t_hot * (t_cold / t_hot) ** frac
+        temperature = temperature_at(now)
         size = int(rng.integers(MIN_RUIN, max_ruin + 1))
         kind, jobs = ruiner.pick(sched, size)
         # Simulated annealing's test drawn first: the step is accepted iff its objective is
