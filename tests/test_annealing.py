@@ -66,8 +66,15 @@ def test_the_generator_is_uniform_and_reproducible() -> None:
     state = _rng(4)
     logs = np.log([aj.lognormal(state, 0.0, 0.5) for _ in range(20_000)])
     assert abs(logs.mean()) < 0.02 and abs(logs.std() - 0.5) < 0.02
-    exps = [aj.exponential(state, 2.0) for _ in range(20_000)]
-    assert abs(np.mean(exps) - 2.0) < 0.08
+
+
+def test_the_ruins_noise_tables_follow_their_distributions() -> None:
+    exps, logs = aj.EXPONENTIAL_QUANTILES, np.log(aj.LOGNORMAL_HALF_QUANTILES)
+    assert len(exps) == len(logs) == 1 << aj.NOISE_BITS
+    assert aj.NOISE_BITS * aj.NOISE_PER_DRAW <= 64
+    assert (np.diff(exps) > 0).all() and (np.diff(logs) > 0).all()
+    assert abs(exps.mean() - 1.0) < 0.01 and abs(np.median(exps) - np.log(2)) < 0.01
+    assert abs(logs.mean()) < 1e-9 and abs(logs.std() - 0.5) < 0.01
 
 
 def test_sample_draws_distinct_candidates_each_as_likely() -> None:
@@ -119,6 +126,22 @@ def test_each_ruin_takes_distinct_placed_movable_jobs(problem, start, kind: int)
         assert len(set(jobs.tolist())) == count
         assert (loop.sched.site[jobs] >= 0).all() and movable[jobs].all()
     assert kind in used_kinds
+
+
+def test_the_worst_ruin_picks_as_often_as_the_step_by_step_loops(problem, start) -> None:
+    """The worst ruin's noise comes from a table in the compiled loop and from NumPy's
+    lognormal in the Python one: each job is picked about as often by either."""
+    loop = _loop(problem, start)
+    ruiner = rr._Ruiner(problem, np.random.default_rng(7))
+    weights = np.zeros(len(rr.RUIN_KINDS))
+    weights[rr.RUIN_KINDS.index("worst")] = 1.0
+    compiled, stepwise, state = np.zeros(problem.n_jobs), np.zeros(problem.n_jobs), _rng(7)
+    for _ in range(2_000):
+        _, count = aj.pick(state, loop.arrays, loop.table, loop.ruin, weights, 6, loop.work)
+        compiled[loop.work[0][:count]] += 1
+        stepwise[ruiner._worst(loop.sched, 6)] += 1
+    assert np.corrcoef(compiled, stepwise)[0, 1] > 0.97
+    assert (compiled > 0).sum() > 12                 # noisy: not always the same six
 
 
 @pytest.mark.parametrize("order_kind", range(len(rr.RECREATE_ORDERS)), ids=rr.RECREATE_ORDERS)
