@@ -9,7 +9,6 @@ cheapest slots that form runs of at least min_run slots by a small dynamic progr
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -269,84 +268,77 @@ def _best_contiguous(problem: Problem, state: _State, j: int, view: _JobView):
     return Placement.contiguous(view.sites[row], lo + col, d), float(window_cost[row, col])
 
 
-@functools.lru_cache(maxsize=128)
-def _dp_moves(k: int, d: int, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """[2, N] the two predecessors of each DP state (site, slots chosen, run state), flat
-    index into the value array of N + 1 entries (the last one always inf: no predecessor).
-    Run state 0 (not running) comes from 0 or m; q < m from q - 1 with one slot fewer; m from
-    m - 1 or m with one slot fewer. The second is taken only where strictly cheaper. And
-    [k] the start states (no slot chosen yet) of the k sites."""
-    n = k * (d + 1) * (m + 1)
-    r, c, q = np.unravel_index(np.arange(n), (k, d + 1, m + 1))
-    flat = functools.partial(np.ravel_multi_index, dims=(k, d + 1, m + 1))
-    first = np.where(q == 0, np.arange(n), n)
-    second = np.where(q == 0, flat((r, c, np.full(n, m))), n)
-    grow = (q >= 1) & (c >= 1)
-    prev_c = np.maximum(c - 1, 0)
-    first = np.where(grow, flat((r, prev_c, np.maximum(q - 1, 0))), first)
-    second = np.where(grow & (q == m), flat((r, prev_c, np.full(n, m))), second)
-    moves = np.stack([first, second])
-    moves.setflags(write=False)
-    return moves, flat((np.arange(k), 0, 0))
+def _window_costs(cost: np.ndarray, m: int) -> np.ndarray:
+    """[k, W] the cost of the m slots ending at each slot, summed left to right (inf where
+    fewer than m slots precede it, or where one of them does not fit)."""
+    k, width = cost.shape
+    window = np.full((k, width), np.inf)
+    if width >= m:
+        total = cost[:, :width - m + 1].copy()
+        for a in range(1, m):
+            total += cost[:, a:width - m + 1 + a]
+        window[:, m - 1:] = total
+    return window
 
 
 def _best_interruptible(problem: Problem, state: _State, j: int, view: _JobView):
-    """DP over slots, all sites at once, with state (slots chosen, current run length capped
-    at min_run): a run may only end once it is min_run slots long. One gather per slot over
-    the flat state vector (`_dp_moves`); the same sums in the same order as a DP written
-    state by state, so the same placement and cost."""
+    """DP over slots, all sites at once, over (slots chosen c, idle or running): a run
+    starts as a block of min_run slots (from the idle state min_run slots back) and then
+    grows one slot at a time, so every run is at least min_run long. The same sums in the
+    same order as insertion_jit.best_interruptible, so the same placement and cost."""
     d, m = view.duration_slots, view.min_run_slots
     lo, hi = view.first_slot, view.last_slot
     cost, ok = _costs_until(state, view, lo, hi, first=lo)
     k, width = ok.shape
-    n = k * (d + 1) * (m + 1)
-    moves, start = _dp_moves(k, d, m)
-    # What slot lo + i adds to the states running in it (run state >= 1), per site.
     cost[~ok] = np.inf
-    slot_cost = np.ascontiguousarray(cost.T)[:, :, None, None]
+    window = _window_costs(cost, m)
     delay = (_delay_cost(problem, j, np.arange(lo + 1, hi + 1)).tolist()
              if problem.objective.delay_weight else None)
-    value = np.full(n + 1, np.inf)
-    value[start] = 0.0
-    states = value[:n]
-    running = states.reshape(k, d + 1, m + 1)[:, :, 1:]
-    done = running[:, d]
-    took_second = np.empty((width, n), dtype=bool)
-    pair = np.empty((2, n))
-    stay, other = pair
+    # idle[i]: not running before slot lo + i; run: in a run of at least m slots.
+    idle = np.full((width + 1, k, d + 1), np.inf)
+    idle[0, :, 0] = 0.0
+    run = np.full((k, d + 1), np.inf)
+    go_on, begin = np.full((k, d + 1), np.inf), np.full((k, d + 1), np.inf)
+    ended = np.empty((width, k, d + 1), dtype=bool)
+    started = np.empty((width, k, d + 1), dtype=bool)
     for i in range(width):
-        value.take(moves, out=pair)
-        np.less(other, stay, out=took_second[i])
-        np.minimum(stay, other, out=states)
-        running += slot_cost[i]
+        np.less(run, idle[i], out=ended[i])
+        np.minimum(idle[i], run, out=idle[i + 1])
+        np.add(run[:, :-1], cost[:, i, None], out=go_on[:, 1:])
+        if i + 1 >= m:
+            np.add(idle[i + 1 - m, :, :d + 1 - m], window[:, i, None], out=begin[:, m:])
+        np.less(begin, go_on, out=started[i])
+        run = np.where(started[i], begin, go_on)
         if delay is not None:
-            done += delay[i]
-    final = value[:n].reshape(k, d + 1, m + 1)[:, d]
-    end_state = np.where(final[:, 0] <= final[:, m], 0, m)
-    totals = final[np.arange(k), end_state]
+            run[:, d] += delay[i]
+    final_idle, final_run = idle[width, :, d], run[:, d]
+    end_running = final_run < final_idle
+    totals = np.where(end_running, final_run, final_idle)
     row = int(np.argmin(totals))
     if not np.isfinite(totals[row]):
         return None
-    flags = took_second.reshape(width, k, d + 1, m + 1)[:, row]
-    slots = _backtrack(flags, lo, d, m, int(end_state[row]))
+    slots = _backtrack(ended[:, row], started[:, row], lo, d, m, bool(end_running[row]))
     return Placement(view.sites[row], slots), float(totals[row])
 
 
-def _backtrack(took_second: np.ndarray, lo: int, d: int, m: int, q: int) -> tuple[int, ...]:
-    """The slots of the DP's best path ending with d slots chosen in run state q;
-    took_second [W, d + 1, m + 1] as `_dp_moves` orders the predecessors."""
-    chosen = []
-    c = d
-    for i in range(took_second.shape[0] - 1, -1, -1):
-        second = bool(took_second[i, c, q])
-        if q >= 1:
-            chosen.append(lo + i)
-            q = m if q == m and second else q - 1
-            c -= 1
+def _backtrack(ended: np.ndarray, started: np.ndarray, lo: int, d: int, m: int,
+               running: bool) -> tuple[int, ...]:
+    """The slots of the DP's best path ending with d slots chosen (running or idle);
+    ``ended``/``started`` [W, d + 1]: where the idle state came from a run, and where the
+    running state began a run of m slots."""
+    chosen: list[int] = []
+    c, i = d, ended.shape[0] - 1
+    while c > 0:
+        if not running:
+            running = bool(ended[i, c])
+        elif started[i, c]:
+            chosen.extend(range(lo + i - m + 1, lo + i + 1))
+            c, i, running = c - m, i - m, False
+            continue
         else:
-            q = m if second else 0
-        if c == 0 and q == 0:
-            break
+            chosen.append(lo + i)
+            c -= 1
+        i -= 1
     return tuple(sorted(chosen))
 
 

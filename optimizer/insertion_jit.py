@@ -54,66 +54,75 @@ def best_contiguous(free_gpus, load_kw, renewable_kw, coef, sites, facility_kw, 
 def best_interruptible(free_gpus, load_kw, renewable_kw, coef, sites, facility_kw, cap_kw,
                        gpus, slot_hours, lo, hi, d, m, delay):
     """(row of `sites`, the slots chosen, cost) of the cheapest runs of at least `m`
-    slots totalling `d` in [lo, hi), or row -1: greedy._best_interruptible's DP, state
-    (slots chosen c, run state q: 0 not running, q < m running q slots, m running at
-    least m), the same sums in the same order. `delay` [hi - lo]: added when the last
-    slot is chosen at lo + i (empty: none)."""
+    slots totalling `d` in [lo, hi), or row -1: greedy._best_interruptible's DP over
+    (slots chosen c, idle or running), the same sums in the same order. A run starts as a
+    block of `m` slots from the idle state `m` slots back, then grows one slot at a time.
+    `delay` [hi - lo]: added when the last slot is chosen at lo + i (empty: none)."""
     k, width = sites.shape[0], hi - lo
     inf = np.inf
-    value = np.full((k, d + 1, m + 1), inf)
-    new = np.full((k, d + 1, m + 1), inf)
-    # Only states that can be reached and still completed are computed (slots chosen c after
-    # slot i: at most i + 1, at least d minus the slots left); the others stay inf or are
-    # never read again, so the result is that of the full DP. The backtrack reads only
-    # states on the chosen path, all computed.
-    took_second = np.empty((width, k, d + 1, m + 1), dtype=np.bool_)
+    # idle: a ring of the last m + 1 idle states, entry i % ring the state before slot
+    # lo + i; run: the running states after the slot before and after this one.
+    ring = m + 1
+    idle = np.full((ring, k, d + 1), inf)
+    run = np.full((2, k, d + 1), inf)
+    recent = np.empty((k, m))          # the last m slots' costs per site (a ring)
+    ended = np.empty((width, k, d + 1), dtype=np.bool_)
+    started = np.empty((width, k, d + 1), dtype=np.bool_)
     for r in range(k):
-        value[r, 0, 0] = 0.0
+        idle[0, r, 0] = 0.0
+    # Only states that can be reached and still completed are computed (slots chosen c
+    # after slot i: at most i + 1, at least d minus the slots left); the others stay inf or
+    # are never read again, so the result is that of the full DP.
     for i in range(width):
         t = lo + i
+        before, after, origin = i % ring, (i + 1) % ring, (i + 1 - m) % ring
+        run_before, run_after = run[i % 2], run[(i + 1) % 2]
         c_low, c_high = max(0, d - (width - 1 - i)), min(d, i + 1)
         for r in range(k):
             s, kw = sites[r], facility_kw[r]
-            cost = slot_cost(load_kw[s, t], renewable_kw[s, t], coef[s, t], kw, slot_hours)
+            x = slot_cost(load_kw[s, t], renewable_kw[s, t], coef[s, t], kw, slot_hours)
             if not (free_gpus[s, t] >= gpus and load_kw[s, t] + kw <= cap_kw[r]):
-                cost = inf
+                x = inf
+            recent[r, i % m] = x
+            window = inf
+            if i + 1 >= m:      # as greedy._window_costs: left to right
+                window = recent[r, (i + 1) % m]
+                for a in range(i + 2 - m, i + 1):
+                    window += recent[r, a % m]
             for c in range(c_low, c_high + 1):
-                for q in range(m + 1):
-                    if q == 0:
-                        stay, other = value[r, c, 0], value[r, c, m]
-                    elif c >= 1:
-                        stay = value[r, c - 1, q - 1]
-                        other = value[r, c - 1, m] if q == m else inf
-                    else:
-                        stay, other = inf, inf
-                    second = other < stay
-                    took_second[i, r, c, q] = second
-                    v = other if second else stay
-                    if q >= 1:
-                        v += cost
-                        if c == d and delay.shape[0]:
-                            v += delay[i]
-                    new[r, c, q] = v
-        value, new = new, value
-    best_row, best_total, best_end = -1, inf, 0
+                stay, stop = idle[before, r, c], run_before[r, c]
+                ended[i, r, c] = stop < stay
+                idle[after, r, c] = stop if stop < stay else stay
+                go_on = run_before[r, c - 1] + x if c >= 1 else inf
+                begin = idle[origin, r, c - m] + window if c >= m else inf
+                started[i, r, c] = begin < go_on
+                v = begin if begin < go_on else go_on
+                if c == d and delay.shape[0]:
+                    v += delay[i]
+                run_after[r, c] = v
+    final_idle, final_run = idle[width % ring], run[width % 2]
+    best_row, best_total, best_running = -1, inf, False
     for r in range(k):
-        end = 0 if value[r, d, 0] <= value[r, d, m] else m
-        if value[r, d, end] < best_total:
-            best_row, best_total, best_end = r, value[r, d, end], end
+        running = final_run[r, d] < final_idle[r, d]
+        v = final_run[r, d] if running else final_idle[r, d]
+        if v < best_total:
+            best_row, best_total, best_running = r, v, running
     slots = np.empty(d, dtype=np.int64)
     if best_row < 0:
         return best_row, slots, best_total
-    c, q = d, best_end
-    for i in range(width - 1, -1, -1):
-        second = took_second[i, best_row, c, q]
-        if q >= 1:
-            slots[c - 1] = lo + i
-            q = m if (q == m and second) else q - 1
-            c -= 1
+    c, i, running = d, width - 1, best_running      # as greedy._backtrack
+    while c > 0:
+        if not running:
+            running = ended[i, best_row, c]
+        elif started[i, best_row, c]:
+            for a in range(m):
+                slots[c - 1 - a] = lo + i - a
+            c, i, running = c - m, i - m, False
+            continue
         else:
-            q = m if second else 0
-        if c == 0 and q == 0:
-            break
+            slots[c - 1] = lo + i
+            c -= 1
+        i -= 1
     return best_row, slots, best_total
 
 

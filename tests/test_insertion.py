@@ -1,8 +1,8 @@
 """The insertion step of the construction and of ruin and recreate (optimizer/greedy.py) against
-straightforward references on random small problems: the first version of the insertion
-(costs over the whole horizon, a DP over slots written state by state) must choose exactly the
-same placement at exactly the same cost, ties included, and brute force over every placement
-must find no cheaper one."""
+straightforward references on random small problems: a plain version of the insertion (costs
+over the whole horizon, the DP over slots written state by state) must choose exactly the same
+placement at exactly the same cost, ties included, and brute force over every placement must
+find no cheaper one."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def _loaded_state(rng: np.random.Generator, problem: Problem) -> greedy._State:
     return state
 
 
-# The first version of the insertion, kept as the reference.
+# The plain version of the insertion, kept as the reference.
 
 # Per-slot marginal costs were not changed by the faster insertion: the live function is the
 # reference's too.
@@ -108,49 +108,54 @@ def _reference_contiguous(problem, j, sites, cost, ok):
 
 
 def _reference_interruptible(problem, j, sites, cost, ok):
-    """Value per (site, slots chosen, run state), one slot at a time, every state by hand."""
+    """Per (site, slots chosen), idle or in a run of at least m slots, one slot at a time,
+    every state by hand: a run starts as a block of m slots (their costs summed left to
+    right) from the idle state m slots back, then grows one slot at a time."""
     d, m = int(problem.duration_slots[j]), int(problem.min_run_slots[j])
     lo, hi = int(problem.first_slot[j]), int(problem.last_slot[j])
     k = len(sites)
-    value = np.full((k, d + 1, m + 1), np.inf)
-    value[:, 0, 0] = 0.0
-    history = []
-    for t in range(lo, hi):
-        new = np.full_like(value, np.inf)
-        pred = np.zeros(value.shape, dtype=np.int64)
+    idle = [np.full((k, d + 1), np.inf)]         # idle[i]: before slot lo + i
+    idle[0][:, 0] = 0.0
+    run = np.full((k, d + 1), np.inf)
+    ended, started = [], []
+    for i, t in enumerate(range(lo, hi)):
+        new_idle, new_run = np.full((k, d + 1), np.inf), np.full((k, d + 1), np.inf)
+        came_from_run = np.zeros((k, d + 1), dtype=bool)
+        began = np.zeros((k, d + 1), dtype=bool)
         for r, c in itertools.product(range(k), range(d + 1)):
-            stay_from_m = value[r, c, m] < value[r, c, 0]
-            new[r, c, 0] = value[r, c, m] if stay_from_m else value[r, c, 0]
-            pred[r, c, 0] = m if stay_from_m else 0
-            if c == 0 or not ok[r, t]:
-                continue
-            for q in range(1, m + 1):
-                if q == m:
-                    from_m = value[r, c - 1, m] < value[r, c - 1, m - 1]
-                    new[r, c, q] = (value[r, c - 1, m] if from_m else value[r, c - 1, m - 1])
-                    pred[r, c, q] = m if from_m else m - 1
-                else:
-                    new[r, c, q] = value[r, c - 1, q - 1]
-                    pred[r, c, q] = q - 1
-                new[r, c, q] += cost[r, t]
-                if c == d:
-                    new[r, c, q] += _reference_delay(problem, j, np.array([t + 1]))[0]
-        history.append((t, pred))
-        value = new
-    end_state = np.where(value[:, d, 0] <= value[:, d, m], 0, m)
-    totals = value[np.arange(k), d, end_state]
+            came_from_run[r, c] = run[r, c] < idle[i][r, c]
+            new_idle[r, c] = run[r, c] if came_from_run[r, c] else idle[i][r, c]
+            go_on = run[r, c - 1] + (cost[r, t] if ok[r, t] else np.inf) if c >= 1 else np.inf
+            begin = np.inf
+            if c >= m and i + 1 >= m and ok[r, t - m + 1:t + 1].all():
+                window = cost[r, t - m + 1]
+                for a in range(t - m + 2, t + 1):
+                    window += cost[r, a]
+                begin = idle[i + 1 - m][r, c - m] + window
+            began[r, c] = begin < go_on
+            new_run[r, c] = begin if began[r, c] else go_on
+            if c == d:
+                new_run[r, c] += _reference_delay(problem, j, np.array([t + 1]))[0]
+        idle.append(new_idle)
+        run = new_run
+        ended.append(came_from_run)
+        started.append(began)
+    running = run[:, d] < idle[-1][:, d]
+    totals = np.where(running, run[:, d], idle[-1][:, d])
     row = int(np.argmin(totals))
     if not np.isfinite(totals[row]):
         return None
-    chosen, c, q = [], d, int(end_state[row])
-    for t, pred in reversed(history):
-        if q >= 1:
-            chosen.append(t)
-            q, c = int(pred[row, c, q]), c - 1
+    chosen, c, i, is_running = [], d, hi - lo - 1, bool(running[row])
+    while c > 0:
+        if not is_running:
+            is_running = bool(ended[i][row, c])
+            i -= 1
+        elif started[i][row, c]:
+            chosen.extend(lo + i - a for a in range(m))
+            c, i, is_running = c - m, i - m, False
         else:
-            q = int(pred[row, c, 0])
-        if c == 0 and q == 0:
-            break
+            chosen.append(lo + i)
+            c, i = c - 1, i - 1
     return Placement(int(sites[row]), tuple(sorted(chosen))), float(totals[row])
 
 
@@ -194,7 +199,7 @@ def insertion_path(request, monkeypatch) -> str:
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_insertion_matches_the_first_version_exactly(seed: int, insertion_path: str) -> None:
+def test_insertion_matches_the_plain_version_exactly(seed: int, insertion_path: str) -> None:
     rng = np.random.default_rng(seed)
     problem = _random_problem(rng, n_slots=int(rng.integers(6, 30)), n_jobs=12)
     state = _loaded_state(rng, problem)
