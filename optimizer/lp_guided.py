@@ -47,13 +47,15 @@ def lp_guided_search(problem: Problem, model: MilpModel, starts: list[Plan], dea
                      solve_lp: Callable[..., object], solve_sub: Callable[..., object],
                      seed: int = 0, stop: Callable[[], bool] | None = None,
                      on_improve: Callable[[Plan, float], None] | None = None,
-                     parallel: int = 2) -> GuidedResult:
+                     parallel: int = 2, stall_rounds: int | None = None) -> GuidedResult:
     """Improve on `starts` (plans with every job of `model` placed) by restricted MIPs until
     `deadline`, in `parallel` threads that share the best plan (each solve runs in its own
     worker process). A round is warm-started from the best plan so far; the first round of
     each thread from its own start, since where a restricted solve ends depends much on where
     it starts. `solve_lp(model, limit_s)` returns the LP relaxation with reduced costs;
-    `solve_sub(model, hint, limit_s, stop, seed)` solves a restricted model."""
+    `solve_sub(model, hint, limit_s, stop, seed)` solves a restricted model. With
+    ``stall_rounds``, a thread stops once that many of its rounds in a row improved nothing
+    (the caller then has the time left for another search)."""
     stopped = stop or (lambda: False)
     values = [plan_objective(problem, plan) for plan in starts]
     shared = _Shared(starts[int(np.argmin(values))], min(values))
@@ -65,8 +67,8 @@ def lp_guided_search(problem: Problem, model: MilpModel, starts: list[Plan], dea
 
     def rounds_from(thread: int) -> None:
         first = starts[thread % len(starts)]
-        widen, k = 1.0, 0
-        while not stopped():
+        widen, k, failed = 1.0, 0, 0
+        while not stopped() and (stall_rounds is None or failed < stall_rounds):
             left = deadline - time.monotonic()
             # Most rounds find their plan at the root or soon after; a short limit leaves time
             # for other seeds and thresholds.
@@ -81,7 +83,11 @@ def lp_guided_search(problem: Problem, model: MilpModel, starts: list[Plan], dea
             k += 1
             candidate = None if result.values is None else model.checked_decode(result.values)
             value = math.inf if candidate is None else plan_objective(problem, candidate)
-            if not shared.offer(candidate, value, on_improve) and k % len(THRESHOLDS) == 0:
+            if shared.offer(candidate, value, on_improve):
+                failed = 0
+                continue
+            failed += 1
+            if k % len(THRESHOLDS) == 0:
                 widen = min(widen * WIDEN, 1.0 / THRESHOLDS[0])
 
     threads = [threading.Thread(target=rounds_from, args=(i,), daemon=True)

@@ -15,6 +15,7 @@ from conftest import assert_plan_valid, problem_of
 
 from gridshift.optimizer import greedy
 from gridshift.optimizer.accounting import plan_objective
+from gridshift.optimizer.backends import BackendResult
 from gridshift.optimizer.backends.highs import solve_highs
 from gridshift.optimizer.backends.isolated import solve_isolated
 from gridshift.optimizer.checker import check_plan
@@ -137,3 +138,22 @@ def test_the_pipeline_runs_the_search_beside_the_exact_backend(busy) -> None:
     assert min(incumbents) == pytest.approx(result.objective, rel=1e-9)
     # The limit holds; the margin covers a loaded 2-core machine (HiGHS's grace to stop).
     assert result.wall_seconds < 4.0 + 1.0
+
+
+def test_a_stalled_search_stops_after_its_rounds_without_improvement(busy) -> None:
+    """With ``stall_rounds``, rounds that improve nothing end the search long before its
+    deadline (the portfolio then gives the time to ruin and recreate)."""
+    model = build_milp(busy)
+    start = greedy.greedy_plan(busy, 0.3)
+    calls: list[int] = []
+
+    def no_better(model, hint, limit_s, stop, seed):     # the start back: no improvement
+        calls.append(seed)
+        return BackendResult("feasible", hint.copy(), float("nan"), float("-inf"), 0.0)
+
+    began = time.monotonic()
+    result = lp_guided_search(busy, model, [start], began + 30.0, _solve_lp, no_better,
+                              parallel=1, stall_rounds=3)
+    assert len(calls) == 3 and result.rounds == 3 and result.improved == 0
+    assert time.monotonic() - began < 15.0
+    assert result.plan == start and check_plan(busy, result.plan).ok

@@ -169,10 +169,12 @@ def test_generous_instances_keep_lp_guidance(monkeypatch) -> None:
     p = problem_of(make_request(InstanceSpec("t", jobs=60, sites=3, slots=48, seed=2)))
     called: list[int] = []
 
-    def fake_guided(problem, jobs, starts, backend, until, stopped, emit):
+    def fake_guided(problem, jobs, starts, backend, until, stopped, emit, stall_rounds=None):
         from gridshift.optimizer.lp_guided import GuidedResult
 
         called.append(len(starts))
+        while time.monotonic() < until:          # rounds until the deadline
+            time.sleep(0.01)
         return GuidedResult(starts[0], float("-inf"), 1, 0, "LP-guided search: faked")
 
     monkeypatch.setattr(portfolio, "_guided", fake_guided)
@@ -181,9 +183,41 @@ def test_generous_instances_keep_lp_guidance(monkeypatch) -> None:
                                         portfolio.Backend.HIGHS, time.monotonic() + 1.5,
                                         lambda: False, lambda *a, **k: None)
     assert called == [1]
-    assert "LP-guided search: faked" in found.detail
+    assert found.detail == "LP-guided search: faked"
     assert check_plan(p, found.plan).ok
     assert plan_objective(p, found.plan) <= plan_objective(p, plan) + 1e-9
+
+
+def test_time_a_stalled_lp_guided_search_leaves_goes_to_ruin_and_recreate(monkeypatch) -> None:
+    """Where the LP-guided search returns early (its LP not solved in time, or its rounds
+    stalled), ruin and recreate improves its plan for the time left."""
+    from instances import InstanceSpec, make_request
+
+    p = problem_of(make_request(InstanceSpec("t", jobs=60, sites=3, slots=48, seed=2)))
+    stall: list = []
+
+    def fake_guided(problem, jobs, starts, backend, until, stopped, emit, stall_rounds=None):
+        from gridshift.optimizer.lp_guided import GuidedResult
+
+        stall.append(stall_rounds)
+        return GuidedResult(starts[0], float("-inf"), 0, 0,
+                            "LP-guided search: LP not solved in time")
+
+    monkeypatch.setattr(portfolio, "_guided", fake_guided)
+    plan = greedy.greedy_plan(p, 0.5, seed=0)
+    reported: list[float] = []
+    began = time.monotonic()
+    found = portfolio._local_and_guided(
+        p, list(range(p.n_jobs)), plan, portfolio.Backend.HIGHS, began + 2.5, lambda: False,
+        lambda kind, **data: reported.append(data["objective"]))
+    assert stall == [portfolio.GUIDED_STALL_ROUNDS]
+    assert found.detail.startswith("LP-guided search: LP not solved in time; then ruin and "
+                                   "recreate: ")
+    assert time.monotonic() - began < 2.5 + 1.0
+    assert check_plan(p, found.plan).ok and not found.plan.unscheduled
+    value = plan_objective(p, found.plan)
+    assert value < plan_objective(p, plan)
+    assert reported and reported[-1] == pytest.approx(value, rel=1e-9)
 
 
 def test_the_first_plan_reported_places_every_job(problem) -> None:
