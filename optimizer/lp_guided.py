@@ -32,6 +32,8 @@ from gridshift.optimizer.problem import Problem
 # round without an improvement widens the next ones (up to a whole job's mean cost).
 THRESHOLDS = (0.013, 0.065, 0.2)
 WIDEN = 1.5
+#: Rounds a thread runs before judging the LP weak (see lp_guided_search's weak_lp_gap).
+WEAK_LP_ROUNDS = 2
 
 
 @dataclass
@@ -47,15 +49,18 @@ def lp_guided_search(problem: Problem, model: MilpModel, starts: list[Plan], dea
                      solve_lp: Callable[..., object], solve_sub: Callable[..., object],
                      seed: int = 0, stop: Callable[[], bool] | None = None,
                      on_improve: Callable[[Plan, float], None] | None = None,
-                     parallel: int = 2, stall_rounds: int | None = None) -> GuidedResult:
+                     parallel: int = 2, stall_rounds: int | None = None,
+                     weak_lp_gap: float | None = None) -> GuidedResult:
     """Improve on `starts` (plans with every job of `model` placed) by restricted MIPs until
     `deadline`, in `parallel` threads that share the best plan (each solve runs in its own
     worker process). A round is warm-started from the best plan so far; the first round of
     each thread from its own start, since where a restricted solve ends depends much on where
     it starts. `solve_lp(model, limit_s)` returns the LP relaxation with reduced costs;
     `solve_sub(model, hint, limit_s, stop, seed)` solves a restricted model. With
-    ``stall_rounds``, a thread stops once that many of its rounds in a row improved nothing
-    (the caller then has the time left for another search)."""
+    ``stall_rounds``, a thread stops once that many of its rounds in a row improved nothing;
+    with ``weak_lp_gap``, once WEAK_LP_ROUNDS rounds have run and the best plan is still more
+    than that share above the LP (a weak LP guides poorly). The caller then has the time left
+    for another search."""
     stopped = stop or (lambda: False)
     values = [plan_objective(problem, plan) for plan in starts]
     shared = _Shared(starts[int(np.argmin(values))], min(values))
@@ -69,6 +74,9 @@ def lp_guided_search(problem: Problem, model: MilpModel, starts: list[Plan], dea
         first = starts[thread % len(starts)]
         widen, k, failed = 1.0, 0, 0
         while not stopped() and (stall_rounds is None or failed < stall_rounds):
+            if (weak_lp_gap is not None and k >= WEAK_LP_ROUNDS
+                    and shared.value - lp.objective > weak_lp_gap * abs(lp.objective)):
+                return
             left = deadline - time.monotonic()
             # Most rounds find their plan at the root or soon after; a short limit leaves time
             # for other seeds and thresholds.

@@ -364,7 +364,7 @@ def _local_and_guided(problem: Problem, jobs: list[int], plan: Plan, backend: Ba
     plan, probe = _probe(problem, plan, work_deadline, stopped, improved)
     if not _capacity_binds(probe):
         guided = _guided(problem, jobs, [plan], backend, work_deadline, stopped, emit,
-                         stall_rounds=GUIDED_STALL_ROUNDS)
+                         stall_rounds=GUIDED_STALL_ROUNDS, weak_lp_gap=GUIDED_WEAK_LP_GAP)
         return _recreate_after(problem, guided, work_deadline, seed, stopped, improved)
     if on_binding is not None:
         on_binding(plan)
@@ -378,6 +378,9 @@ def _local_and_guided(problem: Problem, jobs: list[int], plan: Plan, backend: Ba
 #: LP-guided rounds in a row that improve nothing before the search gives its time to ruin
 #: and recreate, and the least time left for which that is worth it (seconds).
 GUIDED_STALL_ROUNDS, RECREATE_AFTER_GUIDED_MIN_S = 3, 0.5
+#: Share above the LP relaxation beyond which the rounds' plan shows the LP too weak to guide
+#: them (lp_guided_search's weak_lp_gap).
+GUIDED_WEAK_LP_GAP = 0.03
 
 
 def _recreate_after(problem: Problem, guided, work_deadline: float, seed: int, stopped,
@@ -418,7 +421,8 @@ def _capacity_binds(probe) -> bool:
 
 
 def _guided(problem: Problem, jobs: list[int], starts: list[Plan], backend: Backend,
-            work_deadline: float, stopped, emit, stall_rounds: int | None = None):
+            work_deadline: float, stopped, emit, stall_rounds: int | None = None,
+            weak_lp_gap: float | None = None):
     """LP-guided rounds, one at a time, until the deadline or `stopped()` (or
     ``stall_rounds`` rounds in a row without an improvement)."""
     from gridshift.optimizer.lp_guided import lp_guided_search
@@ -433,7 +437,7 @@ def _guided(problem: Problem, jobs: list[int], starts: list[Plan], backend: Back
     return lp_guided_search(problem, build_milp(problem, jobs), starts, work_deadline,
                             solve_lp, lns_sub_solver(backend), seed=problem.options.random_seed,
                             stop=stopped, on_improve=improved, parallel=1,
-                            stall_rounds=stall_rounds)
+                            stall_rounds=stall_rounds, weak_lp_gap=weak_lp_gap)
 
 
 def _solve_lp(model, limit_s: float, stopped) -> BackendResult:

@@ -19,7 +19,7 @@ from gridshift.optimizer.backends import BackendResult
 from gridshift.optimizer.backends.highs import solve_highs
 from gridshift.optimizer.backends.isolated import solve_isolated
 from gridshift.optimizer.checker import check_plan
-from gridshift.optimizer.lp_guided import _Guide, lp_guided_search
+from gridshift.optimizer.lp_guided import WEAK_LP_ROUNDS, _Guide, lp_guided_search
 from gridshift.optimizer.milp import KIND_R, KIND_X, KIND_Y, build_milp
 from gridshift.optimizer.solve import solve
 
@@ -157,3 +157,24 @@ def test_a_stalled_search_stops_after_its_rounds_without_improvement(busy) -> No
     assert len(calls) == 3 and result.rounds == 3 and result.improved == 0
     assert time.monotonic() - began < 15.0
     assert result.plan == start and check_plan(busy, result.plan).ok
+
+
+@pytest.mark.parametrize("weak_lp_gap, rounds", [(0.0, WEAK_LP_ROUNDS), (1e9, 4)])
+def test_a_plan_far_above_the_lp_ends_the_search_after_its_first_rounds(
+        busy, weak_lp_gap: float, rounds: int) -> None:
+    """With ``weak_lp_gap``, a thread whose best plan stays more than that share above the LP
+    after WEAK_LP_ROUNDS rounds stops (here any gap at all: 0.0); a plan within it goes on
+    until its stall limit."""
+    model = build_milp(busy)
+    start = greedy.greedy_plan(busy, 0.3)
+    calls: list[int] = []
+
+    def no_better(model, hint, limit_s, stop, seed):
+        calls.append(seed)
+        return BackendResult("feasible", hint.copy(), float("nan"), float("-inf"), 0.0)
+
+    result = lp_guided_search(busy, model, [start], time.monotonic() + 30.0, _solve_lp,
+                              no_better, parallel=1, stall_rounds=4, weak_lp_gap=weak_lp_gap)
+    assert plan_objective(busy, start) > result.lp_bound      # a gap to judge
+    assert len(calls) == rounds
+    assert result.plan == start

@@ -169,7 +169,7 @@ def test_generous_instances_keep_lp_guidance(monkeypatch) -> None:
     p = problem_of(make_request(InstanceSpec("t", jobs=60, sites=3, slots=48, seed=2)))
     called: list[int] = []
 
-    def fake_guided(problem, jobs, starts, backend, until, stopped, emit, stall_rounds=None):
+    def fake_guided(problem, jobs, starts, backend, until, stopped, emit, **limits):
         from gridshift.optimizer.lp_guided import GuidedResult
 
         called.append(len(starts))
@@ -196,10 +196,10 @@ def test_time_a_stalled_lp_guided_search_leaves_goes_to_ruin_and_recreate(monkey
     p = problem_of(make_request(InstanceSpec("t", jobs=60, sites=3, slots=48, seed=2)))
     stall: list = []
 
-    def fake_guided(problem, jobs, starts, backend, until, stopped, emit, stall_rounds=None):
+    def fake_guided(problem, jobs, starts, backend, until, stopped, emit, **limits):
         from gridshift.optimizer.lp_guided import GuidedResult
 
-        stall.append(stall_rounds)
+        stall.append(limits["stall_rounds"])
         return GuidedResult(starts[0], float("-inf"), 0, 0,
                             "LP-guided search: LP not solved in time")
 
