@@ -3,14 +3,14 @@
 - Small models go to the exact backend (it usually proves optimality at once); where it has
   not within a second, LP-guided restricted MIPs (optimizer/lp_guided.py) run beside it on the
   other core, then ruin and recreate for the time they leave, and the better plan wins.
-- Mid-size models run a portfolio on two cores: the exact backend on the whole model in one
-  worker process, large-neighbourhood search in another; the better plan wins.
-- Models too large for the exact backend get large-neighbourhood search on both cores.
+- Mid-size and larger models run ruin and recreate on both cores (the day cut in two) for a
+  share of the time, then large-neighbourhood search on both cores (`_recreate_first`); the
+  exact backend on the whole model runs beside LNS only where no time was left for ruin and
+  recreate.
 - Where a short probe of ruin and recreate finds that capacity binds (jobs taken out often
   find no room again), the LP is weak and the whole model does not pay: small models stop it
   and run ruin and recreate on both cores (here and in a worker process), after the LP
-  relaxation for the bound; portfolio-size models run ruin and recreate on both cores for a
-  share of the time, then LNS.
+  relaxation for the bound.
 Every size gets the Lagrangian lower bound (optimizer/lagrangian.py), so each plan states an
 honest gap; where the exact backend ran, its bound is used when it is higher.
 """
@@ -145,13 +145,10 @@ def _race_lns_and_exact(problem: Problem, plan: Plan, backend: Backend, lag: Lag
     def stop_lns() -> bool:
         return lns_stop.is_set() or (stop_flag is not None and stop_flag())
 
-    recreate_note = ""
-    if with_exact:
-        # Where capacity binds, the whole model neither finds a plan nor proves a bound in the
-        # time (tight large, 2,000 jobs: killed at 60 s with neither), and building it holds
-        # this process for seconds: ruin and recreate, then LNS on both cores, instead.
-        plan, recreate_note = _recreate_if_binding(problem, plan, work_deadline, stop_lns, emit)
-        with_exact = not recreate_note
+    # Ruin and recreate on both cores first, then LNS (_recreate_first says why); the whole
+    # model runs beside LNS only where no time was left for that.
+    plan, recreate_note = _recreate_first(problem, plan, work_deadline, stop_lns, emit)
+    with_exact = with_exact and not recreate_note
     exact: dict = {}
     worker = None
     if with_exact:
@@ -188,32 +185,47 @@ def _race_lns_and_exact(problem: Problem, plan: Plan, backend: Backend, lag: Lag
 
 
 #: Share of the time left that ruin and recreate (on both cores, the day cut in two) gets
-#: before LNS where capacity binds in a model of the portfolio's size. Measured on tight
-#: large (2,000 jobs) at 60 s in one run: 7,776.7 kg at 0.5, 7,762.6 at 0.8, 7,761.0 at 1.0
-#: (no LNS); 0.8 keeps LNS's exact moves for longer limits (300 s: 7,715.1).
+#: before LNS in a model of the portfolio's size or larger. Measured on tight large (2,000
+#: jobs) at 60 s in one run: 7,776.7 kg at 0.5, 7,762.6 at 0.8, 7,761.0 at 1.0 (no LNS); 0.8
+#: keeps LNS's exact moves for longer limits (300 s: 7,715.1).
 RECREATE_BEFORE_LNS_SHARE = 0.8
+#: Least time (seconds) left after the probe for which the search before LNS is worth it,
+#: and at least this many times its set-up (each job's ideal cost at every site and start,
+#: about RECREATE_SETUP_S_PER_CELL per job x site x slot: 1.7 s on 10,000 jobs x 10 sites x
+#: 168 slots, which at 10 s would have overrun the limit).
+RECREATE_FIRST_MIN_S, RECREATE_FIRST_SETUP_TIMES = 0.5, 5.0
+RECREATE_SETUP_S_PER_CELL = 1.5e-7
 
 
-def _recreate_if_binding(problem: Problem, plan: Plan, work_deadline: float,
-                         stopped: Callable[[], bool], emit: Callable[..., None]
-                         ) -> tuple[Plan, str]:
-    """Where a probe finds that capacity binds, ruin and recreate on both cores
-    (optimizer/time_split.py) improves the plan for a share of the time left before LNS
-    takes over; the plan and a note for the detail line ("" where capacity does not
-    bind)."""
+def _recreate_first(problem: Problem, plan: Plan, work_deadline: float,
+                    stopped: Callable[[], bool], emit: Callable[..., None]
+                    ) -> tuple[Plan, str]:
+    """Ruin and recreate on both cores (optimizer/time_split.py) for a share of the time
+    left, before LNS takes over; the plan and a note for the detail line ("" where no time
+    was left for it). A probe first says whether capacity binds (the note says so).
+
+    Where capacity binds, the whole model neither finds a plan nor proves a bound in the time
+    (tight large, 2,000 jobs: killed at 60 s with neither). Where it does not, ruin and
+    recreate still gets far sooner to where LNS's exact moves pay: on the generous large
+    benchmark (2,000 jobs, 10 sites) 5,312.4 kg at 60 s against 5,417.5 with LNS alone (and
+    the whole model beside it on 600 jobs: 867.9 against 869.6 at 60 s)."""
     from gridshift.optimizer.time_split import split_search
 
     def improved(_: Plan, value: float) -> None:
         emit("incumbent", objective=value, best_bound=None)
 
     plan, probe = _probe(problem, plan, work_deadline, stopped, improved)
-    if not _capacity_binds(probe):
+    left = work_deadline - time.monotonic()
+    set_up_s = (RECREATE_SETUP_S_PER_CELL * problem.n_jobs * problem.n_sites
+                * problem.n_slots)
+    if stopped() or left < max(RECREATE_FIRST_MIN_S, RECREATE_FIRST_SETUP_TIMES * set_up_s):
         return plan, ""
-    until = time.monotonic() + RECREATE_BEFORE_LNS_SHARE * (work_deadline - time.monotonic())
+    until = time.monotonic() + RECREATE_BEFORE_LNS_SHARE * left
     plan, stats = split_search(problem, plan, until, seed=problem.options.random_seed + 1,
                                stop=stopped, on_improve=improved)
-    return plan, (f"capacity binds ({probe.failed} of {probe.steps} recreations in a probe "
-                  f"found no room): {stats.summary()}; then ")
+    binds = ("capacity binds" if _capacity_binds(probe) else "capacity does not bind")
+    return plan, (f"{binds} ({probe.failed} of {probe.steps} recreations in a probe found no "
+                  f"room): {stats.summary()}; then ")
 
 
 def _improve_small(problem: Problem, jobs: list[int], plan: Plan, backend: Backend,

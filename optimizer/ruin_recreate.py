@@ -414,18 +414,25 @@ def ruin_and_recreate(problem: Problem, plan: Plan, deadline: float, *, seed: in
     steps.
 
     A search of at least WAIT_FOR_KERNELS_MIN_S runs compiled where numba loads (the whole
-    loop: optimizer/annealing_jit.py, its own generator); a shorter one, such as the probe,
-    runs step by step here (each step's recreation compiled where already loaded)."""
+    loop: optimizer/annealing_jit.py, its own generator); a shorter one runs compiled where
+    the kernels are already loaded, and otherwise step by step here (each step's recreation
+    compiled where already loaded); a short one with ``max_steps`` (the probe) always does."""
     from gridshift.optimizer.accounting import plan_objective
 
     # The compiled insertion makes 3x the steps. Loading it takes about 0.4 s of CPU (once
-    # per process, from numba's cache): a longer search waits for it; a short one (the
-    # probe) runs on NumPy and loads nothing, since where capacity does not bind no longer
-    # search follows and the load would only take CPU from the exact backend.
+    # per process, from numba's cache): a longer search waits for it; the probe runs on
+    # NumPy and loads nothing, since small models the exact backend proves at once need no
+    # search after it and the load would only take CPU from the exact backend.
     long_search = deadline - time.monotonic() >= WAIT_FOR_KERNELS_MIN_S
     if long_search:
         # At most a share of the time: without numba's disk cache they compile for ~30 s.
         insertion_kernels.kernels_within(KERNELS_WAIT_SHARE * (deadline - time.monotonic()))
+    elif max_steps is None:
+        # A short search that is not the probe (a 1 s round of optimizer/time_split.py, the
+        # time LP-guided rounds left): compiled if the kernels are loaded; otherwise it
+        # starts loading them for the next one and runs on NumPy meanwhile.
+        insertion_kernels.warm_up()
+        long_search = insertion_kernels.loaded is not None
     sched = _Schedule(problem, plan, movable)
     rng = np.random.default_rng(seed)
     stats = RecreateStats()

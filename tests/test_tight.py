@@ -249,6 +249,42 @@ def test_the_portfolio_path_gives_ruin_and_recreate_the_time_where_capacity_bind
     assert "bound:" in result.detail
 
 
+def test_the_portfolio_path_runs_ruin_and_recreate_first_where_capacity_does_not_bind(
+        monkeypatch) -> None:
+    """A generous instance forced onto the portfolio path: the probe finds room for every
+    recreation, and ruin and recreate on both cores still runs before LNS (the whole model
+    does not); the plan checks and beats the heuristic's."""
+    from instances import InstanceSpec, make_request
+
+    generous = problem_of(make_request(InstanceSpec("t", jobs=60, sites=3, slots=48, seed=2)))
+    monkeypatch.setattr(portfolio, "EXACT_ALONE_MAX_COLUMNS", 0)
+    timed = dataclasses.replace(generous, options=Options(time_limit_seconds=6.0))
+    events: list[dict] = []
+    result = solve(timed, on_progress=events.append)
+    assert_plan_valid(result)
+    assert not result.plan.unscheduled
+    heuristic = next(e["objective"] for e in events if e["kind"] == "heuristic")
+    assert result.objective < heuristic
+    assert result.detail.startswith("capacity does not bind (0 of ")
+    assert "ruin and recreate on both cores, the day cut in two" in result.detail
+    assert "then LNS" in result.detail and "portfolio:" not in result.detail
+
+
+def test_the_search_before_lns_is_skipped_where_its_set_up_would_not_fit(monkeypatch) -> None:
+    """Where each job's ideal cost (the search's set-up) would take too much of the time
+    left, LNS runs from the probe's plan at once, and the limit holds."""
+    from instances import InstanceSpec, make_request
+
+    generous = problem_of(make_request(InstanceSpec("t", jobs=60, sites=3, slots=48, seed=2)))
+    monkeypatch.setattr(portfolio, "EXACT_ALONE_MAX_COLUMNS", 0)
+    monkeypatch.setattr(portfolio, "RECREATE_SETUP_S_PER_CELL", 1.0)
+    timed = dataclasses.replace(generous, options=Options(time_limit_seconds=3.0))
+    result = solve(timed)
+    assert_plan_valid(result)
+    assert "day cut in two" not in result.detail and "LNS" in result.detail
+    assert result.wall_seconds < 3.0 + 1.0
+
+
 def test_a_failing_second_search_costs_only_itself(problem, monkeypatch) -> None:
     """A worker that dies under the second search: the plan still comes, from the search in
     this process, checked, and the detail says the second search failed."""
