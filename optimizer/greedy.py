@@ -411,6 +411,11 @@ def left_out_gpu_hours(problem: Problem, plan: Plan) -> float:
                  / 60.0)
 
 
+#: Share of the jobs a first construction may leave out for a restart (those jobs first) to
+#: run past the budget even where the earliest-fit schedule places every job.
+FEW_LEFT_OUT_SHARE = 0.02
+
+
 def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
                 jobs: set[int] | None = None,
                 on_first_plan: Callable[[Plan], None] | None = None,
@@ -429,16 +434,16 @@ def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
     best, best_key = None, None
     orders = job_orders(problem, seed)
     restarts, restart_queued = 0, False
-    fitted_all = False
+    fitted, skip_restarts = None, False
 
     def key_of(plan: Plan) -> tuple[int, float, float]:
         return (len(plan.unscheduled), left_out_gpu_hours(problem, plan),
                 plan_objective(problem, plan))
 
     # Past the budget, only a queued restart for left-out jobs still runs (at most 3), unless
-    # the earliest-fit schedule already placed every job.
+    # the earliest-fit schedule already placed every job where many were left out.
     while orders and (best is None or time.monotonic() < build_until
-                      or (restart_queued and not fitted_all)):
+                      or (restart_queued and not skip_restarts)):
         order = orders.pop(0)
         restart_queued = False
         plan = construct(problem, order, jobs, stop)
@@ -451,8 +456,13 @@ def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
             # It is the plan to beat, and local search gets half the budget.
             fitted = earliest_fit_plan(problem, jobs)
             best, best_key = fitted, key_of(fitted)
-            fitted_all = not fitted.unscheduled
-            if fitted_all:
+            # Where only a few jobs were left out, a restart with them first usually places
+            # every job at far less cost (xlarge, 10,000 jobs: 20 left out; the restart
+            # places all at 28,891 kg against the earliest-fit schedule's 54,216), so it
+            # still runs; where many were (tight nights: 18-27 %), it rarely does.
+            many_left_out = len(plan.unscheduled) > FEW_LEFT_OUT_SHARE * len(order)
+            skip_restarts = not fitted.unscheduled and many_left_out
+            if skip_restarts:
                 build_until = started + 0.5 * time_budget_s
         if on_first_plan is not None:
             on_first_plan(plan if best is None or key < best_key else best)
@@ -465,7 +475,7 @@ def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
             orders.insert(0, failed + [j for j in order if j not in plan.unscheduled])
         if best_key is None or key < best_key:
             best, best_key = plan, key
-        if best_key[0] == 0:
+        if best_key[0] == 0 and (best is not fitted or skip_restarts):
             restart_queued = False
         if stop is not None and stop():
             break
