@@ -214,11 +214,14 @@ def _recreate_first(problem: Problem, plan: Plan, work_deadline: float,
     def improved(_: Plan, value: float) -> None:
         emit("incumbent", objective=value, best_bound=None)
 
-    plan, probe = _probe(problem, plan, work_deadline, stopped, improved)
-    left = work_deadline - time.monotonic()
     set_up_s = (RECREATE_SETUP_S_PER_CELL * problem.n_jobs * problem.n_sites
                 * problem.n_slots)
-    if stopped() or left < max(RECREATE_FIRST_MIN_S, RECREATE_FIRST_SETUP_TIMES * set_up_s):
+    least_s = max(RECREATE_FIRST_MIN_S, RECREATE_FIRST_SETUP_TIMES * set_up_s)
+    if work_deadline - time.monotonic() < PROBE_MAX_S + least_s:
+        return plan, ""         # no time for the search: LNS gets the probe's time too
+    plan, probe = _probe(problem, plan, work_deadline, stopped, improved)
+    left = work_deadline - time.monotonic()
+    if stopped() or left < least_s:
         return plan, ""
     until = time.monotonic() + RECREATE_BEFORE_LNS_SHARE * left
     plan, stats = split_search(problem, plan, until, seed=problem.options.random_seed + 1,
