@@ -217,7 +217,7 @@ def _recreate_first(problem: Problem, plan: Plan, work_deadline: float,
     set_up_s = (RECREATE_SETUP_S_PER_CELL * problem.n_jobs * problem.n_sites
                 * problem.n_slots)
     least_s = max(RECREATE_FIRST_MIN_S, RECREATE_FIRST_SETUP_TIMES * set_up_s)
-    if work_deadline - time.monotonic() < PROBE_MAX_S + least_s:
+    if work_deadline - time.monotonic() < least_s:
         return plan, ""         # no time for the search: LNS gets the probe's time too
     plan, probe = _probe(problem, plan, work_deadline, stopped, improved)
     left = work_deadline - time.monotonic()
