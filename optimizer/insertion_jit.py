@@ -91,12 +91,14 @@ def best_interruptible(free_gpus, load_kw, renewable_kw, coef, sites, facility_k
                     window += recent[r, a % m]
             for c in range(c_low, c_high + 1):
                 stay, stop = idle[before, r, c], run_before[r, c]
-                ended[i, r, c] = stop < stay
-                idle[after, r, c] = stop if stop < stay else stay
+                run_ends = stop < stay
+                ended[i, r, c] = run_ends
+                idle[after, r, c] = stop if run_ends else stay
                 go_on = run_before[r, c - 1] + x if c >= 1 else inf
                 begin = idle[origin, r, c - m] + window if c >= m else inf
-                started[i, r, c] = begin < go_on
-                v = begin if begin < go_on else go_on
+                run_begins = begin < go_on
+                started[i, r, c] = run_begins
+                v = begin if run_begins else go_on
                 if c == d and delay.shape[0]:
                     v += delay[i]
                 run_after[r, c] = v

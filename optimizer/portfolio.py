@@ -226,9 +226,7 @@ def _recreate_first(problem: Problem, plan: Plan, work_deadline: float,
     until = time.monotonic() + RECREATE_BEFORE_LNS_SHARE * left
     plan, stats = split_search(problem, plan, until, seed=problem.options.random_seed + 1,
                                stop=stopped, on_improve=improved)
-    binds = ("capacity binds" if _capacity_binds(probe) else "capacity does not bind")
-    return plan, (f"{binds} ({probe.failed} of {probe.steps} recreations in a probe found no "
-                  f"room): {stats.summary()}; then ")
+    return plan, f"{_probe_verdict(probe)}: {stats.summary()}; then "
 
 
 def _improve_small(problem: Problem, jobs: list[int], plan: Plan, backend: Backend,
@@ -297,8 +295,10 @@ def _improve_small(problem: Problem, jobs: list[int], plan: Plan, backend: Backe
         if lp_bounds:
             bound, note = max(lp_bounds), "bound: LP relaxation"
         chosen = _pick(problem, start, exact_plan, result, bound, note)
-    if found is not None and (found.rounds or "skipped" in found.detail
-                              or "ruin and recreate" in found.detail):
+    # The search's detail is worth a place where it ran rounds or ruin and recreate (its
+    # detail says "LP-guided search skipped: ..." then "ruin and recreate: ..." where
+    # capacity binds).
+    if found is not None and (found.rounds or "ruin and recreate" in found.detail):
         chosen.detail = f"{chosen.detail}; {found.detail}"
     if second is not None:
         chosen.detail = f"{chosen.detail}; {second[2]}"
@@ -386,8 +386,7 @@ def _local_and_guided(problem: Problem, jobs: list[int], plan: Plan, backend: Ba
     plan, stats = ruin_and_recreate(problem, plan, work_deadline, seed=seed + 1, stop=stopped,
                                     on_improve=improved)
     return GuidedResult(plan, -math.inf, 0, 0, (
-        f"LP-guided search skipped: capacity binds ({probe.failed} of {probe.steps} "
-        f"recreations in a probe found no room); {stats.summary()}"))
+        f"LP-guided search skipped: {_probe_verdict(probe)}; {stats.summary()}"))
 
 
 #: LP-guided rounds in a row that improve nothing before the search gives its time to ruin
@@ -430,6 +429,12 @@ def _probe(problem: Problem, plan: Plan, work_deadline: float, stopped,
                              kinds=tuple(k for k in RUIN_KINDS if k != "worst"))
 
 
+def _probe_verdict(probe) -> str:
+    """What a probe found, for the detail line: whether capacity binds, and its counts."""
+    binds = "capacity binds" if _capacity_binds(probe) else "capacity does not bind"
+    return f"{binds} ({probe.failed} of {probe.steps} recreations in a probe found no room)"
+
+
 def _capacity_binds(probe) -> bool:
     """Whether a probe's recreations often found no room (see CAPACITY_BINDS_FAILED_SHARE)."""
     return probe.steps > 0 and probe.failed > CAPACITY_BINDS_FAILED_SHARE * probe.steps
@@ -438,8 +443,8 @@ def _capacity_binds(probe) -> bool:
 def _guided(problem: Problem, jobs: list[int], starts: list[Plan], backend: Backend,
             work_deadline: float, stopped, emit, stall_rounds: int | None = None,
             weak_lp_gap: float | None = None):
-    """LP-guided rounds, one at a time, until the deadline or `stopped()` (or
-    ``stall_rounds`` rounds in a row without an improvement)."""
+    """LP-guided rounds, one at a time, until the deadline or `stopped()` (or earlier:
+    lp_guided_search's ``stall_rounds`` and ``weak_lp_gap``)."""
     from gridshift.optimizer.lp_guided import lp_guided_search
     from gridshift.optimizer.milp import build_milp
 

@@ -416,7 +416,8 @@ def ruin_and_recreate(problem: Problem, plan: Plan, deadline: float, *, seed: in
     A search of at least WAIT_FOR_KERNELS_MIN_S runs compiled where numba loads (the whole
     loop: optimizer/annealing_jit.py, its own generator); a shorter one runs compiled where
     the kernels are already loaded, and otherwise step by step here (each step's recreation
-    compiled where already loaded); a short one with ``max_steps`` (the probe) always does."""
+    compiled where already loaded); a short one with ``max_steps`` (the probe) always runs
+    step by step."""
     from gridshift.optimizer.accounting import plan_objective
 
     # The compiled insertion makes 3x the steps. Loading it takes about 0.4 s of CPU (once
@@ -432,7 +433,6 @@ def ruin_and_recreate(problem: Problem, plan: Plan, deadline: float, *, seed: in
         # time LP-guided rounds left): compiled if the kernels are loaded; otherwise it
         # starts loading them for the next one and runs on NumPy meanwhile.
         insertion_kernels.warm_up()
-        long_search = insertion_kernels.loaded is not None
     sched = _Schedule(problem, plan, movable)
     rng = np.random.default_rng(seed)
     stats = RecreateStats()
@@ -440,7 +440,8 @@ def ruin_and_recreate(problem: Problem, plan: Plan, deadline: float, *, seed: in
     if n_movable < 2:
         return sched.plan(), stats
     ruiner = _Ruiner(problem, rng, kinds, ideal)
-    compiled = insertion_kernels.loaded if long_search and COMPILED_LOOP else None
+    may_compile = long_search or max_steps is None
+    compiled = insertion_kernels.loaded if may_compile and COMPILED_LOOP else None
     if compiled is not None:
         loop = _CompiledLoop(compiled, sched, ruiner, seed)
         current = best = loop.objective()
