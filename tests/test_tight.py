@@ -400,3 +400,52 @@ def test_a_restart_still_runs_where_the_first_construction_left_few_jobs_out(
         assert len(calls) == 1
         assert plan_objective(p, plan) <= plan_objective(p, fitted) + 1e-9
         assert plan_objective(p, plan) > plan_objective(p, full)
+
+
+def _kernel_loads(monkeypatch) -> list[str]:
+    """Record, in the order they happen, the first plan's event and each early kernel load."""
+    from gridshift.optimizer import insertion_kernels
+
+    seen: list[str] = []
+    real = insertion_kernels.kernels_within
+
+    def recorded(timeout_s: float):
+        seen.append(f"load within {timeout_s:.2f} s")
+        return real(timeout_s)
+
+    monkeypatch.setattr(insertion_kernels, "kernels_within", recorded)
+    return seen
+
+
+def test_a_large_model_loads_the_kernels_right_after_its_first_plan(problem,
+                                                                     monkeypatch) -> None:
+    """Above the size where the exact backend runs alone, the compiled kernels are loaded as
+    soon as the first plan is out (never before it), with a wait bounded by the limit."""
+    import gridshift.optimizer.solve as pipeline
+
+    monkeypatch.setattr(pipeline, "EARLY_KERNELS_MIN_COLUMNS", 1)
+    seen = _kernel_loads(monkeypatch)
+    limit = 3.0
+    result = solve(dataclasses.replace(problem, options=Options(time_limit_seconds=limit)),
+                   on_progress=lambda e: seen.append(e["kind"]) if e["kind"] == "first_plan"
+                   else None)
+    assert_plan_valid(result)
+    expected = f"load within {pipeline.EARLY_KERNELS_WAIT_SHARE * limit:.2f} s"
+    assert seen[:2] == ["first_plan", expected]
+
+
+@pytest.mark.parametrize("columns, limit", [(None, 3.0), (1, 1.0)])
+def test_small_models_and_short_limits_do_not_load_the_kernels_early(problem, monkeypatch,
+                                                                      columns, limit) -> None:
+    """A model below that size, or a limit under EARLY_KERNELS_MIN_LIMIT_S, goes on with its
+    construction without waiting for the kernels (ruin and recreate may still ask later)."""
+    import gridshift.optimizer.solve as pipeline
+
+    if columns is not None:
+        monkeypatch.setattr(pipeline, "EARLY_KERNELS_MIN_COLUMNS", columns)
+    jobs = list(range(problem.n_jobs))
+    assert (portfolio.estimate_columns(problem, jobs) < pipeline.EARLY_KERNELS_MIN_COLUMNS
+            or limit < pipeline.EARLY_KERNELS_MIN_LIMIT_S)
+    seen = _kernel_loads(monkeypatch)
+    pipeline._load_kernels_early(problem, jobs, limit)
+    assert seen == []
