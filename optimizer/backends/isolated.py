@@ -166,7 +166,9 @@ def _run_in_worker(job: tuple, hard_deadline: float, on_progress, stop_flag
     (objective, bound, elapsed, values), None if there was none. A worker that fails or
     ends without a result raises RuntimeError."""
     worker = _acquire()
-    worker.send(job)
+    name, payload, options = job
+    # The worker counts the time limit from now, not from when it is ready (worker._time_left).
+    worker.send((name, payload, dict(options, sent_at=time.monotonic())))
     last = None
     while True:
         if stop_flag is not None and stop_flag():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import pickle
 import sys
+import time
 
 
 def main() -> int:
@@ -29,6 +30,7 @@ def main() -> int:
             backend, model, kwargs = pickle.load(requests)
         except EOFError:
             return 0
+        kwargs = _time_left(kwargs)
 
         def progress(objective, bound, elapsed, values=None) -> None:
             pickle.dump(("progress", objective, bound, elapsed, values), messages)
@@ -46,14 +48,24 @@ def main() -> int:
         messages.flush()
 
 
+def _time_left(kwargs: dict) -> dict:
+    """The job's options with its time limit counted from when the parent sent it
+    (``sent_at``, time.monotonic(): the same clock in every process of the machine), not from
+    now: a worker started for the job spends a few tenths of a second importing its
+    solvers first, which a 1-2 s call cannot spare."""
+    sent_at = kwargs.pop("sent_at", None)
+    if sent_at is not None and "time_limit_s" in kwargs:
+        waited_s = max(0.0, time.monotonic() - sent_at)
+        kwargs = dict(kwargs, time_limit_s=max(0.05, kwargs["time_limit_s"] - waited_s))
+    return kwargs
+
+
 def _ruin_and_recreate(job: tuple, progress, *, time_limit_s: float, seed: int,
                        report: bool = True, **options) -> tuple:
     """A ruin-and-recreate search (optimizer/ruin_recreate.py) on ``job`` = (problem, plan):
     each new best plan goes out as progress (its objective, the plan) unless ``report`` is
     false; returns (the best plan, the search's summary). ``options``: ruin_and_recreate's
     ``movable``, ``temperatures``, ``ideal``."""
-    import time
-
     from gridshift.optimizer.ruin_recreate import ruin_and_recreate
 
     problem, plan = job

@@ -1,0 +1,65 @@
+"""A solver worker counts a job's time limit from when the parent sent it: a worker started
+for the job spends a few tenths of a second importing its solvers before it reads the job,
+and a 1-2 s call cannot spare them."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from gridshift.optimizer.backends.worker import _time_left
+
+
+def test_the_time_spent_before_the_job_was_read_comes_off_its_limit() -> None:
+    options = _time_left({"time_limit_s": 2.0, "sent_at": time.monotonic() - 0.5, "seed": 3})
+    assert options["time_limit_s"] == pytest.approx(1.5, abs=0.1)
+    assert options["seed"] == 3 and "sent_at" not in options
+
+
+def test_a_job_sent_long_ago_still_gets_a_moment() -> None:
+    options = _time_left({"time_limit_s": 1.0, "sent_at": time.monotonic() - 30.0})
+    assert options["time_limit_s"] == 0.05
+
+
+def test_a_job_without_a_send_time_keeps_its_limit() -> None:
+    assert _time_left({"time_limit_s": 2.0}) == {"time_limit_s": 2.0}
+    assert _time_left({"sent_at": time.monotonic()}) == {}
+
+
+def test_the_parent_stamps_each_job_with_its_send_time(monkeypatch) -> None:
+    """solve_isolated sends through _run_in_worker, which stamps the job with the time it
+    was sent; a real worker takes the stamp off before the solver sees the options, and
+    solves the model (its plan checked)."""
+    from conftest import job, problem_of, small_request
+
+    from gridshift.optimizer.backends import isolated
+    from gridshift.optimizer.checker import check_plan
+    from gridshift.optimizer.milp import build_milp
+
+    sent: list[dict] = []
+    real_acquire = isolated._acquire
+
+    def recording_acquire():
+        worker = real_acquire()
+        real_send = worker.send
+
+        def send(job) -> None:
+            sent.append(job[2])
+            real_send(job)
+
+        worker.send = send
+        return worker
+
+    monkeypatch.setattr(isolated, "_acquire", recording_acquire)
+    problem = problem_of(small_request(jobs=[job("a", gpus=4, duration_minutes=120),
+                                             job("b", gpus=6)]))
+    model = build_milp(problem, list(range(problem.n_jobs)))
+    before = time.monotonic()
+    result = isolated.solve_isolated("highs", model, time_limit_s=5.0, relative_gap=0.0,
+                                     workers=1)
+    assert result.status == "optimal", result.detail
+    plan = model.checked_decode(result.values)
+    assert plan is not None and check_plan(problem, plan).ok
+    assert len(sent) == 1 and sent[0]["time_limit_s"] == 5.0
+    assert before <= sent[0]["sent_at"] <= time.monotonic()
