@@ -449,3 +449,46 @@ def test_small_models_and_short_limits_do_not_load_the_kernels_early(problem, mo
     seen = _kernel_loads(monkeypatch)
     pipeline._load_kernels_early(problem, jobs, limit)
     assert seen == []
+
+
+def _short_limit_search(monkeypatch) -> None:
+    """The small fixtures as if they were medium models (the exact backend in a worker
+    process, the search beside it), with the probe's full 60 steps however slow the
+    machine (its verdict is a share of them)."""
+    import gridshift.optimizer.solve as pipeline
+
+    monkeypatch.setattr(portfolio, "SEARCH_AT_ONCE_MIN_COLUMNS", 0)
+    monkeypatch.setattr(pipeline, "ISOLATE_MIN_COLUMNS", 0)
+    monkeypatch.setattr(portfolio, "PROBE_MAX_S", 5.0)
+
+
+def test_under_a_short_limit_ruin_and_recreate_runs_where_capacity_binds(
+        problem, monkeypatch) -> None:
+    """Under a limit too short for the LP-guided rounds, the probe runs beside the exact
+    backend; where capacity binds, the exact backend stops and ruin and recreate gets the
+    time (no second search in a worker: no time to start one)."""
+    _short_limit_search(monkeypatch)
+    timed = dataclasses.replace(problem, options=Options(time_limit_seconds=1.5))
+    events: list[dict] = []
+    result = solve(timed, on_progress=events.append)
+    assert_plan_valid(result)
+    assert not result.plan.unscheduled
+    heuristic = next(e["objective"] for e in events if e["kind"] == "heuristic")
+    assert result.objective <= heuristic + 1e-9
+    assert "stopped where capacity binds" in result.detail
+    assert "under a short limit, capacity binds (" in result.detail
+    assert "ruin and recreate:" in result.detail and "second search" not in result.detail
+
+
+def test_under_a_short_limit_the_exact_backend_keeps_the_time_where_capacity_does_not_bind(
+        monkeypatch) -> None:
+    """A generous instance under the same short limit: the probe finds room for every
+    recreation, stops there, and the exact backend runs on alone."""
+    from instances import InstanceSpec, make_request
+
+    _short_limit_search(monkeypatch)
+    generous = problem_of(make_request(InstanceSpec("t", jobs=60, sites=3, slots=48, seed=2)))
+    result = solve(dataclasses.replace(generous, options=Options(time_limit_seconds=1.5)))
+    assert_plan_valid(result)
+    assert "ruin and recreate: a probe only (capacity does not bind (0 of " in result.detail
+    assert "stopped where capacity binds" not in result.detail
