@@ -63,3 +63,39 @@ def test_the_parent_stamps_each_job_with_its_send_time(monkeypatch) -> None:
     assert plan is not None and check_plan(problem, plan).ok
     assert len(sent) == 1 and sent[0]["time_limit_s"] == 5.0
     assert before <= sent[0]["sent_at"] <= time.monotonic()
+
+
+def test_no_worker_is_started_for_the_whole_model_without_time_to_use_it(monkeypatch) -> None:
+    """Where building the whole model left less than EXACT_IN_WORKER_MIN_S, no worker is
+    started for it (its start-up alone would overrun the call); the detail says so, and the
+    plan (the search's) checks."""
+    import dataclasses
+    import sys
+    from pathlib import Path
+
+    from conftest import assert_plan_valid, problem_of
+
+    import gridshift.optimizer.solve as pipeline
+    from gridshift.optimizer.backends import isolated
+    from gridshift.optimizer.domain import Options
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from instances import InstanceSpec, make_request
+
+    started: list[str] = []
+    real = isolated._run_in_worker
+
+    def recording(job, *args, **kwargs):
+        started.append(job[0])
+        return real(job, *args, **kwargs)
+
+    monkeypatch.setattr(isolated, "_run_in_worker", recording)
+    monkeypatch.setattr(pipeline, "ISOLATE_MIN_COLUMNS", 0)
+    monkeypatch.setattr(pipeline, "EXACT_IN_WORKER_MIN_S", 1e9)
+    problem = problem_of(make_request(InstanceSpec("t", jobs=30, sites=2, slots=24, seed=4)))
+    result = pipeline.solve(dataclasses.replace(problem,
+                                                options=Options(time_limit_seconds=2.0)))
+    assert_plan_valid(result)
+    assert not result.plan.unscheduled
+    assert result.detail.startswith("HiGHS: not run (")
+    assert "highs" not in started
