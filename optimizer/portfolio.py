@@ -470,13 +470,23 @@ def _recreate_after(problem: Problem, guided, work_deadline: float, seed: int, s
 
 def _probe(problem: Problem, plan: Plan, work_deadline: float, stopped,
            on_improve: Callable[[Plan, float], None]):
-    """A few ruin-and-recreate steps (PROBE_STEPS, PROBE_MAX_S): the plan and their stats."""
-    from gridshift.optimizer.ruin_recreate import RUIN_KINDS, ruin_and_recreate
+    """A few ruin-and-recreate steps (PROBE_STEPS, PROBE_MAX_S): the plan and their stats.
+    They anneal from the cool start (ruin_recreate.COOL_START): the share of recreations that
+    find no room, which CAPACITY_BINDS_FAILED_SHARE was measured on, depends on it."""
+    from gridshift.optimizer.ruin_recreate import (
+        COOL_START,
+        RUIN_KINDS,
+        ruin_and_recreate,
+        temperatures_for,
+    )
 
+    temperatures = temperatures_for(plan_objective(problem, plan), len(plan.placements),
+                                    start=COOL_START)
     return ruin_and_recreate(problem, plan, min(work_deadline, time.monotonic() + PROBE_MAX_S),
                              seed=problem.options.random_seed, on_improve=on_improve,
                              stop=stopped, max_steps=PROBE_STEPS,
-                             kinds=tuple(k for k in RUIN_KINDS if k != "worst"))
+                             kinds=tuple(k for k in RUIN_KINDS if k != "worst"),
+                             temperatures=temperatures)
 
 
 def _probe_verdict(probe) -> str:

@@ -210,6 +210,9 @@ def test_a_compiled_step_keeps_the_books_and_its_undoing_restores_the_plan(probl
 
 def test_a_compiled_search_is_reproducible_from_its_seed(problem, start, monkeypatch) -> None:
     monkeypatch.setattr(rr, "COMPILED_LOOP", True)
+    # 300 steps under a 120 s deadline stay at the start temperature: the cool one, so that
+    # they improve on the start (a hot start accepts nearly every step).
+    monkeypatch.setattr(rr, "START_TEMPERATURE", rr.COOL_START)
 
     def search(seed: int):
         return rr.ruin_and_recreate(problem, start, time.monotonic() + 120, seed=seed,
@@ -269,3 +272,18 @@ def test_compiled_searches_on_varied_problems_report_their_plans_objectives(seed
     assert all(a == pytest.approx(b, rel=1e-9, abs=1e-9) for a, b in reported)
     if reported:
         assert reported[-1][1] == pytest.approx(plan_objective(problem, better), rel=1e-9)
+
+
+def test_the_annealing_starts_hot_up_to_a_fleet_of_two_thousand_jobs() -> None:
+    """Per job of mean objective: START_TEMPERATURE up to HOT_START_MAX_JOBS jobs, COOL_START
+    above (measured cooler starts do better on 10,000 jobs), the same end either way."""
+    from gridshift.optimizer import ruin_recreate as rr
+
+    hot, cold = rr.temperatures_for(1000.0, 200)
+    assert hot == pytest.approx(rr.START_TEMPERATURE * 5.0)
+    assert cold == pytest.approx(rr.END_TEMPERATURE * 5.0)
+    assert rr.temperatures_for(1000.0, rr.HOT_START_MAX_JOBS)[0] == pytest.approx(
+        rr.START_TEMPERATURE * 1000.0 / rr.HOT_START_MAX_JOBS)
+    big_hot, big_cold = rr.temperatures_for(10_000.0, 10_000)
+    assert big_hot == pytest.approx(rr.COOL_START) and big_cold == pytest.approx(rr.END_TEMPERATURE)
+    assert rr.COOL_START < rr.START_TEMPERATURE
