@@ -242,32 +242,23 @@ def _improve_small(problem: Problem, jobs: list[int], plan: Plan, backend: Backe
     # search runs with HiGHS, whose root heuristics do the work.
     long_enough = work_deadline - time.monotonic() >= 2.0
     guided_worth_it = backend == Backend.HIGHS and len(jobs) >= 20 and long_enough
+    # Where the exact model runs in a worker process, the search starts at once: its probe
+    # (ruin and recreate, in this process, half a second at most) stops as soon as the exact
+    # backend proves optimality.
+    at_once = estimate_columns(problem, jobs) >= SEARCH_AT_ONCE_MIN_COLUMNS
     # Under a short limit the rounds have no time, but ruin and recreate still does: beside
     # an exact backend in a worker process (an in-process one would share the interpreter).
-    quick = (not guided_worth_it and len(jobs) >= 20
-             and estimate_columns(problem, jobs) >= SEARCH_AT_ONCE_MIN_COLUMNS
+    quick = (not guided_worth_it and len(jobs) >= 20 and at_once
              and work_deadline - time.monotonic() >= QUICK_SEARCH_MIN_S)
     proven = threading.Event()
     binding = threading.Event()
     guided: dict = {}
     searcher = None
-    if quick:
-        def quick_search() -> None:
-            guided["result"] = _quick_recreate(problem, plan, work_deadline,
-                                               lambda: proven.is_set() or stopped(), emit,
-                                               binding.set)
-
-        searcher = threading.Thread(target=quick_search, daemon=True)
-        searcher.start()
-    elif guided_worth_it:
+    if guided_worth_it or quick:
         # Most small models are proven optimal within moments: the search starts only if
         # this one is not. It runs its solves in worker processes; the exact backend stays
         # in this thread (HiGHS in-process is not safe to call from a second thread).
         wait_s = min(1.0, 0.1 * (work_deadline - time.monotonic()))
-        # Where the exact model runs in a worker process, the search starts at once: its
-        # probe (ruin and recreate, in this process, half a second at most) stops as soon as
-        # the exact backend proves optimality.
-        at_once = estimate_columns(problem, jobs) >= SEARCH_AT_ONCE_MIN_COLUMNS
 
         def on_binding(probed: Plan) -> None:
             guided["probed"] = probed
@@ -278,7 +269,7 @@ def _improve_small(problem: Problem, jobs: list[int], plan: Plan, backend: Backe
                 guided["result"] = _local_and_guided(problem, jobs, plan, backend,
                                                      work_deadline,
                                                      lambda: proven.is_set() or stopped(), emit,
-                                                     on_binding)
+                                                     on_binding, short_limit=quick)
 
         searcher = threading.Thread(target=search, daemon=True)
         searcher.start()
@@ -320,39 +311,9 @@ def _improve_small(problem: Problem, jobs: list[int], plan: Plan, backend: Backe
     return chosen
 
 
-#: Least time left (seconds) for ruin and recreate beside the exact backend where the time
-#: is too short for the LP-guided rounds (see _quick_recreate).
+#: Least time left (seconds) for the probe and ruin and recreate beside the exact backend
+#: where the time is too short for the LP-guided rounds (_local_and_guided's short_limit).
 QUICK_SEARCH_MIN_S = 0.2
-
-
-def _quick_recreate(problem: Problem, plan: Plan, work_deadline: float, stopped, emit,
-                    on_binding: Callable[[], None]):
-    """Under a limit too short for the LP-guided rounds: the probe, and where it finds that
-    capacity binds, ``on_binding()`` (the exact backend stops: it improves nothing there)
-    and ruin and recreate from the probe's plan until ``work_deadline`` or ``stopped()``.
-    Where capacity does not bind, the exact backend keeps the time alone.
-
-    Measured (1 s limit, 2 cores): on the tight medium instances the call returned the
-    construction's plan, 6-15 % above the best known: only the exact backend ran, and it
-    improves nothing there. On the generous medium instance at 2 s, ruin and recreate
-    beside HiGHS for the whole time made HiGHS miss its plan (173-174 kg instead of 162.1)
-    and the call overrun by 0.1-0.4 s."""
-    from gridshift.optimizer.lp_guided import GuidedResult
-    from gridshift.optimizer.ruin_recreate import ruin_and_recreate
-
-    def improved(_: Plan, value: float) -> None:
-        emit("incumbent", objective=value, best_bound=None)
-
-    plan, probe = _probe(problem, plan, work_deadline, stopped, improved)
-    if not _capacity_binds(probe):
-        return GuidedResult(plan, -math.inf, 0, 0,
-                            f"ruin and recreate: a probe only ({_probe_verdict(probe)})")
-    on_binding()
-    plan, stats = ruin_and_recreate(problem, plan, work_deadline,
-                                    seed=problem.options.random_seed + 1, stop=stopped,
-                                    on_improve=improved)
-    return GuidedResult(plan, -math.inf, 0, 0,
-                        f"under a short limit, {_probe_verdict(probe)}: {stats.summary()}")
 
 
 #: Time left below which the second search skips the LP relaxation (the bound then comes
@@ -405,7 +366,8 @@ CAPACITY_BINDS_FAILED_SHARE = 0.05
 
 def _local_and_guided(problem: Problem, jobs: list[int], plan: Plan, backend: Backend,
                       work_deadline: float, stopped, emit,
-                      on_binding: Callable[[Plan], None] | None = None):
+                      on_binding: Callable[[Plan], None] | None = None,
+                      short_limit: bool = False):
     """A short probe of ruin and recreate (optimizer/ruin_recreate.py) tells whether capacity
     binds: whether jobs taken out often find no room again. Where it binds, the LP relaxation
     is weak and so is its guidance, and ruin and recreate gets the time; elsewhere LP-guided
@@ -417,7 +379,14 @@ def _local_and_guided(problem: Problem, jobs: list[int], plan: Plan, backend: Ba
     reached 740-746; on the generous medium instance (bench/solver.py) ruin and recreate
     reaches 169 kg where the rounds reach 155.4.
 
-    ``on_binding(plan)`` is called with the probe's plan when capacity binds."""
+    ``on_binding(plan)`` is called with the probe's plan when capacity binds.
+
+    ``short_limit``: the time is too short for the rounds; where capacity does not bind, the
+    probe is all, and the exact backend keeps the time alone. Measured (1 s limit, 2 cores):
+    without any search beside the exact backend, the tight medium instances returned the
+    construction's plan, 6-15 % above the best known; on the generous medium instance at
+    2 s, ruin and recreate beside HiGHS for the whole time made HiGHS miss its plan (173-174
+    kg instead of 162.1) and the call overrun by 0.1-0.4 s."""
     from gridshift.optimizer.lp_guided import GuidedResult
     from gridshift.optimizer.ruin_recreate import ruin_and_recreate
 
@@ -427,6 +396,9 @@ def _local_and_guided(problem: Problem, jobs: list[int], plan: Plan, backend: Ba
         emit("incumbent", objective=value, best_bound=None)
 
     plan, probe = _probe(problem, plan, work_deadline, stopped, improved)
+    if not _capacity_binds(probe) and short_limit:
+        return GuidedResult(plan, -math.inf, 0, 0,
+                            f"ruin and recreate: a probe only ({_probe_verdict(probe)})")
     if not _capacity_binds(probe):
         guided = _guided(problem, jobs, [plan], backend, work_deadline, stopped, emit,
                          stall_rounds=GUIDED_STALL_ROUNDS, weak_lp_gap=GUIDED_WEAK_LP_GAP)
@@ -435,8 +407,9 @@ def _local_and_guided(problem: Problem, jobs: list[int], plan: Plan, backend: Ba
         on_binding(plan)
     plan, stats = ruin_and_recreate(problem, plan, work_deadline, seed=seed + 1, stop=stopped,
                                     on_improve=improved)
-    return GuidedResult(plan, -math.inf, 0, 0, (
-        f"LP-guided search skipped: {_probe_verdict(probe)}; {stats.summary()}"))
+    done = (f"under a short limit, {_probe_verdict(probe)}: " if short_limit else
+            f"LP-guided search skipped: {_probe_verdict(probe)}; ")
+    return GuidedResult(plan, -math.inf, 0, 0, done + stats.summary())
 
 
 #: LP-guided rounds in a row that improve nothing before the search gives its time to ruin

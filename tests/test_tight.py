@@ -33,6 +33,17 @@ def problem():
     return problem_of(make_tight_request(SPEC))
 
 
+def _solved(problem, limit_s: float) -> tuple:
+    """The pipeline on `problem` under `limit_s`, its plan through the checker: (the result,
+    the heuristic's objective, the progress events)."""
+    events: list[dict] = []
+    result = solve(dataclasses.replace(problem, options=Options(time_limit_seconds=limit_s)),
+                   on_progress=events.append)
+    assert_plan_valid(result)
+    heuristic = next(e["objective"] for e in events if e["kind"] == "heuristic")
+    return result, heuristic, events
+
+
 def test_the_instance_is_tight(problem) -> None:
     """FIFO places every job by its deadline, and no job has more slack than FIFO needed."""
     fifo = fifo_baseline(problem)
@@ -109,12 +120,8 @@ def test_a_tight_night_is_planned_with_every_job_and_capacity_binding_is_said(pr
     """The pipeline (exact backend beside the search): every job placed, the plan checked, no
     worse than the heuristic's; the detail says LP guidance was skipped because capacity
     binds, and what ruin and recreate did."""
-    timed = dataclasses.replace(problem, options=Options(time_limit_seconds=4.0))
-    events: list[dict] = []
-    result = solve(timed, on_progress=events.append)
-    assert_plan_valid(result)
+    result, heuristic, events = _solved(problem, 4.0)
     assert result.status in ("FEASIBLE", "OPTIMAL") and not result.plan.unscheduled
-    heuristic = next(e["objective"] for e in events if e["kind"] == "heuristic")
     assert result.objective <= heuristic + 1e-9
     incumbents = [e["objective"] for e in events if e["kind"] == "incumbent"]
     assert incumbents == sorted(incumbents, reverse=True)
@@ -237,12 +244,8 @@ def test_the_portfolio_path_gives_ruin_and_recreate_the_time_where_capacity_bind
     monkeypatch.setattr(portfolio, "EXACT_ALONE_MAX_COLUMNS", 0)
     # The probe's full 60 steps however slow the machine (the verdict is a share of them).
     monkeypatch.setattr(portfolio, "PROBE_MAX_S", 5.0)
-    timed = dataclasses.replace(problem, options=Options(time_limit_seconds=6.0))
-    events: list[dict] = []
-    result = solve(timed, on_progress=events.append)
-    assert_plan_valid(result)
+    result, heuristic, _ = _solved(problem, 6.0)
     assert result.status == "FEASIBLE" and not result.plan.unscheduled
-    heuristic = next(e["objective"] for e in events if e["kind"] == "heuristic")
     assert result.objective <= heuristic + 1e-9
     assert "capacity binds" in result.detail and "then LNS" in result.detail
     assert "ruin and recreate on both cores, the day cut in two" in result.detail
@@ -258,12 +261,8 @@ def test_the_portfolio_path_runs_ruin_and_recreate_first_where_capacity_does_not
 
     generous = problem_of(make_request(InstanceSpec("t", jobs=60, sites=3, slots=48, seed=2)))
     monkeypatch.setattr(portfolio, "EXACT_ALONE_MAX_COLUMNS", 0)
-    timed = dataclasses.replace(generous, options=Options(time_limit_seconds=6.0))
-    events: list[dict] = []
-    result = solve(timed, on_progress=events.append)
-    assert_plan_valid(result)
+    result, heuristic, _ = _solved(generous, 6.0)
     assert not result.plan.unscheduled
-    heuristic = next(e["objective"] for e in events if e["kind"] == "heuristic")
     assert result.objective < heuristic
     assert result.detail.startswith("capacity does not bind (0 of ")
     assert "ruin and recreate on both cores, the day cut in two" in result.detail
@@ -468,12 +467,8 @@ def test_under_a_short_limit_ruin_and_recreate_runs_where_capacity_binds(
     backend; where capacity binds, the exact backend stops and ruin and recreate gets the
     time (no second search in a worker: no time to start one)."""
     _short_limit_search(monkeypatch)
-    timed = dataclasses.replace(problem, options=Options(time_limit_seconds=1.5))
-    events: list[dict] = []
-    result = solve(timed, on_progress=events.append)
-    assert_plan_valid(result)
+    result, heuristic, _ = _solved(problem, 1.5)
     assert not result.plan.unscheduled
-    heuristic = next(e["objective"] for e in events if e["kind"] == "heuristic")
     assert result.objective <= heuristic + 1e-9
     assert "stopped where capacity binds" in result.detail
     assert "under a short limit, capacity binds (" in result.detail
