@@ -99,3 +99,40 @@ def test_no_worker_is_started_for_the_whole_model_without_time_to_use_it(monkeyp
     assert not result.plan.unscheduled
     assert result.detail.startswith("HiGHS: not run (")
     assert "highs" not in started
+
+
+def test_the_whole_model_is_not_built_without_time_to_build_and_solve_it(monkeypatch) -> None:
+    """Where the model's estimated build time (BUILD_S_PER_COLUMN per column) and
+    EXACT_IN_WORKER_MIN_S exceed the time left, the model is not even built (a 1 s call on
+    1,000 jobs built one for 1.3 s past its limit); the detail says why, and the plan (the
+    search's) checks."""
+    import dataclasses
+    import sys
+    from pathlib import Path
+
+    from conftest import assert_plan_valid, problem_of
+
+    import gridshift.optimizer.solve as pipeline
+    from gridshift.optimizer.domain import Options
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from instances import InstanceSpec, make_request
+
+    built: list[int] = []
+    real = pipeline.build_milp
+
+    def recording(problem, jobs):
+        built.append(len(jobs))
+        return real(problem, jobs)
+
+    monkeypatch.setattr(pipeline, "build_milp", recording)
+    monkeypatch.setattr(pipeline, "ISOLATE_MIN_COLUMNS", 0)
+    monkeypatch.setattr(pipeline, "BUILD_S_PER_COLUMN", 1.0)
+    problem = problem_of(make_request(InstanceSpec("t", jobs=30, sites=2, slots=24, seed=4)))
+    result = pipeline.solve(dataclasses.replace(problem,
+                                                options=Options(time_limit_seconds=2.0)))
+    assert_plan_valid(result)
+    assert not result.plan.unscheduled
+    assert result.detail.startswith("HiGHS: not run (")
+    assert "s to build the model)" in result.detail.split(";")[0]
+    assert built == []
