@@ -419,14 +419,17 @@ FEW_LEFT_OUT_SHARE = 0.02
 def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
                 jobs: set[int] | None = None,
                 on_first_plan: Callable[[Plan], None] | None = None,
-                stop: Callable[[], bool] | None = None) -> Plan:
+                stop: Callable[[], bool] | None = None,
+                restarts_until: float | None = None) -> Plan:
     """Best of several constructions (fewest unplaced jobs, then fewest GPU-hours left out,
     then lowest objective), improved
     by local search. Jobs that fail to place are retried first in a restart; where the first
     construction leaves jobs out, the earliest-fit schedule (`earliest_fit_plan`) is a
     candidate too. The first plan (the better of the first construction and that schedule)
     is reported through `on_first_plan` as soon as it exists. `stop()` (a cancelled call)
-    ends the search after the construction in progress."""
+    ends the search after the construction in progress. After ``restarts_until``
+    (time.monotonic(), where given: the call's own deadline) a restart starts only while no
+    plan places every job."""
     from gridshift.optimizer.accounting import plan_objective
 
     started = time.monotonic()
@@ -441,9 +444,15 @@ def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
                 plan_objective(problem, plan))
 
     # Past the budget, only a queued restart for left-out jobs still runs (at most 3), unless
-    # the earliest-fit schedule already placed every job where many were left out.
-    while orders and (best is None or time.monotonic() < build_until
-                      or (restart_queued and not skip_restarts)):
+    # the earliest-fit schedule already placed every job where many were left out; past
+    # ``restarts_until``, only while no plan places every job (a restart that would lower
+    # the objective of a complete plan is not worth overrunning the call for).
+    def restart_allowed() -> bool:
+        in_time = restarts_until is None or time.monotonic() < restarts_until
+        return (restart_queued and not skip_restarts
+                and (in_time or best_key is None or best_key[0] > 0))
+
+    while orders and (best is None or time.monotonic() < build_until or restart_allowed()):
         order = orders.pop(0)
         restart_queued = False
         plan = construct(problem, order, jobs, stop)

@@ -229,8 +229,12 @@ def _construct(problem: Problem, candidates: list[int], backend: Backend, limit:
         _load_kernels_early(problem, candidates, limit)
 
     plan = greedy.greedy_plan(problem, min(2.0, 0.15 * limit), problem.options.random_seed,
-                              set(candidates), on_first_plan=on_first_plan, stop=stop_flag)
+                              set(candidates), on_first_plan=on_first_plan, stop=stop_flag,
+                              restarts_until=deadline)
     emit("heuristic", objective=plan_objective(problem, plan), unplaced=len(plan.unscheduled))
+    if time.monotonic() >= deadline:
+        notes.append(f"the construction alone took the whole time limit ({limit:g} s): a "
+                     f"longer limit lets the solver improve its plan")
     if not plan.unscheduled:
         return plan
     # Only an exact model proves that jobs cannot all fit: the heuristic may just have packed

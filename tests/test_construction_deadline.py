@@ -1,0 +1,87 @@
+"""A construction that takes the whole time limit: no restart past the call's deadline while
+a plan places every job, no improvement phase after it, and a detail that says so."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+from conftest import assert_plan_valid, problem_of
+
+from gridshift.optimizer import greedy
+from gridshift.optimizer.checker import check_plan
+from gridshift.optimizer.domain import Options
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from instances import InstanceSpec, make_request  # noqa: E402
+
+
+def _problem():
+    return problem_of(make_request(InstanceSpec("t", jobs=120, sites=3, slots=48, seed=5)))
+
+
+def _first_pass_leaves_one_out(monkeypatch) -> list[int]:
+    """greedy.construct whose first call leaves one placed job out (as a fleet too full for
+    the insertion order would; one of 120 is few enough for a restart,
+    greedy.FEW_LEFT_OUT_SHARE); the calls' count."""
+    real = greedy.construct
+    calls: list[int] = []
+
+    def construct(problem, order, jobs=None, stop=None):
+        plan = real(problem, order, jobs, stop)
+        calls.append(len(plan.unscheduled))
+        if len(calls) == 1 and plan.placements:
+            j = next(iter(plan.placements))
+            del plan.placements[j]
+            plan.unscheduled[j] = "no room (simulated)"
+        return plan
+
+    monkeypatch.setattr(greedy, "construct", construct)
+    return calls
+
+
+def test_no_restart_past_the_deadline_once_a_plan_places_every_job(monkeypatch) -> None:
+    """The earliest-fit schedule places every job; the restart for the left-out job would
+    only lower the objective, and the call's deadline has passed: it does not run."""
+    problem = _problem()
+    calls = _first_pass_leaves_one_out(monkeypatch)
+    plan = greedy.greedy_plan(problem, time_budget_s=0.0, restarts_until=time.monotonic() - 1)
+    assert len(calls) == 1
+    assert not plan.unscheduled and check_plan(problem, plan).ok
+
+
+def test_the_restart_runs_while_the_deadline_allows_it(monkeypatch) -> None:
+    """The same first pass with time left (or no deadline given): the restart runs."""
+    problem = _problem()
+    for until in (None, time.monotonic() + 60):
+        calls = _first_pass_leaves_one_out(monkeypatch)
+        plan = greedy.greedy_plan(problem, time_budget_s=0.0, restarts_until=until)
+        assert len(calls) == 2, until
+        assert not plan.unscheduled and check_plan(problem, plan).ok
+
+
+def test_a_construction_past_the_limit_returns_its_plan_at_once(monkeypatch) -> None:
+    """The construction outlasts the limit (thousands of jobs under a 1 s limit): no
+    improvement phase runs after it; the plan checks and the detail says what happened."""
+    import gridshift.optimizer.solve as pipeline
+
+    limit_s = 0.5
+    real = greedy.greedy_plan
+
+    def slow(problem, *args, **kwargs):
+        plan = real(problem, *args, **kwargs)
+        time.sleep(limit_s)
+        return plan
+
+    monkeypatch.setattr(greedy, "greedy_plan", slow)
+    problem = _problem()
+    began = time.monotonic()
+    result = pipeline.solve(dataclasses.replace(
+        problem, options=Options(time_limit_seconds=limit_s)))
+    wall_s = time.monotonic() - began
+    assert_plan_valid(result)
+    assert result.detail.startswith("construction heuristic: no time was left to improve")
+    assert "the construction alone took the whole time limit (0.5 s)" in result.detail
+    assert wall_s < limit_s + 2.0
