@@ -158,7 +158,8 @@ def solve(problem: Problem, on_progress: ProgressSink | None = None,
     return result
 
 
-def _load_kernels_early(problem: Problem, candidates: list[int], limit_s: float) -> None:
+def _load_kernels_early(problem: Problem, candidates: list[int], limit_s: float,
+                        deadline: float) -> None:
     """Load the compiled insertion kernels (numba's disk cache, once per process) as soon as
     a large model's first plan is out: the rest of its construction then runs compiled,
     and ruin and recreate does not wait for them later. Without the disk cache they compile
@@ -169,11 +170,13 @@ def _load_kernels_early(problem: Problem, candidates: list[int], limit_s: float)
     of a 2,000-job model came at 1.1 s instead of 0.5 s; medium models (200 jobs) gain
     nothing: their construction takes 0.4 s on NumPy and the load about 0.6 s (loading in a
     background thread instead only slows the construction: the load holds the
-    interpreter)."""
-    if (limit_s >= EARLY_KERNELS_MIN_LIMIT_S
+    interpreter). No wait past the call's ``deadline``: a first plan that late is returned
+    as it is."""
+    wait_s = min(EARLY_KERNELS_WAIT_MAX_S, EARLY_KERNELS_WAIT_SHARE * limit_s,
+                 deadline - time.monotonic())
+    if (limit_s >= EARLY_KERNELS_MIN_LIMIT_S and wait_s > 0
             and estimate_columns(problem, candidates) >= EARLY_KERNELS_MIN_COLUMNS):
-        insertion_kernels.kernels_within(min(EARLY_KERNELS_WAIT_MAX_S,
-                                             EARLY_KERNELS_WAIT_SHARE * limit_s))
+        insertion_kernels.kernels_within(wait_s)
 
 
 def _stop_if_asked(stop_flag: Callable[[], bool] | None, after: str) -> None:
@@ -226,7 +229,7 @@ def _construct(problem: Problem, candidates: list[int], backend: Backend, limit:
     def on_first_plan(first: Plan) -> None:
         emit("first_plan", objective=plan_objective(problem, first),
              unplaced=len(first.unscheduled))
-        _load_kernels_early(problem, candidates, limit)
+        _load_kernels_early(problem, candidates, limit, deadline)
 
     plan = greedy.greedy_plan(problem, min(2.0, 0.15 * limit), problem.options.random_seed,
                               set(candidates), on_first_plan=on_first_plan, stop=stop_flag,

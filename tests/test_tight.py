@@ -446,8 +446,23 @@ def test_small_models_and_short_limits_do_not_load_the_kernels_early(problem, mo
     assert (portfolio.estimate_columns(problem, jobs) < pipeline.EARLY_KERNELS_MIN_COLUMNS
             or limit < pipeline.EARLY_KERNELS_MIN_LIMIT_S)
     seen = _kernel_loads(monkeypatch)
-    pipeline._load_kernels_early(problem, jobs, limit)
+    pipeline._load_kernels_early(problem, jobs, limit, time.monotonic() + limit)
     assert seen == []
+
+
+def test_a_first_plan_past_the_deadline_does_not_wait_for_the_kernels(problem, monkeypatch
+                                                                      ) -> None:
+    """A model large enough, under a long enough limit, whose first plan came after the
+    call's deadline: it is returned as it is, without waiting for the kernels."""
+    import gridshift.optimizer.solve as pipeline
+
+    monkeypatch.setattr(pipeline, "EARLY_KERNELS_MIN_COLUMNS", 1)
+    seen = _kernel_loads(monkeypatch)
+    jobs = list(range(problem.n_jobs))
+    pipeline._load_kernels_early(problem, jobs, 3.0, time.monotonic() - 0.1)
+    assert seen == []
+    pipeline._load_kernels_early(problem, jobs, 3.0, time.monotonic() + 3.0)
+    assert seen == [f"load within {pipeline.EARLY_KERNELS_WAIT_SHARE * 3.0:.2f} s"]
 
 
 def _short_limit_search(monkeypatch) -> None:
