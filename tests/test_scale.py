@@ -151,3 +151,21 @@ def test_a_call_cancelled_while_its_first_plan_is_built_ends_without_a_plan() ->
     with pytest.raises(CancelledError):
         solve(busy, stop_flag=lambda: True, time_limit_s=60)
     assert time.monotonic() - began < 1.0
+
+
+def test_lns_takes_no_step_with_too_little_time_left(problem) -> None:
+    """Under MIN_STEP_S left, LNS returns the plan as it is and says so (a step would end
+    0.2-0.3 s past the deadline); with time, it takes steps and its plan checks."""
+    from gridshift.optimizer import greedy
+    from gridshift.optimizer.lns import MIN_STEP_S, large_neighbourhood_search
+
+    start = greedy.greedy_plan(problem, 0.2)
+    solve_sub = portfolio.lns_sub_solver(Backend.HIGHS)
+    plan, stats = large_neighbourhood_search(problem, start, time.monotonic() + MIN_STEP_S / 3,
+                                             solve_sub)
+    assert stats.iterations == 0 and plan.placements == start.placements
+    assert stats.summary() == "LNS: no step (too little time left)"
+    plan, stats = large_neighbourhood_search(problem, start, time.monotonic() + 1.0, solve_sub)
+    assert stats.iterations >= 1 and stats.summary().startswith("LNS ")
+    assert check_plan(problem, plan).ok
+    assert plan_objective(problem, plan) <= plan_objective(problem, start) + 1e-6
