@@ -122,7 +122,9 @@ def _sites(spec: TightSpec, rng: np.random.Generator, regions: list[str],
     sites = []
     for s, region in enumerate(regions):
         capacity = max(biggest[s], gpu_hours[s] / (spec.fill * horizon_h))
-        capacity = int(8 * math.ceil(capacity / 8))
+        # At least one node: a site no job calls home (a spec of a handful of jobs) would
+        # otherwise get no GPUs and a power cap of 0 kW, which a request may not have.
+        capacity = int(8 * math.ceil(max(capacity, 1) / 8))
         pue = round(float(rng.uniform(1.08, 1.4)), 2)
         site = {"id": f"site-{s}", "region": region, "gpu_capacity": capacity, "pue": pue}
         full_kw = capacity * 0.7 * pue
