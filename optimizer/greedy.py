@@ -431,7 +431,7 @@ def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
     is reported through `on_first_plan` as soon as it exists. `stop()` (a cancelled call)
     ends the search after the construction in progress. After ``restarts_until``
     (time.monotonic(), where given: the call's own deadline) a restart starts only while no
-    plan places every job."""
+    plan places every job, or once where the best plan is the earliest-fit schedule."""
     from gridshift.optimizer.accounting import plan_objective
 
     started = time.monotonic()
@@ -445,16 +445,22 @@ def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
         return (len(plan.unscheduled), left_out_gpu_hours(problem, plan),
                 plan_objective(problem, plan))
 
+    late_restarts = 0
+
     # Past the budget, only a queued restart for left-out jobs still runs (at most 3), unless
-    # the earliest-fit schedule already placed every job where many were left out; past
-    # ``restarts_until``, only while no plan places every job (a restart that would lower
-    # the objective of a complete plan is not worth overrunning the call for).
+    # the earliest-fit schedule already placed every job where many were left out. Past
+    # ``restarts_until``: while no plan places every job, and once where the best is the
+    # earliest-fit schedule, which saves next to nothing against FIFO (2,000 jobs x 10
+    # sites at 1 s: 2,830 kg without the restart, 1,536 with it, 0.5 s later).
     def restart_allowed() -> bool:
         in_time = restarts_until is None or time.monotonic() < restarts_until
         return (restart_queued and not skip_restarts
-                and (in_time or best_key is None or best_key[0] > 0))
+                and (in_time or best_key is None or best_key[0] > 0
+                     or (best is fitted and late_restarts == 0)))
 
     while orders and (best is None or time.monotonic() < build_until or restart_allowed()):
+        if restart_queued and restarts_until is not None and time.monotonic() >= restarts_until:
+            late_restarts += 1
         order = orders.pop(0)
         restart_queued = False
         plan = construct(problem, order, jobs, stop)

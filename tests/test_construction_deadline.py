@@ -1,5 +1,6 @@
-"""A construction that takes the whole time limit: no restart past the call's deadline while
-a plan places every job, no improvement phase after it, and a detail that says so."""
+"""A construction that takes the whole time limit: past the call's deadline at most one restart
+(where the best plan is the earliest-fit schedule), no improvement phase after it, and a detail
+that says so."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from conftest import assert_plan_valid, problem_of
 
 from gridshift.optimizer import greedy
+from gridshift.optimizer.accounting import plan_objective
 from gridshift.optimizer.checker import check_plan
 from gridshift.optimizer.domain import Options
 
@@ -22,9 +24,9 @@ def _problem():
     return problem_of(make_request(InstanceSpec("t", jobs=120, sites=3, slots=48, seed=5)))
 
 
-def _first_pass_leaves_one_out(monkeypatch) -> list[int]:
-    """greedy.construct whose first call leaves one placed job out (as a fleet too full for
-    the insertion order would; one of 120 is few enough for a restart,
+def _passes_leave_one_out(monkeypatch, passes: int) -> list[int]:
+    """greedy.construct whose first ``passes`` calls leave one placed job out (as a fleet
+    too full for the insertion order would; one of 120 is few enough for a restart,
     greedy.FEW_LEFT_OUT_SHARE); the calls' count."""
     real = greedy.construct
     calls: list[int] = []
@@ -32,7 +34,7 @@ def _first_pass_leaves_one_out(monkeypatch) -> list[int]:
     def construct(problem, order, jobs=None, stop=None):
         plan = real(problem, order, jobs, stop)
         calls.append(len(plan.unscheduled))
-        if len(calls) == 1 and plan.placements:
+        if len(calls) <= passes and plan.placements:
             j = next(iter(plan.placements))
             del plan.placements[j]
             plan.unscheduled[j] = "no room (simulated)"
@@ -42,23 +44,32 @@ def _first_pass_leaves_one_out(monkeypatch) -> list[int]:
     return calls
 
 
-def test_no_restart_past_the_deadline_once_a_plan_places_every_job(monkeypatch) -> None:
-    """The earliest-fit schedule places every job; the restart for the left-out job would
-    only lower the objective, and the call's deadline has passed: it does not run."""
+def test_past_the_deadline_one_restart_replaces_the_earliest_fit_schedule(monkeypatch
+                                                                          ) -> None:
+    """The first pass leaves a job out and the earliest-fit schedule places every job, but
+    saves next to nothing against FIFO: past the call's deadline, one restart still runs,
+    and its plan (every job placed, cheaper) is the one returned."""
     problem = _problem()
-    calls = _first_pass_leaves_one_out(monkeypatch)
+    calls = _passes_leave_one_out(monkeypatch, 1)
     plan = greedy.greedy_plan(problem, time_budget_s=0.0, restarts_until=time.monotonic() - 1)
-    assert len(calls) == 1
+    assert len(calls) == 2
+    fitted = greedy.earliest_fit_plan(problem)
     assert not plan.unscheduled and check_plan(problem, plan).ok
+    assert plan_objective(problem, plan) < plan_objective(problem, fitted)
 
 
-def test_the_restart_runs_while_the_deadline_allows_it(monkeypatch) -> None:
-    """The same first pass with time left (or no deadline given): the restart runs."""
+def test_past_the_deadline_no_second_restart(monkeypatch) -> None:
+    """The late restart leaves a job out again: past the deadline no second one runs (the
+    earliest-fit schedule is returned); with no deadline (or time left) the second runs."""
     problem = _problem()
+    calls = _passes_leave_one_out(monkeypatch, 2)
+    plan = greedy.greedy_plan(problem, time_budget_s=0.0, restarts_until=time.monotonic() - 1)
+    assert len(calls) == 2
+    assert not plan.unscheduled and check_plan(problem, plan).ok
     for until in (None, time.monotonic() + 60):
-        calls = _first_pass_leaves_one_out(monkeypatch)
+        calls = _passes_leave_one_out(monkeypatch, 2)
         plan = greedy.greedy_plan(problem, time_budget_s=0.0, restarts_until=until)
-        assert len(calls) == 2, until
+        assert len(calls) == 3, until
         assert not plan.unscheduled and check_plan(problem, plan).ok
 
 
