@@ -65,10 +65,11 @@ def test_the_parent_stamps_each_job_with_its_send_time(monkeypatch) -> None:
     assert before <= sent[0]["sent_at"] <= time.monotonic()
 
 
-def test_no_worker_is_started_for_the_whole_model_without_time_to_use_it(monkeypatch) -> None:
-    """Where building the whole model left less than EXACT_IN_WORKER_MIN_S, no worker is
-    started for it (its start-up alone would overrun the call); the detail says so, and the
-    plan (the search's) checks."""
+def _solved_without_the_exact_backend(monkeypatch, **pipeline_settings):
+    """A 30-job solve under 2 s with the whole model in a worker process
+    (ISOLATE_MIN_COLUMNS 0) and ``pipeline_settings`` set in optimizer/solve.py; checks that
+    its plan (the search's) is valid, places every job, and that the detail says the exact
+    backend did not run. The result."""
     import dataclasses
     import sys
     from pathlib import Path
@@ -76,11 +77,28 @@ def test_no_worker_is_started_for_the_whole_model_without_time_to_use_it(monkeyp
     from conftest import assert_plan_valid, problem_of
 
     import gridshift.optimizer.solve as pipeline
-    from gridshift.optimizer.backends import isolated
     from gridshift.optimizer.domain import Options
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
     from instances import InstanceSpec, make_request
+
+    monkeypatch.setattr(pipeline, "ISOLATE_MIN_COLUMNS", 0)
+    for name, value in pipeline_settings.items():
+        monkeypatch.setattr(pipeline, name, value)
+    problem = problem_of(make_request(InstanceSpec("t", jobs=30, sites=2, slots=24, seed=4)))
+    result = pipeline.solve(dataclasses.replace(problem,
+                                                options=Options(time_limit_seconds=2.0)))
+    assert_plan_valid(result)
+    assert not result.plan.unscheduled
+    assert result.detail.startswith("HiGHS: not run (")
+    return result
+
+
+def test_no_worker_is_started_for_the_whole_model_without_time_to_use_it(monkeypatch) -> None:
+    """Where building the whole model left less than EXACT_IN_WORKER_MIN_S, no worker is
+    started for it (its start-up alone would overrun the call); the detail says so, and the
+    plan (the search's) checks."""
+    from gridshift.optimizer.backends import isolated
 
     started: list[str] = []
     real = isolated._run_in_worker
@@ -90,14 +108,7 @@ def test_no_worker_is_started_for_the_whole_model_without_time_to_use_it(monkeyp
         return real(job, *args, **kwargs)
 
     monkeypatch.setattr(isolated, "_run_in_worker", recording)
-    monkeypatch.setattr(pipeline, "ISOLATE_MIN_COLUMNS", 0)
-    monkeypatch.setattr(pipeline, "EXACT_IN_WORKER_MIN_S", 1e9)
-    problem = problem_of(make_request(InstanceSpec("t", jobs=30, sites=2, slots=24, seed=4)))
-    result = pipeline.solve(dataclasses.replace(problem,
-                                                options=Options(time_limit_seconds=2.0)))
-    assert_plan_valid(result)
-    assert not result.plan.unscheduled
-    assert result.detail.startswith("HiGHS: not run (")
+    _solved_without_the_exact_backend(monkeypatch, EXACT_IN_WORKER_MIN_S=1e9)
     assert "highs" not in started
 
 
@@ -106,17 +117,7 @@ def test_the_whole_model_is_not_built_without_time_to_build_and_solve_it(monkeyp
     EXACT_IN_WORKER_MIN_S exceed the time left, the model is not even built (a 1 s call on
     1,000 jobs built one for 1.3 s past its limit); the detail says why, and the plan (the
     search's) checks."""
-    import dataclasses
-    import sys
-    from pathlib import Path
-
-    from conftest import assert_plan_valid, problem_of
-
     import gridshift.optimizer.solve as pipeline
-    from gridshift.optimizer.domain import Options
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-    from instances import InstanceSpec, make_request
 
     built: list[int] = []
     real = pipeline.build_milp
@@ -126,13 +127,6 @@ def test_the_whole_model_is_not_built_without_time_to_build_and_solve_it(monkeyp
         return real(problem, jobs)
 
     monkeypatch.setattr(pipeline, "build_milp", recording)
-    monkeypatch.setattr(pipeline, "ISOLATE_MIN_COLUMNS", 0)
-    monkeypatch.setattr(pipeline, "BUILD_S_PER_COLUMN", 1.0)
-    problem = problem_of(make_request(InstanceSpec("t", jobs=30, sites=2, slots=24, seed=4)))
-    result = pipeline.solve(dataclasses.replace(problem,
-                                                options=Options(time_limit_seconds=2.0)))
-    assert_plan_valid(result)
-    assert not result.plan.unscheduled
-    assert result.detail.startswith("HiGHS: not run (")
+    result = _solved_without_the_exact_backend(monkeypatch, BUILD_S_PER_COLUMN=1.0)
     assert "s to build the model)" in result.detail.split(";")[0]
     assert built == []
