@@ -405,10 +405,10 @@ def _local_and_guided(problem: Problem, jobs: list[int], plan: Plan, backend: Ba
         emit("incumbent", objective=value, best_bound=None)
 
     plan, probe = _probe(problem, plan, work_deadline, stopped, improved)
-    if not _capacity_binds(probe) and short_limit:
-        return GuidedResult(plan, -math.inf, 0, 0,
-                            f"ruin and recreate: a probe only ({_probe_verdict(probe)})")
     if not _capacity_binds(probe):
+        if short_limit:
+            return GuidedResult(plan, -math.inf, 0, 0,
+                                f"ruin and recreate: a probe only ({_probe_verdict(probe)})")
         guided = _guided(problem, jobs, [plan], backend, work_deadline, stopped, emit,
                          stall_rounds=GUIDED_STALL_ROUNDS, weak_lp_gap=GUIDED_WEAK_LP_GAP)
         return _recreate_after(problem, guided, work_deadline, seed, stopped, improved)
