@@ -19,17 +19,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-if os.environ.get("GRIDSHIFT_BENCH_TREE"):
-    # A baseline run (--compare-with): the other tree's gridshift, not the editable install.
-    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
-    sys.path.insert(0, os.environ["GRIDSHIFT_BENCH_TREE"])
+from baseline_tree import run_script, use_tree_from_environment  # noqa: E402
+
+use_tree_from_environment()
 
 #: name -> (family, jobs, sites, slots, slot minutes, seed): "tight" is bench/tight_instances.py
 #: (capacity binds), "generous" bench/instances.py.
@@ -77,14 +74,7 @@ def run_once(shape: str, limit_s: float) -> dict:
 
 
 def _in_subprocess(args: list[str], tree: str | None) -> dict:
-    env = dict(os.environ)
-    if tree:
-        env["GRIDSHIFT_BENCH_TREE"] = tree
-    out = subprocess.run([sys.executable, __file__, *args],
-                         capture_output=True, text=True, env=env, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr[-3000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_script(__file__, args, tree)
 
 
 def main() -> int:

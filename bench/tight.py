@@ -23,19 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-if os.environ.get("GRIDSHIFT_BENCH_TREE"):
-    # A baseline run (--compare-with): the other tree's gridshift, not the editable install
-    # (whose import finder would otherwise win over PYTHONPATH). Solver worker processes
-    # still import the installed tree's backends (unchanged by this work).
-    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
-    sys.path.insert(0, os.environ["GRIDSHIFT_BENCH_TREE"])
+from baseline_tree import run_script, use_tree_from_environment  # noqa: E402
+
+use_tree_from_environment()
 
 from tight_instances import TIGHT_SEEDS, TIGHT_SIZES, make_tight_request, tight_spec  # noqa: E402
 
@@ -97,14 +92,7 @@ def lp_bound(size: str, seed: int) -> dict:
 
 
 def _in_subprocess(what: str, args: list, tree: str | None = None) -> dict:
-    env = dict(os.environ)
-    if tree:
-        env["GRIDSHIFT_BENCH_TREE"] = tree
-    out = subprocess.run([sys.executable, __file__, "--one", what, json.dumps(args)],
-                         capture_output=True, text=True, env=env, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr[-3000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_script(__file__, ["--one", what, json.dumps(args)], tree)
 
 
 def _cache(size: str, seed: int) -> tuple[Path, dict]:
