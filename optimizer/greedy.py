@@ -422,7 +422,8 @@ def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
                 jobs: set[int] | None = None,
                 on_first_plan: Callable[[Plan], None] | None = None,
                 stop: Callable[[], bool] | None = None,
-                restarts_until: float | None = None) -> Plan:
+                restarts_until: float | None = None,
+                on_first_pass: Callable[[Plan], None] | None = None) -> Plan:
     """Best of several constructions (fewest unplaced jobs, then fewest GPU-hours left out,
     then lowest objective), improved
     by local search. Jobs that fail to place are retried first in a restart; where the first
@@ -431,7 +432,9 @@ def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
     is reported through `on_first_plan` as soon as it exists. `stop()` (a cancelled call)
     ends the search after the construction in progress. After ``restarts_until``
     (time.monotonic(), where given: the call's own deadline) a restart starts only while no
-    plan places every job, or once where the best plan is the earliest-fit schedule."""
+    plan places every job, or once where the best plan is the earliest-fit schedule.
+    ``on_first_pass`` gets the first construction as it is (before the earliest-fit schedule
+    or any restart): the jobs cost-first insertion leaves out tell how hard capacity binds."""
     from gridshift.optimizer.accounting import plan_objective
 
     started = time.monotonic()
@@ -467,6 +470,9 @@ def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
         if stop is not None and stop():
             raise CancelledError("the call ended while its first plan was being built")
         key = key_of(plan)
+        if on_first_pass is not None:
+            on_first_pass(plan)
+            on_first_pass = None
         if best is None and plan.unscheduled:
             # Deadlines as tight as a first-come-first-served schedule needs (a busy fleet's
             # night) defeat cost-first insertion: the earliest-fit schedule places every job.

@@ -10,7 +10,8 @@
 - Where a short probe of ruin and recreate finds that capacity binds (jobs taken out often
   find no room again), the LP is weak and the whole model does not pay: small models stop it
   and run ruin and recreate on both cores (here and in a worker process), after the LP
-  relaxation for the bound.
+  relaxation for the bound. A call too short for that needs no probe where the
+  construction's first pass left many jobs out: the whole model is not built.
 Every size gets the Lagrangian lower bound (optimizer/lagrangian.py), so each plan states an
 honest gap; where the exact backend ran, its bound is used when it is higher.
 """
@@ -77,9 +78,11 @@ def restricted(problem: Problem, jobs: list[int]) -> Problem:
 def improve_plan(problem: Problem, jobs: list[int], plan: Plan, backend: Backend,
                  deadline: float, run_exact: Callable[..., tuple[BackendResult, Plan | None]],
                  stop_flag: Callable[[], bool] | None,
-                 emit: Callable[..., None]) -> Improvement:
+                 emit: Callable[..., None], first_pass_left_out: int = 0) -> Improvement:
     """Improve `plan` (every job in `jobs` placed) until `deadline`; see the module docstring.
-    `run_exact(deadline, stop_flag[, start])` solves the whole model with the chosen backend."""
+    `run_exact(deadline, stop_flag[, start])` solves the whole model with the chosen backend.
+    `first_pass_left_out`: the jobs the construction's first pass left out (where many were,
+    capacity binds)."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         # The construction took the whole call (thousands of jobs under a 1-3 s limit): its
@@ -96,6 +99,10 @@ def improve_plan(problem: Problem, jobs: list[int], plan: Plan, backend: Backend
     work_deadline = deadline - (max(0.05, min(0.5, 0.05 * remaining)) if small else 0.0)
 
     if small:
+        if _construction_binds(problem, jobs, first_pass_left_out, work_deadline):
+            return _improve_where_capacity_binds(problem, jobs, plan, backend, deadline,
+                                                 work_deadline, first_pass_left_out, stopped,
+                                                 emit)
         return _improve_small(problem, jobs, plan, backend, deadline, work_deadline, run_exact,
                               stopped, emit)
     # The largest models get more subgradient steps: there the bound matters more than the
@@ -245,7 +252,7 @@ def _improve_small(problem: Problem, jobs: list[int], plan: Plan, backend: Backe
     process, after the LP relaxation for the bound."""
     # CP-SAT improved none of its restricted rounds on the medium instance (0/5 in 10 s): the
     # search runs with HiGHS, whose root heuristics do the work.
-    long_enough = work_deadline - time.monotonic() >= 2.0
+    long_enough = work_deadline - time.monotonic() >= SEARCH_IN_WORKER_MIN_S
     guided_worth_it = backend == Backend.HIGHS and len(jobs) >= 20 and long_enough
     # Where the exact model runs in a worker process, the search starts at once: its probe
     # (ruin and recreate, in this process, half a second at most) stops as soon as the exact
@@ -319,6 +326,55 @@ def _improve_small(problem: Problem, jobs: list[int], plan: Plan, backend: Backe
 #: Least time left (seconds) for the probe and ruin and recreate beside the exact backend
 #: where the time is too short for the LP-guided rounds (_local_and_guided's short_limit).
 QUICK_SEARCH_MIN_S = 0.2
+#: Least time left (seconds) for the LP-guided rounds (and, where capacity binds, a second
+#: search in a worker process).
+SEARCH_IN_WORKER_MIN_S = 2.0
+#: Share of the jobs that the construction's first pass (cost-first insertion) leaves out
+#: above which a short call takes capacity to bind without a probe. Measured: 18-25 % on
+#: the tight nights of 15-minute slots (bench/tight_instances.py; 4 % on 120 jobs over
+#: 5-minute slots), 0-0.4 % on every generous shape of bench/solver.py and bench/limits.py.
+CONSTRUCTION_BINDS_SHARE = 0.1
+
+
+def _construction_binds(problem: Problem, jobs: list[int], first_pass_left_out: int,
+                        work_deadline: float) -> bool:
+    """Whether a call too short for the LP-guided rounds already knows from its construction
+    that capacity binds (many jobs left out by the first pass), on a model whose exact
+    backend would run in a worker process (small ones are often proven optimal at once).
+
+    Measured (1 s limit, tight medium seeds 1-7 x 3 request seeds): the whole model's build
+    (0.3-0.4 s) beside the probe took the interpreter from it, so the probe ended at
+    0.75-0.8 s; without the model, ruin and recreate made 100-140 steps instead of about 60
+    in a fresh process, and the plans were 1.45 % lower (17 of 21), 0.52 % with the kernels
+    loaded (16 of 21). At 10 s the same skip gained nothing (+0.10 % +- 0.11 over 7 seeds x
+    2) and left the first second without a better plan (the compiled kernels loading), so
+    longer calls keep the probe."""
+    left_s = work_deadline - time.monotonic()
+    return (first_pass_left_out > CONSTRUCTION_BINDS_SHARE * len(jobs) and len(jobs) >= 20
+            and estimate_columns(problem, jobs) >= SEARCH_AT_ONCE_MIN_COLUMNS
+            and QUICK_SEARCH_MIN_S <= left_s < SEARCH_IN_WORKER_MIN_S)
+
+
+def _improve_where_capacity_binds(problem: Problem, jobs: list[int], plan: Plan,
+                                  backend: Backend, deadline: float, work_deadline: float,
+                                  first_pass_left_out: int, stopped, emit) -> Improvement:
+    """Ruin and recreate for all of a short call's time where its construction shows that
+    capacity binds; the whole model is not built. The bound is the Lagrangian's."""
+    from gridshift.optimizer.ruin_recreate import ruin_and_recreate
+
+    def improved(_: Plan, value: float) -> None:
+        emit("incumbent", objective=value, best_bound=None)
+
+    best, stats = ruin_and_recreate(problem, plan, work_deadline,
+                                    seed=problem.options.random_seed + 1, stop=stopped,
+                                    on_improve=improved)
+    lag = lagrangian_bound(restricted(problem, jobs), plan_objective(problem, best),
+                           time_budget_s=max(0.05, deadline - time.monotonic()), stop=stopped)
+    name = "CP-SAT" if backend == Backend.CPSAT else "HiGHS"
+    return Improvement(best, False, lag.bound,
+                       f"{name}: not run (under a short limit, capacity binds: the "
+                       f"construction's first pass left {first_pass_left_out} of {len(jobs)} "
+                       f"jobs out); {_bound_note(lag)}; ruin and recreate: {stats.summary()}")
 
 
 #: Time left below which the second search skips the LP relaxation (the bound then comes

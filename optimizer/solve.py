@@ -112,7 +112,8 @@ def solve(problem: Problem, on_progress: ProgressSink | None = None,
                        for j, why in diagnosis.alone_infeasible(problem, stop_flag).items()}
     candidates = [j for j in range(problem.n_jobs) if j not in unscheduled]
     with _phase(emit, "construction"):
-        plan = _construct(problem, candidates, backend, limit, deadline, notes, emit, stop_flag)
+        plan, first_pass_left_out = _construct(problem, candidates, backend, limit, deadline,
+                                               notes, emit, stop_flag)
     _stop_if_asked(stop_flag, "its first plan was built")
     with _phase(emit, "explanation"):
         explanation = _explain_unplaced(problem, plan, candidates, unscheduled,
@@ -139,7 +140,8 @@ def solve(problem: Problem, on_progress: ProgressSink | None = None,
                 return _exact(problem, placed, start or plan, backend, until, stop, emit)
 
             better = improve_plan(problem, placed, plan, backend, deadline - finish_reserve,
-                                  run_exact, stop_flag, emit)
+                                  run_exact, stop_flag, emit,
+                                  first_pass_left_out=first_pass_left_out)
             plan, detail = better.plan, better.detail
             bound = max(bound, better.bound)
             status = "OPTIMAL" if better.optimal else "FEASIBLE"
@@ -223,23 +225,26 @@ def _progress_emitter(on_progress: ProgressSink | None,
 
 def _construct(problem: Problem, candidates: list[int], backend: Backend, limit: float,
                deadline: float, notes: list[str], emit: Callable[..., None],
-               stop_flag: Callable[[], bool] | None) -> Plan:
+               stop_flag: Callable[[], bool] | None) -> tuple[Plan, int]:
     """The first plan: the construction heuristic and, where it leaves jobs out, an exact
-    search for the most jobs that fit together (phase 1)."""
+    search for the most jobs that fit together (phase 1); and how many jobs the heuristic's
+    first pass left out (see greedy.greedy_plan's ``on_first_pass``)."""
     def on_first_plan(first: Plan) -> None:
         emit("first_plan", objective=plan_objective(problem, first),
              unplaced=len(first.unscheduled))
         _load_kernels_early(problem, candidates, limit, deadline)
 
+    first_pass: list[Plan] = []
     plan = greedy.greedy_plan(problem, min(2.0, 0.15 * limit), problem.options.random_seed,
                               set(candidates), on_first_plan=on_first_plan, stop=stop_flag,
-                              restarts_until=deadline)
+                              restarts_until=deadline, on_first_pass=first_pass.append)
+    left_out = len(first_pass[0].unscheduled) if first_pass else 0
     emit("heuristic", objective=plan_objective(problem, plan), unplaced=len(plan.unscheduled))
     if time.monotonic() >= deadline:
         notes.append(f"the construction alone took the whole time limit ({limit:g} s): a "
                      f"longer limit lets the solver improve its plan")
     if not plan.unscheduled:
-        return plan
+        return plan, left_out
     # Only an exact model proves that jobs cannot all fit: the heuristic may just have packed
     # them badly. With the GREEDY backend, phase 1 runs on HiGHS for that proof, and its
     # packing is then improved by the heuristic's local search.
@@ -250,7 +255,7 @@ def _construct(problem: Problem, candidates: list[int], backend: Backend, limit:
         plan = _most_jobs(problem, plan, candidates, prover, deadline, notes, stop_flag)
     if backend == Backend.GREEDY:
         plan = greedy.improve(problem, plan, time.monotonic() + min(0.5, 0.1 * limit))
-    return plan
+    return plan, left_out
 
 
 def _explain_unplaced(problem: Problem, plan: Plan, candidates: list[int],

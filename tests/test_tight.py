@@ -476,12 +476,51 @@ def _short_limit_search(monkeypatch) -> None:
     monkeypatch.setattr(portfolio, "PROBE_MAX_S", 5.0)
 
 
+def test_the_first_pass_shows_how_many_jobs_cost_first_insertion_leaves_out(problem) -> None:
+    """greedy_plan hands over its first construction as it is: on the tight night it leaves
+    jobs out (the earliest-fit schedule then places them all), on a generous one none."""
+    from instances import InstanceSpec, make_request
+
+    first: list = []
+    plan = greedy.greedy_plan(problem, 0.5, seed=0, on_first_pass=first.append)
+    assert len(first) == 1 and not plan.unscheduled
+    assert len(first[0].unscheduled) > portfolio.CONSTRUCTION_BINDS_SHARE * problem.n_jobs
+    generous = problem_of(make_request(InstanceSpec("t", jobs=60, sites=3, slots=48, seed=2)))
+    first.clear()
+    greedy.greedy_plan(generous, 0.5, seed=0, on_first_pass=first.append)
+    assert len(first) == 1 and not first[0].unscheduled
+
+
+def test_under_a_short_limit_the_whole_model_is_not_built_where_the_construction_binds(
+        problem, monkeypatch) -> None:
+    """Under a limit too short for the LP-guided rounds, a construction whose first pass left
+    many jobs out already shows that capacity binds: the whole model is not built (its build
+    would take the interpreter from the search) and ruin and recreate gets all the time."""
+    import gridshift.optimizer.solve as pipeline
+
+    _short_limit_search(monkeypatch)
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the whole model was built")
+    monkeypatch.setattr(pipeline, "build_milp", no_model)
+    result, heuristic, _ = _solved(problem, 1.5)
+    assert not result.plan.unscheduled
+    assert result.objective <= heuristic + 1e-9
+    assert "HiGHS: not run (under a short limit, capacity binds: the construction's first " \
+           "pass left " in result.detail
+    assert "ruin and recreate: " in result.detail and "probe" not in result.detail
+    assert "bound: Lagrangian relaxation" in result.detail
+    assert result.best_bound <= result.objective
+
+
 def test_under_a_short_limit_ruin_and_recreate_runs_where_capacity_binds(
         problem, monkeypatch) -> None:
-    """Under a limit too short for the LP-guided rounds, the probe runs beside the exact
-    backend; where capacity binds, the exact backend stops and ruin and recreate gets the
-    time (no second search in a worker: no time to start one)."""
+    """Under a limit too short for the LP-guided rounds, where the construction does not tell
+    (its first pass placed enough jobs), the probe runs beside the exact backend; where
+    capacity binds, the exact backend stops and ruin and recreate gets the time (no second
+    search in a worker: no time to start one)."""
     _short_limit_search(monkeypatch)
+    monkeypatch.setattr(portfolio, "CONSTRUCTION_BINDS_SHARE", 1.0)
     result, heuristic, _ = _solved(problem, 1.5)
     assert not result.plan.unscheduled
     assert result.objective <= heuristic + 1e-9
