@@ -344,11 +344,12 @@ def _construction_binds(problem: Problem, jobs: list[int], first_pass_left_out: 
 
     Measured (1 s limit, tight medium seeds 1-7 x 3 request seeds): the whole model's build
     (0.3-0.4 s) beside the probe took the interpreter from it, so the probe ended at
-    0.75-0.8 s; without the model, ruin and recreate made 100-140 steps instead of about 60
-    in a fresh process, and the plans were 1.45 % lower (17 of 21), 0.52 % with the kernels
-    loaded (16 of 21). At 10 s the same skip gained nothing (+0.10 % +- 0.11 over 7 seeds x
-    2) and left the first second without a better plan (the compiled kernels loading), so
-    longer calls keep the probe."""
+    0.75-0.8 s; without the model (and without loading the kernels for a later search),
+    ruin and recreate made 180-260 steps instead of about 60 in a fresh process, the plans
+    were 1.72 % lower (19 of 21), 0.67 % with the kernels loaded (17 of 21), and the calls
+    ended at 0.96-1.00 s instead of 0.98-1.35 s. At 10 s the same skip gained nothing
+    (+0.10 % +- 0.11 over 7 seeds x 2) and left the first second without a better plan (the
+    compiled kernels loading), so longer calls keep the probe."""
     left_s = work_deadline - time.monotonic()
     return (first_pass_left_out > CONSTRUCTION_BINDS_SHARE * len(jobs) and len(jobs) >= 20
             and estimate_columns(problem, jobs) >= SEARCH_AT_ONCE_MIN_COLUMNS
@@ -365,9 +366,11 @@ def _improve_where_capacity_binds(problem: Problem, jobs: list[int], plan: Plan,
     def improved(_: Plan, value: float) -> None:
         emit("incumbent", objective=value, best_bound=None)
 
+    # No later search in this call: loading the compiled kernels in the background would
+    # only take the interpreter from this one (half its steps in a fresh process).
     best, stats = ruin_and_recreate(problem, plan, work_deadline,
                                     seed=problem.options.random_seed + 1, stop=stopped,
-                                    on_improve=improved)
+                                    on_improve=improved, warm_up=False)
     lag = lagrangian_bound(restricted(problem, jobs), plan_objective(problem, best),
                            time_budget_s=max(0.05, deadline - time.monotonic()), stop=stopped)
     name = "CP-SAT" if backend == Backend.CPSAT else "HiGHS"
@@ -471,7 +474,7 @@ def _local_and_guided(problem: Problem, jobs: list[int], plan: Plan, backend: Ba
     if on_binding is not None:
         on_binding(plan)
     plan, stats = ruin_and_recreate(problem, plan, work_deadline, seed=seed + 1, stop=stopped,
-                                    on_improve=improved)
+                                    on_improve=improved, warm_up=not short_limit)
     done = (f"under a short limit, {_probe_verdict(probe)}: " if short_limit else
             f"LP-guided search skipped: {_probe_verdict(probe)}; ")
     return GuidedResult(plan, -math.inf, 0, 0, done + stats.summary())

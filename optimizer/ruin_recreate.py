@@ -405,7 +405,8 @@ def ruin_and_recreate(problem: Problem, plan: Plan, deadline: float, *, seed: in
                       movable: np.ndarray | None = None,
                       temperatures: tuple[float, float] | None = None,
                       ideal: np.ndarray | None = None,
-                      max_steps: int | None = None) -> tuple[Plan, RecreateStats]:
+                      max_steps: int | None = None,
+                      warm_up: bool = True) -> tuple[Plan, RecreateStats]:
     """Improve `plan` (every job placed) until `deadline` (time.monotonic) or `stop()`.
 
     The temperature cools from the start to ``cool_until`` (default: the deadline), from
@@ -416,7 +417,8 @@ def ruin_and_recreate(problem: Problem, plan: Plan, deadline: float, *, seed: in
     construction's worth of work). ``movable``: mask of the jobs the search may move (the
     others stay; default all). ``ideal``: each job's cheapest placement on an empty fleet
     (:func:`ideal_costs`), where the caller has it. ``max_steps``: stop after this many
-    steps.
+    steps. ``warm_up``: a short search loads the compiled kernels in the background for a
+    later one (pass False where none follows: the load takes the interpreter from it).
 
     A search of at least WAIT_FOR_KERNELS_MIN_S runs compiled where numba loads (the whole
     loop: optimizer/annealing_jit.py, its own generator); a shorter one runs compiled where
@@ -433,7 +435,7 @@ def ruin_and_recreate(problem: Problem, plan: Plan, deadline: float, *, seed: in
     if long_search:
         # At most a share of the time: without numba's disk cache they compile for ~30 s.
         insertion_kernels.kernels_within(KERNELS_WAIT_SHARE * (deadline - time.monotonic()))
-    elif max_steps is None:
+    elif max_steps is None and warm_up:
         # A short search that is not the probe (a 1 s round of optimizer/time_split.py, the
         # time LP-guided rounds left): compiled if the kernels are loaded; otherwise it
         # starts loading them for the next one and runs on NumPy meanwhile.

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import assert_plan_valid, problem_of
 
-from gridshift.optimizer import greedy, portfolio
+from gridshift.optimizer import greedy, insertion_kernels, portfolio
 from gridshift.optimizer.accounting import plan_objective
 from gridshift.optimizer.baseline import fifo_baseline
 from gridshift.optimizer.checker import check_plan
@@ -503,7 +503,10 @@ def test_under_a_short_limit_the_whole_model_is_not_built_where_the_construction
     def no_model(*args, **kwargs):
         raise AssertionError("the whole model was built")
     monkeypatch.setattr(pipeline, "build_milp", no_model)
+    warmed: list[int] = []
+    monkeypatch.setattr(insertion_kernels, "warm_up", lambda: warmed.append(1))
     result, heuristic, _ = _solved(problem, 1.5)
+    assert warmed == []     # no later search: nothing loads in the background
     assert not result.plan.unscheduled
     assert result.objective <= heuristic + 1e-9
     assert "HiGHS: not run (under a short limit, capacity binds: the construction's first " \
@@ -511,6 +514,18 @@ def test_under_a_short_limit_the_whole_model_is_not_built_where_the_construction
     assert "ruin and recreate: " in result.detail and "probe" not in result.detail
     assert "bound: Lagrangian relaxation" in result.detail
     assert result.best_bound <= result.objective
+
+
+@pytest.mark.parametrize("warm_up", [True, False])
+def test_a_short_search_loads_the_kernels_for_a_later_one_unless_told_none_follows(
+        problem, monkeypatch, warm_up: bool) -> None:
+    warmed: list[int] = []
+    monkeypatch.setattr(insertion_kernels, "warm_up", lambda: warmed.append(1))
+    start = greedy.greedy_plan(problem, 0.5, seed=0)
+    plan, _ = ruin_and_recreate(problem, start, time.monotonic() + 0.2, seed=1,
+                                warm_up=warm_up)
+    assert check_plan(problem, plan).ok
+    assert warmed == ([1] if warm_up else [])
 
 
 def test_under_a_short_limit_ruin_and_recreate_runs_where_capacity_binds(
