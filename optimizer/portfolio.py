@@ -99,7 +99,7 @@ def improve_plan(problem: Problem, jobs: list[int], plan: Plan, backend: Backend
     work_deadline = deadline - (max(0.05, min(0.5, 0.05 * remaining)) if small else 0.0)
 
     if small:
-        if _construction_binds(problem, jobs, first_pass_left_out, work_deadline):
+        if _construction_binds(len(jobs), columns, first_pass_left_out, work_deadline):
             return _improve_where_capacity_binds(problem, jobs, plan, backend, deadline,
                                                  work_deadline, first_pass_left_out, stopped,
                                                  emit)
@@ -336,11 +336,12 @@ SEARCH_IN_WORKER_MIN_S = 2.0
 CONSTRUCTION_BINDS_SHARE = 0.1
 
 
-def _construction_binds(problem: Problem, jobs: list[int], first_pass_left_out: int,
+def _construction_binds(n_jobs: int, columns: int, first_pass_left_out: int,
                         work_deadline: float) -> bool:
     """Whether a call too short for the LP-guided rounds already knows from its construction
-    that capacity binds (many jobs left out by the first pass), on a model whose exact
-    backend would run in a worker process (small ones are often proven optimal at once).
+    that capacity binds (many of its `n_jobs` left out by the first pass), on a model whose
+    exact backend would run in a worker process (`columns`, estimated: small ones are often
+    proven optimal at once).
 
     Measured (1 s limit, tight medium seeds 1-7 x 3 request seeds): the whole model's build
     (0.3-0.4 s) beside the probe took the interpreter from it, so the probe ended at
@@ -351,8 +352,8 @@ def _construction_binds(problem: Problem, jobs: list[int], first_pass_left_out: 
     (+0.10 % +- 0.11 over 7 seeds x 2) and left the first second without a better plan (the
     compiled kernels loading), so longer calls keep the probe."""
     left_s = work_deadline - time.monotonic()
-    return (first_pass_left_out > CONSTRUCTION_BINDS_SHARE * len(jobs) and len(jobs) >= 20
-            and estimate_columns(problem, jobs) >= SEARCH_AT_ONCE_MIN_COLUMNS
+    return (first_pass_left_out > CONSTRUCTION_BINDS_SHARE * n_jobs and n_jobs >= 20
+            and columns >= SEARCH_AT_ONCE_MIN_COLUMNS
             and QUICK_SEARCH_MIN_S <= left_s < SEARCH_IN_WORKER_MIN_S)
 
 
