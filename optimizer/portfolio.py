@@ -532,7 +532,10 @@ def _probe(problem: Problem, plan: Plan, work_deadline: float, stopped,
 
 
 def _probe_verdict(probe) -> str:
-    """What a probe found, for the detail line: whether capacity binds, and its counts."""
+    """What a probe found, for the detail line: whether capacity binds, and its counts. A
+    probe that had no time for a step found nothing: capacity is then taken not to bind."""
+    if probe.steps == 0:
+        return "no time for a probe step: capacity taken not to bind"
     binds = "capacity binds" if _capacity_binds(probe) else "capacity does not bind"
     return f"{binds} ({probe.failed} of {probe.steps} recreations in a probe found no room)"
 

@@ -556,3 +556,18 @@ def test_under_a_short_limit_the_exact_backend_keeps_the_time_where_capacity_doe
     assert_plan_valid(result)
     assert "ruin and recreate: a probe only (capacity does not bind (0 of " in result.detail
     assert "stopped where capacity binds" not in result.detail
+
+
+def test_a_probe_that_had_no_time_for_a_step_says_so_instead_of_a_verdict() -> None:
+    """A call whose probe got no step (0 of 0 recreations) does not claim that capacity does
+    not bind: the detail says there was no time, and what was assumed."""
+    from gridshift.optimizer.ruin_recreate import RecreateStats
+
+    nothing = RecreateStats()
+    assert not portfolio._capacity_binds(nothing)
+    assert portfolio._probe_verdict(nothing) == ("no time for a probe step: capacity taken "
+                                                 "not to bind")
+    assert portfolio._probe_verdict(RecreateStats(steps=60, failed=20)) == (
+        "capacity binds (20 of 60 recreations in a probe found no room)")
+    assert portfolio._probe_verdict(RecreateStats(steps=60, failed=0)).startswith(
+        "capacity does not bind (0 of 60 ")
