@@ -35,3 +35,22 @@ def run_script(script: str, args: list[str], tree: str | None = None) -> dict:
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-3000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def warm_kernels() -> dict:
+    """Load this process's compiled kernels (compiling them into numba's disk cache where
+    they are not there yet): what a script's ``--warm`` run prints."""
+    from gridshift.optimizer import insertion_kernels
+
+    return {"kernels": insertion_kernels.kernels() is not None}
+
+
+def product_and_baseline(script: str, compare_with: str | None) -> list[tuple[str, str | None]]:
+    """A benchmark run's configurations, ("product", None) and, where given, ("baseline",
+    compare_with). Each tree's kernels are compiled into its disk cache first (as `make
+    install` does), so that no timed run waits for a compilation: ``script`` answers
+    ``--warm`` with :func:`warm_kernels`."""
+    configs = [("product", None)] + ([("baseline", compare_with)] if compare_with else [])
+    for _, tree in configs:
+        run_script(script, ["--warm"], tree)
+    return configs

@@ -24,7 +24,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from baseline_tree import run_script, use_tree_from_environment  # noqa: E402
+from baseline_tree import (  # noqa: E402
+    product_and_baseline,
+    run_script,
+    use_tree_from_environment,
+    warm_kernels,
+)
 
 use_tree_from_environment()
 
@@ -90,15 +95,9 @@ def main() -> int:
         print(json.dumps(run_once(args.one[0], float(args.one[1]))))
         return 0
     if args.warm:
-        from gridshift.optimizer import insertion_kernels
-        print(json.dumps({"kernels": insertion_kernels.kernels() is not None}))
+        print(json.dumps(warm_kernels()))
         return 0
-    configs = [("product", None)] + ([("baseline", args.compare_with)]
-                                     if args.compare_with else [])
-    for _, tree in configs:
-        # Each tree's compiled kernels into its disk cache first (as `make install` does),
-        # so that no run waits for a compilation.
-        _in_subprocess(["--warm"], tree)
+    configs = product_and_baseline(__file__, args.compare_with)
     print("| shape (jobs x sites x slots) | limit | config | wall | wall / limit | objective "
           "| detail |")
     print("|---|---|---|---|---|---|---|")

@@ -31,7 +31,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from baseline_tree import run_script, use_tree_from_environment  # noqa: E402
+from baseline_tree import (  # noqa: E402
+    product_and_baseline,
+    run_script,
+    use_tree_from_environment,
+    warm_kernels,
+)
 
 use_tree_from_environment()
 
@@ -147,13 +152,9 @@ def main() -> int:
         print(json.dumps(run_once(args.one)))
         return 0
     if args.warm:
-        from gridshift.optimizer import insertion_kernels
-        print(json.dumps({"kernels": insertion_kernels.kernels() is not None}))
+        print(json.dumps(warm_kernels()))
         return 0
-    configs = [("product", None)] + ([("baseline", args.compare_with)]
-                                     if args.compare_with else [])
-    for _, tree in configs:
-        run_script(__file__, ["--warm"], tree)      # each tree's kernels into its cache
+    configs = product_and_baseline(__file__, args.compare_with)
     print("| seed | instance | jobs | limit | config | wall | wall / limit | objective "
           "| left out | detail |")
     print("|---|---|---|---|---|---|---|---|---|---|")
