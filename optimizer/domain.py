@@ -31,6 +31,12 @@ class Backend(Enum):
     HIGHS = "HIGHS"
     GREEDY = "GREEDY"
 
+    @property
+    def exact_solver_name(self) -> str:
+        """The solver that runs the whole model for this choice, as details name it: CP-SAT
+        for CPSAT, HiGHS for every other."""
+        return "CP-SAT" if self is Backend.CPSAT else "HiGHS"
+
 
 @dataclass(frozen=True)
 class Horizon:

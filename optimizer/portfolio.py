@@ -124,6 +124,22 @@ def improve_plan(problem: Problem, jobs: list[int], plan: Plan, backend: Backend
                                run_exact, stop_flag, emit)
 
 
+def _incumbent_reporter(emit: Callable[..., None]) -> Callable[[Plan, float], None]:
+    """A search's ``on_improve`` that reports each better plan's objective as an incumbent."""
+    def improved(_: Plan, value: float) -> None:
+        emit("incumbent", objective=value, best_bound=None)
+
+    return improved
+
+
+def _bound_until(problem: Problem, jobs: list[int], plan: Plan, deadline: float,
+                 stopped) -> LagrangianResult:
+    """The Lagrangian bound for `plan` over `jobs`, with the time left until `deadline` (at
+    least 0.05 s)."""
+    return lagrangian_bound(restricted(problem, jobs), plan_objective(problem, plan),
+                            time_budget_s=max(0.05, deadline - time.monotonic()), stop=stopped)
+
+
 def _improving_only(emit: Callable[..., None]) -> Callable[..., None]:
     """``emit`` that passes an incumbent without a bound on only if it improves on every
     one before it: searches running side by side each report their own bests."""
@@ -223,9 +239,7 @@ def _recreate_first(problem: Problem, plan: Plan, work_deadline: float,
     the whole model beside it on 600 jobs: 867.9 against 869.6 at 60 s)."""
     from gridshift.optimizer.time_split import split_search
 
-    def improved(_: Plan, value: float) -> None:
-        emit("incumbent", objective=value, best_bound=None)
-
+    improved = _incumbent_reporter(emit)
     set_up_s = (RECREATE_SETUP_S_PER_CELL * problem.n_jobs * problem.n_sites
                 * problem.n_slots)
     least_s = max(RECREATE_FIRST_MIN_S, RECREATE_FIRST_SETUP_TIMES * set_up_s)
@@ -304,9 +318,7 @@ def _improve_small(problem: Problem, jobs: list[int], plan: Plan, backend: Backe
         start = second[0]
     chosen = _pick(problem, start, exact_plan, result, -math.inf, "")
     if result.status != "optimal":
-        lag = lagrangian_bound(restricted(problem, jobs), plan_objective(problem, chosen.plan),
-                               time_budget_s=max(0.05, deadline - time.monotonic()),
-                               stop=stopped)
+        lag = _bound_until(problem, jobs, chosen.plan, deadline, stopped)
         bound, note = lag.bound, _bound_note(lag)
         lp_bounds = [b for b in (found.lp_bound if found else -math.inf,
                                  second[1] if second else -math.inf) if b > bound]
@@ -364,21 +376,18 @@ def _improve_where_capacity_binds(problem: Problem, jobs: list[int], plan: Plan,
     capacity binds; the whole model is not built. The bound is the Lagrangian's."""
     from gridshift.optimizer.ruin_recreate import ruin_and_recreate
 
-    def improved(_: Plan, value: float) -> None:
-        emit("incumbent", objective=value, best_bound=None)
-
+    improved = _incumbent_reporter(emit)
     # No later search in this call: loading the compiled kernels in the background would
     # only take the interpreter from this one (half its steps in a fresh process).
     best, stats = ruin_and_recreate(problem, plan, work_deadline,
                                     seed=problem.options.random_seed + 1, stop=stopped,
                                     on_improve=improved, warm_up=False)
-    lag = lagrangian_bound(restricted(problem, jobs), plan_objective(problem, best),
-                           time_budget_s=max(0.05, deadline - time.monotonic()), stop=stopped)
-    name = "CP-SAT" if backend == Backend.CPSAT else "HiGHS"
+    lag = _bound_until(problem, jobs, best, deadline, stopped)
     return Improvement(best, False, lag.bound,
-                       f"{name}: not run (under a short limit, capacity binds: the "
-                       f"construction's first pass left {first_pass_left_out} of {len(jobs)} "
-                       f"jobs out); {_bound_note(lag)}; ruin and recreate: {stats.summary()}")
+                       f"{backend.exact_solver_name}: not run (under a short limit, capacity "
+                       f"binds: the construction's first pass left {first_pass_left_out} of "
+                       f"{len(jobs)} jobs out); {_bound_note(lag)}; ruin and recreate: "
+                       f"{stats.summary()}")
 
 
 #: Time left below which the second search skips the LP relaxation (the bound then comes
@@ -412,9 +421,7 @@ def _second_search(problem: Problem, jobs: list[int], plan: Plan, work_deadline:
     if remaining < 0.2 or stopped():
         return plan, lp_bound, f"whole model stopped: capacity binds; {lp_note}no second search"
 
-    def improved(_: Plan, value: float) -> None:
-        emit("incumbent", objective=value, best_bound=None)
-
+    improved = _incumbent_reporter(emit)
     second = recreate_isolated(problem, plan, time_limit_s=remaining,
                                seed=problem.options.random_seed + 2,
                                on_improve=improved, stop_flag=stopped)
@@ -461,9 +468,7 @@ def _local_and_guided(problem: Problem, jobs: list[int], plan: Plan, backend: Ba
 
     seed = problem.options.random_seed
 
-    def improved(_: Plan, value: float) -> None:
-        emit("incumbent", objective=value, best_bound=None)
-
+    improved = _incumbent_reporter(emit)
     plan, probe = _probe(problem, plan, work_deadline, stopped, improved)
     if not _capacity_binds(probe):
         if short_limit:
@@ -556,9 +561,7 @@ def _guided(problem: Problem, jobs: list[int], starts: list[Plan], backend: Back
     def solve_lp(model, limit_s: float):
         return _solve_lp(model, limit_s, stopped)
 
-    def improved(_: Plan, value: float) -> None:
-        emit("incumbent", objective=value, best_bound=None)
-
+    improved = _incumbent_reporter(emit)
     return lp_guided_search(problem, build_milp(problem, jobs), starts, work_deadline,
                             solve_lp, lns_sub_solver(backend), seed=problem.options.random_seed,
                             stop=stopped, on_improve=improved, parallel=1,

@@ -427,7 +427,7 @@ def _most_jobs(problem: Problem, plan: Plan, candidates: list[int], backend: Bac
 def _exact(problem: Problem, jobs: list[int], start: Plan, backend: Backend, deadline: float,
            stop_flag, emit) -> tuple[BackendResult, Plan | None]:
     began = time.monotonic()
-    name = "CP-SAT" if backend == Backend.CPSAT else "HiGHS"
+    name = backend.exact_solver_name
     columns = estimate_columns(problem, jobs)
     build_s = BUILD_S_PER_COLUMN * columns
     if columns >= ISOLATE_MIN_COLUMNS and deadline - began < build_s + EXACT_IN_WORKER_MIN_S:
