@@ -41,3 +41,24 @@ def test_small_draws_solve_to_checked_plans_that_place_every_job() -> None:
         result = random_shapes.run_once(seed)
         assert result["ok"], (seed, result["detail"])
         assert result["unplaced"] == 0, (seed, result["detail"])
+
+
+def test_an_exact_solver_past_its_limit_is_killed_within_a_grace_that_scales_with_it() -> None:
+    """Seed 211 (300 jobs, 3 sites, a week of hourly slots: 24,000 columns) is a model whose
+    HiGHS presolve, which never looks at the clock, outlasts a 1 s limit. A flat half second
+    of grace let its 3 s call end at 3.4 s; the grace is now a share of the limit."""
+    import time
+
+    from gridshift.optimizer.backends.isolated import kill_grace_s, solve_isolated
+    from gridshift.optimizer.milp import build_milp
+    from gridshift.optimizer.parsing import parse_request
+    from gridshift.optimizer.problem import build_problem
+
+    assert kill_grace_s(1.0) == 0.1 and kill_grace_s(4.0) == 0.2 and kill_grace_s(60.0) == 0.5
+    problem = build_problem(parse_request(random_shapes.request_of(random_shapes.draw(211))))
+    model = build_milp(problem, list(range(problem.n_jobs)))
+    began = time.monotonic()
+    result = solve_isolated("highs", model, time_limit_s=1.0, relative_gap=1e-4, workers=1)
+    wall_s = time.monotonic() - began
+    assert "killed at the wall-clock limit" in result.detail, result.detail
+    assert wall_s < 1.0 + kill_grace_s(1.0) + 0.25, wall_s
