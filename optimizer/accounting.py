@@ -7,6 +7,7 @@ facility power, so per-job emissions add up to the site's.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 
@@ -53,11 +54,24 @@ def site_loads(problem: Problem, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
     """GPUs used and facility load in kW per [site, slot]."""
     gpus = np.zeros((problem.n_sites, problem.n_slots), dtype=np.int64)
     it_kw = np.zeros((problem.n_sites, problem.n_slots))
-    for j, p in plan.placements.items():
-        idx = np.asarray(p.slots, dtype=np.int64)
-        gpus[p.site, idx] += problem.gpus[j]
-        it_kw[p.site, idx] += problem.power_kw[j]
+    job, site, slot = _occupancy(plan)
+    # np.add.at adds in element order: each cell's sum is taken in the plan's order.
+    np.add.at(gpus, (site, slot), problem.gpus[job])
+    np.add.at(it_kw, (site, slot), problem.power_kw[job])
     return gpus, it_kw * problem.pue[:, None]
+
+
+def _occupancy(plan: Plan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(job, site, slot) of every slot every placement occupies, in the plan's order."""
+    placements = plan.placements.values()
+    lengths = np.fromiter((len(p.slots) for p in placements), dtype=np.int64,
+                          count=len(plan.placements))
+    slot = np.fromiter(chain.from_iterable(p.slots for p in placements), dtype=np.int64,
+                       count=int(lengths.sum()))
+    job = np.repeat(np.fromiter(plan.placements, dtype=np.int64, count=len(lengths)), lengths)
+    site = np.repeat(np.fromiter((p.site for p in placements), dtype=np.int64,
+                                 count=len(lengths)), lengths)
+    return job, site, slot
 
 
 def wait_hours(problem: Problem, job: int, end_slot: int) -> float:
@@ -74,33 +88,52 @@ def figures(problem: Problem, plan: Plan) -> PlanFigures:
     # Share of each slot's grid draw per kW of facility load (0 where there is no load).
     grid_share = np.divide(grid_kw, load_kw, out=np.zeros_like(load_kw), where=load_kw > 0)
     jobs: dict[int, JobFigures] = {}
-    total_wait = weighted_wait = 0.0
     for j, p in plan.placements.items():
         idx = np.asarray(p.slots, dtype=np.int64)
         kw = problem.facility_kw(j, p.site)
         job_grid_kwh = kw * grid_share[p.site, idx] * hours
-        wait = wait_hours(problem, j, p.end_slot)
-        total_wait += wait
-        weighted_wait += float(problem.priority[j]) * wait
         jobs[j] = JobFigures(
             job=j, site=p.site, energy_kwh=kw * len(idx) * hours,
             grid_energy_kwh=float(job_grid_kwh.sum()),
             emissions_kg=float((job_grid_kwh * problem.ci_g_per_kwh[p.site, idx]).sum() / 1000),
             cost=float((job_grid_kwh * problem.price_per_mwh[p.site, idx]).sum() / 1000),
-            wait_hours=wait)
-    totals = Totals(
+            wait_hours=wait_hours(problem, j, p.end_slot))
+    return PlanFigures(totals=_totals(problem, plan, load_kw, grid_kw), jobs=jobs,
+                       load_kw=load_kw, grid_kw=grid_kw, gpus_used=gpus)
+
+
+def plan_totals(problem: Problem, plan: Plan) -> Totals:
+    """The plan's totals alone: :func:`figures`' totals, without the per-job figures (the
+    search compares plans by them many times a call)."""
+    _, load_kw = site_loads(problem, plan)
+    grid_kw = np.maximum(0.0, load_kw - problem.renewable_kw)
+    return _totals(problem, plan, load_kw, grid_kw)
+
+
+def _totals(problem: Problem, plan: Plan, load_kw: np.ndarray, grid_kw: np.ndarray) -> Totals:
+    hours = problem.slot_hours
+    job = np.fromiter(plan.placements, dtype=np.int64, count=len(plan.placements))
+    end = np.fromiter((p.end_slot for p in plan.placements.values()), dtype=np.int64,
+                      count=len(job))
+    # As wait_hours, element by element; summed one after another in the plan's order, so
+    # that the totals are the same to the last bit however they are asked for.
+    waits = end * hours - problem.earliest_hours[job] - problem.duration_minutes[job] / 60.0
+    total_wait = weighted_wait = 0.0
+    for wait, weighted in zip(waits.tolist(), (problem.priority[job] * waits).tolist(),
+                              strict=True):
+        total_wait += wait
+        weighted_wait += weighted
+    return Totals(
         energy_kwh=float(load_kw.sum() * hours),
         grid_energy_kwh=float(grid_kw.sum() * hours),
         emissions_kg=float((grid_kw * problem.ci_g_per_kwh).sum() * hours / 1000),
         cost=float((grid_kw * problem.price_per_mwh).sum() * hours / 1000),
         wait_hours=total_wait, weighted_wait_hours=weighted_wait)
-    return PlanFigures(totals=totals, jobs=jobs, load_kw=load_kw, grid_kw=grid_kw,
-                       gpus_used=gpus)
 
 
 def plan_objective(problem: Problem, plan: Plan) -> float:
     """The request's objective (carbon, cost and delay weights) of a plan."""
-    return figures(problem, plan).totals.objective(problem)
+    return plan_totals(problem, plan).objective(problem)
 
 
 @dataclass(frozen=True)

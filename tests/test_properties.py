@@ -379,8 +379,10 @@ def test_every_bound_source_is_below_the_brute_force_optimum(inst: Instance) -> 
 @given(inst=instances(max_jobs=4), data=st.data())
 def test_checker_and_accounting_agree_on_arbitrary_plans(inst: Instance, data) -> None:
     """Random (often invalid) plans: the vectorised accounting and the checker compute the
-    same totals, and the checker flags exactly the plans the raw evaluator rejects."""
-    from gridshift.optimizer.accounting import figures
+    same totals (the totals alone, as the search asks for them, to the last bit the same as
+    with the per-job figures), and the checker flags exactly the plans the raw evaluator
+    rejects."""
+    from gridshift.optimizer.accounting import figures, plan_objective, plan_totals
     from gridshift.optimizer.plan import Placement, Plan
 
     p = problem_of(inst.request("GREEDY"))
@@ -392,6 +394,8 @@ def test_checker_and_accounting_agree_on_arbitrary_plans(inst: Instance, data) -
         plan.placements[j] = Placement(site, tuple(slots))
     check = check_plan(p, plan)
     totals = figures(p, plan).totals
+    assert plan_totals(p, plan) == totals
+    assert plan_objective(p, plan) == totals.objective(p)
     assert totals.emissions_kg == pytest.approx(check.emissions_kg, rel=1e-9, abs=1e-12)
     assert totals.cost == pytest.approx(check.cost, rel=1e-9, abs=1e-12)
     assert totals.grid_energy_kwh == pytest.approx(check.grid_energy_kwh, rel=1e-9, abs=1e-12)
