@@ -78,18 +78,20 @@ def restricted(problem: Problem, jobs: list[int]) -> Problem:
 def improve_plan(problem: Problem, jobs: list[int], plan: Plan, backend: Backend,
                  deadline: float, run_exact: Callable[..., tuple[BackendResult, Plan | None]],
                  stop_flag: Callable[[], bool] | None,
-                 emit: Callable[..., None], first_pass_left_out: int = 0) -> Improvement:
+                 emit: Callable[..., None], first_pass_left_out: int = 0,
+                 columns: int | None = None) -> Improvement:
     """Improve `plan` (every job in `jobs` placed) until `deadline`; see the module docstring.
     `run_exact(deadline, stop_flag[, start])` solves the whole model with the chosen backend.
     `first_pass_left_out`: the jobs the construction's first pass left out (where many were,
-    capacity binds)."""
+    capacity binds). `columns`: :func:`estimate_columns` of `jobs`, where the caller has it."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         # The construction took the whole call (thousands of jobs under a 1-3 s limit): its
         # plan is returned as it is; the set-up of LNS alone took 0.4 s on 5,000 jobs.
         return Improvement(plan, False, -math.inf,
                            "construction heuristic: no time was left to improve its plan")
-    columns = estimate_columns(problem, jobs)
+    if columns is None:
+        columns = estimate_columns(problem, jobs)
     emit = _improving_only(emit)
 
     def stopped() -> bool:
@@ -103,8 +105,8 @@ def improve_plan(problem: Problem, jobs: list[int], plan: Plan, backend: Backend
             return _improve_where_capacity_binds(problem, jobs, plan, backend, deadline,
                                                  work_deadline, first_pass_left_out, stopped,
                                                  emit)
-        return _improve_small(problem, jobs, plan, backend, deadline, work_deadline, run_exact,
-                              stopped, emit)
+        return _improve_small(problem, jobs, columns, plan, backend, deadline, work_deadline,
+                              run_exact, stopped, emit)
     # The largest models get more subgradient steps: there the bound matters more than the
     # last fraction of a percent LNS finds.
     lag_share = 0.25 if columns > EXACT_PORTFOLIO_MAX_COLUMNS else 0.15
@@ -255,8 +257,9 @@ def _recreate_first(problem: Problem, plan: Plan, work_deadline: float,
     return plan, f"{_probe_verdict(probe)}: {stats.summary()}; then "
 
 
-def _improve_small(problem: Problem, jobs: list[int], plan: Plan, backend: Backend,
-                   deadline: float, work_deadline: float, run_exact, stopped, emit) -> Improvement:
+def _improve_small(problem: Problem, jobs: list[int], columns: int, plan: Plan,
+                   backend: Backend, deadline: float, work_deadline: float, run_exact, stopped,
+                   emit) -> Improvement:
     """The exact backend on the whole model; beside it, on the other core, LP-guided
     restricted MIPs (optimizer/lp_guided.py), which often get much closer to the optimum in
     seconds where the whole model does not close. The better plan wins.
@@ -271,7 +274,7 @@ def _improve_small(problem: Problem, jobs: list[int], plan: Plan, backend: Backe
     # Where the exact model runs in a worker process, the search starts at once: its probe
     # (ruin and recreate, in this process, half a second at most) stops as soon as the exact
     # backend proves optimality.
-    at_once = estimate_columns(problem, jobs) >= SEARCH_AT_ONCE_MIN_COLUMNS
+    at_once = columns >= SEARCH_AT_ONCE_MIN_COLUMNS
     # Under a short limit the rounds have no time, but ruin and recreate still does: beside
     # an exact backend in a worker process (an in-process one would share the interpreter).
     quick = (not guided_worth_it and len(jobs) >= 20 and at_once

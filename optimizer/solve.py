@@ -135,13 +135,16 @@ def solve(problem: Problem, on_progress: ProgressSink | None = None,
         if backend == Backend.GREEDY:
             bound, detail = _heuristic_bound(problem, placed, plan, deadline)
         if backend != Backend.GREEDY and placed:
+            columns = estimate_columns(problem, placed)
+
             def run_exact(until: float, stop, start: Plan | None = None
                           ) -> tuple[BackendResult, Plan | None]:
-                return _exact(problem, placed, start or plan, backend, until, stop, emit)
+                return _exact(problem, placed, columns, start or plan, backend, until, stop,
+                              emit)
 
             better = improve_plan(problem, placed, plan, backend, deadline - finish_reserve,
                                   run_exact, stop_flag, emit,
-                                  first_pass_left_out=first_pass_left_out)
+                                  first_pass_left_out=first_pass_left_out, columns=columns)
             plan, detail = better.plan, better.detail
             bound = max(bound, better.bound)
             status = "OPTIMAL" if better.optimal else "FEASIBLE"
@@ -424,11 +427,13 @@ def _most_jobs(problem: Problem, plan: Plan, candidates: list[int], backend: Bac
     return packed
 
 
-def _exact(problem: Problem, jobs: list[int], start: Plan, backend: Backend, deadline: float,
-           stop_flag, emit) -> tuple[BackendResult, Plan | None]:
+def _exact(problem: Problem, jobs: list[int], columns: int, start: Plan, backend: Backend,
+           deadline: float, stop_flag, emit) -> tuple[BackendResult, Plan | None]:
+    """The whole model over `jobs` (`columns`: its estimated size) with the exact backend,
+    warm-started from `start`, until `deadline`: its result and the plan decoded from it
+    (None where it has none, or the checker rejects it)."""
     began = time.monotonic()
     name = backend.exact_solver_name
-    columns = estimate_columns(problem, jobs)
     build_s = BUILD_S_PER_COLUMN * columns
     if columns >= ISOLATE_MIN_COLUMNS and deadline - began < build_s + EXACT_IN_WORKER_MIN_S:
         return _not_run(name, began, f"{deadline - began:.2f} s left, about {build_s:.1f} s "
