@@ -130,3 +130,20 @@ def test_the_whole_model_is_not_built_without_time_to_build_and_solve_it(monkeyp
     result = _solved_without_the_exact_backend(monkeypatch, BUILD_S_PER_COLUMN=1.0)
     assert "s to build the model)" in result.detail.split(";")[0]
     assert built == []
+
+
+def test_an_exact_run_past_its_deadline_says_no_time_was_left_not_a_negative_time() -> None:
+    """A construction that overran the call's deadline left "-0.09 s" in the detail; the time
+    left is said as 0.00 s, and no model is built."""
+    from conftest import problem_of, small_request
+
+    import gridshift.optimizer.solve as pipeline
+    from gridshift.optimizer.domain import Backend
+    from gridshift.optimizer.plan import Plan
+
+    problem = problem_of(small_request())
+    result, plan = pipeline._exact(problem, list(range(problem.n_jobs)), 10 ** 6, Plan(),
+                                   Backend.HIGHS, time.monotonic() - 0.5, None,
+                                   lambda *a, **k: None)
+    assert plan is None and result.status == "no_solution"
+    assert "(0.00 s left, about 25.0 s to build the model)" in result.detail, result.detail
