@@ -279,7 +279,8 @@ def _improve_small(problem: Problem, jobs: list[int], columns: int, plan: Plan,
     # an exact backend in a worker process (an in-process one would share the interpreter).
     quick = (not guided_worth_it and len(jobs) >= 20 and at_once
              and work_deadline - time.monotonic() >= QUICK_SEARCH_MIN_S)
-    proven = threading.Event()
+    proven = threading.Event()        # the exact backend proved its plan optimal
+    exact_over = threading.Event()    # the exact backend returned, proven or not
     binding = threading.Event()
     guided: dict = {}
     searcher = None
@@ -294,15 +295,25 @@ def _improve_small(problem: Problem, jobs: list[int], columns: int, plan: Plan,
             binding.set()
 
         def search() -> None:
-            if at_once or not proven.wait(wait_s):
+            if not at_once:
+                exact_over.wait(wait_s)
+            if not proven.is_set():
                 guided["result"] = _local_and_guided(problem, jobs, plan, backend,
                                                      work_deadline,
                                                      lambda: proven.is_set() or stopped(), emit,
-                                                     on_binding, short_limit=quick)
+                                                     on_binding, short_limit=quick,
+                                                     exact_gave_up=lambda: (
+                                                         exact_over.is_set()
+                                                         and not proven.is_set()))
 
         searcher = threading.Thread(target=search, daemon=True)
         searcher.start()
     result, exact_plan = run_exact(work_deadline, lambda: stopped() or binding.is_set())
+    # Only a proof ends the search early: an exact backend that returned without one (not
+    # run for want of time, or its worker failed) leaves the search the rest of the time.
+    if result.status == "optimal":
+        proven.set()
+    exact_over.set()
     second = None
     if binding.is_set() and result.status != "optimal":
         # Stopped on purpose: the detail says why instead of the solver's "cancelled".
@@ -310,8 +321,6 @@ def _improve_small(problem: Problem, jobs: list[int], columns: int, plan: Plan,
         if not quick:     # a short limit: no time to start a worker for a second search
             second = _second_search(problem, jobs, guided["probed"], work_deadline, stopped,
                                     emit)
-    else:
-        proven.set()
     if searcher is not None:
         searcher.join()
     found = guided.get("result")
@@ -389,8 +398,7 @@ def _improve_where_capacity_binds(problem: Problem, jobs: list[int], plan: Plan,
     return Improvement(best, False, lag.bound,
                        f"{backend.exact_solver_name}: not run (under a short limit, capacity "
                        f"binds: the construction's first pass left {first_pass_left_out} of "
-                       f"{len(jobs)} jobs out); {_bound_note(lag)}; ruin and recreate: "
-                       f"{stats.summary()}")
+                       f"{len(jobs)} jobs out); {_bound_note(lag)}; {stats.summary()}")
 
 
 #: Time left below which the second search skips the LP relaxation (the bound then comes
@@ -446,7 +454,8 @@ CAPACITY_BINDS_FAILED_SHARE = 0.05
 def _local_and_guided(problem: Problem, jobs: list[int], plan: Plan, backend: Backend,
                       work_deadline: float, stopped, emit,
                       on_binding: Callable[[Plan], None] | None = None,
-                      short_limit: bool = False):
+                      short_limit: bool = False,
+                      exact_gave_up: Callable[[], bool] = lambda: False):
     """A short probe of ruin and recreate (optimizer/ruin_recreate.py) tells whether capacity
     binds: whether jobs taken out often find no room again. Where it binds, the LP relaxation
     is weak and so is its guidance, and ruin and recreate gets the time; elsewhere LP-guided
@@ -459,6 +468,9 @@ def _local_and_guided(problem: Problem, jobs: list[int], plan: Plan, backend: Ba
     reaches 169 kg where the rounds reach 155.4.
 
     ``on_binding(plan)`` is called with the probe's plan when capacity binds.
+    ``exact_gave_up()``: whether the exact backend has returned without a proof (under a short
+    limit, most often not run for want of time to build the model): ruin and recreate then
+    takes the time left after the probe, whether or not capacity binds.
 
     ``short_limit``: the time is too short for the rounds; where capacity does not bind, the
     probe is all, and the exact backend keeps the time alone. Measured (1 s limit, 2 cores):
@@ -474,6 +486,12 @@ def _local_and_guided(problem: Problem, jobs: list[int], plan: Plan, backend: Ba
     improved = _incumbent_reporter(emit)
     plan, probe = _probe(problem, plan, work_deadline, stopped, improved)
     if not _capacity_binds(probe):
+        if short_limit and exact_gave_up():
+            plan, stats = ruin_and_recreate(problem, plan, work_deadline, seed=seed + 1,
+                                            stop=stopped, on_improve=improved, warm_up=False)
+            return GuidedResult(plan, -math.inf, 0, 0,
+                                f"a probe ({_probe_verdict(probe)}), then the time the "
+                                f"exact backend left: {stats.summary()}")
         if short_limit:
             return GuidedResult(plan, -math.inf, 0, 0,
                                 f"ruin and recreate: a probe only ({_probe_verdict(probe)})")

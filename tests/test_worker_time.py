@@ -147,3 +147,18 @@ def test_an_exact_run_past_its_deadline_says_no_time_was_left_not_a_negative_tim
                                    lambda *a, **k: None)
     assert plan is None and result.status == "no_solution"
     assert "(0.00 s left, about 25.0 s to build the model)" in result.detail, result.detail
+
+
+def test_an_exact_backend_that_did_not_run_leaves_the_search_its_time(monkeypatch) -> None:
+    """Only a proof of optimality ends the search beside the exact backend early: where the
+    whole model was not even built for want of time, the search (a probe of ruin and
+    recreate under a short limit) still runs. It used to be stopped at once, as if the
+    exact backend had proven its plan, and the call returned the construction's plan."""
+    import gridshift.optimizer.portfolio as portfolio
+
+    # The search starts beside the exact backend at once, as it does beside a model of
+    # 2,000 columns or more (this one has 366).
+    monkeypatch.setattr(portfolio, "SEARCH_AT_ONCE_MIN_COLUMNS", 0)
+    result = _solved_without_the_exact_backend(monkeypatch, BUILD_S_PER_COLUMN=1.0)
+    assert "recreations in a probe" in result.detail, result.detail
+    assert "no time for a probe step" not in result.detail, result.detail
