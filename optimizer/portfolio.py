@@ -485,25 +485,22 @@ def _local_and_guided(problem: Problem, jobs: list[int], plan: Plan, backend: Ba
 
     improved = _incumbent_reporter(emit)
     plan, probe = _probe(problem, plan, work_deadline, stopped, improved)
-    if not _capacity_binds(probe):
-        if short_limit and exact_gave_up():
-            plan, stats = ruin_and_recreate(problem, plan, work_deadline, seed=seed + 1,
-                                            stop=stopped, on_improve=improved, warm_up=False)
-            return GuidedResult(plan, -math.inf, 0, 0,
-                                f"a probe ({_probe_verdict(probe)}), then the time the "
-                                f"exact backend left: {stats.summary()}")
-        if short_limit:
-            return GuidedResult(plan, -math.inf, 0, 0,
-                                f"ruin and recreate: a probe only ({_probe_verdict(probe)})")
+    if _capacity_binds(probe):
+        if on_binding is not None:
+            on_binding(plan)
+        done = (f"under a short limit, {_probe_verdict(probe)}: " if short_limit else
+                f"LP-guided search skipped: {_probe_verdict(probe)}; ")
+    elif not short_limit:
         guided = _guided(problem, jobs, [plan], backend, work_deadline, stopped, emit,
                          stall_rounds=GUIDED_STALL_ROUNDS, weak_lp_gap=GUIDED_WEAK_LP_GAP)
         return _recreate_after(problem, guided, work_deadline, seed, stopped, improved)
-    if on_binding is not None:
-        on_binding(plan)
+    elif exact_gave_up():
+        done = f"a probe ({_probe_verdict(probe)}), then the time the exact backend left: "
+    else:
+        return GuidedResult(plan, -math.inf, 0, 0,
+                            f"ruin and recreate: a probe only ({_probe_verdict(probe)})")
     plan, stats = ruin_and_recreate(problem, plan, work_deadline, seed=seed + 1, stop=stopped,
                                     on_improve=improved, warm_up=not short_limit)
-    done = (f"under a short limit, {_probe_verdict(probe)}: " if short_limit else
-            f"LP-guided search skipped: {_probe_verdict(probe)}; ")
     return GuidedResult(plan, -math.inf, 0, 0, done + stats.summary())
 
 
