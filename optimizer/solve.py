@@ -437,7 +437,8 @@ def _exact(problem: Problem, jobs: list[int], columns: int, start: Plan, backend
     build_s = BUILD_S_PER_COLUMN * columns
     if columns >= ISOLATE_MIN_COLUMNS and deadline - began < build_s + EXACT_IN_WORKER_MIN_S:
         return _not_run(name, began, f"{max(0.0, deadline - began):.2f} s left, about "
-                                     f"{build_s:.1f} s to build the model"), None
+                                     f"{build_s:.1f} s to build the model and "
+                                     f"{EXACT_IN_WORKER_MIN_S:.1f} s at least to run it"), None
     model = build_milp(problem, jobs)
     left_s = deadline - time.monotonic()
     if model.n_cols >= ISOLATE_MIN_COLUMNS and left_s < EXACT_IN_WORKER_MIN_S:

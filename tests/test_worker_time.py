@@ -128,7 +128,7 @@ def test_the_whole_model_is_not_built_without_time_to_build_and_solve_it(monkeyp
 
     monkeypatch.setattr(pipeline, "build_milp", recording)
     result = _solved_without_the_exact_backend(monkeypatch, BUILD_S_PER_COLUMN=1.0)
-    assert "s to build the model)" in result.detail.split(";")[0]
+    assert "s to build the model and 0.3 s at least to run it)" in result.detail.split(";")[0]
     assert built == []
 
 
@@ -146,7 +146,8 @@ def test_an_exact_run_past_its_deadline_says_no_time_was_left_not_a_negative_tim
                                    Backend.HIGHS, time.monotonic() - 0.5, None,
                                    lambda *a, **k: None)
     assert plan is None and result.status == "no_solution"
-    assert "(0.00 s left, about 25.0 s to build the model)" in result.detail, result.detail
+    assert "(0.00 s left, about 25.0 s to build the model and 0.3 s at least to run it)" \
+        in result.detail, result.detail
 
 
 def test_an_exact_backend_that_did_not_run_leaves_the_search_its_time(monkeypatch) -> None:
