@@ -290,3 +290,35 @@ def test_the_loss_budget_guards_a_near_empty_week(data_dir: Path) -> None:
     assert guarded.no_regret["pulled_back"] > 0
     assert "loss budget" in guarded.rules["gridshift"] and "1 % of the replay's stake" in \
         guarded.rules["gridshift"]
+
+
+def test_a_grids_own_forecast_vintages_watttime(data_dir: Path, tmp_path: Path) -> None:
+    """WattTime's CAISO_NORTH MOER of June 2023 with the forecasts it issued then (5-min
+    values, issued every 5 min for 5..65 min ahead, times as "2023-06-08 00:00:00+00:00"),
+    unpacked as `bench/real_vintages.py` does: the decision hour's forecast is the hourly mean
+    of the latest values issued by the decision (each 5-min value holding until the next),
+    and the replay's schedules pass the checker with no job late."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import real_vintages
+
+    if not real_vintages.ZIP.exists():
+        pytest.skip(f"no {real_vintages.ZIP}")
+    carbon_csv, vintages_csv = real_vintages.unpack(real_vintages.ZIP, tmp_path)
+    source = backtest.SeriesSource(real_vintages.REGION, str(carbon_csv), str(vintages_csv))
+    inputs = backtest.load_inputs(source, backtest.TraceSource(), data_dir)
+    cfg = backtest.config_for(source, inputs, date(2023, 6, 13), 1, seed=0, max_jobs=24,
+                              blend=False, time_limit_s=1.0, reference_time_limit_s=10.0)
+    assert cfg.forecast_vintages and "real forecast vintages" in cfg.forecast_source
+    ctx, _ = build_context(cfg, inputs)
+    raw = pd.read_csv(vintages_csv, parse_dates=["valid_at", "issued_at"])
+    for hour in (3, 11, 20):
+        decision = ctx.time(hour)
+        known = raw[raw["issued_at"] <= decision].sort_values("issued_at")
+        latest = known.drop_duplicates("valid_at", keep="last").set_index("valid_at")["value"]
+        expected = latest.reindex(pd.date_range(decision, periods=12, freq="5min")).mean()
+        assert ctx.forecast(hour, hour)[0] == pytest.approx(expected, rel=1e-9)
+        assert abs(expected - ctx.actual[hour]) > 1e-6      # a forecast, not the actual
+    result = backtest.replay(cfg, inputs)
+    assert (result.table["late_jobs"] == 0).all()
