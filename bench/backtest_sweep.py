@@ -82,7 +82,8 @@ def verdicts(table: pd.DataFrame) -> list[str]:
     return out
 
 
-def _progress(done: int, total: int, summary: dict) -> None:
+def print_progress(done: int, total: int, summary: dict) -> None:
+    """One line on stderr per finished replay (a sweep's ``on_replay``)."""
     if summary.get("skipped"):
         print(f"[{done}/{total}] {summary['label']}: skipped ({summary['skipped']})",
               file=sys.stderr, flush=True)
@@ -171,7 +172,7 @@ def main() -> int:
     with ray_executor(args.ray_address, args.workers) as executor:
         print(f"{len(specs)} replays on {executor.description}", file=sys.stderr, flush=True)
         result = run_sweep(specs, inputs, executor, name="ray", workers=args.workers,
-                           on_replay=_progress)
+                           on_replay=print_progress)
         print(format_sweep(result), flush=True)
         for line in verdicts(result.table):
             print(line, flush=True)
@@ -181,7 +182,7 @@ def main() -> int:
             print(f"\nthe same replays with gridshift at no-regret z {args.compare_z}:",
                   flush=True)
             other = run_sweep(variant, inputs, executor, name="ray", workers=args.workers,
-                              on_replay=_progress)
+                              on_replay=print_progress)
             print(format_sweep(other))
             for line in verdicts(other.table):
                 print(line)

@@ -35,6 +35,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
+from backtest_sweep import print_progress
 
 from gridshift.app import backtest
 from gridshift.app.backtest.sweep import ReplaySpec, SweepResult, ray_executor, run_sweep
@@ -137,7 +138,7 @@ def main() -> int:
                       f"{weeks[0]} x {args.seeds} seeds) {where}", file=sys.stderr, flush=True)
                 run = {} if ray is None else {"executor": ray, "name": "ray",
                                               "workers": args.workers}
-                results[name] = run_sweep(specs, inputs[name], on_replay=_progress, **run)
+                results[name] = run_sweep(specs, inputs[name], on_replay=print_progress, **run)
     for name, result in results.items():
         print(f"\n## {REGION}, {name}\n{format_sweep(result)}")
         for path in write_sweep_outputs(result, Path(args.output_dir) / name.replace(" ", "-")):
@@ -147,17 +148,6 @@ def main() -> int:
         print(targets(name, result))
     print("\n" + side_by_side(results).to_string(index=False))
     return 0
-
-
-def _progress(done: int, total: int, summary: dict) -> None:
-    if summary.get("skipped"):
-        print(f"[{done}/{total}] {summary['label']}: skipped ({summary['skipped']})",
-              file=sys.stderr, flush=True)
-        return
-    share = summary["policies"]["gridshift"]["share_of_pf_savings_pct"]
-    text = "-" if share is None else f"{share:.1f} %"
-    print(f"[{done}/{total}] {summary['label']}: gridshift {text} ({summary['wall_s']:.1f} s)",
-          file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
