@@ -7,6 +7,7 @@ lowerCamelCase names are accepted.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -58,8 +59,23 @@ MAX_SCENARIO_VALUES = 50_000_000
 _MISSING = object()
 
 
+_CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])([A-Z])")
+#: Field names longer than this are converted every time rather than remembered (a request's
+#: keys are the client's: the cache must not hold arbitrarily long strings).
+_SNAKE_CACHE_MAX_LEN = 64
+
+
 def _snake(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+    """``earliestStart`` -> ``earliest_start`` (snake_case names pass unchanged)."""
+    if len(name) <= _SNAKE_CACHE_MAX_LEN:
+        return _snake_of_short(name)
+    return _CAMEL_HUMP.sub(r"_\1", name).lower()
+
+
+@functools.lru_cache(maxsize=1024)
+def _snake_of_short(name: str) -> str:
+    # Parsing a request converts every key of every job (hundreds of thousands in a backtest).
+    return _CAMEL_HUMP.sub(r"_\1", name).lower()
 
 
 class _Reader:

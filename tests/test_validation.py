@@ -619,6 +619,20 @@ def test_lower_camel_case_names_are_accepted() -> None:
     assert parsed.options.allow_partial and parsed.options.backend is Backend.GREEDY
 
 
+def test_a_long_unknown_camel_case_name_is_named_as_given() -> None:
+    """Field names are converted through a cache for short names only (a client's keys must
+    not fill the server's memory); a long one is converted all the same and reported as
+    given, here twice in one request."""
+    long_name = "durationMinutes" + "AndSomething" * 20
+    request = small_request(jobs=[job("x"), job("y")])
+    for entry in request["jobs"]:
+        entry[long_name] = 1
+    with pytest.raises(InvalidInputError) as err:
+        parse_request(request)
+    found = {(v.field, v.problem) for v in err.value.violations}
+    assert found == {(f"jobs[{i}].{long_name}", "unknown field") for i in range(2)}
+
+
 def test_camel_case_messages_are_accepted_by_protobuf_too() -> None:
     """The lowerCamelCase names used above are the ones protobuf's JSON mapping produces."""
     from google.protobuf import json_format
