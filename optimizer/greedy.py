@@ -70,12 +70,14 @@ class _State:
     renewable_kw: np.ndarray | None = None      # [S, T] the problem's, as the kernels take it
 
     @staticmethod
-    def empty(problem: Problem) -> _State:
+    def empty(problem: Problem, views: dict[int, _JobView] | None = None) -> _State:
+        """No job placed. ``views``: jobs' constants already computed for this problem (the
+        constructions of one ``greedy_plan`` share them), filled as jobs are looked at."""
         # Writable C-ordered float64 copies: the one array type the compiled kernels take.
         return _State(np.array(problem.gpu_capacity, dtype=np.int64, order="C"),
                       np.zeros((problem.n_sites, problem.n_slots)),
                       np.array(problem.grid_cost_per_kwh(), dtype=np.float64, order="C"),
-                      problem,
+                      problem, views=views if views is not None else {},
                       renewable_kw=np.array(problem.renewable_kw, dtype=np.float64, order="C"))
 
     def view(self, j: int) -> _JobView:
@@ -343,10 +345,12 @@ def _backtrack(ended: np.ndarray, started: np.ndarray, lo: int, d: int, m: int,
 
 
 def construct(problem: Problem, order: list[int], jobs: set[int] | None = None,
-              stop: Callable[[], bool] | None = None) -> Plan:
+              stop: Callable[[], bool] | None = None,
+              views: dict[int, _JobView] | None = None) -> Plan:
     """Place jobs in `order` (restricted to `jobs` if given) one by one at their cheapest spot;
-    ``stop()`` (the caller gave up) is asked every 256 jobs: CancelledError."""
-    state = _State.empty(problem)
+    ``stop()`` (the caller gave up) is asked every 256 jobs: CancelledError. ``views``: as
+    :meth:`_State.empty` takes them."""
+    state = _State.empty(problem, views)
     plan = Plan()
     for k, j in enumerate(order):
         if stop is not None and k % 256 == 0 and stop():
@@ -363,12 +367,13 @@ def construct(problem: Problem, order: list[int], jobs: set[int] | None = None,
 
 
 def improve(problem: Problem, plan: Plan, deadline: float,
-            stop: Callable[[], bool] | None = None) -> Plan:
+            stop: Callable[[], bool] | None = None,
+            views: dict[int, _JobView] | None = None) -> Plan:
     """Remove-and-reinsert local search until no job moves, the deadline (time.monotonic) or
-    `stop()` (a cancelled call)."""
+    `stop()` (a cancelled call). ``views``: as :meth:`_State.empty` takes them."""
     if time.monotonic() >= deadline:
         return plan             # the fleet's state alone takes 0.3 s to build on 10,000 jobs
-    state = _State.empty(problem)
+    state = _State.empty(problem, views)
     for j, p in plan.placements.items():
         state.apply(j, p, +1)
     improved = True
@@ -441,6 +446,7 @@ def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
     deadline = build_until = started + time_budget_s
     best, best_key = None, None
     orders = job_orders(problem, seed)
+    views: dict[int, _JobView] = {}     # each job's constants, computed once for every pass
     restarts, restart_queued = 0, False
     fitted, skip_restarts = None, False
 
@@ -468,7 +474,7 @@ def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
             late_restarts += 1
         order = orders.pop(0)
         restart_queued = False
-        plan = construct(problem, order, jobs, stop)
+        plan = construct(problem, order, jobs, stop, views)
         if stop is not None and stop():
             raise CancelledError("the call ended while its first plan was being built")
         key = key_of(plan)
@@ -505,7 +511,7 @@ def greedy_plan(problem: Problem, time_budget_s: float = 1.0, seed: int = 0,
         if stop is not None and stop():
             break
     assert best is not None
-    return improve(problem, best, deadline, stop)
+    return improve(problem, best, deadline, stop, views)
 
 
 def earliest_fit_plan(problem: Problem, jobs: set[int] | None = None) -> Plan:

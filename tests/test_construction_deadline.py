@@ -31,8 +31,8 @@ def _passes_leave_one_out(monkeypatch, passes: int) -> list[int]:
     real = greedy.construct
     calls: list[int] = []
 
-    def construct(problem, order, jobs=None, stop=None):
-        plan = real(problem, order, jobs, stop)
+    def construct(problem, order, jobs=None, stop=None, views=None):
+        plan = real(problem, order, jobs, stop, views)
         calls.append(len(plan.unscheduled))
         if len(calls) <= passes and plan.placements:
             j = next(iter(plan.placements))

@@ -381,7 +381,7 @@ def test_a_restart_still_runs_where_the_first_construction_left_few_jobs_out(
     assert plan_objective(p, fitted) > plan_objective(p, full)
     calls: list[list[int]] = []
 
-    def first_leaves_jobs_out(problem, order, jobs, stop):
+    def first_leaves_jobs_out(problem, order, jobs, stop, views=None):
         calls.append(list(order))
         if len(calls) > 1:
             return full
