@@ -142,7 +142,7 @@ class _Builder:
     def add_cols(self, n: int, kind: int, *, cost, upper=1.0, integer=True, job=-1, site=-1,
                  slot=-1, scale=1.0) -> np.ndarray:
         def full(v, dtype=float):
-            return np.broadcast_to(np.asarray(v, dtype=dtype), (n,)).copy()
+            return _filled(v, n, dtype)
 
         for name, v, dt in (("cost", cost, float), ("lower", 0.0, float), ("upper", upper, float),
                             ("integer", integer, bool), ("kind", kind, np.int64),
@@ -154,8 +154,8 @@ class _Builder:
         return np.arange(first, first + n)
 
     def add_rows(self, n: int, lo, hi, scale: float = 1.0) -> np.ndarray:
-        self.rows["lo"].append(np.broadcast_to(np.asarray(lo, float), (n,)).copy())
-        self.rows["hi"].append(np.broadcast_to(np.asarray(hi, float), (n,)).copy())
+        self.rows["lo"].append(_filled(lo, n, float))
+        self.rows["hi"].append(_filled(hi, n, float))
         self.rows["scale"].append(np.full(n, scale))
         first = self.n_rows
         self.n_rows += n
@@ -163,11 +163,18 @@ class _Builder:
 
     def add_entries(self, rows, cols, vals) -> None:
         rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
-        self.entries.append((rows, cols, np.broadcast_to(np.asarray(vals, float),
-                                                          rows.shape).copy()))
+        self.entries.append((rows, cols, _filled(vals, rows.shape, float)))
 
     def cat(self, parts, dtype=float) -> np.ndarray:
         return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+
+def _filled(value, shape, dtype) -> np.ndarray:
+    """A new array of ``shape``: ``value`` repeated, or ``value``'s own values (an array of that
+    shape). Scalars, most of a model's values, skip the broadcast (this runs per job and site)."""
+    if np.isscalar(value):
+        return np.full(shape, value, dtype=dtype)
+    return np.broadcast_to(np.asarray(value, dtype=dtype), shape).copy()
 
 
 def _left_out_costs(problem: Problem, jobs: list[int]) -> dict[int, float]:
@@ -199,6 +206,8 @@ def build_milp(problem: Problem, jobs: list[int] | None = None, partial: bool = 
     direct_coef = np.where(has_renewable, 0.0, coef) * h     # objective per facility kW, [S,T]
     if count_objective:
         direct_coef = np.zeros_like(direct_coef)
+    # Its running sums per site, [S, T+1]: a contiguous run's cost is a difference of two.
+    direct_prefix = np.concatenate([np.zeros((S, 1)), np.cumsum(direct_coef, axis=1)], axis=1)
     w_delay = 0.0 if count_objective else problem.objective.delay_weight
     b = _Builder()
     gpu_rows = b.add_rows(S * T, -np.inf, (problem.gpu_capacity - bg_gpus).reshape(-1)
@@ -226,7 +235,7 @@ def build_milp(problem: Problem, jobs: list[int] | None = None, partial: bool = 
         if problem.interruptible[j] and problem.min_run_slots[j] < problem.duration_slots[j]:
             _add_interruptible(b, problem, j, assign_row, direct_coef, w_delay, occupancy)
         else:
-            _add_contiguous(b, problem, j, assign_row, direct_coef, w_delay, occupancy)
+            _add_contiguous(b, problem, j, assign_row, direct_prefix, w_delay, occupancy)
     _add_resource_entries(b, problem, occupancy, gpu_rows, power_rows, grid_row)
     if len(rs):
         _add_grid_columns(b, problem, rs, rt, coef * h, grid_row, zero=count_objective,
@@ -248,14 +257,14 @@ def build_milp(problem: Problem, jobs: list[int] | None = None, partial: bool = 
 
 
 def _add_contiguous(b: _Builder, problem: Problem, j: int, assign_row: int,
-                    direct_coef: np.ndarray, w_delay: float, occupancy: list) -> None:
+                    direct_prefix: np.ndarray, w_delay: float, occupancy: list) -> None:
     d = int(problem.duration_slots[j])
     lo, hi = int(problem.first_slot[j]), int(problem.last_slot[j])
     starts = np.arange(lo, hi - d + 1)
     h = problem.slot_hours
     for s in problem.allowed_sites[j]:
         kw = problem.facility_kw(j, s)
-        window = np.concatenate([[0.0], np.cumsum(direct_coef[s])])
+        window = direct_prefix[s]
         cost = kw * (window[starts + d] - window[starts])
         cost = cost + w_delay * problem.priority[j] * (starts + d) * h
         cols = b.add_cols(len(starts), KIND_X, cost=cost, job=j, site=s, slot=starts)
