@@ -141,6 +141,8 @@ class _Reader:
         (NUL, newlines, ...) or bidirectional-text controls, which would let a name print as
         another one in logs, tables and reports."""
         text = self.string(value, path)
+        if text.isascii() and text.isprintable():
+            return text         # most names; ASCII's only forbidden characters are unprintable
         bad = next((c for c in text if _forbidden_in_name(c)), None)
         if bad is not None:
             self.invalid(path, f"contains the control character U+{ord(bad):04X} (names may "

@@ -235,12 +235,14 @@ def test_stream_optimize_log_lines_carry_the_request_id() -> None:
 
 @pytest.mark.parametrize(("change", "path"), [
     (lambda r: r["jobs"].append(job("bad\x00id")), "jobs[0].id"),
+    (lambda r: r["jobs"].append(job("del\x7fid")), "jobs[0].id"),
+    (lambda r: r["jobs"].append(job("line\nbreak")), "jobs[0].id"),
     (lambda r: r["jobs"].append(job("admin\u202egnp.exe")), "jobs[0].id"),
     (lambda r: r["jobs"].append(job("ok", team="ops\u2066x")), "jobs[0].team"),
     (lambda r: r["forecasts"][0].update(carbon_intensity_p10=[200.0] * 8,
                                         carbon_intensity_p90=[150.0] * 8),
      "forecasts[0].carbon_intensity_p10[0]"),
-], ids=["nul", "bidi-override", "bidi-isolate", "p10-above-p90"])
+], ids=["nul", "del", "newline", "bidi-override", "bidi-isolate", "p10-above-p90"])
 def test_control_characters_and_crossed_quantiles_are_refused(change, path: str) -> None:
     request = small_request()
     change(request)
