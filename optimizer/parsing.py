@@ -65,17 +65,20 @@ _CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])([A-Z])")
 _SNAKE_CACHE_MAX_LEN = 64
 
 
-def _snake(name: str) -> str:
+def _to_snake(name: str) -> str:
     """``earliestStart`` -> ``earliest_start`` (snake_case names pass unchanged)."""
+    return _CAMEL_HUMP.sub(r"_\1", name).lower()
+
+
+# Parsing a request converts every key of every job (hundreds of thousands in a backtest).
+_to_snake_remembered = functools.lru_cache(maxsize=1024)(_to_snake)
+
+
+def _snake(name: str) -> str:
+    """:func:`_to_snake`, remembered for short names."""
     if len(name) <= _SNAKE_CACHE_MAX_LEN:
-        return _snake_of_short(name)
-    return _CAMEL_HUMP.sub(r"_\1", name).lower()
-
-
-@functools.lru_cache(maxsize=1024)
-def _snake_of_short(name: str) -> str:
-    # Parsing a request converts every key of every job (hundreds of thousands in a backtest).
-    return _CAMEL_HUMP.sub(r"_\1", name).lower()
+        return _to_snake_remembered(name)
+    return _to_snake(name)
 
 
 class _Reader:
