@@ -100,8 +100,10 @@ class MilpModel:
     def encode(self, plan: Plan) -> np.ndarray:
         """A solution vector for a plan (used as a warm start); jobs absent get u = 1."""
         values = np.zeros(self.n_cols)
-        key = {(int(k), int(j), int(s), int(t)): c for c, (k, j, s, t) in enumerate(
-            zip(self.kind, self.col_job, self.col_site, self.col_slot, strict=True))}
+        # tolist(): Python ints at once (int() on each numpy scalar took most of this).
+        key = {kjst: c for c, kjst in enumerate(zip(
+            self.kind.tolist(), self.col_job.tolist(), self.col_site.tolist(),
+            self.col_slot.tolist(), strict=True))}
         load = np.zeros((self.problem.n_sites, self.problem.n_slots))
         if self.background_kw is not None:
             load += self.background_kw
@@ -119,11 +121,13 @@ class MilpModel:
                     values[key[(KIND_E, j, -1, -1)]] = p.end_slot
             else:
                 values[key[(KIND_X, j, p.site, p.start_slot)]] = 1
-        for c in np.flatnonzero(np.isin(self.kind, (KIND_G, KIND_Z, KIND_W))):
-            s, t = int(self.col_site[c]), int(self.col_slot[c])
-            over = load[s, t] - self.problem.renewable_kw[s, t]
-            values[c] = {KIND_G: max(0.0, over), KIND_Z: float(over > 0),
-                         KIND_W: max(0.0, -over)}[int(self.kind[c])]
+        # Grid draw g, its indicator z and the unused supply w follow from the load.
+        cols = np.flatnonzero(np.isin(self.kind, (KIND_G, KIND_Z, KIND_W)))
+        sites, slots, kinds = self.col_site[cols], self.col_slot[cols], self.kind[cols]
+        over = load[sites, slots] - self.problem.renewable_kw[sites, slots]
+        values[cols] = np.where(kinds == KIND_G, np.maximum(0.0, over),
+                                np.where(kinds == KIND_Z, (over > 0).astype(float),
+                                         np.maximum(0.0, -over)))
         return values
 
 
